@@ -1,0 +1,21 @@
+/*
+ * twine: a Twisted-style networking framework in C. This umbrella header
+ * includes the whole public API; each part lives in include/twine/.
+ */
+#ifndef TWINE_H
+#define TWINE_H
+
+#include <stdio.h>
+
+#include <twine/common.h>
+#include <twine/failure.h>
+#include <twine/log.h>
+#include <twine/reactor.h>
+#include <twine/address.h>
+#include <twine/protocol.h>
+#include <twine/transport.h>
+#include <twine/listener.h>
+#include <twine/plugin.h>
+#include <twine/version.h>
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * Listening sockets. A listener accepts connections on a TCP (IPv4 or IPv6)
+ * or UNIX stream address and hands each one to a factory-built protocol over
+ * a stream transport.
+ *
+ * Ownership: the caller owns the listener and closes it with
+ * tw_listener_close(); tw_reactor_stop() stops it accepting, and
+ * tw_reactor_free() closes any listener still open (its handle then becomes
+ * invalid). The factory is borrowed and must outlive the listener; the
+ * listener counts itself as one of the factory's users.
+ */
+#ifndef TWINE_LISTENER_H
+#define TWINE_LISTENER_H
+
+#include <twine/address.h>
+#include <twine/common.h>
+#include <twine/protocol.h>
+#include <twine/reactor.h>
+
+TW_BEGIN_DECLS
+
+typedef struct tw_listener tw_listener;
+
+typedef struct tw_listen_options {
+    int backlog;           /**< listen(2) backlog; default 511 */
+    int reuse_port;        /**< set SO_REUSEPORT to share the port between processes */
+    int v6_only;           /**< set IPV6_V6ONLY on IPv6 listeners (default 0, dual stack) */
+} tw_listen_options;
+
+/** Fill @p o with the defaults. */
+TW_API void tw_listen_options_init(tw_listen_options *o);
+
+/**
+ * Listen on @p addr (IPv4, IPv6 or UNIX). SO_REUSEADDR is set, so a
+ * restarted server can bind at once while old connections sit in TIME_WAIT.
+ *
+ * @param opts NULL for the defaults.
+ * @param out receives the listener on success.
+ * @return 0, or a negated errno (-EADDRINUSE, -EACCES, ...); on error
+ *         nothing is left open and the factory was not started.
+ */
+TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_options *opts,
+                     tw_factory *f, tw_listener **out);
+
+/**
+ * Listen on an already bound and listening socket (systemd socket
+ * activation, or a descriptor inherited from a supervisor). The listener
+ * takes ownership of @p fd.
+ * @return 0, or a negated errno.
+ */
+TW_API int tw_listen_fd(tw_reactor *r, int fd, tw_factory *f, tw_listener **out);
+
+/** The bound address (with the real port after binding port 0). @return 0 or a negated errno. */
+TW_API int tw_listener_address(const tw_listener *l, tw_address *out);
+
+/** @return how many connections this listener accepted that are still open. */
+TW_API size_t tw_listener_connections(const tw_listener *l);
+
+/**
+ * Stop listening and free the listener. Connections it accepted stay open.
+ * NULL is ignored.
+ */
+TW_API void tw_listener_close(tw_listener *l);
+
+TW_END_DECLS
+
+#endif

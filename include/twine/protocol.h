@@ -1,0 +1,114 @@
+/*
+ * Protocols and factories, with Twisted's lifecycle.
+ *
+ * A protocol is the per-connection object: a table of callbacks (ops) plus
+ * state. A user's protocol embeds struct tw_protocol as a member and gets
+ * back to itself with tw_container_of(). A factory builds one protocol per
+ * connection and has start/stop hooks that run when the first listener (or
+ * client connection) starts using it and when the last one stops.
+ *
+ * Lifecycle of one connection:
+ *   build_protocol(factory, peer)   may refuse by returning NULL
+ *   connection_made(p)              p->transport is set
+ *   data_received(p, data, len)*    data is borrowed for the call only
+ *   connection_lost(p, reason)      exactly once, reason borrowed
+ *   destroy(p)                      after connection_lost returned
+ *
+ * Ownership: the transport owns its protocol from build_protocol() until it
+ * calls ops->destroy (which may be NULL when the protocol's memory is owned
+ * elsewhere). The factory is owned by whoever made it; listeners and
+ * connections borrow it, so it must outlive them.
+ */
+#ifndef TWINE_PROTOCOL_H
+#define TWINE_PROTOCOL_H
+
+#include <stddef.h>
+#include <twine/address.h>
+#include <twine/common.h>
+#include <twine/failure.h>
+
+TW_BEGIN_DECLS
+
+#define tw_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+typedef struct tw_protocol tw_protocol;
+typedef struct tw_factory tw_factory;
+typedef struct tw_transport tw_transport;
+
+typedef struct tw_protocol_ops {
+    /** The connection is up; p->transport may be written to. */
+    void (*connection_made)(tw_protocol *p);
+    /** Bytes arrived. @p data is valid only during the call. */
+    void (*data_received)(tw_protocol *p, const void *data, size_t len);
+    /**
+     * The connection is gone. @p reason is borrowed (tw_failure_ref() it to
+     * keep it): TW_EDONE for a clean close, TW_EABORTED after
+     * tw_transport_abort_connection(), a negated errno such as -ECONNRESET
+     * otherwise.
+     */
+    void (*connection_lost)(tw_protocol *p, const tw_failure *reason);
+    /**
+     * Optional. When set, the peer's EOF (half-close) calls this instead of
+     * closing the connection; the protocol may still write, then close.
+     */
+    void (*read_connection_lost)(tw_protocol *p);
+    /** Optional. Our side's shutdown(SHUT_WR) completed. */
+    void (*write_connection_lost)(tw_protocol *p);
+    /** Optional. The transport's write buffer rose above its high watermark. */
+    void (*pause_producing)(tw_protocol *p);
+    /** Optional. The write buffer drained below its low watermark. */
+    void (*resume_producing)(tw_protocol *p);
+    /** Optional. Free the protocol; called once, after connection_lost. */
+    void (*destroy)(tw_protocol *p);
+} tw_protocol_ops;
+
+struct tw_protocol {
+    const tw_protocol_ops *ops; /**< public: set by the builder */
+    tw_transport *transport;    /**< read-only: set before connection_made */
+    tw_factory *factory;        /**< read-only: the factory that built it, or NULL */
+};
+
+typedef struct tw_factory_ops {
+    /**
+     * Build a protocol for a connection from (or to) @p peer, or refuse it by
+     * returning NULL, which closes the connection at once.
+     */
+    tw_protocol *(*build_protocol)(tw_factory *f, const tw_address *peer);
+    /** Optional. The first listener or connection started using @p f. */
+    void (*start_factory)(tw_factory *f);
+    /** Optional. The last listener or connection stopped using @p f. */
+    void (*stop_factory)(tw_factory *f);
+    /** Optional, client factories: an outgoing connection failed. */
+    void (*client_connection_failed)(tw_factory *f, const tw_failure *reason);
+    /** Optional, client factories: an established outgoing connection ended. */
+    void (*client_connection_lost)(tw_factory *f, const tw_failure *reason);
+    /** Optional. Free the factory; called by tw_factory_free(). */
+    void (*destroy)(tw_factory *f);
+} tw_factory_ops;
+
+struct tw_factory {
+    const tw_factory_ops *ops; /**< public */
+    unsigned users;            /**< private: listeners and connections using it */
+};
+
+/** Initialise the base of a factory. */
+TW_API void tw_factory_init(tw_factory *f, const tw_factory_ops *ops);
+
+/**
+ * Free a factory through ops->destroy. The caller must have closed every
+ * listener and connection using it. NULL is ignored.
+ */
+TW_API void tw_factory_free(tw_factory *f);
+
+/**
+ * Count a new user of @p f, calling start_factory for the first. Listeners
+ * and client connections do this; custom transports may too.
+ */
+TW_API void tw_factory_start(tw_factory *f);
+
+/** Drop a user, calling stop_factory after the last. */
+TW_API void tw_factory_stop(tw_factory *f);
+
+TW_END_DECLS
+
+#endif

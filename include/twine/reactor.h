@@ -1,0 +1,130 @@
+/*
+ * The reactor: one single-threaded event loop on a libevent event_base,
+ * dispatching socket readiness to transports and running timed calls.
+ *
+ * There are no hidden globals: everything hangs off a tw_reactor, so two
+ * reactors in two threads never interfere. Apart from
+ * tw_reactor_call_from_thread(), a reactor and everything attached to it
+ * must only be used from the thread that runs it.
+ */
+#ifndef TWINE_REACTOR_H
+#define TWINE_REACTOR_H
+
+#include <twine/common.h>
+
+struct event_base;
+
+TW_BEGIN_DECLS
+
+typedef struct tw_reactor tw_reactor;
+
+/** A pending timed call made by tw_reactor_call_later(). */
+typedef struct tw_call tw_call;
+
+typedef void (*tw_call_fn)(void *arg);
+
+/**
+ * Make a reactor with its own event_base (epoll on Linux, kqueue on BSD).
+ * @return the reactor, owned by the caller and released with
+ *         tw_reactor_free(), or NULL when memory or descriptors run out.
+ */
+TW_API tw_reactor *tw_reactor_new(void);
+
+/**
+ * Make a reactor that runs on an event_base the host program owns. The host
+ * may keep driving the base with event_base_dispatch(); twine's listeners,
+ * connections and timers work there. tw_reactor_free() leaves the base usable.
+ * @return the reactor, or NULL on allocation failure.
+ */
+TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);
+
+/**
+ * Free the reactor. Connections still open are aborted (each protocol gets
+ * connection_lost first), listeners are closed, and pending timed calls are
+ * released without running. Call it only when the reactor is not running.
+ */
+TW_API void tw_reactor_free(tw_reactor *r);
+
+/**
+ * Run the loop until tw_reactor_stop() completes.
+ * @return 0, or a negated errno if the event loop failed.
+ */
+TW_API int tw_reactor_run(tw_reactor *r);
+
+/**
+ * Run one non-blocking pass of the loop (or wait up to @p timeout seconds
+ * for an event when @p timeout > 0), for hosts that own their loop.
+ * @return 0, or a negated errno.
+ */
+TW_API int tw_reactor_iterate(tw_reactor *r, double timeout);
+
+/**
+ * Stop gracefully: listeners stop accepting at once, open connections are
+ * asked to close after flushing their output, and once they all closed (or
+ * the shutdown timeout passed, after which they are aborted) tw_reactor_run()
+ * returns. Every protocol gets connection_lost(). Safe to call from any
+ * callback, and more than once.
+ */
+TW_API void tw_reactor_stop(tw_reactor *r);
+
+/** @return nonzero once tw_reactor_stop() was called and until run returns. */
+TW_API int tw_reactor_stopping(const tw_reactor *r);
+
+/**
+ * How long tw_reactor_stop() lets connections drain before aborting them.
+ * @param seconds 0 aborts at once; the default is 30.
+ */
+TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds);
+
+/**
+ * Make SIGINT and SIGTERM call tw_reactor_stop() on this reactor. Signals
+ * are process-wide, so only an embedder that owns them should ask for this;
+ * twine never touches signal dispositions otherwise.
+ * @return 0, or a negated errno.
+ */
+TW_API int tw_reactor_handle_signals(tw_reactor *r);
+
+/** @return the event_base under the reactor, owned by the reactor or host. */
+TW_API struct event_base *tw_reactor_event_base(tw_reactor *r);
+
+/** @return the reactor's clock: monotonic seconds, never the wall clock. */
+TW_API double tw_reactor_seconds(const tw_reactor *r);
+
+/**
+ * Run @p fn(@p arg) after @p seconds on the monotonic clock. Calls due at the
+ * same time run in the order they were made; a call made with delay 0 from
+ * inside a callback runs on the next iteration, never the current one.
+ *
+ * @param out if non-NULL, receives a handle the caller owns and must release
+ *        with tw_call_release(); it stays valid after the call ran or was
+ *        cancelled. With NULL the call is fire-and-forget.
+ * @return 0, -EINVAL for a negative or non-finite delay, or -ENOMEM.
+ *         On error @p fn is never called.
+ */
+TW_API int tw_reactor_call_later(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
+                                 tw_call **out);
+
+/** Cancel a pending call. @return 0, or TW_ESTATE if it already ran or was cancelled. */
+TW_API int tw_call_cancel(tw_call *c);
+
+/** Reschedule a pending call to run @p seconds from now. @return 0, -EINVAL or TW_ESTATE. */
+TW_API int tw_call_reset(tw_call *c, double seconds);
+
+/** Push a pending call @p seconds later than it was due. @return 0, -EINVAL or TW_ESTATE. */
+TW_API int tw_call_delay(tw_call *c, double seconds);
+
+/** @return nonzero while the call is pending. */
+TW_API int tw_call_active(const tw_call *c);
+
+/** @return the reactor time at which a pending call is due. */
+TW_API double tw_call_time(const tw_call *c);
+
+/** Release the caller's handle. A pending call still runs. NULL is ignored. */
+TW_API void tw_call_release(tw_call *c);
+
+/** @return how many timed calls are pending. */
+TW_API size_t tw_reactor_pending_calls(const tw_reactor *r);
+
+TW_END_DECLS
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * Transports: the connection a protocol writes to. The calls here work on
+ * every kind of stream transport (TCP over IPv4 and IPv6, UNIX sockets, and
+ * in-memory transports used by tests).
+ *
+ * Writes never block. When nothing is queued a write goes straight to the
+ * socket, and only what the kernel refuses is queued (in a libevent
+ * evbuffer). The queue has a high and a low watermark: crossing the high one
+ * calls the protocol's pause_producing, draining below the low one calls
+ * resume_producing.
+ *
+ * Nothing here calls the protocol back synchronously except
+ * pause_producing/resume_producing: connection_lost always runs later, from
+ * the loop, so a protocol may close its own transport inside data_received
+ * and keep using both until the callback returns.
+ */
+#ifndef TWINE_TRANSPORT_H
+#define TWINE_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/uio.h>
+#include <twine/address.h>
+#include <twine/common.h>
+#include <twine/protocol.h>
+#include <twine/reactor.h>
+
+TW_BEGIN_DECLS
+
+/** Default write-queue watermarks. */
+#define TW_WRITE_HIGH_WATERMARK (64 * 1024)
+#define TW_WRITE_LOW_WATERMARK (16 * 1024)
+
+/** The operations a transport implementation provides. */
+typedef struct tw_transport_ops {
+    int (*writev)(tw_transport *t, const struct iovec *iov, int iovcnt);
+    void (*lose_connection)(tw_transport *t);
+    void (*abort_connection)(tw_transport *t);
+    int (*lose_write_connection)(tw_transport *t);
+    void (*pause_producing)(tw_transport *t);
+    void (*resume_producing)(tw_transport *t);
+    int (*get_peer)(tw_transport *t, tw_address *out);
+    int (*get_host)(tw_transport *t, tw_address *out);
+    size_t (*write_buffer_size)(tw_transport *t);
+    void (*set_write_watermarks)(tw_transport *t, size_t high, size_t low);
+    int (*fileno)(tw_transport *t); /**< NULL: no descriptor */
+} tw_transport_ops;
+
+struct tw_transport {
+    const tw_transport_ops *ops; /**< private to the implementation */
+    tw_protocol *protocol;       /**< read-only */
+    tw_reactor *reactor;         /**< read-only; NULL for in-memory transports */
+};
+
+/**
+ * Queue @p len bytes for sending; the bytes are copied (or sent at once).
+ * @return 0; TW_ESTATE after lose_connection/abort or once the connection is
+ *         lost (the data is dropped, as Twisted drops it); -ENOMEM.
+ *         A socket error is not returned here: it closes the connection and
+ *         reaches connection_lost with its errno.
+ */
+TW_API int tw_transport_write(tw_transport *t, const void *data, size_t len);
+
+/** Gathering form of tw_transport_write(): one system call for all parts. */
+TW_API int tw_transport_writev(tw_transport *t, const struct iovec *iov, int iovcnt);
+
+/**
+ * Close after everything queued was sent. Reading stops now;
+ * connection_lost(TW_EDONE) follows from the loop. Idempotent.
+ */
+TW_API void tw_transport_lose_connection(tw_transport *t);
+
+/**
+ * Close now with a TCP RST, dropping anything queued;
+ * connection_lost(TW_EABORTED) follows from the loop. Idempotent.
+ */
+TW_API void tw_transport_abort_connection(tw_transport *t);
+
+/**
+ * Half-close: shutdown(SHUT_WR) once the queue has flushed; reading goes on.
+ * The protocol's write_connection_lost runs after the shutdown.
+ * @return 0, or TW_ESTATE if the transport is closing or not a socket stream.
+ */
+TW_API int tw_transport_lose_write_connection(tw_transport *t);
+
+/** Stop reading from the peer (the transport as a producer). Idempotent. */
+TW_API void tw_transport_pause_producing(tw_transport *t);
+
+/** Resume reading after tw_transport_pause_producing(). Idempotent. */
+TW_API void tw_transport_resume_producing(tw_transport *t);
+
+/** The remote address. @return 0, or a negated errno. */
+TW_API int tw_transport_get_peer(tw_transport *t, tw_address *out);
+
+/** The local address. @return 0, or a negated errno. */
+TW_API int tw_transport_get_host(tw_transport *t, tw_address *out);
+
+/** @return the bytes queued and not yet accepted by the kernel. */
+TW_API size_t tw_transport_write_buffer_size(tw_transport *t);
+
+/**
+ * Set the queue's watermarks (defaults 64 KiB / 16 KiB). @p low is clamped
+ * to @p high.
+ */
+TW_API void tw_transport_set_write_watermarks(tw_transport *t, size_t high, size_t low);
+
+/**
+ * @return the transport's socket descriptor, for setsockopt() and the like,
+ *         or -1 for transports without one. The transport keeps owning it.
+ */
+TW_API int tw_transport_fileno(tw_transport *t);
+
+/**
+ * Adopt an already connected stream socket (TCP or UNIX), as Twisted's
+ * adoptStreamConnection does: build a protocol with @p f and run it over
+ * the socket. The transport takes ownership of @p fd; it closes it on error.
+ * connection_made runs before this returns.
+ * @return 0; -ECONNREFUSED if the factory refused; -ENOMEM; -EINVAL for a
+ *         descriptor that is not a socket.
+ */
+TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f);
+
+TW_END_DECLS
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * echo: RFC 862 over TCP. Every byte received is sent back.
+ *
+ * This is also the template for a protocol module: a protocol struct that
+ * embeds tw_protocol, a factory, and one TW_PLUGIN() descriptor. Built out
+ * of tree the same file becomes a loadable module.
+ *
+ * A client that writes but never reads would make an echo server buffer
+ * without bound; instead, when the transport's queue passes its high
+ * watermark the protocol stops reading from that client (the transport is
+ * its own producer), and resumes once the queue has drained.
+ */
+#include <stdlib.h>
+#include <twine.h>
+
+static void echo_data(tw_protocol *p, const void *data, size_t len)
+{
+    tw_transport_write(p->transport, data, len);
+}
+
+static void echo_lost(tw_protocol *p, const tw_failure *reason)
+{
+    (void)p;
+    (void)reason;
+}
+
+static void echo_pause(tw_protocol *p)
+{
+    tw_transport_pause_producing(p->transport);
+}
+
+static void echo_resume(tw_protocol *p)
+{
+    tw_transport_resume_producing(p->transport);
+}
+
+static void echo_destroy(tw_protocol *p)
+{
+    free(p);
+}
+
+static const tw_protocol_ops echo_protocol_ops = {
+    .data_received = echo_data,
+    .connection_lost = echo_lost,
+    .pause_producing = echo_pause,
+    .resume_producing = echo_resume,
+    .destroy = echo_destroy,
+};
+
+static tw_protocol *echo_build(tw_factory *f, const tw_address *peer)
+{
+    (void)f;
+    (void)peer;
+    tw_protocol *p = calloc(1, sizeof *p);
+    if (p != NULL)
+        p->ops = &echo_protocol_ops;
+    return p;
+}
+
+static void echo_factory_destroy(tw_factory *f)
+{
+    free(f);
+}
+
+static const tw_factory_ops echo_factory_ops = {
+    .build_protocol = echo_build,
+    .destroy = echo_factory_destroy,
+};
+
+static tw_factory *echo_make_factory(tw_reactor *r, const tw_options *opts, char *err,
+                                     size_t errlen)
+{
+    (void)r;
+    (void)opts;
+    tw_factory *f = malloc(sizeof *f);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory creating the echo factory");
+        return NULL;
+    }
+    tw_factory_init(f, &echo_factory_ops);
+    return f;
+}
+
+TW_PLUGIN(echo, .name = "echo", .description = "RFC 862 echo: sends back every byte received",
+          .options = NULL, .make_factory = echo_make_factory);

@@ -1,0 +1,274 @@
+/*
+ * Listening sockets. The accept loop takes every waiting connection (up to a
+ * batch limit, so one busy port cannot starve the others) and gives each to
+ * a stream transport.
+ *
+ * Running out of descriptors (EMFILE/ENFILE) must neither spin nor leave
+ * clients hanging in the backlog. The listener keeps one spare descriptor:
+ * it releases it, accepts and closes the waiting connections so their
+ * clients see a clean close, takes the spare back, and stops accepting for a
+ * moment before it tries again.
+ *
+ * The listener is reference-counted: its owner holds one reference and every
+ * connection it accepted holds one, so a connection can report its end to a
+ * listener the owner already closed.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <twine/listener.h>
+#include <twine/log.h>
+
+#include "reactor_internal.h"
+#include "stream_internal.h"
+
+#define ACCEPT_BATCH 128
+#define EMFILE_RETRY_SECONDS 0.5
+#define DEFAULT_BACKLOG 511
+
+struct tw_listener {
+    tw__closeable node;
+    tw_reactor *r; /* NULL once stopped */
+    struct event *ev;
+    tw_factory *factory;
+    int fd;
+    int spare_fd; /* reserved for the EMFILE dance */
+    unsigned refs;
+    size_t conns;
+    tw_address addr;
+    tw_call *retry; /* re-enables accepting after EMFILE */
+    int emfile_logged;
+};
+
+TW_API void tw_listen_options_init(tw_listen_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backlog = DEFAULT_BACKLOG;
+}
+
+static void unref(tw_listener *l)
+{
+    if (--l->refs == 0)
+        free(l);
+}
+
+static void stop(tw_listener *l)
+{
+    if (l->r == NULL)
+        return;
+    if (l->retry != NULL) {
+        tw_call_cancel(l->retry);
+        tw_call_release(l->retry);
+        l->retry = NULL;
+    }
+    event_free(l->ev);
+    l->ev = NULL;
+    close(l->fd);
+    l->fd = -1;
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
+    l->spare_fd = -1;
+    tw__reactor_unregister_listener(l->r, &l->node);
+    l->r = NULL;
+    tw_factory_stop(l->factory);
+}
+
+static void closeable_stop(tw__closeable *c)
+{
+    stop(tw_container_of(c, tw_listener, node));
+}
+
+static const tw__closeable_ops listener_closeable_ops = {closeable_stop, closeable_stop};
+
+static void resume_accepting(void *arg)
+{
+    tw_listener *l = arg;
+    tw_call_release(l->retry);
+    l->retry = NULL;
+    if (l->spare_fd < 0)
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    event_add(l->ev, NULL);
+}
+
+/* Out of descriptors: shed the waiting connections and pause. */
+static void out_of_descriptors(tw_listener *l, int err)
+{
+    if (!l->emfile_logged) {
+        char where[TW_ADDRSTRLEN];
+        tw_log(TW_LOG_ERROR, "tcp",
+               "accept on %s failed: %s; closing waiting connections and retrying every %.1fs",
+               tw_address_format(&l->addr, where, sizeof where), strerror(err),
+               EMFILE_RETRY_SECONDS);
+        l->emfile_logged = 1;
+    }
+    if (l->spare_fd >= 0) {
+        close(l->spare_fd);
+        l->spare_fd = -1;
+        for (int i = 0; i < ACCEPT_BATCH; i++) {
+            int fd = accept(l->fd, NULL, NULL);
+            if (fd < 0)
+                break;
+            close(fd);
+        }
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    event_del(l->ev);
+    if (l->retry == NULL &&
+        tw_reactor_call_later(l->r, EMFILE_RETRY_SECONDS, resume_accepting, l, &l->retry) < 0)
+        event_add(l->ev, NULL); /* no timer: keep accepting rather than go deaf */
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    tw_listener *l = arg;
+    for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
+        tw_address peer;
+        peer.len = sizeof peer.u.storage;
+        int fd = accept4((int)lfd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return;
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO)
+                continue;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                out_of_descriptors(l, err);
+                return;
+            }
+            tw_log(TW_LOG_WARN, "tcp", "accept failed: %s", strerror(err));
+            return;
+        }
+        l->emfile_logged = 0;
+        l->refs++;
+        l->conns++;
+        if (tw__stream_start(l->r, fd, l->factory, &peer, l) < 0) {
+            l->conns--;
+            unref(l);
+        }
+    }
+}
+
+void tw__listener_connection_done(tw_listener *l)
+{
+    l->conns--;
+    unref(l);
+}
+
+static int start(tw_reactor *r, int fd, const tw_address *addr, tw_factory *f,
+                 tw_listener **out)
+{
+    tw_listener *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    l->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+    if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
+        if (l->ev != NULL)
+            event_free(l->ev);
+        free(l);
+        return -ENOMEM;
+    }
+    l->node.ops = &listener_closeable_ops;
+    l->r = r;
+    l->fd = fd;
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l->factory = f;
+    l->refs = 1;
+    l->addr = *addr;
+    tw__reactor_register_listener(r, &l->node);
+    tw_factory_start(f);
+    *out = l;
+    return 0;
+}
+
+TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_options *opts,
+                     tw_factory *f, tw_listener **out)
+{
+    tw_listen_options defaults;
+    if (opts == NULL) {
+        tw_listen_options_init(&defaults);
+        opts = &defaults;
+    }
+    int family = tw_address_family(addr);
+    if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        return -EAFNOSUPPORT;
+    if (r->stopping)
+        return TW_ESHUTDOWN;
+
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (family != AF_UNIX)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6) {
+        int v6only = opts->v6_only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
+#ifdef SO_REUSEPORT
+    if (opts->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+#else
+    if (opts->reuse_port) {
+        errno = ENOTSUP;
+        goto fail;
+    }
+#endif
+    if (bind(fd, &addr->u.sa, addr->len) < 0 ||
+        listen(fd, opts->backlog > 0 ? opts->backlog : DEFAULT_BACKLOG) < 0)
+        goto fail;
+
+    tw_address bound;
+    bound.len = sizeof bound.u.storage;
+    if (getsockname(fd, &bound.u.sa, &bound.len) < 0 || family == AF_UNIX)
+        bound = *addr;
+    int rc = start(r, fd, &bound, f, out);
+    if (rc < 0)
+        close(fd);
+    return rc;
+
+fail:
+    rc = -errno;
+    close(fd);
+    return rc;
+}
+
+TW_API int tw_listen_fd(tw_reactor *r, int fd, tw_factory *f, tw_listener **out)
+{
+    tw_address bound;
+    bound.len = sizeof bound.u.storage;
+    if (getsockname(fd, &bound.u.sa, &bound.len) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return start(r, fd, &bound, f, out);
+}
+
+TW_API int tw_listener_address(const tw_listener *l, tw_address *out)
+{
+    *out = l->addr;
+    return 0;
+}
+
+TW_API size_t tw_listener_connections(const tw_listener *l)
+{
+    return l->conns;
+}
+
+TW_API void tw_listener_close(tw_listener *l)
+{
+    if (l == NULL)
+        return;
+    stop(l);
+    unref(l);
+}

@@ -1,0 +1,229 @@
+/*
+ * The reactor: an event_base plus what twine hangs off it. It owns the loop's
+ * life: run, graceful stop (listeners first, then connections drain up to a
+ * timeout), signals when an embedder asks for them, and free, which leaves a
+ * host-owned event_base as it found it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <event2/event.h>
+#include <twine/log.h>
+
+#include "reactor_internal.h"
+
+#define DEFAULT_SHUTDOWN_TIMEOUT 30.0
+
+static tw_reactor *reactor_init(struct event_base *base, int owns_base)
+{
+    tw_reactor *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->base = base;
+    r->owns_base = owns_base;
+    r->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
+    r->clock = tw__monotonic;
+    r->read_buf = malloc(TW__READ_SIZE);
+    if (r->read_buf == NULL || tw__timers_init(r) < 0) {
+        r->owns_base = 0; /* the caller still owns it on failure */
+        tw_reactor_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+TW_API tw_reactor *tw_reactor_new(void)
+{
+    struct event_base *base = event_base_new();
+    if (base == NULL)
+        return NULL;
+    tw_reactor *r = reactor_init(base, 1);
+    if (r == NULL)
+        event_base_free(base);
+    return r;
+}
+
+TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base)
+{
+    if (base == NULL)
+        return NULL;
+    return reactor_init(base, 0);
+}
+
+/* Abort everything on @p list; each entry unregisters itself. */
+static void abort_all(tw__list *list)
+{
+    while (list->head != NULL) {
+        tw__closeable *c = (tw__closeable *)list->head;
+        c->ops->abort(c);
+    }
+}
+
+TW_API void tw_reactor_free(tw_reactor *r)
+{
+    if (r == NULL)
+        return;
+    abort_all(&r->listeners);
+    abort_all(&r->conns);
+    tw_call_release(r->drain_call);
+    r->drain_call = NULL;
+    tw__timers_free(r);
+    if (r->sig_int != NULL)
+        event_free(r->sig_int);
+    if (r->sig_term != NULL)
+        event_free(r->sig_term);
+    free(r->read_buf);
+    if (r->owns_base && r->base != NULL)
+        event_base_free(r->base);
+    free(r);
+}
+
+static void finish_stop(tw_reactor *r)
+{
+    if (r->drain_call != NULL) {
+        tw_call_cancel(r->drain_call);
+        tw_call_release(r->drain_call);
+        r->drain_call = NULL;
+    }
+    if (r->running)
+        event_base_loopbreak(r->base);
+}
+
+static void drain_timeout(void *arg)
+{
+    tw_reactor *r = arg;
+    if (r->conns.count > 0)
+        tw_log(TW_LOG_WARN, "reactor", "shutdown timeout passed; aborting %zu connection(s)",
+               r->conns.count);
+    abort_all(&r->conns); /* the last unregister calls finish_stop() */
+    if (r->stopping)
+        finish_stop(r);
+}
+
+TW_API int tw_reactor_run(tw_reactor *r)
+{
+    if (r->running)
+        return TW_ESTATE;
+    if (r->stopping && r->conns.count == 0) { /* stopped before it ran */
+        r->stopping = 0;
+        return 0;
+    }
+    r->running = 1;
+    /* Like Twisted's reactor.run(), an idle loop waits for work instead of
+     * returning: only tw_reactor_stop() ends it. */
+    int rc = event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    r->running = 0;
+    r->stopping = 0;
+    return rc < 0 ? -EIO : 0;
+}
+
+TW_API int tw_reactor_iterate(tw_reactor *r, double timeout)
+{
+    if (!isfinite(timeout) || timeout < 0)
+        return -EINVAL;
+    int rc;
+    if (timeout > 0) {
+        /* EVLOOP_ONCE blocks until something is active; a one-shot timer
+         * bounds the wait without touching the reactor's own timers. */
+        struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)};
+        event_base_loopexit(r->base, &tv);
+        rc = event_base_loop(r->base, EVLOOP_ONCE);
+    } else {
+        rc = event_base_loop(r->base, EVLOOP_NONBLOCK);
+    }
+    return rc < 0 ? -EIO : 0;
+}
+
+TW_API void tw_reactor_stop(tw_reactor *r)
+{
+    if (r->stopping)
+        return;
+    r->stopping = 1;
+    abort_all(&r->listeners); /* closing a listener is immediate and clean */
+    if (r->conns.count == 0) {
+        finish_stop(r);
+        return;
+    }
+    for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
+        next = l->next;
+        tw__closeable *c = (tw__closeable *)l;
+        c->ops->lose(c);
+    }
+    if (r->conns.count == 0) {
+        finish_stop(r);
+        return;
+    }
+    if (tw_reactor_call_later(r, r->shutdown_timeout, drain_timeout, r, &r->drain_call) < 0)
+        drain_timeout(r);
+}
+
+TW_API int tw_reactor_stopping(const tw_reactor *r)
+{
+    return r->stopping;
+}
+
+TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds)
+{
+    if (isfinite(seconds) && seconds >= 0)
+        r->shutdown_timeout = seconds;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    tw_log(TW_LOG_INFO, "reactor", "received %s; stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    tw_reactor_stop(arg);
+}
+
+TW_API int tw_reactor_handle_signals(tw_reactor *r)
+{
+    if (r->sig_int != NULL)
+        return 0;
+    r->sig_int = evsignal_new(r->base, SIGINT, on_signal, r);
+    r->sig_term = evsignal_new(r->base, SIGTERM, on_signal, r);
+    if (r->sig_int == NULL || r->sig_term == NULL || evsignal_add(r->sig_int, NULL) < 0 ||
+        evsignal_add(r->sig_term, NULL) < 0) {
+        if (r->sig_int != NULL)
+            event_free(r->sig_int);
+        if (r->sig_term != NULL)
+            event_free(r->sig_term);
+        r->sig_int = r->sig_term = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+TW_API struct event_base *tw_reactor_event_base(tw_reactor *r)
+{
+    return r->base;
+}
+
+TW_API double tw_reactor_seconds(const tw_reactor *r)
+{
+    return r->clock(r->clock_arg);
+}
+
+void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c)
+{
+    tw__list_push(&r->conns, &c->link);
+}
+
+void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c)
+{
+    tw__list_remove(&r->conns, &c->link);
+    if (r->stopping && r->conns.count == 0)
+        finish_stop(r);
+}
+
+void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c)
+{
+    tw__list_push(&r->listeners, &c->link);
+}
+
+void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c)
+{
+    tw__list_remove(&r->listeners, &c->link);
+}

@@ -1,0 +1,82 @@
+/*
+ * Private state of the reactor, shared by the files that implement it:
+ * reactor.c (loop, stop, signals), timer.c (timed calls) and the transports,
+ * which register themselves so that stop and free can reach them.
+ */
+#ifndef TWINE_REACTOR_INTERNAL_H
+#define TWINE_REACTOR_INTERNAL_H
+
+#include <stdint.h>
+#include <twine/reactor.h>
+
+struct event;
+typedef struct tw__conn tw__conn;
+typedef struct tw_listener tw_listener;
+
+/* Size of the one read buffer a reactor lends to every stream read. */
+#define TW__READ_SIZE 65536
+
+/* An intrusive doubly linked list node; NULL-terminated lists. */
+typedef struct tw__link {
+    struct tw__link *prev, *next;
+} tw__link;
+
+typedef struct tw__list {
+    tw__link *head;
+    size_t count;
+} tw__list;
+
+void tw__list_push(tw__list *l, tw__link *n);
+void tw__list_remove(tw__list *l, tw__link *n);
+
+/* Anything the reactor must close on stop or free registers one of these. */
+typedef struct tw__closeable tw__closeable;
+typedef struct tw__closeable_ops {
+    /* Begin a graceful close (flush, then close). */
+    void (*lose)(tw__closeable *c);
+    /* Close now; must unregister @p c before returning. */
+    void (*abort)(tw__closeable *c);
+} tw__closeable_ops;
+
+struct tw__closeable {
+    tw__link link;
+    const tw__closeable_ops *ops;
+};
+
+typedef struct tw__timer_heap {
+    tw_call **items;
+    size_t count, cap;
+} tw__timer_heap;
+
+struct tw_reactor {
+    struct event_base *base;
+    int owns_base;
+    int running;
+    int stopping;
+    double shutdown_timeout;
+    double (*clock)(void *arg); /* replaced by tests' fake clock */
+    void *clock_arg;
+
+    tw__timer_heap timers;
+    uint64_t next_seq;
+    struct event *timer_ev;
+    tw_call *drain_call; /* fires when the shutdown timeout passes */
+
+    tw__list conns;     /* tw__closeable of open connections */
+    tw__list listeners; /* tw__closeable of listening ports */
+
+    struct event *sig_int, *sig_term;
+    unsigned char *read_buf; /* TW__READ_SIZE bytes, lent to stream reads */
+};
+
+void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
+void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c);
+void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c);
+void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c);
+
+/* timer.c */
+int tw__timers_init(tw_reactor *r);
+void tw__timers_free(tw_reactor *r);
+double tw__monotonic(void *unused);
+
+#endif

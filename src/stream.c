@@ -1,0 +1,518 @@
+/*
+ * The stream transport: one connected socket, one libevent event, and an
+ * output evbuffer that exists only while the kernel is refusing data.
+ *
+ * Writes go straight to the socket when nothing is queued; only the part the
+ * kernel refuses is copied into the queue, and EV_WRITE is watched only
+ * while the queue is non-empty. An idle connection therefore costs one
+ * struct event and this small header, with no buffers at all.
+ *
+ * Closing never happens inside a call the protocol makes. lose and abort
+ * mark the stream and activate its event; the close, connection_lost and
+ * destroy run from the loop. So a protocol may close its own transport in
+ * data_received and both stay valid until the callback returns.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <twine/log.h>
+
+#include "reactor_internal.h"
+#include "stream_internal.h"
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* BSDs: SO_NOSIGPIPE is set on the socket instead */
+#endif
+
+/* iovecs gathered from the queue per sendmsg(). */
+#define FLUSH_IOV 16
+
+enum {
+    F_READ_PAUSED = 1 << 0,     /* the transport as a producer was paused */
+    F_DISCONNECTING = 1 << 1,   /* lose_connection: close once flushed */
+    F_ABORTING = 1 << 2,        /* abort_connection: RST, drop the queue */
+    F_CLOSE_PENDING = 1 << 3,   /* the event was activated to close us */
+    F_WRITE_SHUT_REQ = 1 << 4,  /* lose_write_connection: shut once flushed */
+    F_WRITE_SHUT = 1 << 5,      /* shutdown(SHUT_WR) done */
+    F_READ_EOF = 1 << 6,        /* the peer half-closed */
+    F_PROTO_PAUSED = 1 << 7,    /* we called the protocol's pause_producing */
+    F_CLOSED = 1 << 8,
+    F_KICKED = 1 << 9           /* the event was activated to run after_drain */
+};
+
+typedef struct tw__stream {
+    tw_transport base;
+    tw__closeable node;
+    struct event ev;
+    struct evbuffer *out; /* NULL while nothing is queued */
+    tw_listener *listener;
+    uint32_t high_wm, low_wm;
+    int error; /* negated errno that will close the stream, or 0 */
+    uint16_t flags;
+    short events; /* what ev is registered for */
+} tw__stream;
+
+static const tw_transport_ops stream_ops;
+static const tw__closeable_ops stream_closeable_ops;
+
+static int stream_fd(const tw__stream *s)
+{
+    return (int)event_get_fd(&s->ev);
+}
+
+static size_t queued(const tw__stream *s)
+{
+    return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg);
+
+/* Register the event for exactly what the stream needs now. */
+static void update_events(tw__stream *s)
+{
+    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
+        return; /* event_del would cancel the pending close activation */
+    short want = 0;
+    if (!(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
+        want |= EV_READ;
+    if (queued(s) > 0)
+        want |= EV_WRITE;
+    if (want == s->events)
+        return;
+    int fd = stream_fd(s);
+    if (s->events != 0)
+        event_del(&s->ev);
+    event_assign(&s->ev, s->base.reactor->base, fd, want | EV_PERSIST, on_event, s);
+    if (want != 0)
+        event_add(&s->ev, NULL);
+    s->events = want;
+    if (s->flags & F_KICKED) /* event_del dropped the activation: renew it */
+        event_active(&s->ev, EV_WRITE, 1);
+}
+
+/* Run on_event from the loop soon, to finish work the protocol asked for. */
+static void kick(tw__stream *s)
+{
+    s->flags |= F_KICKED;
+    event_active(&s->ev, EV_WRITE, 1);
+}
+
+/* Ask the loop to close the stream; see the comment at the top. */
+static void schedule_close(tw__stream *s)
+{
+    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
+        return;
+    s->flags |= F_CLOSE_PENDING;
+    event_active(&s->ev, EV_WRITE, 1);
+}
+
+static void close_now(tw__stream *s, int code)
+{
+    tw_reactor *r = s->base.reactor;
+    tw_protocol *p = s->base.protocol;
+    int fd = stream_fd(s);
+
+    s->flags |= F_CLOSED;
+    event_del(&s->ev);
+    if (code == TW_EABORTED) {
+        /* Linger 0 turns close() into an RST, as abortConnection promises. */
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(fd);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
+    s->out = NULL;
+
+    tw_factory *f = p->factory;
+    tw_failure *reason = tw_failure_new(code, NULL);
+    p->ops->connection_lost(p, reason);
+    tw_failure_unref(reason);
+    if (p->ops->destroy != NULL)
+        p->ops->destroy(p);
+
+    tw_listener *l = s->listener;
+    tw__reactor_unregister_conn(r, &s->node);
+    free(s);
+    if (l != NULL)
+        tw__listener_connection_done(l);
+    else
+        tw_factory_stop(f); /* adopted and client connections count themselves */
+}
+
+static int close_code(const tw__stream *s)
+{
+    if (s->flags & F_ABORTING)
+        return TW_EABORTED;
+    return s->error != 0 ? s->error : TW_EDONE;
+}
+
+/* Send as much of the queue as the kernel takes. @return 0 or a negated errno. */
+static int flush(tw__stream *s)
+{
+    int fd = stream_fd(s);
+    while (queued(s) > 0) {
+        struct iovec iov[FLUSH_IOV];
+        struct evbuffer_iovec eiov[FLUSH_IOV];
+        int n = evbuffer_peek(s->out, -1, NULL, eiov, FLUSH_IOV);
+        if (n > FLUSH_IOV)
+            n = FLUSH_IOV;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = eiov[i].iov_base;
+            iov[i].iov_len = eiov[i].iov_len;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        evbuffer_drain(s->out, (size_t)w);
+    }
+    return 0;
+}
+
+/* After the queue shrank: resume the producer, finish a pending close. */
+static void after_drain(tw__stream *s)
+{
+    tw_protocol *p = s->base.protocol;
+    if ((s->flags & F_PROTO_PAUSED) && queued(s) <= s->low_wm) {
+        s->flags &= (uint16_t)~F_PROTO_PAUSED;
+        if (p->ops->resume_producing != NULL)
+            p->ops->resume_producing(p);
+    }
+    if (queued(s) > 0 || (s->flags & F_CLOSED))
+        return;
+    if (s->out != NULL) {
+        evbuffer_free(s->out); /* idle connections hold no buffer */
+        s->out = NULL;
+    }
+    if (s->flags & F_DISCONNECTING) {
+        schedule_close(s);
+        return;
+    }
+    if ((s->flags & F_WRITE_SHUT_REQ) && !(s->flags & F_WRITE_SHUT)) {
+        shutdown(stream_fd(s), SHUT_WR);
+        s->flags |= F_WRITE_SHUT;
+        if (p->ops->write_connection_lost != NULL)
+            p->ops->write_connection_lost(p);
+        if (s->flags & F_READ_EOF)
+            schedule_close(s);
+    }
+}
+
+static void handle_read(tw__stream *s)
+{
+    tw_reactor *r = s->base.reactor;
+    tw_protocol *p = s->base.protocol;
+    ssize_t n;
+    do
+        n = recv(stream_fd(s), r->read_buf, TW__READ_SIZE, 0);
+    while (n < 0 && errno == EINTR);
+
+    if (n > 0) {
+        p->ops->data_received(p, r->read_buf, (size_t)n);
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        s->error = -errno;
+        schedule_close(s);
+        return;
+    }
+    /* EOF. A protocol that opted in to half-close keeps the connection. */
+    if (p->ops->read_connection_lost != NULL && !(s->flags & F_WRITE_SHUT)) {
+        s->flags |= F_READ_EOF;
+        update_events(s);
+        p->ops->read_connection_lost(p);
+        return;
+    }
+    schedule_close(s);
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    tw__stream *s = arg;
+
+    s->flags &= (uint16_t)~F_KICKED;
+    if (s->flags & F_CLOSE_PENDING) {
+        close_now(s, close_code(s));
+        return;
+    }
+    if (what & EV_WRITE) {
+        int rc = flush(s);
+        if (rc < 0) {
+            s->error = rc;
+            close_now(s, rc);
+            return;
+        }
+        after_drain(s);
+        if (s->flags & F_CLOSE_PENDING)
+            return; /* the activation it queued does the close */
+    }
+    if ((what & EV_READ) && !(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
+        handle_read(s);
+    update_events(s);
+}
+
+static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED |
+                    F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+        return TW_ESTATE;
+    if (iovcnt < 0)
+        return -EINVAL;
+
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+
+    size_t sent = 0;
+    if (queued(s) == 0) {
+        struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+        ssize_t w;
+        do
+            w = sendmsg(stream_fd(s), &msg, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            s->error = -errno;
+            schedule_close(s);
+            return 0;
+        }
+        sent = w < 0 ? 0 : (size_t)w;
+        if (sent == total)
+            return 0;
+    }
+
+    if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+        return -ENOMEM;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        const char *base = iov[i].iov_base;
+        if (sent >= len) {
+            sent -= len;
+            continue;
+        }
+        if (evbuffer_add(s->out, base + sent, len - sent) < 0)
+            return -ENOMEM;
+        sent = 0;
+    }
+    update_events(s);
+
+    tw_protocol *p = s->base.protocol;
+    if (!(s->flags & F_PROTO_PAUSED) && queued(s) > s->high_wm) {
+        s->flags |= F_PROTO_PAUSED;
+        if (p->ops->pause_producing != NULL)
+            p->ops->pause_producing(p);
+    }
+    return 0;
+}
+
+static void stream_lose(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSED))
+        return;
+    s->flags |= F_DISCONNECTING;
+    if (queued(s) == 0)
+        schedule_close(s);
+    else
+        update_events(s); /* stop reading; keep flushing */
+}
+
+static void stream_abort(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_ABORTING | F_CLOSED))
+        return;
+    s->flags |= F_ABORTING;
+    s->flags &= (uint16_t)~F_CLOSE_PENDING; /* re-activate even if a close was queued */
+    if (s->out != NULL) {
+        evbuffer_free(s->out);
+        s->out = NULL;
+    }
+    schedule_close(s);
+}
+
+static int stream_lose_write(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED |
+                    F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+        return TW_ESTATE;
+    s->flags |= F_WRITE_SHUT_REQ;
+    if (queued(s) == 0)
+        kick(s); /* not from inside the protocol's own call */
+    return 0;
+}
+
+static void stream_pause(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    s->flags |= F_READ_PAUSED;
+    update_events(s);
+}
+
+static void stream_resume(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    s->flags &= (uint16_t)~F_READ_PAUSED;
+    update_events(s);
+}
+
+static int stream_get_peer(tw_transport *t, tw_address *out)
+{
+    out->len = sizeof out->u.storage;
+    if (getpeername(stream_fd((tw__stream *)t), &out->u.sa, &out->len) < 0) {
+        out->len = 0;
+        return -errno;
+    }
+    return 0;
+}
+
+static int stream_get_host(tw_transport *t, tw_address *out)
+{
+    out->len = sizeof out->u.storage;
+    if (getsockname(stream_fd((tw__stream *)t), &out->u.sa, &out->len) < 0) {
+        out->len = 0;
+        return -errno;
+    }
+    return 0;
+}
+
+static size_t stream_buffer_size(tw_transport *t)
+{
+    return queued((tw__stream *)t);
+}
+
+static void stream_set_watermarks(tw_transport *t, size_t high, size_t low)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (high > UINT32_MAX)
+        high = UINT32_MAX;
+    if (low > high)
+        low = high;
+    s->high_wm = (uint32_t)high;
+    s->low_wm = (uint32_t)low;
+}
+
+static int stream_fileno(tw_transport *t)
+{
+    return stream_fd((tw__stream *)t);
+}
+
+static const tw_transport_ops stream_ops = {
+    .fileno = stream_fileno,
+    .writev = stream_writev,
+    .lose_connection = stream_lose,
+    .abort_connection = stream_abort,
+    .lose_write_connection = stream_lose_write,
+    .pause_producing = stream_pause,
+    .resume_producing = stream_resume,
+    .get_peer = stream_get_peer,
+    .get_host = stream_get_host,
+    .write_buffer_size = stream_buffer_size,
+    .set_write_watermarks = stream_set_watermarks,
+};
+
+static void closeable_lose(tw__closeable *c)
+{
+    stream_lose(&tw_container_of(c, tw__stream, node)->base);
+}
+
+static void closeable_abort(tw__closeable *c)
+{
+    tw__stream *s = tw_container_of(c, tw__stream, node);
+    s->flags |= F_ABORTING;
+    close_now(s, TW_EABORTED);
+}
+
+static const tw__closeable_ops stream_closeable_ops = {closeable_lose, closeable_abort};
+
+static void tune_socket(int fd, const tw_address *peer)
+{
+    int one = 1;
+    int family = peer != NULL ? tw_address_family(peer) : AF_UNSPEC;
+    if (family == AF_INET || family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef SO_NOSIGPIPE
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+}
+
+int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
+                     tw_listener *listener)
+{
+    tune_socket(fd, peer);
+    tw_protocol *p = f->ops->build_protocol(f, peer);
+    if (p == NULL) {
+        close(fd);
+        return -ECONNREFUSED;
+    }
+    tw__stream *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        close(fd);
+        /* The protocol never saw connection_made; it is only released. */
+        if (p->ops->destroy != NULL)
+            p->ops->destroy(p);
+        return -ENOMEM;
+    }
+    s->base.ops = &stream_ops;
+    s->base.protocol = p;
+    s->base.reactor = r;
+    s->node.ops = &stream_closeable_ops;
+    s->listener = listener;
+    s->high_wm = TW_WRITE_HIGH_WATERMARK;
+    s->low_wm = TW_WRITE_LOW_WATERMARK;
+    event_assign(&s->ev, r->base, fd, 0, on_event, s);
+    tw__reactor_register_conn(r, &s->node);
+
+    p->transport = &s->base;
+    p->factory = f;
+    if (p->ops->connection_made != NULL)
+        p->ops->connection_made(p);
+    update_events(s);
+    return 0;
+}
+
+TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f)
+{
+    tw_address peer;
+    peer.len = sizeof peer.u.storage;
+    if (getpeername(fd, &peer.u.sa, &peer.len) < 0) {
+        int err = errno == ENOTSOCK ? -EINVAL : -errno;
+        close(fd);
+        return err;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    /* Adopted connections count as users of their factory, like clients. */
+    tw_factory_start(f);
+    int rc = tw__stream_start(r, fd, f, &peer, NULL);
+    if (rc < 0)
+        tw_factory_stop(f);
+    return rc;
+}

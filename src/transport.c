@@ -1,0 +1,72 @@
+/*
+ * The public transport calls. Each dispatches through the transport's ops
+ * table, so protocols run unchanged over sockets and over the in-memory
+ * transports that tests use.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <twine/transport.h>
+
+TW_API int tw_transport_write(tw_transport *t, const void *data, size_t len)
+{
+    struct iovec iov = {(void *)data, len};
+    return t->ops->writev(t, &iov, 1);
+}
+
+TW_API int tw_transport_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
+{
+    return t->ops->writev(t, iov, iovcnt);
+}
+
+TW_API void tw_transport_lose_connection(tw_transport *t)
+{
+    t->ops->lose_connection(t);
+}
+
+TW_API void tw_transport_abort_connection(tw_transport *t)
+{
+    t->ops->abort_connection(t);
+}
+
+TW_API int tw_transport_lose_write_connection(tw_transport *t)
+{
+    if (t->ops->lose_write_connection == NULL)
+        return TW_ESTATE;
+    return t->ops->lose_write_connection(t);
+}
+
+TW_API void tw_transport_pause_producing(tw_transport *t)
+{
+    t->ops->pause_producing(t);
+}
+
+TW_API void tw_transport_resume_producing(tw_transport *t)
+{
+    t->ops->resume_producing(t);
+}
+
+TW_API int tw_transport_get_peer(tw_transport *t, tw_address *out)
+{
+    return t->ops->get_peer(t, out);
+}
+
+TW_API int tw_transport_get_host(tw_transport *t, tw_address *out)
+{
+    return t->ops->get_host(t, out);
+}
+
+TW_API size_t tw_transport_write_buffer_size(tw_transport *t)
+{
+    return t->ops->write_buffer_size(t);
+}
+
+TW_API void tw_transport_set_write_watermarks(tw_transport *t, size_t high, size_t low)
+{
+    t->ops->set_write_watermarks(t, high, low);
+}
+
+TW_API int tw_transport_fileno(tw_transport *t)
+{
+    return t->ops->fileno != NULL ? t->ops->fileno(t) : -1;
+}
