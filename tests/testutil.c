@@ -154,6 +154,8 @@ static pid_t spawn(const char *const *args, int *err_fd)
     }
     pid_t pid = fork();
     if (pid == 0) {
+        /* stdout joins stderr so tests can read --help and --version too */
+        dup2(p[1], STDOUT_FILENO);
         dup2(p[1], STDERR_FILENO);
         int null = open("/dev/null", O_RDWR);
         dup2(null, STDIN_FILENO);

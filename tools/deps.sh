@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages twine needs to build and test, skipping the
+# ones already present. Safe to run again; uses sudo when not root.
+set -eu
+
+PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev check python3-twisted"
+[ $# -gt 0 ] && PACKAGES="$PACKAGES $*"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
