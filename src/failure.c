@@ -33,8 +33,18 @@ static tw_failure *make(tw_failure *cause, int code, const char *fmt, va_list ap
     int n;
 
     if (fmt == NULL) {
-        text = tw_strerror(code);
-        n = (int)strlen(text);
+        /* Name errno values the way operators grep for them: "ECONNRESET". */
+        const char *name = NULL;
+#ifdef HAVE_STRERRORNAME_NP
+        if (code < 0 && code > -4096)
+            name = strerrorname_np(-code);
+#endif
+        if (name != NULL) {
+            n = snprintf(stackbuf, sizeof stackbuf, "%s: %s", name, tw_strerror(code));
+        } else {
+            text = tw_strerror(code);
+            n = (int)strlen(text);
+        }
     } else {
         va_list copy;
         va_copy(copy, ap);

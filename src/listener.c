@@ -46,6 +46,11 @@ struct tw_listener {
     tw_address addr;
     tw_call *retry; /* re-enables accepting after EMFILE */
     int emfile_logged;
+    size_t max_connections;
+    unsigned long long rejected, rejected_logged;
+    double last_reject_log;
+    double idle_timeout;
+    tw_call *idle_sweep;
 };
 
 TW_API void tw_listen_options_init(tw_listen_options *o)
@@ -64,11 +69,12 @@ static void stop(tw_listener *l)
 {
     if (l->r == NULL)
         return;
-    if (l->retry != NULL) {
-        tw_call_cancel(l->retry);
-        tw_call_release(l->retry);
-        l->retry = NULL;
+    tw_call *calls[2] = {l->retry, l->idle_sweep};
+    for (int i = 0; i < 2; i++) {
+        tw_call_cancel(calls[i]);
+        tw_call_release(calls[i]);
     }
+    l->retry = l->idle_sweep = NULL;
     event_free(l->ev);
     l->ev = NULL;
     close(l->fd);
@@ -126,6 +132,24 @@ static void out_of_descriptors(tw_listener *l, int err)
         event_add(l->ev, NULL); /* no timer: keep accepting rather than go deaf */
 }
 
+/* Over max_connections: close at once, and say so at most once a second. */
+static void reject(tw_listener *l, int fd)
+{
+    close(fd);
+    l->rejected++;
+    double now = tw_reactor_seconds(l->r);
+    if (l->rejected_logged == 0 || now - l->last_reject_log >= 1.0) {
+        char where[TW_ADDRSTRLEN];
+        tw_log(TW_LOG_WARN, "tcp",
+               "%s: %zu connections open (the limit); refused %llu connection(s) since the last "
+               "report",
+               tw_address_format(&l->addr, where, sizeof where), l->conns,
+               l->rejected - l->rejected_logged);
+        l->rejected_logged = l->rejected;
+        l->last_reject_log = now;
+    }
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -148,6 +172,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             return;
         }
         l->emfile_logged = 0;
+        if (l->max_connections > 0 && l->conns >= l->max_connections) {
+            reject(l, fd);
+            continue;
+        }
         l->refs++;
         l->conns++;
         if (tw__stream_start(l->r, fd, l->factory, &peer, l) < 0) {
@@ -157,15 +185,38 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
+static double sweep_interval(double timeout)
+{
+    /* Late by at most a quarter of the timeout, and by at most a second. */
+    double every = timeout / 4;
+    return every < 0.01 ? 0.01 : every > 1.0 ? 1.0 : every;
+}
+
+static void idle_sweep(void *arg)
+{
+    tw_listener *l = arg;
+    tw_call_release(l->idle_sweep);
+    l->idle_sweep = NULL;
+    tw__stream_close_idle(l->r, l, l->idle_timeout);
+    tw_reactor_call_later(l->r, sweep_interval(l->idle_timeout), idle_sweep, l, &l->idle_sweep);
+}
+
+double tw__listener_idle_timeout(const tw_listener *l)
+{
+    return l->idle_timeout;
+}
+
 void tw__listener_connection_done(tw_listener *l)
 {
     l->conns--;
     unref(l);
 }
 
-static int start(tw_reactor *r, int fd, const tw_address *addr, tw_factory *f,
-                 tw_listener **out)
+static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_options *opts,
+                 tw_factory *f, tw_listener **out)
 {
+    if (opts->idle_timeout < 0 || opts->idle_timeout != opts->idle_timeout)
+        return -EINVAL;
     tw_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return -ENOMEM;
@@ -183,6 +234,17 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, tw_factory *f,
     l->factory = f;
     l->refs = 1;
     l->addr = *addr;
+    l->max_connections = opts->max_connections;
+    l->idle_timeout = opts->idle_timeout;
+    if (l->idle_timeout > 0 &&
+        tw_reactor_call_later(r, sweep_interval(l->idle_timeout), idle_sweep, l,
+                              &l->idle_sweep) < 0) {
+        event_free(l->ev);
+        if (l->spare_fd >= 0)
+            close(l->spare_fd);
+        free(l);
+        return -ENOMEM;
+    }
     tw__reactor_register_listener(r, &l->node);
     tw_factory_start(f);
     *out = l;
@@ -230,7 +292,7 @@ TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_opti
     bound.len = sizeof bound.u.storage;
     if (getsockname(fd, &bound.u.sa, &bound.len) < 0 || family == AF_UNIX)
         bound = *addr;
-    int rc = start(r, fd, &bound, f, out);
+    int rc = start(r, fd, &bound, opts, f, out);
     if (rc < 0)
         close(fd);
     return rc;
@@ -241,8 +303,14 @@ fail:
     return rc;
 }
 
-TW_API int tw_listen_fd(tw_reactor *r, int fd, tw_factory *f, tw_listener **out)
+TW_API int tw_listen_fd(tw_reactor *r, int fd, const tw_listen_options *opts, tw_factory *f,
+                        tw_listener **out)
 {
+    tw_listen_options defaults;
+    if (opts == NULL) {
+        tw_listen_options_init(&defaults);
+        opts = &defaults;
+    }
     tw_address bound;
     bound.len = sizeof bound.u.storage;
     if (getsockname(fd, &bound.u.sa, &bound.len) < 0)
@@ -251,7 +319,7 @@ TW_API int tw_listen_fd(tw_reactor *r, int fd, tw_factory *f, tw_listener **out)
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    return start(r, fd, &bound, f, out);
+    return start(r, fd, &bound, opts, f, out);
 }
 
 TW_API int tw_listener_address(const tw_listener *l, tw_address *out)
@@ -263,6 +331,11 @@ TW_API int tw_listener_address(const tw_listener *l, tw_address *out)
 TW_API size_t tw_listener_connections(const tw_listener *l)
 {
     return l->conns;
+}
+
+TW_API unsigned long long tw_listener_rejected(const tw_listener *l)
+{
+    return l->rejected;
 }
 
 TW_API void tw_listener_close(tw_listener *l)

@@ -48,7 +48,11 @@ enum {
     F_READ_EOF = 1 << 6,        /* the peer half-closed */
     F_PROTO_PAUSED = 1 << 7,    /* we called the protocol's pause_producing */
     F_CLOSED = 1 << 8,
-    F_KICKED = 1 << 9           /* the event was activated to run after_drain */
+    F_KICKED = 1 << 9,          /* the event was activated to run after_drain */
+    F_STREAMING = 1 << 10,      /* the registered producer is a streaming one */
+    F_PRODUCER_PAUSED = 1 << 11, /* we paused the registered producer */
+    F_WROTE = 1 << 12,          /* a pull producer wrote since it was asked */
+    F_IDLE_TRACK = 1 << 13      /* the listener closes idle connections */
 };
 
 typedef struct tw__stream {
@@ -57,14 +61,27 @@ typedef struct tw__stream {
     struct event ev;
     struct evbuffer *out; /* NULL while nothing is queued */
     tw_listener *listener;
+    tw_producer *producer; /* registered producer, borrowed */
     uint32_t high_wm, low_wm;
     int error; /* negated errno that will close the stream, or 0 */
+    uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
     uint16_t flags;
     short events; /* what ev is registered for */
 } tw__stream;
 
 static const tw_transport_ops stream_ops;
 static const tw__closeable_ops stream_closeable_ops;
+
+static uint32_t now_ms(const tw__stream *s)
+{
+    return (uint32_t)(int64_t)(tw_reactor_seconds(s->base.reactor) * 1000.0);
+}
+
+static void touch(tw__stream *s)
+{
+    if (s->flags & F_IDLE_TRACK)
+        s->last_active = now_ms(s);
+}
 
 static int stream_fd(const tw__stream *s)
 {
@@ -135,6 +152,11 @@ static void close_now(tw__stream *s, int code)
         evbuffer_free(s->out);
     s->out = NULL;
 
+    tw_producer *producer = s->producer;
+    s->producer = NULL;
+    if (producer != NULL && producer->ops->stop_producing != NULL)
+        producer->ops->stop_producing(producer);
+
     tw_factory *f = p->factory;
     tw_failure *reason = tw_failure_new(code, NULL);
     p->ops->connection_lost(p, reason);
@@ -182,11 +204,40 @@ static int flush(tw__stream *s)
             return -errno;
         }
         evbuffer_drain(s->out, (size_t)w);
+        touch(s);
     }
     return 0;
 }
 
-/* After the queue shrank: resume the producer, finish a pending close. */
+/* The queue grew: pause whoever fills it once it passes the high mark. */
+static void check_high_watermark(tw__stream *s)
+{
+    if (queued(s) <= s->high_wm)
+        return;
+    tw_protocol *p = s->base.protocol;
+    if (!(s->flags & F_PROTO_PAUSED)) {
+        s->flags |= F_PROTO_PAUSED;
+        if (p->ops->pause_producing != NULL)
+            p->ops->pause_producing(p);
+    }
+    tw_producer *prod = s->producer;
+    if (prod != NULL && (s->flags & F_STREAMING) && !(s->flags & F_PRODUCER_PAUSED)) {
+        s->flags |= F_PRODUCER_PAUSED;
+        if (prod->ops->pause_producing != NULL)
+            prod->ops->pause_producing(prod);
+    }
+}
+
+/* Ask a pull producer for its next piece. */
+static void pull(tw__stream *s)
+{
+    tw_producer *prod = s->producer;
+    s->flags &= (uint16_t)~F_WROTE;
+    if (prod->ops->resume_producing != NULL)
+        prod->ops->resume_producing(prod);
+}
+
+/* After the queue shrank: resume the producers, finish a pending close. */
 static void after_drain(tw__stream *s)
 {
     tw_protocol *p = s->base.protocol;
@@ -195,8 +246,23 @@ static void after_drain(tw__stream *s)
         if (p->ops->resume_producing != NULL)
             p->ops->resume_producing(p);
     }
+    if ((s->flags & F_PRODUCER_PAUSED) && queued(s) <= s->low_wm && s->producer != NULL) {
+        s->flags &= (uint16_t)~F_PRODUCER_PAUSED;
+        if (s->producer->ops->resume_producing != NULL)
+            s->producer->ops->resume_producing(s->producer);
+    }
     if (queued(s) > 0 || (s->flags & F_CLOSED))
         return;
+    if (s->producer != NULL && !(s->flags & F_STREAMING) &&
+        !(s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING))) {
+        pull(s);
+        /* What it wrote may all have gone straight out, so no EV_WRITE
+         * will come to ask again: ask from the loop instead. */
+        if (queued(s) == 0 && (s->flags & F_WROTE) && s->producer != NULL)
+            kick(s);
+        if (queued(s) > 0)
+            return;
+    }
     if (s->out != NULL) {
         evbuffer_free(s->out); /* idle connections hold no buffer */
         s->out = NULL;
@@ -225,6 +291,7 @@ static void handle_read(tw__stream *s)
     while (n < 0 && errno == EINTR);
 
     if (n > 0) {
+        touch(s);
         p->ops->data_received(p, r->read_buf, (size_t)n);
         return;
     }
@@ -286,6 +353,7 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
     if (total == 0)
         return 0;
 
+    s->flags |= F_WROTE;
     size_t sent = 0;
     if (queued(s) == 0) {
         struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
@@ -317,13 +385,7 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
         sent = 0;
     }
     update_events(s);
-
-    tw_protocol *p = s->base.protocol;
-    if (!(s->flags & F_PROTO_PAUSED) && queued(s) > s->high_wm) {
-        s->flags |= F_PROTO_PAUSED;
-        if (p->ops->pause_producing != NULL)
-            p->ops->pause_producing(p);
-    }
+    check_high_watermark(s);
     return 0;
 }
 
@@ -415,6 +477,34 @@ static void stream_set_watermarks(tw_transport *t, size_t high, size_t low)
     s->low_wm = (uint32_t)low;
 }
 
+static int stream_register_producer(tw_transport *t, tw_producer *prod, int streaming)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->producer != NULL)
+        return TW_ESTATE;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED)) {
+        if (prod->ops->stop_producing != NULL)
+            prod->ops->stop_producing(prod);
+        return TW_ESTATE;
+    }
+    s->producer = prod;
+    s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+    if (streaming) {
+        s->flags |= F_STREAMING;
+        check_high_watermark(s);
+    } else if (queued(s) == 0) {
+        kick(s); /* the first pull comes from the loop */
+    }
+    return 0;
+}
+
+static void stream_unregister_producer(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    s->producer = NULL;
+    s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+}
+
 static int stream_fileno(tw_transport *t)
 {
     return stream_fd((tw__stream *)t);
@@ -422,6 +512,8 @@ static int stream_fileno(tw_transport *t)
 
 static const tw_transport_ops stream_ops = {
     .fileno = stream_fileno,
+    .register_producer = stream_register_producer,
+    .unregister_producer = stream_unregister_producer,
     .writev = stream_writev,
     .lose_connection = stream_lose,
     .abort_connection = stream_abort,
@@ -483,6 +575,10 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     s->listener = listener;
     s->high_wm = TW_WRITE_HIGH_WATERMARK;
     s->low_wm = TW_WRITE_LOW_WATERMARK;
+    if (listener != NULL && tw__listener_idle_timeout(listener) > 0) {
+        s->flags |= F_IDLE_TRACK;
+        s->last_active = now_ms(s);
+    }
     event_assign(&s->ev, r->base, fd, 0, on_event, s);
     tw__reactor_register_conn(r, &s->node);
 
@@ -492,6 +588,26 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         p->ops->connection_made(p);
     update_events(s);
     return 0;
+}
+
+void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout)
+{
+    uint32_t now = (uint32_t)(int64_t)(tw_reactor_seconds(r) * 1000.0);
+    uint32_t limit = timeout * 1000.0 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)(timeout * 1000.0);
+    for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
+        tw__closeable *c = (tw__closeable *)n;
+        if (c->ops != &stream_closeable_ops)
+            continue;
+        tw__stream *s = tw_container_of(c, tw__stream, node);
+        if (s->listener != l || !(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
+            continue;
+        if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED))
+            continue;
+        /* Nothing was heard or sent for the whole timeout: an orderly close
+         * whose reason says why. */
+        s->error = TW_EIDLE;
+        stream_lose(&s->base);
+    }
 }
 
 TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f)

@@ -20,7 +20,14 @@
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
                      tw_listener *listener);
 
+/* Close, with reason TW_EIDLE, every connection of @p l that was silent for
+ * @p timeout seconds. */
+void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout);
+
 /* listener.c: a connection that a listener accepted has ended. */
 void tw__listener_connection_done(tw_listener *l);
+
+/* listener.c: the listener's idle timeout in seconds, 0 for none. */
+double tw__listener_idle_timeout(const tw_listener *l);
 
 #endif

@@ -70,3 +70,16 @@ TW_API int tw_transport_fileno(tw_transport *t)
 {
     return t->ops->fileno != NULL ? t->ops->fileno(t) : -1;
 }
+
+TW_API int tw_transport_register_producer(tw_transport *t, tw_producer *p, int streaming)
+{
+    if (t->ops->register_producer == NULL)
+        return TW_ESTATE;
+    return t->ops->register_producer(t, p, streaming);
+}
+
+TW_API void tw_transport_unregister_producer(tw_transport *t)
+{
+    if (t->ops->unregister_producer != NULL)
+        t->ops->unregister_producer(t);
+}

@@ -22,9 +22,20 @@ TW_BEGIN_DECLS
 typedef struct tw_listener tw_listener;
 
 typedef struct tw_listen_options {
-    int backlog;           /**< listen(2) backlog; default 511 */
-    int reuse_port;        /**< set SO_REUSEPORT to share the port between processes */
-    int v6_only;           /**< set IPV6_V6ONLY on IPv6 listeners (default 0, dual stack) */
+    int backlog;    /**< listen(2) backlog; default 511 */
+    int reuse_port; /**< set SO_REUSEPORT to share the port between processes */
+    int v6_only;    /**< set IPV6_V6ONLY on IPv6 listeners (default 0, dual stack) */
+    /**
+     * Most connections open at once; 0 for no limit. A connection past the
+     * limit is accepted and closed at once (so its client is not left
+     * hanging in the backlog), counted, and logged at most once a second.
+     */
+    size_t max_connections;
+    /**
+     * Close connections that neither received nor sent anything for this
+     * many seconds (connection_lost reports TW_EIDLE); 0 for never.
+     */
+    double idle_timeout;
 } tw_listen_options;
 
 /** Fill @p o with the defaults. */
@@ -48,13 +59,17 @@ TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_opti
  * takes ownership of @p fd.
  * @return 0, or a negated errno.
  */
-TW_API int tw_listen_fd(tw_reactor *r, int fd, tw_factory *f, tw_listener **out);
+TW_API int tw_listen_fd(tw_reactor *r, int fd, const tw_listen_options *opts, tw_factory *f,
+                        tw_listener **out);
 
 /** The bound address (with the real port after binding port 0). @return 0 or a negated errno. */
 TW_API int tw_listener_address(const tw_listener *l, tw_address *out);
 
 /** @return how many connections this listener accepted that are still open. */
 TW_API size_t tw_listener_connections(const tw_listener *l);
+
+/** @return how many connections were refused because of max_connections. */
+TW_API unsigned long long tw_listener_rejected(const tw_listener *l);
 
 /**
  * Stop listening and free the listener. Connections it accepted stay open.

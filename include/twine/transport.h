@@ -30,6 +30,29 @@ TW_BEGIN_DECLS
 #define TW_WRITE_HIGH_WATERMARK (64 * 1024)
 #define TW_WRITE_LOW_WATERMARK (16 * 1024)
 
+/**
+ * A producer: something that writes into a transport (a consumer) and can be
+ * told to pause, resume or stop, as Twisted's IPushProducer/IPullProducer.
+ * Embed it in your own struct and recover yours with tw_container_of().
+ */
+typedef struct tw_producer tw_producer;
+
+typedef struct tw_producer_ops {
+    /** Streaming producers: the transport's queue rose above its high watermark. */
+    void (*pause_producing)(tw_producer *p);
+    /**
+     * Streaming producers: the queue drained below the low watermark.
+     * Pull producers: the queue is empty; write the next piece now.
+     */
+    void (*resume_producing)(tw_producer *p);
+    /** The connection is gone; produce nothing more. Called once. */
+    void (*stop_producing)(tw_producer *p);
+} tw_producer_ops;
+
+struct tw_producer {
+    const tw_producer_ops *ops;
+};
+
 /** The operations a transport implementation provides. */
 typedef struct tw_transport_ops {
     int (*writev)(tw_transport *t, const struct iovec *iov, int iovcnt);
@@ -43,6 +66,8 @@ typedef struct tw_transport_ops {
     size_t (*write_buffer_size)(tw_transport *t);
     void (*set_write_watermarks)(tw_transport *t, size_t high, size_t low);
     int (*fileno)(tw_transport *t); /**< NULL: no descriptor */
+    int (*register_producer)(tw_transport *t, tw_producer *p, int streaming);
+    void (*unregister_producer)(tw_transport *t);
 } tw_transport_ops;
 
 struct tw_transport {
@@ -102,6 +127,25 @@ TW_API size_t tw_transport_write_buffer_size(tw_transport *t);
  * to @p high.
  */
 TW_API void tw_transport_set_write_watermarks(tw_transport *t, size_t high, size_t low);
+
+/**
+ * Register @p p to feed this transport, as Twisted's registerProducer.
+ * A streaming producer (@p streaming nonzero) writes on its own and is
+ * paused and resumed as the queue crosses the watermarks. A pull producer
+ * (@p streaming zero) is asked for more with resume_producing each time the
+ * queue empties, starting at once (from the loop, not from this call). When
+ * the connection ends the producer gets stop_producing and is unregistered.
+ *
+ * The producer is borrowed: it must stay valid until it is unregistered or
+ * has received stop_producing.
+ * @return 0; TW_ESTATE if a producer is already registered or the
+ *         connection is closing (a closing transport calls stop_producing
+ *         on @p p at once, as Twisted does).
+ */
+TW_API int tw_transport_register_producer(tw_transport *t, tw_producer *p, int streaming);
+
+/** Forget the registered producer without calling it. Idempotent. */
+TW_API void tw_transport_unregister_producer(tw_transport *t);
 
 /**
  * @return the transport's socket descriptor, for setsockopt() and the like,

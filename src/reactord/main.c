@@ -28,6 +28,7 @@ typedef struct {
     const char *options[MAX_OPTIONS];
     size_t noptions;
     double shutdown_timeout;
+    tw_listen_options listen;
 } config;
 
 static const char *progname = "reactord";
@@ -42,6 +43,9 @@ static void usage(FILE *out)
             "      --port PORT            listen on TCP port PORT (repeatable)\n"
             "      --interface ADDR       bind --port to ADDR (default: all IPv4 interfaces)\n"
             "  -o, --option KEY=VALUE     set a protocol option (repeatable)\n"
+            "      --max-connections N    accept at most N connections at once per endpoint;\n"
+            "                             more are accepted and closed at once\n"
+            "      --idle-timeout S       close connections silent for S seconds\n"
             "      --shutdown-timeout S   on SIGTERM/SIGINT, let connections drain S seconds\n"
             "                             (default 30)\n"
             "      --list-protocols       list the available protocols and exit\n"
@@ -96,15 +100,35 @@ static int parse_port(const char *s)
     return (int)v;
 }
 
+static double parse_seconds(const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || errno != 0 || !(v >= 0) || v > 1e9)
+        die(EX_USAGE, "%s needs a number of seconds, not '%s'", flag, s);
+    return v;
+}
+
 static void parse_args(int argc, char **argv, config *cfg)
 {
-    enum { OPT_PORT = 256, OPT_INTERFACE, OPT_SHUTDOWN, OPT_LIST, OPT_LOGLEVEL };
+    enum {
+        OPT_PORT = 256,
+        OPT_INTERFACE,
+        OPT_SHUTDOWN,
+        OPT_LIST,
+        OPT_LOGLEVEL,
+        OPT_MAXCONN,
+        OPT_IDLE
+    };
     static const struct option longopts[] = {
         {"protocol", required_argument, NULL, 'p'},
         {"port", required_argument, NULL, OPT_PORT},
         {"interface", required_argument, NULL, OPT_INTERFACE},
         {"option", required_argument, NULL, 'o'},
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+        {"max-connections", required_argument, NULL, OPT_MAXCONN},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
         {"list-protocols", no_argument, NULL, OPT_LIST},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
         {"help", no_argument, NULL, 'h'},
@@ -133,11 +157,19 @@ static void parse_args(int argc, char **argv, config *cfg)
                 die(EX_USAGE, "at most %d options can be given", MAX_OPTIONS);
             cfg->options[cfg->noptions++] = optarg;
             break;
-        case OPT_SHUTDOWN: {
+        case OPT_SHUTDOWN:
+            cfg->shutdown_timeout = parse_seconds("--shutdown-timeout", optarg);
+            break;
+        case OPT_IDLE:
+            cfg->listen.idle_timeout = parse_seconds("--idle-timeout", optarg);
+            break;
+        case OPT_MAXCONN: {
             char *end;
-            cfg->shutdown_timeout = strtod(optarg, &end);
-            if (*optarg == '\0' || *end != '\0' || !(cfg->shutdown_timeout >= 0))
-                die(EX_USAGE, "--shutdown-timeout needs a number of seconds, not '%s'", optarg);
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*optarg == '\0' || *optarg == '-' || *end != '\0' || errno != 0 || v == 0)
+                die(EX_USAGE, "--max-connections needs a positive whole number, not '%s'", optarg);
+            cfg->listen.max_connections = (size_t)v;
             break;
         }
         case OPT_LIST:
@@ -187,6 +219,7 @@ static int listen_exit_code(int err)
 int main(int argc, char **argv)
 {
     config cfg = {.shutdown_timeout = 30};
+    tw_listen_options_init(&cfg.listen);
     parse_args(argc, argv, &cfg);
 
     const tw_plugin *plugin = tw_plugin_builtin_find(cfg.protocol);
@@ -219,7 +252,7 @@ int main(int argc, char **argv)
         if (tw_address_from_ip(&addr, cfg.interface, parse_port(cfg.ports[i])) < 0)
             die(EX_USAGE, "--interface must be a numeric IPv4 or IPv6 address, not '%s'",
                 cfg.interface);
-        int rc = tw_listen(r, &addr, NULL, factory, &listeners[i]);
+        int rc = tw_listen(r, &addr, &cfg.listen, factory, &listeners[i]);
         if (rc < 0) {
             char where[TW_ADDRSTRLEN];
             die(listen_exit_code(rc), "cannot listen on %s: %s",
