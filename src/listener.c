@@ -178,7 +178,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         l->refs++;
         l->conns++;
-        if (tw__stream_start(l->r, fd, l->factory, &peer, l) < 0) {
+        if (tw__stream_start(l->r, fd, l->factory, &peer, TW__STREAM_ACCEPTED, l, NULL) < 0) {
             l->conns--;
             unref(l);
         }

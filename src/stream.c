@@ -52,7 +52,8 @@ enum {
     F_STREAMING = 1 << 10,      /* the registered producer is a streaming one */
     F_PRODUCER_PAUSED = 1 << 11, /* we paused the registered producer */
     F_WROTE = 1 << 12,          /* a pull producer wrote since it was asked */
-    F_IDLE_TRACK = 1 << 13      /* the listener closes idle connections */
+    F_IDLE_TRACK = 1 << 13,     /* the listener closes idle connections */
+    F_CLIENT = 1 << 14          /* an outgoing connection */
 };
 
 typedef struct tw__stream {
@@ -158,15 +159,18 @@ static void close_now(tw__stream *s, int code)
         producer->ops->stop_producing(producer);
 
     tw_factory *f = p->factory;
+    int client = s->flags & F_CLIENT;
     tw_failure *reason = tw_failure_new(code, NULL);
     p->ops->connection_lost(p, reason);
-    tw_failure_unref(reason);
     if (p->ops->destroy != NULL)
         p->ops->destroy(p);
 
     tw_listener *l = s->listener;
     tw__reactor_unregister_conn(r, &s->node);
     free(s);
+    if (client && f->ops->client_connection_lost != NULL)
+        f->ops->client_connection_lost(f, reason);
+    tw_failure_unref(reason);
     if (l != NULL)
         tw__listener_connection_done(l);
     else
@@ -552,12 +556,16 @@ static void tune_socket(int fd, const tw_address *peer)
 }
 
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
-                     tw_listener *listener)
+                     tw__stream_origin origin, tw_listener *listener, tw_protocol **out)
 {
     tune_socket(fd, peer);
+    if (origin != TW__STREAM_ACCEPTED)
+        tw_factory_start(f);
     tw_protocol *p = f->ops->build_protocol(f, peer);
     if (p == NULL) {
         close(fd);
+        if (origin != TW__STREAM_ACCEPTED)
+            tw_factory_stop(f);
         return -ECONNREFUSED;
     }
     tw__stream *s = calloc(1, sizeof *s);
@@ -566,13 +574,17 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         /* The protocol never saw connection_made; it is only released. */
         if (p->ops->destroy != NULL)
             p->ops->destroy(p);
+        if (origin != TW__STREAM_ACCEPTED)
+            tw_factory_stop(f);
         return -ENOMEM;
     }
     s->base.ops = &stream_ops;
     s->base.protocol = p;
     s->base.reactor = r;
     s->node.ops = &stream_closeable_ops;
-    s->listener = listener;
+    s->listener = origin == TW__STREAM_ACCEPTED ? listener : NULL;
+    if (origin == TW__STREAM_CLIENT)
+        s->flags |= F_CLIENT;
     s->high_wm = TW_WRITE_HIGH_WATERMARK;
     s->low_wm = TW_WRITE_LOW_WATERMARK;
     if (listener != NULL && tw__listener_idle_timeout(listener) > 0) {
@@ -584,6 +596,8 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
 
     p->transport = &s->base;
     p->factory = f;
+    if (out != NULL)
+        *out = p;
     if (p->ops->connection_made != NULL)
         p->ops->connection_made(p);
     update_events(s);
@@ -625,10 +639,5 @@ TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f)
         close(fd);
         return err;
     }
-    /* Adopted connections count as users of their factory, like clients. */
-    tw_factory_start(f);
-    int rc = tw__stream_start(r, fd, f, &peer, NULL);
-    if (rc < 0)
-        tw_factory_stop(f);
-    return rc;
+    return tw__stream_start(r, fd, f, &peer, TW__STREAM_ADOPTED, NULL, NULL);
 }

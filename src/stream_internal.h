@@ -9,16 +9,26 @@
 #include <twine/protocol.h>
 #include <twine/transport.h>
 
+/* How a stream came to be, which decides who hears of its end. */
+typedef enum {
+    TW__STREAM_ACCEPTED, /* by a listener, which counts it */
+    TW__STREAM_ADOPTED,  /* tw_transport_adopt(): a user of its factory */
+    TW__STREAM_CLIENT    /* an outgoing connect: also client_connection_lost */
+} tw__stream_origin;
+
 /*
  * Wrap the connected, non-blocking socket @p fd in a stream transport, build
  * its protocol with @p f and call connection_made. The stream takes @p fd
- * (closing it on every error). @p listener, when set, is told when the
- * connection ends.
+ * (closing it on every error). @p listener must be set for accepted
+ * streams and is told when the connection ends. Adopted and client streams
+ * count as users of @p f (tw_factory_start/stop) for their lifetime; client
+ * streams also call the factory's client_connection_lost when they end.
+ * @param out if non-NULL, receives the protocol (valid until destroy).
  * @return 0; -ECONNREFUSED when the factory refused the connection;
  *         -ENOMEM.
  */
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
-                     tw_listener *listener);
+                     tw__stream_origin origin, tw_listener *listener, tw_protocol **out);
 
 /* Close, with reason TW_EIDLE, every connection of @p l that was silent for
  * @p timeout seconds. */
