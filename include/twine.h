@@ -9,8 +9,10 @@
 
 #include <twine/common.h>
 #include <twine/failure.h>
+#include <twine/deferred.h>
 #include <twine/log.h>
 #include <twine/reactor.h>
+#include <twine/looping.h>
 #include <twine/address.h>
 #include <twine/protocol.h>
 #include <twine/transport.h>

@@ -17,6 +17,9 @@
 
 #define DEFAULT_SHUTDOWN_TIMEOUT 30.0
 
+/* Shutdown phases beyond tw_trigger_phase's three. */
+enum { PHASE_NONE = -1, PHASE_DONE = 3 };
+
 static tw_reactor *reactor_init(struct event_base *base, int owns_base)
 {
     tw_reactor *r = calloc(1, sizeof *r);
@@ -26,8 +29,9 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->owns_base = owns_base;
     r->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
     r->clock = tw__monotonic;
+    r->phase = PHASE_NONE;
     r->read_buf = malloc(TW__READ_SIZE);
-    if (r->read_buf == NULL || tw__timers_init(r) < 0) {
+    if (r->read_buf == NULL || tw__timers_init(r) < 0 || tw__threads_init(r) < 0) {
         r->owns_base = 0; /* the caller still owns it on failure */
         tw_reactor_free(r);
         return NULL;
@@ -53,6 +57,15 @@ TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base)
     return reactor_init(base, 0);
 }
 
+static void cancel_drain_timer(tw_reactor *r)
+{
+    if (r->drain_call != NULL) {
+        tw_call_cancel(r->drain_call);
+        tw_call_release(r->drain_call);
+        r->drain_call = NULL;
+    }
+}
+
 /* Abort everything on @p list; each entry unregisters itself. */
 static void abort_all(tw__list *list)
 {
@@ -68,8 +81,9 @@ TW_API void tw_reactor_free(tw_reactor *r)
         return;
     abort_all(&r->listeners);
     abort_all(&r->conns);
-    tw_call_release(r->drain_call);
-    r->drain_call = NULL;
+    cancel_drain_timer(r);
+    tw__triggers_free(r);
+    tw__threads_free(r);
     tw__timers_free(r);
     if (r->sig_int != NULL)
         event_free(r->sig_int);
@@ -81,42 +95,71 @@ TW_API void tw_reactor_free(tw_reactor *r)
     free(r);
 }
 
-static void finish_stop(tw_reactor *r)
-{
-    if (r->drain_call != NULL) {
-        tw_call_cancel(r->drain_call);
-        tw_call_release(r->drain_call);
-        r->drain_call = NULL;
-    }
-    if (r->running)
-        event_base_loopbreak(r->base);
-}
-
 static void drain_timeout(void *arg)
 {
     tw_reactor *r = arg;
-    if (r->conns.count > 0)
-        tw_log(TW_LOG_WARN, "reactor", "shutdown timeout passed; aborting %zu connection(s)",
-               r->conns.count);
-    abort_all(&r->conns); /* the last unregister calls finish_stop() */
-    if (r->stopping)
-        finish_stop(r);
+    tw_call_release(r->drain_call);
+    r->drain_call = NULL;
+    tw_log(TW_LOG_WARN, "reactor", "shutdown timeout passed; aborting %zu connection(s)",
+           r->conns.count);
+    abort_all(&r->conns); /* the last one to go ends the drain */
+}
+
+static void begin_phase(tw_reactor *r)
+{
+    r->phase_waiting = 1; /* held until this function is done */
+    tw__triggers_run(r, (tw_trigger_phase)r->phase);
+    if (r->phase == TW_TRIGGER_DURING) {
+        abort_all(&r->listeners); /* closing a listener is immediate and clean */
+        for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
+            next = l->next;
+            tw__closeable *c = (tw__closeable *)l;
+            c->ops->lose(c);
+        }
+        if (r->conns.count > 0) {
+            r->phase_waiting++; /* until the last connection is gone */
+            r->draining = 1;
+            if (tw_reactor_call_later(r, r->shutdown_timeout, drain_timeout, r,
+                                      &r->drain_call) < 0)
+                drain_timeout(r);
+        }
+    }
+    tw__shutdown_step_done(r);
+}
+
+void tw__shutdown_step_done(tw_reactor *r)
+{
+    if (r->phase_waiting == 0 || --r->phase_waiting > 0)
+        return;
+    if (r->phase < TW_TRIGGER_AFTER) {
+        r->phase++;
+        begin_phase(r);
+        return;
+    }
+    /* Every phase is over: nothing left may run, nothing may leak. */
+    r->phase = PHASE_DONE;
+    cancel_drain_timer(r);
+    tw__timers_cancel_all(r);
+    if (r->running)
+        event_base_loopbreak(r->base);
 }
 
 TW_API int tw_reactor_run(tw_reactor *r)
 {
     if (r->running)
         return TW_ESTATE;
-    if (r->stopping && r->conns.count == 0) { /* stopped before it ran */
-        r->stopping = 0;
-        return 0;
+    int rc = 0;
+    if (r->phase != PHASE_DONE) { /* unless it was stopped before it ran */
+        r->running = 1;
+        /* Like Twisted's reactor.run(), an idle loop waits for work instead
+         * of returning: only tw_reactor_stop() ends it. */
+        rc = event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+        r->running = 0;
     }
-    r->running = 1;
-    /* Like Twisted's reactor.run(), an idle loop waits for work instead of
-     * returning: only tw_reactor_stop() ends it. */
-    int rc = event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
-    r->running = 0;
-    r->stopping = 0;
+    if (r->phase == PHASE_DONE) {
+        r->stopping = 0;
+        r->phase = PHASE_NONE;
+    }
     return rc < 0 ? -EIO : 0;
 }
 
@@ -126,8 +169,8 @@ TW_API int tw_reactor_iterate(tw_reactor *r, double timeout)
         return -EINVAL;
     int rc;
     if (timeout > 0) {
-        /* EVLOOP_ONCE blocks until something is active; a one-shot timer
-         * bounds the wait without touching the reactor's own timers. */
+        /* EVLOOP_ONCE blocks until something is active; loopexit bounds the
+         * wait without touching the reactor's own timers. */
         struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)};
         event_base_loopexit(r->base, &tv);
         rc = event_base_loop(r->base, EVLOOP_ONCE);
@@ -142,22 +185,8 @@ TW_API void tw_reactor_stop(tw_reactor *r)
     if (r->stopping)
         return;
     r->stopping = 1;
-    abort_all(&r->listeners); /* closing a listener is immediate and clean */
-    if (r->conns.count == 0) {
-        finish_stop(r);
-        return;
-    }
-    for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
-        next = l->next;
-        tw__closeable *c = (tw__closeable *)l;
-        c->ops->lose(c);
-    }
-    if (r->conns.count == 0) {
-        finish_stop(r);
-        return;
-    }
-    if (tw_reactor_call_later(r, r->shutdown_timeout, drain_timeout, r, &r->drain_call) < 0)
-        drain_timeout(r);
+    r->phase = TW_TRIGGER_BEFORE;
+    begin_phase(r);
 }
 
 TW_API int tw_reactor_stopping(const tw_reactor *r)
@@ -214,8 +243,11 @@ void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c)
 void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c)
 {
     tw__list_remove(&r->conns, &c->link);
-    if (r->stopping && r->conns.count == 0)
-        finish_stop(r);
+    if (r->draining && r->conns.count == 0) {
+        r->draining = 0;
+        cancel_drain_timer(r);
+        tw__shutdown_step_done(r);
+    }
 }
 
 void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c)

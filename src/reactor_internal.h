@@ -6,6 +6,7 @@
 #ifndef TWINE_REACTOR_INTERNAL_H
 #define TWINE_REACTOR_INTERNAL_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <twine/reactor.h>
 
@@ -48,6 +49,29 @@ typedef struct tw__timer_heap {
     size_t count, cap;
 } tw__timer_heap;
 
+/* A shutdown trigger (triggers.c). */
+typedef struct tw__trigger {
+    struct tw__trigger *next;
+    tw_trigger_phase phase;
+    tw_trigger_fn fn;
+    void *arg;
+    tw_trigger_id id;
+} tw__trigger;
+
+/* A call handed over by tw_reactor_call_from_thread() (threads.c). */
+typedef struct tw__thread_call {
+    struct tw__thread_call *next;
+    tw_call_fn fn;
+    void *arg;
+} tw__thread_call;
+
+typedef struct tw__thread_queue {
+    pthread_mutex_t lock;
+    tw__thread_call *head, *tail;
+    int wake_read, wake_write; /* eventfd: both the same descriptor */
+    struct event *ev;
+} tw__thread_queue;
+
 struct tw_reactor {
     struct event_base *base;
     int owns_base;
@@ -67,6 +91,14 @@ struct tw_reactor {
 
     struct event *sig_int, *sig_term;
     unsigned char *read_buf; /* TW__READ_SIZE bytes, lent to stream reads */
+
+    tw__trigger *triggers;  /* in the order they were added */
+    tw_trigger_id next_trigger_id;
+    int phase;              /* shutdown phase running, -1 before stop */
+    size_t phase_waiting;   /* deferreds (and drains) the phase waits for */
+    int draining;           /* the "during" phase waits for connections */
+
+    tw__thread_queue threads;
 };
 
 void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
@@ -77,6 +109,19 @@ void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c);
 /* timer.c */
 int tw__timers_init(tw_reactor *r);
 void tw__timers_free(tw_reactor *r);
+void tw__timers_cancel_all(tw_reactor *r);
 double tw__monotonic(void *unused);
+
+/* threads.c */
+int tw__threads_init(tw_reactor *r);
+void tw__threads_free(tw_reactor *r);
+
+/* triggers.c: run the triggers of @p phase; tw__shutdown_phase_done()
+ * follows once whatever they returned has fired. */
+void tw__triggers_run(tw_reactor *r, tw_trigger_phase phase);
+void tw__triggers_free(tw_reactor *r);
+
+/* reactor.c: one of the things the current phase waits for is done. */
+void tw__shutdown_step_done(tw_reactor *r);
 
 #endif

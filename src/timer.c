@@ -23,6 +23,7 @@ enum { CALL_PENDING, CALL_RAN, CALL_CANCELLED };
 struct tw_call {
     tw_reactor *r; /* NULL once the reactor was freed */
     tw_call_fn fn;
+    tw_call_fn release; /* runs instead of fn when dropped; may be NULL */
     void *arg;
     double when;
     uint64_t seq;
@@ -132,13 +133,11 @@ static void release_if_unowned(tw_call *c)
         free(c);
 }
 
-static void run_due(evutil_socket_t fd, short what, void *arg)
+static size_t run_due(tw_reactor *r)
 {
-    (void)fd;
-    (void)what;
-    tw_reactor *r = arg;
     double now = r->clock(r->clock_arg);
     uint64_t cutoff = r->next_seq; /* calls made from here on wait a turn */
+    size_t ran = 0;
 
     while (r->timers.count > 0) {
         tw_call *c = r->timers.items[0];
@@ -150,13 +149,40 @@ static void run_due(evutil_socket_t fd, short what, void *arg)
         c->fn(c->arg);
         c->running = 0;
         release_if_unowned(c);
+        ran++;
     }
     rearm(r);
+    return ran;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_due(arg);
+}
+
+TW_API size_t tw_reactor_run_due_calls(tw_reactor *r)
+{
+    return run_due(r);
+}
+
+TW_API void tw_reactor_set_clock(tw_reactor *r, double (*now)(void *arg), void *arg)
+{
+    r->clock = now != NULL ? now : tw__monotonic;
+    r->clock_arg = now != NULL ? arg : NULL;
+    rearm(r);
+}
+
+void tw__timers_cancel_all(tw_reactor *r)
+{
+    while (r->timers.count > 0)
+        tw_call_cancel(r->timers.items[0]);
 }
 
 int tw__timers_init(tw_reactor *r)
 {
-    r->timer_ev = evtimer_new(r->base, run_due, r);
+    r->timer_ev = evtimer_new(r->base, on_timer, r);
     return r->timer_ev != NULL ? 0 : -ENOMEM;
 }
 
@@ -167,6 +193,8 @@ void tw__timers_free(tw_reactor *r)
         c->state = CALL_CANCELLED;
         c->r = NULL;
         c->heap_index = SIZE_MAX;
+        if (c->release != NULL)
+            c->release(c->arg);
         release_if_unowned(c);
     }
     free(r->timers.items);
@@ -185,6 +213,12 @@ static int valid_delay(double seconds)
 TW_API int tw_reactor_call_later(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
                                  tw_call **out)
 {
+    return tw_reactor_call_later_full(r, seconds, fn, arg, NULL, out);
+}
+
+TW_API int tw_reactor_call_later_full(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
+                                      tw_call_fn release, tw_call **out)
+{
     if (!valid_delay(seconds) || fn == NULL)
         return -EINVAL;
     tw_call *c = malloc(sizeof *c);
@@ -192,6 +226,7 @@ TW_API int tw_reactor_call_later(tw_reactor *r, double seconds, tw_call_fn fn, v
         return -ENOMEM;
     c->r = r;
     c->fn = fn;
+    c->release = release;
     c->arg = arg;
     c->when = r->clock(r->clock_arg) + seconds;
     c->seq = r->next_seq++;
@@ -219,6 +254,12 @@ TW_API int tw_call_cancel(tw_call *c)
     c->state = CALL_CANCELLED;
     if (was_first)
         rearm(r);
+    if (c->release != NULL) {
+        c->running = 1; /* keep the handle alive if release drops it */
+        c->release(c->arg);
+        c->running = 0;
+    }
+    release_if_unowned(c);
     return 0;
 }
 

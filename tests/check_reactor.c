@@ -10,8 +10,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <twine.h>
+#include <twine/looping.h>
 
 #include "testutil.h"
 
@@ -284,6 +286,399 @@ START_TEST(test_two_reactors_in_two_threads_do_not_interfere)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- fake clock */
+
+static double fake_now;
+
+static double fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+static void advance(tw_reactor *r, double seconds)
+{
+    fake_now += seconds;
+    tw_reactor_run_due_calls(r);
+}
+
+START_TEST(test_a_fake_clock_drives_timers_deterministically)
+{
+    tw_reactor *r = tw_reactor_new();
+    fake_now = 100;
+    tw_reactor_set_clock(r, fake_clock, NULL);
+    recorder rec = {.r = r};
+    tagged a = {&rec, 1}, b = {&rec, 2}, c = {&rec, 3};
+    tw_reactor_call_later(r, 3, record, &c, NULL);
+    tw_reactor_call_later(r, 1, record, &a, NULL);
+    tw_reactor_call_later(r, 2, record, &b, NULL);
+    ck_assert_uint_eq(tw_reactor_run_due_calls(r), 0);
+    fake_now = 102.5;
+    ck_assert_uint_eq(tw_reactor_run_due_calls(r), 2);
+    ck_assert_int_eq(rec.n, 2);
+    ck_assert_int_eq(rec.order[0], 1);
+    ck_assert_int_eq(rec.order[1], 2);
+    advance(r, 0.5);
+    ck_assert_int_eq(rec.n, 3);
+    ck_assert_int_eq(rec.order[2], 3);
+    tw_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_a_million_pending_timers_are_scheduled_and_cancelled)
+{
+    enum { N = 1000000 };
+    tw_reactor *r = tw_reactor_new();
+    fake_now = 0;
+    tw_reactor_set_clock(r, fake_clock, NULL);
+    tw_call **h = malloc(sizeof *h * N);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tw_reactor_call_later(r, (double)(((long long)i * 7919) % 1000), count_call, NULL, &h[i]), 0);
+    ck_assert_uint_eq(tw_reactor_pending_calls(r), N);
+    /* Cancel in an order unrelated to the heap's. */
+    for (int i = 0; i < N; i++) {
+        int j = (int)(((long long)i * 104729) % N);
+        ck_assert_int_eq(tw_call_cancel(h[j]), 0);
+    }
+    ck_assert_uint_eq(tw_reactor_pending_calls(r), 0);
+    calls = 0;
+    advance(r, 2000);
+    ck_assert_int_eq(calls, 0);
+    for (int i = 0; i < N; i++)
+        tw_call_release(h[i]);
+    free(h);
+    tw_reactor_free(r);
+}
+END_TEST
+
+static int released;
+
+static void note_release(void *arg)
+{
+    (void)arg;
+    released++;
+}
+
+START_TEST(test_call_later_full_releases_its_arg_when_dropped)
+{
+    tw_reactor *r = tw_reactor_new();
+    tw_call *c;
+    released = 0;
+    calls = 0;
+    tw_reactor_call_later_full(r, 10, count_call, NULL, note_release, &c);
+    ck_assert_int_eq(tw_call_cancel(c), 0);
+    ck_assert_int_eq(released, 1);
+    tw_call_release(c);
+    tw_reactor_call_later_full(r, 0, count_call, NULL, note_release, NULL);
+    tw_reactor_call_later(r, 0.01, stop_reactor, r, NULL);
+    tw_reactor_run(r);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_int_eq(released, 1); /* it ran, so it was not released */
+    tw_reactor_call_later_full(r, 10, count_call, NULL, note_release, NULL);
+    tw_reactor_free(r);
+    ck_assert_int_eq(released, 2);
+}
+END_TEST
+
+START_TEST(test_stop_releases_pending_timers)
+{
+    tw_reactor *r = tw_reactor_new();
+    tw_call *kept;
+    released = 0;
+    tw_reactor_call_later(r, 100, count_call, NULL, &kept);
+    tw_reactor_call_later_full(r, 100, count_call, NULL, note_release, NULL);
+    tw_reactor_call_later(r, 0, stop_reactor, r, NULL);
+    tw_reactor_run(r);
+    ck_assert_uint_eq(tw_reactor_pending_calls(r), 0);
+    ck_assert(!tw_call_active(kept));
+    ck_assert_int_eq(released, 1);
+    tw_call_release(kept);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- threads */
+
+enum { THREADS = 4, PER_THREAD = 2000 };
+
+typedef struct {
+    tw_reactor *r;
+    int last_seen[THREADS];
+    int total;
+    int out_of_order;
+} thread_sink;
+
+typedef struct {
+    thread_sink *sink;
+    int thread, seq;
+} thread_msg;
+
+static void receive_msg(void *arg)
+{
+    thread_msg *m = arg;
+    thread_sink *s = m->sink;
+    if (m->seq != s->last_seen[m->thread] + 1)
+        s->out_of_order++;
+    s->last_seen[m->thread] = m->seq;
+    if (++s->total == THREADS * PER_THREAD)
+        tw_reactor_stop(s->r);
+    free(m);
+}
+
+typedef struct {
+    thread_sink *sink;
+    int id;
+} producer_arg;
+
+static void *produce(void *arg)
+{
+    producer_arg *pa = arg;
+    for (int i = 1; i <= PER_THREAD; i++) {
+        thread_msg *m = malloc(sizeof *m);
+        *m = (thread_msg){pa->sink, pa->id, i};
+        while (tw_reactor_call_from_thread(pa->sink->r, receive_msg, m) != 0)
+            ;
+    }
+    return NULL;
+}
+
+START_TEST(test_call_from_thread_wakes_the_loop_and_keeps_submission_order)
+{
+    thread_sink sink = {0};
+    sink.r = tw_reactor_new();
+    pthread_t t[THREADS];
+    producer_arg pa[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        pa[i] = (producer_arg){&sink, i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, produce, &pa[i]), 0);
+    }
+    /* No timers, no sockets: only the calls themselves can wake the loop. */
+    ck_assert_int_eq(tw_reactor_run(sink.r), 0);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(sink.total, THREADS * PER_THREAD);
+    ck_assert_int_eq(sink.out_of_order, 0);
+    tw_reactor_free(sink.r);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- triggers */
+
+typedef struct {
+    tw_reactor *r;
+    char log[32];
+    int n;
+    tw_deferred *pending;
+} trigger_log;
+
+static tw_deferred *trig_before(void *arg)
+{
+    trigger_log *t = arg;
+    t->log[t->n++] = 'B';
+    t->pending = tw_deferred_new(NULL, NULL);
+    return tw_deferred_ref(t->pending);
+}
+
+static void fire_pending(void *arg)
+{
+    trigger_log *t = arg;
+    t->log[t->n++] = 'F';
+    tw_deferred_callback(t->pending, NULL, NULL);
+    tw_deferred_unref(t->pending);
+    t->pending = NULL;
+}
+
+static tw_deferred *trig_before_schedule(void *arg)
+{
+    trigger_log *t = arg;
+    tw_reactor_call_later(t->r, 0.02, fire_pending, t, NULL);
+    return NULL;
+}
+
+static tw_deferred *trig_during(void *arg)
+{
+    trigger_log *t = arg;
+    t->log[t->n++] = 'D';
+    return NULL;
+}
+
+static tw_deferred *trig_after(void *arg)
+{
+    trigger_log *t = arg;
+    t->log[t->n++] = 'A';
+    return NULL;
+}
+
+static tw_deferred *trig_failing(void *arg)
+{
+    trigger_log *t = arg;
+    t->log[t->n++] = 'X';
+    return tw_deferred_fail(tw_failure_new(TW_EFAIL, "cleanup broke"));
+}
+
+START_TEST(test_shutdown_triggers_run_in_phases_and_wait_for_deferreds)
+{
+    trigger_log t = {0};
+    tw_reactor *r = t.r = tw_reactor_new();
+    tw_trigger_id removed;
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_AFTER, trig_after, &t, NULL), 0);
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_DURING, trig_during, &t, NULL), 0);
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_BEFORE, trig_before, &t, NULL), 0);
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_BEFORE, trig_before_schedule, &t, NULL), 0);
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_DURING, trig_during, &t, &removed), 0);
+    ck_assert_int_eq(tw_reactor_remove_trigger(r, removed), 0);
+    ck_assert_int_eq(tw_reactor_remove_trigger(r, removed), TW_ESTATE);
+    tw_reactor_call_later(r, 0, stop_reactor, r, NULL);
+    ck_assert_int_eq(tw_reactor_run(r), 0);
+    t.log[t.n] = '\0';
+    /* The during phase waited until the before-trigger's deferred fired. */
+    ck_assert_str_eq(t.log, "BFDA");
+    tw_reactor_free(r);
+}
+END_TEST
+
+static int error_records;
+
+static void count_errors(tw_log_level level, const char *sys, const char *msg, void *arg)
+{
+    (void)sys;
+    (void)arg;
+    if (level == TW_LOG_ERROR && strstr(msg, "cleanup broke") != NULL)
+        error_records++;
+}
+
+START_TEST(test_a_failing_trigger_is_logged_and_shutdown_goes_on)
+{
+    trigger_log t = {0};
+    tw_reactor *r = t.r = tw_reactor_new();
+    error_records = 0;
+    tw_log_set_handler(count_errors, NULL);
+    tw_reactor_add_trigger(r, TW_TRIGGER_BEFORE, trig_failing, &t, NULL);
+    tw_reactor_add_trigger(r, TW_TRIGGER_AFTER, trig_after, &t, NULL);
+    tw_reactor_call_later(r, 0, stop_reactor, r, NULL);
+    ck_assert_int_eq(tw_reactor_run(r), 0);
+    t.log[t.n] = '\0';
+    ck_assert_str_eq(t.log, "XA");
+    ck_assert_int_eq(error_records, 1);
+    tw_log_set_handler(NULL, NULL);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- looping */
+
+typedef struct {
+    int runs;
+    int fail_on;         /* fail on this run (1-based), 0 never */
+    tw_deferred *hold;   /* when set, runs return a deferred we fire later */
+    int hold_runs;
+} loop_state;
+
+static tw_deferred *loop_fn(void *arg)
+{
+    loop_state *s = arg;
+    s->runs++;
+    if (s->fail_on == s->runs)
+        return tw_deferred_fail(tw_failure_new(TW_EFAIL, "run %d failed", s->runs));
+    if (s->hold_runs) {
+        s->hold = tw_deferred_new(NULL, NULL);
+        return tw_deferred_ref(s->hold);
+    }
+    return NULL;
+}
+
+static int stopped_value, stopped_failed;
+
+static void on_loop_done(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    (void)arg;
+    if (tw_result_is_failure(res)) {
+        stopped_failed = tw_failure_code(tw_result_failure(res));
+        tw_failure_unref(tw_result_take_failure(res));
+    } else {
+        stopped_value = 1;
+    }
+}
+
+START_TEST(test_looping_call_runs_on_its_grid_and_counts_skipped_ticks)
+{
+    tw_reactor *r = tw_reactor_new();
+    fake_now = 0;
+    tw_reactor_set_clock(r, fake_clock, NULL);
+    loop_state s = {0};
+    tw_looping_call *lc = tw_looping_call_new(r, loop_fn, &s);
+    tw_deferred *done;
+    stopped_value = 0;
+    ck_assert_int_eq(tw_looping_call_start(lc, 1.0, 1, &done), 0);
+    ck_assert_int_eq(tw_looping_call_start(lc, 1.0, 1, NULL), TW_ESTATE);
+    tw_deferred_add_both(done, on_loop_done, NULL);
+    ck_assert_int_eq(s.runs, 1); /* now=1 runs at once */
+    advance(r, 1.0);
+    ck_assert_int_eq(s.runs, 2);
+    advance(r, 3.5); /* late: the ticks at 3 and 4 were missed */
+    ck_assert_int_eq(s.runs, 3);
+    ck_assert_uint_eq(tw_looping_call_skipped(lc), 2);
+    advance(r, 0.5); /* t=5: back on the grid */
+    ck_assert_int_eq(s.runs, 4);
+    ck_assert_int_eq(stopped_value, 0);
+    ck_assert_int_eq(tw_looping_call_stop(lc), 0);
+    ck_assert_int_eq(stopped_value, 1);
+    advance(r, 10);
+    ck_assert_int_eq(s.runs, 4);
+    ck_assert_int_eq(tw_looping_call_stop(lc), TW_ESTATE);
+    tw_deferred_unref(done);
+    tw_looping_call_free(lc);
+    tw_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_looping_call_waits_for_a_returned_deferred)
+{
+    tw_reactor *r = tw_reactor_new();
+    fake_now = 0;
+    tw_reactor_set_clock(r, fake_clock, NULL);
+    loop_state s = {.hold_runs = 1};
+    tw_looping_call *lc = tw_looping_call_new(r, loop_fn, &s);
+    ck_assert_int_eq(tw_looping_call_start(lc, 1.0, 1, NULL), 0);
+    advance(r, 5);
+    ck_assert_int_eq(s.runs, 1); /* still waiting on the first run */
+    tw_deferred *h = s.hold;
+    s.hold = NULL;
+    tw_deferred_callback(h, NULL, NULL);
+    tw_deferred_unref(h);
+    advance(r, 1);
+    ck_assert_int_eq(s.runs, 2);
+    tw_looping_call_free(lc); /* stops it; the pending run is let go */
+    tw_deferred_callback(s.hold, NULL, NULL);
+    tw_deferred_unref(s.hold);
+    tw_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_looping_call_fails_its_deferred_when_the_function_fails)
+{
+    tw_reactor *r = tw_reactor_new();
+    fake_now = 0;
+    tw_reactor_set_clock(r, fake_clock, NULL);
+    loop_state s = {.fail_on = 3};
+    tw_looping_call *lc = tw_looping_call_new(r, loop_fn, &s);
+    tw_deferred *done;
+    stopped_failed = 0;
+    tw_looping_call_start(lc, 0.5, 0, &done);
+    tw_deferred_add_both(done, on_loop_done, NULL);
+    ck_assert_int_eq(s.runs, 0); /* now=0 waits one interval */
+    for (int i = 0; i < 5; i++)
+        advance(r, 0.5);
+    ck_assert_int_eq(s.runs, 3);
+    ck_assert_int_eq(stopped_failed, TW_EFAIL);
+    ck_assert(!tw_looping_call_running(lc));
+    tw_deferred_unref(done);
+    tw_looping_call_free(lc);
+    tw_reactor_free(r);
+}
+END_TEST
+
 static Suite *reactor_suite(void)
 {
     Suite *s = suite_create("reactor");
@@ -303,6 +698,16 @@ static Suite *reactor_suite(void)
     tcase_add_test(tc, test_free_releases_pending_calls);
     tcase_add_test(tc, test_sigterm_stops_a_reactor_that_handles_signals);
     tcase_add_test(tc, test_two_reactors_in_two_threads_do_not_interfere);
+    tcase_add_test(tc, test_a_fake_clock_drives_timers_deterministically);
+    tcase_add_test(tc, test_a_million_pending_timers_are_scheduled_and_cancelled);
+    tcase_add_test(tc, test_call_later_full_releases_its_arg_when_dropped);
+    tcase_add_test(tc, test_stop_releases_pending_timers);
+    tcase_add_test(tc, test_call_from_thread_wakes_the_loop_and_keeps_submission_order);
+    tcase_add_test(tc, test_shutdown_triggers_run_in_phases_and_wait_for_deferreds);
+    tcase_add_test(tc, test_a_failing_trigger_is_logged_and_shutdown_goes_on);
+    tcase_add_test(tc, test_looping_call_runs_on_its_grid_and_counts_skipped_ticks);
+    tcase_add_test(tc, test_looping_call_waits_for_a_returned_deferred);
+    tcase_add_test(tc, test_looping_call_fails_its_deferred_when_the_function_fails);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,7 @@
 #include <twine/common.h>
 
 struct event_base;
+struct tw_deferred;
 
 TW_BEGIN_DECLS
 
@@ -59,9 +60,12 @@ TW_API int tw_reactor_run(tw_reactor *r);
 TW_API int tw_reactor_iterate(tw_reactor *r, double timeout);
 
 /**
- * Stop gracefully: listeners stop accepting at once, open connections are
- * asked to close after flushing their output, and once they all closed (or
- * the shutdown timeout passed, after which they are aborted) tw_reactor_run()
+ * Stop gracefully, in Twisted's phases: the "before" shutdown triggers run
+ * (and shutdown waits for the deferreds they return); then, during the
+ * "during" triggers, listeners stop accepting and open connections are asked
+ * to close after flushing their output; once they all closed (or the
+ * shutdown timeout passed, after which they are aborted) the "after"
+ * triggers run, pending timed calls are released, and tw_reactor_run()
  * returns. Every protocol gets connection_lost(). Safe to call from any
  * callback, and more than once.
  */
@@ -104,6 +108,17 @@ TW_API double tw_reactor_seconds(const tw_reactor *r);
 TW_API int tw_reactor_call_later(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
                                  tw_call **out);
 
+/**
+ * tw_reactor_call_later(), plus @p release(@p arg) when the call is dropped
+ * without running: cancelled with tw_call_cancel(), or released pending by
+ * the end of tw_reactor_stop() or by tw_reactor_free(). This is how a call
+ * that owns @p arg (say, a reference) gives it back in every outcome:
+ * @p fn runs or @p release runs, exactly one of them, once.
+ * @return as tw_reactor_call_later(); on error neither runs.
+ */
+TW_API int tw_reactor_call_later_full(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
+                                      tw_call_fn release, tw_call **out);
+
 /** Cancel a pending call. @return 0, or TW_ESTATE if it already ran or was cancelled. */
 TW_API int tw_call_cancel(tw_call *c);
 
@@ -124,6 +139,61 @@ TW_API void tw_call_release(tw_call *c);
 
 /** @return how many timed calls are pending. */
 TW_API size_t tw_reactor_pending_calls(const tw_reactor *r);
+
+/**
+ * Replace the reactor's clock, for tests that drive time themselves (as
+ * Twisted's task.Clock): @p now returns the current time in seconds. Timed
+ * calls then run only when tw_reactor_run_due_calls() is called (or the loop
+ * happens to run while the clock says they are due). NULL restores the
+ * monotonic clock. Set it before scheduling calls.
+ */
+TW_API void tw_reactor_set_clock(tw_reactor *r, double (*now)(void *arg), void *arg);
+
+/**
+ * Run, in order, every timed call that the clock says is due, except calls
+ * made by the calls being run (they wait for the next pass, as in the loop).
+ * @return how many calls ran.
+ */
+TW_API size_t tw_reactor_run_due_calls(tw_reactor *r);
+
+/**
+ * Run @p fn(@p arg) on the reactor's thread, soon. This is the one function
+ * that is safe to call from any thread, at any time while the reactor
+ * exists. It wakes the loop; calls run in the order they were submitted.
+ * @return 0, or -ENOMEM (then @p fn will not run).
+ */
+TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg);
+
+/* ---- Shutdown triggers -------------------------------------------------- */
+
+typedef enum {
+    TW_TRIGGER_BEFORE = 0, /**< before anything stops; may delay shutdown */
+    TW_TRIGGER_DURING = 1, /**< while listeners close and connections drain */
+    TW_TRIGGER_AFTER = 2   /**< after every connection is gone, before run returns */
+} tw_trigger_phase;
+
+/**
+ * A shutdown trigger. It may return a deferred (the caller's reference
+ * passes to the reactor) to make shutdown wait until it fires; a failure is
+ * logged and shutdown goes on. Return NULL when there is nothing to wait for.
+ */
+typedef struct tw_deferred *(*tw_trigger_fn)(void *arg);
+
+/** Identifies a trigger for tw_reactor_remove_trigger(). */
+typedef unsigned long tw_trigger_id;
+
+/**
+ * Add a system event trigger for shutdown, as Twisted's
+ * addSystemEventTrigger(phase, "shutdown", ...). Triggers of one phase run
+ * in the order they were added; the next phase starts once every deferred a
+ * phase returned has fired.
+ * @return 0 and sets @p id (if non-NULL), -EINVAL, or -ENOMEM.
+ */
+TW_API int tw_reactor_add_trigger(tw_reactor *r, tw_trigger_phase phase, tw_trigger_fn fn,
+                                  void *arg, tw_trigger_id *id);
+
+/** Remove a trigger that has not run. @return 0, or TW_ESTATE if unknown. */
+TW_API int tw_reactor_remove_trigger(tw_reactor *r, tw_trigger_id id);
 
 TW_END_DECLS
 

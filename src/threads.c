@@ -1,0 +1,121 @@
+/*
+ * call_from_thread: the reactor's one thread-safe entry point. Other threads
+ * append to a mutex-protected FIFO and, when it was empty, wake the loop
+ * through an eventfd (a pipe where there is none); the loop takes the whole
+ * queue at once and runs it in submission order. Taking the whole queue
+ * keeps the lock out of the callbacks, so a callback may itself call
+ * tw_reactor_call_from_thread() without deadlock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <event2/event.h>
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+#include "reactor_internal.h"
+
+static void drain_wake(int fd)
+{
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    tw_reactor *r = arg;
+    drain_wake((int)fd);
+    pthread_mutex_lock(&r->threads.lock);
+    tw__thread_call *c = r->threads.head;
+    r->threads.head = r->threads.tail = NULL;
+    pthread_mutex_unlock(&r->threads.lock);
+    while (c != NULL) {
+        tw__thread_call *next = c->next;
+        c->fn(c->arg);
+        free(c);
+        c = next;
+    }
+}
+
+int tw__threads_init(tw_reactor *r)
+{
+    tw__thread_queue *q = &r->threads;
+    q->wake_read = q->wake_write = -1;
+    if (pthread_mutex_init(&q->lock, NULL) != 0)
+        return -ENOMEM;
+#ifdef __linux__
+    q->wake_read = q->wake_write = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+#else
+    int p[2];
+    if (pipe(p) == 0) {
+        for (int i = 0; i < 2; i++) {
+            fcntl(p[i], F_SETFL, O_NONBLOCK);
+            fcntl(p[i], F_SETFD, FD_CLOEXEC);
+        }
+        q->wake_read = p[0];
+        q->wake_write = p[1];
+    }
+#endif
+    if (q->wake_read < 0)
+        return -errno;
+    q->ev = event_new(r->base, q->wake_read, EV_READ | EV_PERSIST, on_wake, r);
+    if (q->ev == NULL || event_add(q->ev, NULL) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+void tw__threads_free(tw_reactor *r)
+{
+    tw__thread_queue *q = &r->threads;
+    if (q->ev != NULL)
+        event_free(q->ev);
+    q->ev = NULL;
+    /* Calls that never ran are dropped: the reactor they were for is gone. */
+    for (tw__thread_call *c = q->head, *next; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    q->head = q->tail = NULL;
+    if (q->wake_read >= 0)
+        close(q->wake_read);
+    if (q->wake_write >= 0 && q->wake_write != q->wake_read)
+        close(q->wake_write);
+    q->wake_read = q->wake_write = -1;
+    pthread_mutex_destroy(&q->lock);
+}
+
+TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg)
+{
+    if (fn == NULL)
+        return -EINVAL;
+    tw__thread_call *c = malloc(sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    c->next = NULL;
+    c->fn = fn;
+    c->arg = arg;
+
+    tw__thread_queue *q = &r->threads;
+    pthread_mutex_lock(&q->lock);
+    int was_empty = q->head == NULL;
+    if (q->tail != NULL)
+        q->tail->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+    if (was_empty) {
+        /* Only the first call after a drain needs to wake the loop. */
+        uint64_t one = 1;
+        ssize_t w = write(q->wake_write, &one, sizeof one);
+        (void)w; /* a full pipe already means "wake up" */
+    }
+    pthread_mutex_unlock(&q->lock);
+    return 0;
+}
