@@ -1,5 +1,6 @@
 /*
- * echo: RFC 862 over TCP. Every byte received is sent back.
+ * echo: RFC 862 over TCP and UDP. Every byte received is sent back; over
+ * UDP each datagram goes back whole to the address it came from.
  *
  * This is also the template for a protocol module: a protocol struct that
  * embeds tw_protocol, a factory, and one TW_PLUGIN() descriptor. Built out
@@ -12,6 +13,7 @@
  */
 #include <stdlib.h>
 #include <twine.h>
+#include <twine/udp.h>
 
 static void echo_data(tw_protocol *p, const void *data, size_t len)
 {
@@ -81,5 +83,36 @@ static tw_factory *echo_make_factory(tw_reactor *r, const tw_options *opts, char
     return f;
 }
 
+static void echo_datagram(tw_datagram_protocol *p, const void *data, size_t len,
+                          const tw_address *from)
+{
+    /* A full socket buffer drops the reply, as UDP drops anything. */
+    tw_udp_write(p->port, data, len, from);
+}
+
+static void echo_datagram_destroy(tw_datagram_protocol *p)
+{
+    free(p);
+}
+
+static const tw_datagram_ops echo_datagram_ops = {
+    .datagram_received = echo_datagram,
+    .destroy = echo_datagram_destroy,
+};
+
+static tw_datagram_protocol *echo_make_datagram(tw_reactor *r, const tw_options *opts, char *err,
+                                                size_t errlen)
+{
+    (void)r;
+    (void)opts;
+    tw_datagram_protocol *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        snprintf(err, errlen, "out of memory creating the UDP echo protocol");
+        return NULL;
+    }
+    p->ops = &echo_datagram_ops;
+    return p;
+}
+
 TW_PLUGIN(echo, .name = "echo", .description = "RFC 862 echo: sends back every byte received",
-          .options = NULL, .make_factory = echo_make_factory);
+          .options = NULL, .make_factory = echo_make_factory, .make_datagram = echo_make_datagram);

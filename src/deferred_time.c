@@ -52,19 +52,23 @@ static void timeout_fired(void *arg)
     timeout_unref(t);
 }
 
-/* The timer will not run (we cancel it, or the reactor dropped it when it
- * stopped): let go of what it held. */
-static void timeout_disarm(timeout *t)
+/* The timer will not run (we cancelled it, or the reactor dropped it when
+ * it stopped or was freed): let go of what it held. */
+static void timeout_dropped(void *arg)
 {
-    if (t->call == NULL || t->firing)
-        return;
-    tw_call_cancel(t->call); /* TW_ESTATE when the reactor dropped it */
+    timeout *t = arg;
     tw_call_release(t->call);
     t->call = NULL;
-    tw_deferred *held = t->d; /* the chain holds d too: not freed here */
+    tw_deferred *held = t->d;
     t->d = NULL;
-    t->refs--; /* the timer's; the entry still holds t */
+    timeout_unref(t); /* the timer's */
     tw_deferred_unref(held);
+}
+
+static void timeout_disarm(timeout *t)
+{
+    if (t->call != NULL && !t->firing)
+        tw_call_cancel(t->call); /* runs timeout_dropped */
 }
 
 /* The chain reached the point where the timeout was added. */
@@ -89,7 +93,8 @@ TW_API int tw_deferred_add_timeout(tw_deferred *d, struct tw_reactor *reactor, d
     t->refs = 2;
     t->seconds = seconds;
     t->d = tw_deferred_ref(d);
-    int rc = tw_reactor_call_later(reactor, seconds, timeout_fired, t, &t->call);
+    int rc = tw_reactor_call_later_full(reactor, seconds, timeout_fired, t, timeout_dropped,
+                                        &t->call);
     if (rc < 0) {
         tw_deferred_unref(d);
         free(t);
@@ -98,10 +103,8 @@ TW_API int tw_deferred_add_timeout(tw_deferred *d, struct tw_reactor *reactor, d
     /* May run timeout_reached at once when d already has a result. */
     rc = tw_deferred_add_callbacks_full(d, timeout_reached, timeout_reached, t, timeout_unref);
     if (rc < 0) {
-        tw_call_cancel(t->call);
-        tw_call_release(t->call);
-        tw_deferred_unref(d);
-        free(t);
+        tw_call_cancel(t->call); /* drops the timer's hold on d and t */
+        timeout_unref(t);
         return rc;
     }
     return 0;
@@ -134,19 +137,24 @@ static void later_fire(void *arg)
     later_unref(l);
 }
 
+/* The timer will not run: cancelled, or dropped by the reactor. */
+static void later_dropped(void *arg)
+{
+    later *l = arg;
+    tw_call_release(l->call);
+    l->call = NULL;
+    tw_deferred *held = l->d;
+    l->d = NULL;
+    later_unref(l); /* the timer's */
+    tw_deferred_unref(held);
+}
+
 static void later_cancel(tw_deferred *d, void *arg)
 {
     later *l = arg;
     (void)d;
-    if (l->call != NULL) {
-        tw_call_cancel(l->call); /* TW_ESTATE when the reactor dropped it */
-        tw_call_release(l->call);
-        l->call = NULL;
-        tw_deferred *held = l->d; /* whoever cancels holds d too */
-        l->d = NULL;
-        l->refs--; /* the timer's; the canceller still holds l */
-        tw_deferred_unref(held);
-    }
+    if (l->call != NULL)
+        tw_call_cancel(l->call); /* runs later_dropped */
     /* Not firing d here makes cancel() fail it with TW_ECANCELLED. */
 }
 
@@ -168,11 +176,14 @@ TW_API tw_deferred *tw_defer_later_at(struct tw_reactor *reactor, double seconds
         tw_deferred_unref(d);
         return NULL;
     }
-    if (tw_reactor_call_later(reactor, seconds, later_fire, l, &l->call) < 0) {
-        tw_deferred_unref(d); /* drops fn's entry unrun, and l */
+    l->refs++; /* the timer's */
+    l->d = tw_deferred_ref(d);
+    if (tw_reactor_call_later_full(reactor, seconds, later_fire, l, later_dropped, &l->call) < 0) {
+        l->d = NULL;
+        l->refs--;
+        tw_deferred_unref(d); /* the timer's hold */
+        tw_deferred_unref(d); /* ours: drops fn's entry unrun, and l */
         return NULL;
     }
-    l->refs++;
-    l->d = tw_deferred_ref(d);
     return d;
 }

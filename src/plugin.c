@@ -42,6 +42,13 @@ TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, si
     return 0;
 }
 
+TW_API tw_plugin_datagram_fn tw_plugin_datagram_hook(const tw_plugin *p)
+{
+    if (p->abi_major != TW_PLUGIN_ABI_MAJOR || p->abi_minor < 1)
+        return NULL; /* the field is past the end of a 1.0 descriptor */
+    return p->make_datagram;
+}
+
 static int parse_bool(const char *v, int *out)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"};

@@ -268,11 +268,9 @@ TW_API int tw_deferred_cancel_at(tw_deferred *d, const char *file, int line);
  * TW_ETIMEDOUT; any other result passes unchanged.
  *
  * The pending timer holds a reference to @p d, so a deferred you let go of
- * still times out. The reactor drops pending calls without running them
- * when it stops or is freed; the hold is then let go once @p d's chain
- * reaches this point (it fires, or is cancelled) -- a deferred nobody can
- * fire any more stays held, so fire or cancel such deferreds before (or
- * after) stopping the reactor.
+ * still times out. When the reactor drops the timer unrun (at the end of
+ * tw_reactor_stop() or in tw_reactor_free()) the hold is let go at once, so
+ * nothing leaks; @p d then simply never times out.
  * @return 0, -EINVAL (NULL argument, negative or non-finite @p seconds), or
  *         -ENOMEM; on error nothing was scheduled or appended.
  */
@@ -287,9 +285,10 @@ TW_API int tw_deferred_add_timeout(tw_deferred *d, struct tw_reactor *reactor, d
  * and fails it with TW_ECANCELLED; @p fn does not run.
  * @param arg borrowed: must stay valid until @p fn ran or the deferred is
  *        released.
- * @return a new reference (the timer holds another until it fires or is
- *         cancelled; if the reactor stops or is freed first, until the
- *         deferred is cancelled), or NULL for a NULL reactor, a negative or
+ * @return a new reference (the timer holds another until it fires, is
+ *         cancelled, or is dropped unrun by tw_reactor_stop() or
+ *         tw_reactor_free(), after which the deferred never fires), or
+ *         NULL for a NULL reactor, a negative or
  *         non-finite delay, or when memory runs out (then @p fn is never
  *         called).
  */
@@ -411,8 +410,9 @@ TW_API void tw_result_set_failure(tw_result *res, tw_failure *failure);
  * Make the chain wait for @p inner: the previous result is destroyed and,
  * once the callback returns, the chain continues with @p inner's result,
  * which it takes over (callbacks added to @p inner later see a NULL value).
- * If @p inner has already fired and is not paused, that happens at once;
- * otherwise this chain pauses until it fires. Cancelling this chain's
+ * If @p inner has already fired, is not paused and is not in the middle of
+ * running its own callbacks, that happens at once; otherwise this chain
+ * pauses until @p inner's chain has a result. Cancelling this chain's
  * deferred meanwhile cancels @p inner.
  * @param inner borrowed: the caller keeps its reference (see the reference
  *        rule -- whoever will fire @p inner must keep holding it).

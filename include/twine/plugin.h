@@ -25,7 +25,7 @@ TW_BEGIN_DECLS
 
 #define TW_PLUGIN_MAGIC 0x7477706cu /* "twpl" */
 #define TW_PLUGIN_ABI_MAJOR 1
-#define TW_PLUGIN_ABI_MINOR 0
+#define TW_PLUGIN_ABI_MINOR 1 /* 1: make_datagram */
 
 /** The symbol every module exports. */
 #define TW_PLUGIN_SYMBOL_NAME "tw_plugin_descriptor"
@@ -56,6 +56,17 @@ typedef struct tw_options tw_options;
 typedef tw_factory *(*tw_plugin_factory_fn)(tw_reactor *r, const tw_options *opts, char *err,
                                             size_t errlen);
 
+struct tw_datagram_protocol;
+
+/**
+ * The datagram constructor (ABI 1.1): a module that can also serve over UDP
+ * (as echo does, RFC 862) returns one datagram protocol per UDP port; the
+ * port takes ownership of it (see twine/udp.h). NULL after writing one
+ * sentence into @p err.
+ */
+typedef struct tw_datagram_protocol *(*tw_plugin_datagram_fn)(tw_reactor *r, const tw_options *opts,
+                                                              char *err, size_t errlen);
+
 typedef struct tw_plugin {
     uint32_t magic;     /**< TW_PLUGIN_MAGIC */
     uint16_t abi_major; /**< TW_PLUGIN_ABI_MAJOR when built */
@@ -64,6 +75,8 @@ typedef struct tw_plugin {
     const char *description; /**< one line */
     const tw_option_spec *options;
     tw_plugin_factory_fn make_factory;
+    /* ABI 1.1. Read it with tw_plugin_datagram_hook(): a 1.0 module lacks it. */
+    tw_plugin_datagram_fn make_datagram; /**< optional: serve over UDP too */
 } tw_plugin;
 
 #ifdef TW_PLUGIN_BUILTIN
@@ -91,6 +104,12 @@ typedef struct tw_plugin {
  * @return 0, or -EINVAL after writing one sentence naming both versions.
  */
 TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, size_t errlen);
+
+/**
+ * @return the module's datagram constructor, or NULL when it has none or
+ *         was built for ABI 1.0.
+ */
+TW_API tw_plugin_datagram_fn tw_plugin_datagram_hook(const tw_plugin *p);
 
 /** @return the number of built-in modules. */
 TW_API size_t tw_plugin_builtin_count(void);
