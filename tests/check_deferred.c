@@ -210,8 +210,8 @@ END_TEST
 START_TEST(test_failure_carries_code_message_and_cause)
 {
     probe p = {0};
-    tw_failure *f = tw_failure_wrap(tw_failure_new(-ECONNREFUSED, "refused"), TW_EFAIL, "connect to %s",
-                                    "example.org:80");
+    tw_failure *f = tw_failure_wrap(tw_failure_new(-ECONNREFUSED, "refused"), TW_EFAIL,
+                                    "connect to %s", "example.org:80");
     tw_deferred *d = tw_deferred_fail(f);
     tw_deferred_add_errback(d, observe_and_handle, &p);
     ck_assert_int_eq(p.code, TW_EFAIL);
@@ -1737,9 +1737,9 @@ END_TEST
 
 START_TEST(test_unhandled_failure_report_includes_cause_chain)
 {
-    tw_deferred *d = tw_deferred_fail(
-        tw_failure_wrap(tw_failure_wrap(tw_failure_new(-ECONNREFUSED, "refused"), TW_EFAIL, "connect"),
-                        TW_EFAIL, "fetch page"));
+    tw_deferred *d = tw_deferred_fail(tw_failure_wrap(
+        tw_failure_wrap(tw_failure_new(-ECONNREFUSED, "refused"), TW_EFAIL, "connect"), TW_EFAIL,
+        "fetch page"));
     tw_deferred_unref(d);
     ck_assert_int_eq(logged.count, 1);
     ck_assert_ptr_nonnull(strstr(logged.message, "fetch page: connect: refused"));
