@@ -17,7 +17,14 @@
 #include <twine/protocol.h>
 #include <twine/transport.h>
 #include <twine/listener.h>
+#include <twine/line.h>
+#include <twine/framing.h>
+#include <twine/resolve.h>
+#include <twine/connect.h>
+#include <twine/endpoint.h>
+#include <twine/reconnect.h>
 #include <twine/plugin.h>
+#include <twine/amp.h>
 #include <twine/version.h>
 
 #endif

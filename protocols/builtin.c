@@ -8,10 +8,22 @@
 #include <string.h>
 #include <twine/plugin.h>
 
+extern const tw_plugin tw_builtin_plugin_amp;
+extern const tw_plugin tw_builtin_plugin_chargen;
+extern const tw_plugin tw_builtin_plugin_daytime;
+extern const tw_plugin tw_builtin_plugin_discard;
 extern const tw_plugin tw_builtin_plugin_echo;
+extern const tw_plugin tw_builtin_plugin_line;
+extern const tw_plugin tw_builtin_plugin_time;
 
 static const tw_plugin *const builtins[] = {
     &tw_builtin_plugin_echo,
+    &tw_builtin_plugin_line,
+    &tw_builtin_plugin_discard,
+    &tw_builtin_plugin_chargen,
+    &tw_builtin_plugin_daytime,
+    &tw_builtin_plugin_time,
+    &tw_builtin_plugin_amp,
 };
 
 #define NBUILTINS (sizeof builtins / sizeof builtins[0])

@@ -51,6 +51,8 @@ struct tw_listener {
     double last_reject_log;
     double idle_timeout;
     tw_call *idle_sweep;
+    void (*on_stop)(void *arg); /* tw__listener_on_stop() */
+    void *on_stop_arg;
 };
 
 TW_API void tw_listen_options_init(tw_listen_options *o)
@@ -84,7 +86,18 @@ static void stop(tw_listener *l)
     l->spare_fd = -1;
     tw__reactor_unregister_listener(l->r, &l->node);
     l->r = NULL;
+    if (l->on_stop != NULL) {
+        void (*fn)(void *) = l->on_stop;
+        l->on_stop = NULL;
+        fn(l->on_stop_arg);
+    }
     tw_factory_stop(l->factory);
+}
+
+void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg)
+{
+    l->on_stop = fn;
+    l->on_stop_arg = arg;
 }
 
 static void closeable_stop(tw__closeable *c)

@@ -85,6 +85,8 @@ TW_API void tw_reactor_free(tw_reactor *r)
     tw__triggers_free(r);
     tw__threads_free(r);
     tw__timers_free(r);
+    if (r->iterate_ev != NULL)
+        event_free(r->iterate_ev);
     if (r->sig_int != NULL)
         event_free(r->sig_int);
     if (r->sig_term != NULL)
@@ -163,20 +165,28 @@ TW_API int tw_reactor_run(tw_reactor *r)
     return rc < 0 ? -EIO : 0;
 }
 
+static void wake_only(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
 TW_API int tw_reactor_iterate(tw_reactor *r, double timeout)
 {
     if (!isfinite(timeout) || timeout < 0)
         return -EINVAL;
-    int rc;
-    if (timeout > 0) {
-        /* EVLOOP_ONCE blocks until something is active; loopexit bounds the
-         * wait without touching the reactor's own timers. */
-        struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (time_t)timeout) * 1e6)};
-        event_base_loopexit(r->base, &tv);
-        rc = event_base_loop(r->base, EVLOOP_ONCE);
-    } else {
-        rc = event_base_loop(r->base, EVLOOP_NONBLOCK);
-    }
+    if (timeout == 0)
+        return event_base_loop(r->base, EVLOOP_NONBLOCK) < 0 ? -EIO : 0;
+    /* EVLOOP_ONCE blocks until something is active. A timer event of our
+     * own bounds the wait; unlike event_base_loopexit() it leaves nothing
+     * behind to end a later loop early when other work woke us first. */
+    if (r->iterate_ev == NULL && (r->iterate_ev = evtimer_new(r->base, wake_only, NULL)) == NULL)
+        return -ENOMEM;
+    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+    evtimer_add(r->iterate_ev, &tv);
+    int rc = event_base_loop(r->base, EVLOOP_ONCE);
+    evtimer_del(r->iterate_ev);
     return rc < 0 ? -EIO : 0;
 }
 

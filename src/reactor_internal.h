@@ -90,6 +90,7 @@ struct tw_reactor {
     tw__list listeners; /* tw__closeable of listening ports */
 
     struct event *sig_int, *sig_term;
+    struct event *iterate_ev; /* bounds tw_reactor_iterate()'s wait */
     unsigned char *read_buf; /* TW__READ_SIZE bytes, lent to stream reads */
 
     tw__trigger *triggers;  /* in the order they were added */

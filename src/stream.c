@@ -509,6 +509,11 @@ static void stream_unregister_producer(tw_transport *t)
     s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
 }
 
+static int stream_disconnecting(tw_transport *t)
+{
+    return (((tw__stream *)t)->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED)) != 0;
+}
+
 static int stream_fileno(tw_transport *t)
 {
     return stream_fd((tw__stream *)t);
@@ -518,6 +523,7 @@ static const tw_transport_ops stream_ops = {
     .fileno = stream_fileno,
     .register_producer = stream_register_producer,
     .unregister_producer = stream_unregister_producer,
+    .disconnecting = stream_disconnecting,
     .writev = stream_writev,
     .lose_connection = stream_lose,
     .abort_connection = stream_abort,

@@ -37,6 +37,11 @@ void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout);
 /* listener.c: a connection that a listener accepted has ended. */
 void tw__listener_connection_done(tw_listener *l);
 
+/* listener.c: run @p fn(@p arg) once, when @p l stops listening (closed by
+ * its owner, by tw_reactor_stop() or by tw_reactor_free()); endpoints use it
+ * to remove a UNIX socket file and its lock. One hook per listener. */
+void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg);
+
 /* listener.c: the listener's idle timeout in seconds, 0 for none. */
 double tw__listener_idle_timeout(const tw_listener *l);
 

@@ -83,3 +83,8 @@ TW_API void tw_transport_unregister_producer(tw_transport *t)
     if (t->ops->unregister_producer != NULL)
         t->ops->unregister_producer(t);
 }
+
+TW_API int tw_transport_disconnecting(tw_transport *t)
+{
+    return t->ops->disconnecting != NULL && t->ops->disconnecting(t);
+}

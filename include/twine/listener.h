@@ -3,11 +3,11 @@
  * or UNIX stream address and hands each one to a factory-built protocol over
  * a stream transport.
  *
- * Ownership: the caller owns the listener and closes it with
- * tw_listener_close(); tw_reactor_stop() stops it accepting, and
- * tw_reactor_free() closes any listener still open (its handle then becomes
- * invalid). The factory is borrowed and must outlive the listener; the
- * listener counts itself as one of the factory's users.
+ * Ownership: the caller owns the listener and releases it with
+ * tw_listener_close(). tw_reactor_stop() and tw_reactor_free() stop it (it
+ * stops accepting and its socket is closed), but the handle stays valid and
+ * the caller still releases it. The factory is borrowed and must outlive the
+ * listener; the listener counts itself as one of the factory's users.
  */
 #ifndef TWINE_LISTENER_H
 #define TWINE_LISTENER_H

@@ -25,7 +25,7 @@ TW_BEGIN_DECLS
 
 #define TW_PLUGIN_MAGIC 0x7477706cu /* "twpl" */
 #define TW_PLUGIN_ABI_MAJOR 1
-#define TW_PLUGIN_ABI_MINOR 1 /* 1: make_datagram */
+#define TW_PLUGIN_ABI_MINOR 1 /* 1: register_amp, make_datagram */
 
 /** The symbol every module exports. */
 #define TW_PLUGIN_SYMBOL_NAME "tw_plugin_descriptor"
@@ -56,6 +56,7 @@ typedef struct tw_options tw_options;
 typedef tw_factory *(*tw_plugin_factory_fn)(tw_reactor *r, const tw_options *opts, char *err,
                                             size_t errlen);
 
+struct tw_amp_dispatcher;
 struct tw_datagram_protocol;
 
 /**
@@ -67,6 +68,20 @@ struct tw_datagram_protocol;
 typedef struct tw_datagram_protocol *(*tw_plugin_datagram_fn)(tw_reactor *r, const tw_options *opts,
                                                               char *err, size_t errlen);
 
+/**
+ * The AMP hook (ABI 1.1): add this module's commands to an AMP dispatcher
+ * with tw_amp_register() (twine/amp.h). reactord calls it for every module
+ * in its search path that has one when the protocol it serves is an AMP
+ * factory (tw_amp_factory_dispatcher() is not NULL), so that
+ * `reactord --protocol amp --plugin-path DIR` answers DIR's commands too.
+ * @p opts are the module's own options with their defaults, borrowed for
+ * the call; what the hook registers must outlive the dispatcher (static
+ * command descriptions do).
+ * @return 0, or a negative code after writing one sentence into @p err.
+ */
+typedef int (*tw_plugin_amp_fn)(struct tw_amp_dispatcher *d, const tw_options *opts, char *err,
+                                size_t errlen);
+
 typedef struct tw_plugin {
     uint32_t magic;     /**< TW_PLUGIN_MAGIC */
     uint16_t abi_major; /**< TW_PLUGIN_ABI_MAJOR when built */
@@ -75,6 +90,8 @@ typedef struct tw_plugin {
     const char *description; /**< one line */
     const tw_option_spec *options;
     tw_plugin_factory_fn make_factory;
+    /* ABI 1.1. Read it with tw_plugin_amp_hook(): a 1.0 module lacks it. */
+    tw_plugin_amp_fn register_amp; /**< optional */
     /* ABI 1.1. Read it with tw_plugin_datagram_hook(): a 1.0 module lacks it. */
     tw_plugin_datagram_fn make_datagram; /**< optional: serve over UDP too */
 } tw_plugin;
@@ -104,6 +121,12 @@ typedef struct tw_plugin {
  * @return 0, or -EINVAL after writing one sentence naming both versions.
  */
 TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, size_t errlen);
+
+/**
+ * @return the module's AMP hook, or NULL when it has none or was built for
+ *         ABI 1.0, whose descriptor ends before the field.
+ */
+TW_API tw_plugin_amp_fn tw_plugin_amp_hook(const tw_plugin *p);
 
 /**
  * @return the module's datagram constructor, or NULL when it has none or
@@ -144,6 +167,144 @@ TW_API int tw_options_get_bool(const tw_options *o, const char *name, int fallba
 
 /** @return the option as a double, or @p fallback when absent. */
 TW_API double tw_options_get_double(const tw_options *o, const char *name, double fallback);
+
+/*
+ * Loading modules from files.
+ *
+ * A module file is opened with dlopen(RTLD_NOW | RTLD_LOCAL): every symbol
+ * it needs must resolve at load time, and its own symbols stay private, so
+ * two modules never see each other. It must export TW_PLUGIN_SYMBOL_NAME.
+ * Every refusal is one sentence that names the file: a file that is not a
+ * shared object or needs a symbol nothing provides, a missing descriptor, a
+ * wrong magic, an ABI mismatch (the sentence gives both versions), an
+ * invalid protocol name.
+ *
+ * Naming rule: the module for protocol NAME is the file NAME.so, and it must
+ * declare NAME (letters, digits, '_', '-' and '.', not starting with '.').
+ *
+ * Search order: built-ins first, then the directories in the order they
+ * were added to a registry. reactord adds each --plugin-path, then each
+ * entry of TWINE_PLUGIN_PATH, then tw_plugin_installed_dir(). The first
+ * match wins; a module whose name is already taken by a built-in or by a
+ * module found earlier is refused as a duplicate, naming both.
+ *
+ * A module is unloaded when its registry is freed (or the module closed),
+ * so every factory made from it must be freed before that.
+ */
+
+/** One module file opened by tw_plugin_load(). */
+typedef struct tw_plugin_module tw_plugin_module;
+
+/**
+ * Open a module file and check its descriptor.
+ * @param path the file; a name without '/' is taken relative to the current
+ *        directory, never looked up in the library path.
+ * @param out receives the module, which the caller closes with
+ *        tw_plugin_module_close().
+ * @return 0; -ENOENT when the file does not exist; -ENOEXEC when it cannot
+ *         be loaded (not a shared object, an unresolved symbol) or exports
+ *         no descriptor; -EINVAL for a wrong magic, an ABI mismatch or a
+ *         malformed descriptor. On error one sentence naming @p path is in
+ *         @p err and nothing stays loaded.
+ */
+TW_API int tw_plugin_load(const char *path, tw_plugin_module **out, char *err, size_t errlen);
+
+/** @return the module's checked descriptor, valid until the module is closed. */
+TW_API const tw_plugin *tw_plugin_module_descriptor(const tw_plugin_module *m);
+
+/** @return the path the module was loaded from (owned by the module). */
+TW_API const char *tw_plugin_module_path(const tw_plugin_module *m);
+
+/** Unload the module. Every factory it made must be freed first. NULL is ignored. */
+TW_API void tw_plugin_module_close(tw_plugin_module *m);
+
+/** @return the directory modules are installed in ($(pkglibdir)/protocols), static. */
+TW_API const char *tw_plugin_installed_dir(void);
+
+/** The origin a registry reports for built-in modules. */
+#define TW_PLUGIN_ORIGIN_BUILTIN "built-in"
+
+/** The modules one program knows: the built-ins and those loaded from files. */
+typedef struct tw_plugin_registry tw_plugin_registry;
+
+/**
+ * Make a registry holding every built-in module and no search directory.
+ * @return the registry, freed with tw_plugin_registry_free(), or NULL when
+ *         memory runs out.
+ */
+TW_API tw_plugin_registry *tw_plugin_registry_new(void);
+
+/** Unload every module the registry loaded and free it. NULL is ignored. */
+TW_API void tw_plugin_registry_free(tw_plugin_registry *reg);
+
+/**
+ * Append @p dir (copied) to the search directories. An empty string is
+ * ignored; the directory need not exist.
+ * @return 0 or -ENOMEM.
+ */
+TW_API int tw_plugin_registry_add_dir(tw_plugin_registry *reg, const char *dir);
+
+/**
+ * Append every entry of a colon-separated list, as TWINE_PLUGIN_PATH holds,
+ * in order; empty entries are skipped. NULL is ignored.
+ * @return 0 or -ENOMEM.
+ */
+TW_API int tw_plugin_registry_add_path(tw_plugin_registry *reg, const char *list);
+
+/** @return how many search directories were added. */
+TW_API size_t tw_plugin_registry_dir_count(const tw_plugin_registry *reg);
+
+/** @return search directory @p i (owned by the registry), or NULL past the end. */
+TW_API const char *tw_plugin_registry_dir(const tw_plugin_registry *reg, size_t i);
+
+/**
+ * Load the module file @p path into the registry.
+ * @param out if non-NULL, receives its descriptor.
+ * @return 0; the codes of tw_plugin_load(); or -EEXIST when its protocol
+ *         name is already registered (the sentence names both origins).
+ *         On error nothing stays loaded.
+ */
+TW_API int tw_plugin_registry_load(tw_plugin_registry *reg, const char *path,
+                                   const tw_plugin **out, char *err, size_t errlen);
+
+/**
+ * Find the module for protocol @p name: a registered one, else the first
+ * NAME.so in the search directories, which is loaded and must declare
+ * @p name.
+ * @return 0 and *out; -ENOENT when no module provides it (the sentence lists
+ *         the registered protocols, so call tw_plugin_registry_scan() first
+ *         for a complete list); or the refusal of the NAME.so found, whose
+ *         sentence names the file. A module refused is never passed over
+ *         for one later in the search order.
+ */
+TW_API int tw_plugin_registry_find(tw_plugin_registry *reg, const char *name,
+                                   const tw_plugin **out, char *err, size_t errlen);
+
+/** Called once per module file refused by tw_plugin_registry_scan(). */
+typedef void (*tw_plugin_refusal_fn)(const char *path, int code, const char *sentence,
+                                     void *arg);
+
+/**
+ * Load every *.so in every search directory, in search order and, within a
+ * directory, in name order. Files already loaded are skipped.
+ * @param on_refusal called for each file refused (NULL: they are logged as
+ *        warnings); it must not use the registry.
+ * @return how many files were refused.
+ */
+TW_API size_t tw_plugin_registry_scan(tw_plugin_registry *reg, tw_plugin_refusal_fn on_refusal,
+                                      void *arg);
+
+/** @return how many modules are registered, built-ins included. */
+TW_API size_t tw_plugin_registry_count(const tw_plugin_registry *reg);
+
+/**
+ * @return registered module @p i (built-ins first, then in load order), or
+ *         NULL past the end.
+ * @param origin if non-NULL, receives TW_PLUGIN_ORIGIN_BUILTIN or the file's
+ *        path, owned by the registry.
+ */
+TW_API const tw_plugin *tw_plugin_registry_at(const tw_plugin_registry *reg, size_t i,
+                                              const char **origin);
 
 TW_END_DECLS
 

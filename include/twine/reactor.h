@@ -35,6 +35,10 @@ TW_API tw_reactor *tw_reactor_new(void);
  * Make a reactor that runs on an event_base the host program owns. The host
  * may keep driving the base with event_base_dispatch(); twine's listeners,
  * connections and timers work there. tw_reactor_free() leaves the base usable.
+ * While a reactor is attached, event_base_dispatch() does not return on its
+ * own (the reactor keeps a persistent wake-up event for
+ * tw_reactor_call_from_thread()); the host ends its loop with
+ * event_base_loopbreak() or event_base_loopexit(). See examples/embed/.
  * @return the reactor, or NULL on allocation failure.
  */
 TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);

@@ -68,6 +68,7 @@ typedef struct tw_transport_ops {
     int (*fileno)(tw_transport *t); /**< NULL: no descriptor */
     int (*register_producer)(tw_transport *t, tw_producer *p, int streaming);
     void (*unregister_producer)(tw_transport *t);
+    int (*disconnecting)(tw_transport *t);
 } tw_transport_ops;
 
 struct tw_transport {
@@ -106,6 +107,14 @@ TW_API void tw_transport_abort_connection(tw_transport *t);
  * @return 0, or TW_ESTATE if the transport is closing or not a socket stream.
  */
 TW_API int tw_transport_lose_write_connection(tw_transport *t);
+
+/**
+ * @return nonzero once tw_transport_lose_connection() or
+ *         tw_transport_abort_connection() was called or the connection is
+ *         closing for another reason (Twisted's transport.disconnecting):
+ *         a protocol delivering buffered messages stops there.
+ */
+TW_API int tw_transport_disconnecting(tw_transport *t);
 
 /** Stop reading from the peer (the transport as a producer). Idempotent. */
 TW_API void tw_transport_pause_producing(tw_transport *t);

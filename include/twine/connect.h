@@ -1,0 +1,94 @@
+/*
+ * Outgoing stream connections (TCP over IPv4 and IPv6, and UNIX sockets),
+ * as Twisted's connectTCP/connectUNIX with a client factory.
+ *
+ * A connect attempt looks the host up (asynchronously, see resolve.h; a
+ * numeric host needs no lookup), then tries each address in turn until one
+ * accepts, all within one timeout. When it succeeds the factory builds the
+ * protocol, which runs over a stream transport exactly like an accepted
+ * connection; when the connection ends the factory's
+ * client_connection_lost() hears of it after the protocol's
+ * connection_lost(). When the attempt fails, is cancelled or times out, the
+ * factory's client_connection_failed() gets the reason and no protocol is
+ * built. Each attempt ends in exactly one of the two.
+ *
+ * The factory is borrowed and must outlive the attempt and its connection;
+ * each counts as one of its users (start_factory/stop_factory). Attempts
+ * under way when the reactor stops or is freed fail with TW_ESHUTDOWN.
+ *
+ * Nothing here calls back synchronously: the attempt starts from the loop,
+ * so every outcome arrives after the connect call returned.
+ */
+#ifndef TWINE_CONNECT_H
+#define TWINE_CONNECT_H
+
+#include <twine/address.h>
+#include <twine/common.h>
+#include <twine/deferred.h>
+#include <twine/protocol.h>
+#include <twine/reactor.h>
+
+TW_BEGIN_DECLS
+
+/** The timeout a connect attempt gets unless told otherwise, as Twisted's. */
+#define TW_CONNECT_TIMEOUT 30.0
+
+typedef struct tw_connect_options {
+    /**
+     * Seconds the whole attempt (lookup and connect) may take before it
+     * fails with TW_ETIMEDOUT; 0 for no limit. Default TW_CONNECT_TIMEOUT.
+     */
+    double timeout;
+    /**
+     * Local address to bind before connecting (port 0 lets the kernel
+     * choose), or len 0 for none. Addresses of another family than the
+     * local one are skipped.
+     */
+    tw_address bind_address;
+} tw_connect_options;
+
+/** Fill @p o with the defaults. */
+TW_API void tw_connect_options_init(tw_connect_options *o);
+
+/**
+ * Connect to @p host (a name or a numeric IPv4/IPv6 address) on TCP @p port.
+ *
+ * @param o NULL for the defaults; copied.
+ * @param f the client factory; borrowed (see above).
+ * @return a new deferred reference (see deferred.h), or NULL when memory
+ *         runs out (then nothing else happens). It fires from the loop with
+ *         the connected protocol, after its connection_made(): a borrowed
+ *         pointer, valid until the protocol is destroyed. It fails with the
+ *         reason the factory's client_connection_failed() also got:
+ *         a negated errno naming the error in its message (-ECONNREFUSED:
+ *         "... ECONNREFUSED ..."), the lookup's failure (see tw_resolve()),
+ *         TW_ETIMEDOUT, TW_ESHUTDOWN, -ECONNABORTED when the factory refused
+ *         to build a protocol, or TW_ECANCELLED when the deferred is
+ *         cancelled first (which closes the socket at once; a cancel from
+ *         inside the protocol's connection_made comes too late and is
+ *         ignored). Bad arguments (NULL reactor, factory or host, a port
+ *         outside 1..65535, a negative timeout) return a deferred that has
+ *         already failed with -EINVAL, and a call made while the reactor is
+ *         stopping one failed with TW_ESHUTDOWN; the factory hears nothing
+ *         of those.
+ */
+TW_API tw_deferred *tw_connect_tcp(tw_reactor *r, const char *host, int port,
+                                   const tw_connect_options *o, tw_factory *f);
+
+/**
+ * Connect to the UNIX socket at @p path. As tw_connect_tcp(), without the
+ * lookup; a path too long for a socket address fails with -ENAMETOOLONG.
+ */
+TW_API tw_deferred *tw_connect_unix(tw_reactor *r, const char *path,
+                                    const tw_connect_options *o, tw_factory *f);
+
+/**
+ * Connect to @p addr (IPv4, IPv6 or UNIX). As tw_connect_tcp(), without the
+ * lookup; @p addr is copied.
+ */
+TW_API tw_deferred *tw_connect_address(tw_reactor *r, const tw_address *addr,
+                                       const tw_connect_options *o, tw_factory *f);
+
+TW_END_DECLS
+
+#endif

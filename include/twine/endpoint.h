@@ -1,0 +1,165 @@
+/*
+ * Endpoints: where to listen or connect, written as Twisted's "strports"
+ * strings, so an operator says "tcp:9000:interface=127.0.0.1" or
+ * "unix:/run/app.sock:mode=660" instead of the program hard-coding it.
+ *
+ * Grammar. A description is segments separated by ':'. The first names the
+ * type; the others are arguments, either positional ("tcp:9000") or
+ * key=value ("tcp:port=9000"); positional arguments fill, in order, the
+ * parameters not given by key. A backslash makes the next character
+ * literal, so "unix:/tmp/a\:b" is the path "/tmp/a:b" and an IPv6 address
+ * is written "interface=\:\:1". A bare port ("9000") means "tcp:9000".
+ *
+ * Servers (tw_endpoint_parse_server):
+ *   tcp:PORT[:interface=ADDR][:backlog=N]    interface defaults to all IPv4
+ *   tcp6:PORT[:backlog=N][:interface=ADDR]   interface defaults to "::"
+ *   unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
+ *   udp:PORT[:interface=ADDR]
+ *   systemd:domain=INET|INET6|UNIX:index=N   socket activation
+ * Clients (tw_endpoint_parse_client):
+ *   tcp:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR]   (or host=, port=)
+ *   unix:PATH[:timeout=SECONDS]
+ *
+ * UNIX servers remove a stale socket file (one nobody accepts on any more)
+ * before binding, refuse a live one with -EADDRINUSE, apply mode to the
+ * socket file, and remove the file when the listener closes. lockfile=1
+ * also holds an flock on PATH.lock while listening, so two servers never
+ * race for one path.
+ *
+ * A parsed endpoint is a plain value (no allocation, nothing to free) that
+ * the caller may inspect, copy, or fill in by hand.
+ */
+#ifndef TWINE_ENDPOINT_H
+#define TWINE_ENDPOINT_H
+
+#include <stddef.h>
+#include <twine/common.h>
+#include <twine/deferred.h>
+#include <twine/listener.h>
+#include <twine/protocol.h>
+#include <twine/reactor.h>
+#include <twine/udp.h>
+
+TW_BEGIN_DECLS
+
+typedef enum tw_endpoint_type {
+    TW_ENDPOINT_TCP = 1, /**< TCP; IPv6 too when the address is IPv6 */
+    TW_ENDPOINT_TCP6,    /**< TCP over IPv6 (servers) */
+    TW_ENDPOINT_UNIX,    /**< UNIX-domain stream socket */
+    TW_ENDPOINT_UDP,     /**< UDP (servers) */
+    TW_ENDPOINT_SYSTEMD  /**< a socket passed by systemd (servers) */
+} tw_endpoint_type;
+
+/** Room for a host name (253 characters at most in DNS) and its NUL. */
+#define TW_ENDPOINT_HOST_MAX 256
+/** Room for a UNIX socket path and its NUL (sun_path). */
+#define TW_ENDPOINT_PATH_MAX 108
+
+typedef struct tw_endpoint {
+    tw_endpoint_type type;
+    int client; /**< 1 for a client endpoint, 0 for a server one */
+    /** Clients: the host name or numeric address to connect to. */
+    char host[TW_ENDPOINT_HOST_MAX];
+    /** Servers: the numeric address to listen on; "" for the default. */
+    char interface[TW_ENDPOINT_HOST_MAX];
+    int port;                         /**< tcp, tcp6, udp; otherwise -1 */
+    char path[TW_ENDPOINT_PATH_MAX];  /**< unix */
+    int backlog;  /**< servers: listen(2) backlog; 0 for the default */
+    int mode;     /**< unix servers: socket file permissions; -1 leaves them to the umask */
+    int lockfile; /**< unix servers: hold PATH.lock while listening */
+    /** Clients: seconds before the attempt fails; 0 for none. Default 30. */
+    double timeout;
+    /** tcp clients: numeric local address to bind to; "" for none. */
+    char bind_address[TW_ENDPOINT_HOST_MAX];
+    int domain; /**< systemd: AF_INET, AF_INET6 or AF_UNIX */
+    int index;  /**< systemd: which passed descriptor (the first is 0, at fd 3) */
+} tw_endpoint;
+
+/** Longest text tw_endpoint_format() writes, with its NUL. */
+#define TW_ENDPOINT_STRLEN 1024
+
+/**
+ * Parse a server description.
+ * @param out filled on success; left in an unspecified state on error.
+ * @param err if non-NULL, receives on error one sentence naming the bad
+ *        segment, e.g. "bad endpoint 'tcp:99999': port '99999' is not a
+ *        number from 0 to 65535" (truncated to @p errlen).
+ * @return 0, or -EINVAL.
+ */
+TW_API int tw_endpoint_parse_server(const char *s, tw_endpoint *out, char *err, size_t errlen);
+
+/** Parse a client description. As tw_endpoint_parse_server(). */
+TW_API int tw_endpoint_parse_client(const char *s, tw_endpoint *out, char *err, size_t errlen);
+
+/**
+ * Describe @p e for logs, as a description that parses back to the same
+ * endpoint ("tcp:9000:interface=127.0.0.1", "unix:/tmp/a\:b:mode=0600").
+ * @return @p buf, always NUL-terminated (truncated if @p len is short).
+ */
+TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len);
+
+/**
+ * Listen on the server endpoint @p e with @p f.
+ *
+ * @param opts NULL for the defaults; the endpoint's backlog, when set,
+ *        replaces opts->backlog.
+ * @param f borrowed; must outlive the listener (see listener.h).
+ * @return a new deferred reference, or NULL when memory runs out. Listening
+ *         is immediate, so the deferred has already fired on return: with
+ *         the tw_listener, which the chain owns until a callback takes it
+ *         with tw_result_take_value() (if nobody does, the listener is
+ *         closed when the deferred is released) -- or with a failure: a
+ *         negated errno such as -EADDRINUSE (message naming the endpoint),
+ *         -EINVAL for a client endpoint or a bad field, -ENOENT/-EBADF for
+ *         systemd activation that did not pass the descriptor asked for,
+ *         -EPROTONOSUPPORT for udp (a datagram port serves a datagram
+ *         protocol, not a factory: see tw_endpoint_listen_udp()),
+ *         TW_ESHUTDOWN while the reactor is stopping.
+ */
+TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
+                                       const tw_listen_options *opts, tw_factory *f);
+
+/**
+ * Bind the udp server endpoint @p e and run the datagram protocol @p p on
+ * it (see udp.h); start_protocol runs before this returns.
+ * @return a new deferred reference, or NULL when memory runs out. It has
+ *         already fired on return: with the tw_udp_port, which the chain
+ *         owns until a callback takes it with tw_result_take_value() (if
+ *         nobody does, the port is closed when the deferred is released), or
+ *         with a failure -- a negated errno such as -EADDRINUSE, -EINVAL for
+ *         an endpoint that is not a udp server one, TW_ESHUTDOWN while the
+ *         reactor is stopping -- and then @p p is still the caller's.
+ */
+TW_API tw_deferred *tw_endpoint_listen_udp(tw_reactor *r, const tw_endpoint *e,
+                                           tw_datagram_protocol *p);
+
+/**
+ * Connect to the client endpoint @p e with the client factory @p f; see
+ * connect.h for what the factory hears.
+ * @return a new deferred reference, or NULL when memory runs out. It fires
+ *         from the loop with the connected protocol (borrowed, valid until
+ *         the protocol is destroyed), or fails with the reason the factory's
+ *         client_connection_failed() also got. Cancelling it aborts the
+ *         attempt: the socket is closed, no protocol is built, and it fails
+ *         with TW_ECANCELLED. A server endpoint fails at once with -EINVAL.
+ */
+TW_API tw_deferred *tw_endpoint_connect(tw_reactor *r, const tw_endpoint *e, tw_factory *f);
+
+/**
+ * tw_endpoint_parse_server() then tw_endpoint_listen(). A description that
+ * does not parse gives a deferred that has already failed with -EINVAL and
+ * the parser's sentence as its message.
+ */
+TW_API tw_deferred *tw_listen_string(tw_reactor *r, const char *description,
+                                     const tw_listen_options *opts, tw_factory *f);
+
+/**
+ * tw_endpoint_parse_client() then tw_endpoint_connect(). A description that
+ * does not parse gives a deferred that has already failed with -EINVAL (the
+ * factory hears nothing).
+ */
+TW_API tw_deferred *tw_connect_string(tw_reactor *r, const char *description, tw_factory *f);
+
+TW_END_DECLS
+
+#endif

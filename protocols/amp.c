@@ -1,0 +1,232 @@
+/*
+ * amp: an AMP server with the commands of Twisted's AMP tutorial, plus two
+ * that show asynchronous answers, for `reactord --protocol amp`:
+ *
+ *   Echo(value: String) -> value: String
+ *   Sum(a: Integer, b: Integer) -> total: Integer        errors: OVERFLOW
+ *   Divide(numerator: Integer, denominator: Integer) -> result: Float
+ *                                                        errors: ZERO_DIVISION
+ *   Time() -> now: Float              seconds since the epoch (wall clock)
+ *   Delay(seconds: Float) -> done: Boolean              errors: BAD_DELAY
+ *        answered True by a reactor timer after the delay, so that answers
+ *        to pipelined requests come back out of order
+ *
+ * Python's integers do not overflow; twine's Integer is 64 bits, so a Sum
+ * that would leave them fails with the declared OVERFLOW error instead of
+ * closing the connection. Divide is Python's true division, correctly
+ * rounded like it.
+ *
+ * Other modules add commands to the same connections through
+ * tw_amp_factory_dispatcher() of the factory this module makes (see amp.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <twine.h>
+#include <twine/amp.h>
+
+/* The longest Delay accepted: a day. Longer ones only pin memory. */
+#define MAX_DELAY 86400.0
+
+static const tw_amp_command echo_command = {
+    .name = "Echo",
+    .arguments = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+};
+
+static const tw_amp_command sum_command = {
+    .name = "Sum",
+    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0},
+                                      {"b", TW_AMP_T_INTEGER, 0},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){{"OVERFLOW", "the total does not fit in 64 bits", 0},
+                                          {NULL, NULL, 0}},
+};
+
+static const tw_amp_command divide_command = {
+    .name = "Divide",
+    .arguments = (const tw_amp_arg[]){{"numerator", TW_AMP_T_INTEGER, 0},
+                                      {"denominator", TW_AMP_T_INTEGER, 0},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"result", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){{"ZERO_DIVISION", "division by zero", 0},
+                                          {NULL, NULL, 0}},
+};
+
+static const tw_amp_command time_command = {
+    .name = "Time",
+    .arguments = NULL,
+    .response = (const tw_amp_arg[]){{"now", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
+};
+
+static const tw_amp_command delay_command = {
+    .name = "Delay",
+    .arguments = (const tw_amp_arg[]){{"seconds", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"done", TW_AMP_T_BOOLEAN, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){{"BAD_DELAY",
+                                           "the delay must be from 0 to 86400 seconds", 0},
+                                          {NULL, NULL, 0}},
+};
+
+/* Answer with one value, or with an UNKNOWN-making failure if memory ran out. */
+static tw_deferred *answer(tw_amp_values *v, int rc)
+{
+    if (v == NULL || rc < 0) {
+        tw_amp_values_free(v);
+        return tw_deferred_fail(tw_failure_new(-ENOMEM, NULL));
+    }
+    return tw_amp_succeed(v);
+}
+
+static tw_deferred *echo_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    const char *data;
+    size_t len;
+    tw_amp_values_get_string(args, "value", &data, &len);
+    tw_amp_values *v = tw_amp_values_new();
+    return answer(v, v ? tw_amp_values_set_string(v, "value", data, len) : -ENOMEM);
+}
+
+static tw_deferred *sum_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    int64_t a = 0, b = 0, total;
+    tw_amp_values_get_integer(args, "a", &a);
+    tw_amp_values_get_integer(args, "b", &b);
+    if (__builtin_add_overflow(a, b, &total))
+        return tw_amp_fail("OVERFLOW", NULL);
+    tw_amp_values *v = tw_amp_values_new();
+    return answer(v, v ? tw_amp_values_set_integer(v, "total", total) : -ENOMEM);
+}
+
+/*
+ * n / d correctly rounded, as Python's int true division. Doubles hold
+ * integers up to 2^53 exactly, and IEEE division rounds correctly; past
+ * that, the quotient is computed in 128-bit integers with enough bits and a
+ * sticky bit for the conversion to round once, correctly.
+ */
+static double true_divide(int64_t n, int64_t d)
+{
+    const int64_t exact = (int64_t)1 << 53;
+    if ((n >= -exact && n <= exact && d >= -exact && d <= exact) || n == 0)
+        return (double)n / (double)d;
+#ifdef __SIZEOF_INT128__
+    uint64_t a = n < 0 ? 0 - (uint64_t)n : (uint64_t)n;
+    uint64_t b = d < 0 ? 0 - (uint64_t)d : (uint64_t)d;
+    int shift = 127 - (64 - __builtin_clzll(a)); /* the numerator takes 127 bits */
+    unsigned __int128 num = (unsigned __int128)a << shift;
+    unsigned __int128 q = num / b;
+    if (num % b != 0)
+        q |= 1; /* sticky: the quotient is not exact */
+    double r = ldexp((double)q, -shift);
+    return (n < 0) != (d < 0) ? -r : r;
+#else
+    return (double)((long double)n / (long double)d);
+#endif
+}
+
+static tw_deferred *divide_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    int64_t n = 0, d = 0;
+    tw_amp_values_get_integer(args, "numerator", &n);
+    tw_amp_values_get_integer(args, "denominator", &d);
+    if (d == 0)
+        return tw_amp_fail("ZERO_DIVISION", NULL);
+    tw_amp_values *v = tw_amp_values_new();
+    return answer(v, v ? tw_amp_values_set_float(v, "result", true_divide(n, d)) : -ENOMEM);
+}
+
+static tw_deferred *time_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)args;
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    tw_amp_values *v = tw_amp_values_new();
+    return answer(v, v ? tw_amp_values_set_float(v, "now", now) : -ENOMEM);
+}
+
+static void free_values(void *v)
+{
+    tw_amp_values_free(v);
+}
+
+/* The timer went off: the answer is done=True. */
+static void delay_elapsed(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    (void)arg;
+    tw_amp_values *v = tw_amp_values_new();
+    if (v == NULL || tw_amp_values_set_boolean(v, "done", 1) < 0) {
+        tw_amp_values_free(v);
+        tw_result_set_failure(res, tw_failure_new(-ENOMEM, NULL));
+        return;
+    }
+    tw_result_set_value(res, v, free_values);
+}
+
+static tw_deferred *delay_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    tw_reactor *r = arg;
+    double seconds = -1;
+    tw_amp_values_get_float(args, "seconds", &seconds);
+    if (!(seconds >= 0 && seconds <= MAX_DELAY))
+        return tw_amp_fail("BAD_DELAY", NULL);
+    /* Cancelling it (the connection went away) cancels the timer too. */
+    return tw_defer_later(r, seconds, delay_elapsed, NULL);
+}
+
+static const tw_option_spec amp_options[] = {
+    {"max-box-size", TW_OPTION_INT, "1048576",
+     "largest box accepted, in bytes; a bigger one closes the connection"},
+    {"max-pending", TW_OPTION_INT, "1024",
+     "requests a connection may have waiting for answers before reading pauses"},
+    {NULL, 0, NULL, NULL},
+};
+
+static tw_factory *amp_make_factory(tw_reactor *r, const tw_options *opts, char *err,
+                                    size_t errlen)
+{
+    long long max_box = tw_options_get_int(opts, "max-box-size", TW_AMP_DEFAULT_MAX_BOX_SIZE);
+    long long max_pending = tw_options_get_int(opts, "max-pending", TW_AMP_DEFAULT_MAX_PENDING);
+    if (max_box < 64 || max_box > (1LL << 40)) {
+        snprintf(err, errlen, "max-box-size must be from 64 to 2^40 bytes, not %lld", max_box);
+        return NULL;
+    }
+    if (max_pending < 1 || max_pending > 1000000) {
+        snprintf(err, errlen, "max-pending must be from 1 to 1000000, not %lld", max_pending);
+        return NULL;
+    }
+    tw_factory *f = tw_amp_factory_new();
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory creating the amp factory");
+        return NULL;
+    }
+    tw_amp_factory_set_limits(f, (size_t)max_box, (size_t)max_pending);
+    tw_amp_dispatcher *d = tw_amp_factory_dispatcher(f);
+    if (tw_amp_register(d, &echo_command, echo_responder, NULL) < 0 ||
+        tw_amp_register(d, &sum_command, sum_responder, NULL) < 0 ||
+        tw_amp_register(d, &divide_command, divide_responder, NULL) < 0 ||
+        tw_amp_register(d, &time_command, time_responder, NULL) < 0 ||
+        tw_amp_register(d, &delay_command, delay_responder, r) < 0) {
+        tw_factory_free(f);
+        snprintf(err, errlen, "out of memory registering the amp commands");
+        return NULL;
+    }
+    return f;
+}
+
+TW_PLUGIN(amp, .name = "amp",
+          .description = "AMP server (Twisted-compatible): Echo, Sum, Divide, Time, Delay",
+          .options = amp_options, .make_factory = amp_make_factory);

@@ -1,0 +1,217 @@
+/*
+ * line: a line echo server built on the line receiver. Each complete line
+ * is sent back with the delimiter; a line longer than max-length is logged
+ * and closes the connection.
+ *
+ *     reactord --protocol line --port 9001 -o delimiter=crlf -o max-length=4096
+ *
+ * Options: delimiter ("lf", the default, or "crlf") and max-length (default
+ * 16384, as Twisted's LineReceiver). The default is LF, unlike the line
+ * receiver's own CRLF, because it serves both kinds of client an operator
+ * tries first: nc sends LF-terminated lines and gets each one back at once,
+ * and a CRLF line from telnet comes back byte for byte (its CR is part of
+ * the line). With delimiter=crlf a lone LF is ordinary data, as in Twisted.
+ *
+ * The echoes of all the lines found in one chunk leave in a single write:
+ * they are gathered in a scratch buffer that the factory owns and every
+ * connection shares, which is safe because a reactor runs one callback at a
+ * time and the buffer is always emptied before the callback returns. An idle
+ * connection therefore holds no output buffer of its own.
+ *
+ * A peer that sends lines but does not read the echoes fills the
+ * transport's queue; past the high watermark the line receiver is paused
+ * (no more lines are delivered and the socket is not read), and it resumes
+ * once the queue drained.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <twine.h>
+#include <twine/line.h>
+
+/* Longest max-length an operator may ask for. */
+#define LINE_MAX_LENGTH_LIMIT (1 << 30)
+
+typedef struct {
+    tw_factory base;
+    size_t max_length;
+    char delimiter[2];
+    size_t delimiter_len;
+    char *out; /* scratch: echoes gathered during one callback */
+    size_t out_len, out_cap;
+} line_factory;
+
+typedef struct {
+    tw_protocol base;
+    tw_line_receiver lr;
+} line_protocol;
+
+static line_factory *factory_of(tw_line_receiver *lr)
+{
+    return tw_container_of(lr->protocol->factory, line_factory, base);
+}
+
+/* Send what was gathered. */
+static void flush(line_protocol *lp)
+{
+    line_factory *f = tw_container_of(lp->base.factory, line_factory, base);
+    if (f->out_len == 0)
+        return;
+    size_t len = f->out_len;
+    f->out_len = 0; /* the write may call pause_producing, never back into here */
+    tw_transport_write(lp->base.transport, f->out, len);
+}
+
+static void on_line(tw_line_receiver *lr, const char *line, size_t len)
+{
+    line_factory *f = factory_of(lr);
+    size_t need = len + f->delimiter_len;
+    if (f->out_cap - f->out_len < need) {
+        size_t cap = f->out_cap ? f->out_cap : 4096;
+        while (cap - f->out_len < need)
+            cap *= 2;
+        char *p = realloc(f->out, cap);
+        if (p == NULL) {
+            /* Keep the order: what was gathered, then this line on its own. */
+            flush(tw_container_of(lr, line_protocol, lr));
+            tw_line_receiver_send_line(lr, line, len);
+            return;
+        }
+        f->out = p;
+        f->out_cap = cap;
+    }
+    memcpy(f->out + f->out_len, line, len);
+    memcpy(f->out + f->out_len + len, f->delimiter, f->delimiter_len);
+    f->out_len += need;
+}
+
+static void on_too_long(tw_line_receiver *lr, const char *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    line_protocol *lp = tw_container_of(lr, line_protocol, lr);
+    flush(lp); /* the lines before it were valid and are answered */
+    tw_address peer;
+    char where[TW_ADDRSTRLEN] = "the peer";
+    if (tw_transport_get_peer(lp->base.transport, &peer) == 0)
+        tw_address_format(&peer, where, sizeof where);
+    tw_log(TW_LOG_INFO, "line", "%s sent a line longer than %zu bytes; closing", where,
+           tw_line_receiver_max_length(lr));
+    tw_transport_lose_connection(lp->base.transport);
+}
+
+static const tw_line_receiver_ops line_receiver_ops = {
+    .line_received = on_line,
+    .line_length_exceeded = on_too_long,
+};
+
+static void line_data(tw_protocol *p, const void *data, size_t len)
+{
+    line_protocol *lp = tw_container_of(p, line_protocol, base);
+    tw_line_receiver_data_received(&lp->lr, data, len);
+    flush(lp);
+}
+
+static void line_lost(tw_protocol *p, const tw_failure *reason)
+{
+    (void)p;
+    (void)reason;
+}
+
+static void line_pause(tw_protocol *p)
+{
+    tw_line_receiver_pause_producing(&tw_container_of(p, line_protocol, base)->lr);
+}
+
+static void line_resume(tw_protocol *p)
+{
+    line_protocol *lp = tw_container_of(p, line_protocol, base);
+    tw_line_receiver_resume_producing(&lp->lr);
+    flush(lp);
+}
+
+static void line_destroy(tw_protocol *p)
+{
+    line_protocol *lp = tw_container_of(p, line_protocol, base);
+    tw_line_receiver_cleanup(&lp->lr);
+    free(lp);
+}
+
+static const tw_protocol_ops line_protocol_ops = {
+    .data_received = line_data,
+    .connection_lost = line_lost,
+    .pause_producing = line_pause,
+    .resume_producing = line_resume,
+    .destroy = line_destroy,
+};
+
+static tw_protocol *line_build(tw_factory *base, const tw_address *peer)
+{
+    (void)peer;
+    line_factory *f = tw_container_of(base, line_factory, base);
+    line_protocol *lp = calloc(1, sizeof *lp);
+    if (lp == NULL)
+        return NULL;
+    lp->base.ops = &line_protocol_ops;
+    tw_line_receiver_init(&lp->lr, &lp->base, &line_receiver_ops);
+    tw_line_receiver_set_delimiter(&lp->lr, f->delimiter, f->delimiter_len);
+    tw_line_receiver_set_max_length(&lp->lr, f->max_length);
+    return &lp->base;
+}
+
+static void line_factory_destroy(tw_factory *base)
+{
+    line_factory *f = tw_container_of(base, line_factory, base);
+    free(f->out);
+    free(f);
+}
+
+static const tw_factory_ops line_factory_ops = {
+    .build_protocol = line_build,
+    .destroy = line_factory_destroy,
+};
+
+static const tw_option_spec line_options[] = {
+    {"delimiter", TW_OPTION_STRING, "lf", "line delimiter: lf (\\n) or crlf (\\r\\n)"},
+    {"max-length", TW_OPTION_INT, "16384", "longest line in bytes; a longer one closes"},
+    {NULL, 0, NULL, NULL},
+};
+
+static tw_factory *line_make_factory(tw_reactor *r, const tw_options *opts, char *err,
+                                     size_t errlen)
+{
+    (void)r;
+    const char *delim = tw_options_get(opts, "delimiter");
+    long long max = tw_options_get_int(opts, "max-length", TW_LINE_DEFAULT_MAX_LENGTH);
+    if (delim == NULL)
+        delim = "lf";
+    if (strcmp(delim, "crlf") != 0 && strcmp(delim, "lf") != 0) {
+        snprintf(err, errlen, "option 'delimiter' must be 'lf' or 'crlf', not '%s'", delim);
+        return NULL;
+    }
+    if (max < 1 || max > LINE_MAX_LENGTH_LIMIT) {
+        snprintf(err, errlen, "option 'max-length' must be from 1 to %d, not %lld",
+                 LINE_MAX_LENGTH_LIMIT, max);
+        return NULL;
+    }
+    line_factory *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        snprintf(err, errlen, "out of memory creating the line factory");
+        return NULL;
+    }
+    tw_factory_init(&f->base, &line_factory_ops);
+    f->max_length = (size_t)max;
+    if (strcmp(delim, "crlf") == 0) {
+        f->delimiter[0] = '\r';
+        f->delimiter[1] = '\n';
+        f->delimiter_len = 2;
+    } else {
+        f->delimiter[0] = '\n';
+        f->delimiter_len = 1;
+    }
+    return &f->base;
+}
+
+TW_PLUGIN(line, .name = "line",
+          .description = "line echo: sends back every line (options delimiter, max-length)",
+          .options = line_options, .make_factory = line_make_factory);

@@ -1,0 +1,238 @@
+/*
+ * reactord's internal interfaces, shared by its files. Each file owns one
+ * concept: the command line (options.c), the protocol modules (plugins.c),
+ * the listening endpoints (endpoints.c), the start-up report (status.c),
+ * daemonising (daemon.c), the pidfile (pidfile.c), privileges and process
+ * settings (privileges.c), logging (logging.c), one serving process
+ * (serve.c) and the worker supervisor (workers.c). main.c puts them in order.
+ *
+ * Errors travel as a sysexits.h code plus one sentence held by status.c
+ * (rd_error), so every function unwinds normally and the sentence reaches
+ * the operator once: on stderr, or through the status pipe of a daemon or
+ * worker whose stderr is no longer a terminal.
+ */
+#ifndef REACTORD_H
+#define REACTORD_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <twine.h>
+#include <twine/udp.h>
+
+#define RD_MAX_LISTEN 32
+#define RD_MAX_OPTIONS 64
+#define RD_MAX_PLUGIN_PATHS 32
+
+/* ------------------------------------------------------------ options.c */
+
+typedef struct rd_config {
+    const char *protocol;
+    const char *listen[RD_MAX_LISTEN]; /* endpoint descriptions, in order */
+    size_t nlisten;
+    const char *ports[RD_MAX_LISTEN]; /* --port shorthands, made tcp: later */
+    size_t nports;
+    const char *interface; /* for --port */
+    const char *options[RD_MAX_OPTIONS];
+    size_t noptions;
+    const char *plugin_path[RD_MAX_PLUGIN_PATHS];
+    size_t nplugin_path;
+    int list_protocols;
+    const char *help_protocol;
+    int daemon;
+    const char *pidfile;
+    const char *logfile;
+    tw_log_format log_format;
+    tw_log_level log_level;
+    const char *user;
+    const char *group;
+    const char *chdir;
+    int umask; /* -1: leave it alone */
+    tw_listen_options listen_opts;
+    double shutdown_timeout;
+    unsigned workers; /* 0: no supervisor */
+} rd_config;
+
+/* Parse argv into @p cfg. --help and --version are answered here, with
+ * *done set. @return 0, or a sysexits code with the sentence recorded. */
+int rd_options_parse(int argc, char **argv, rd_config *cfg, int *done);
+
+/* The manual's worth of --help. */
+void rd_options_usage(FILE *out);
+
+/* ------------------------------------------------------------ status.c */
+
+/* Record the sentence of a failure. @return @p code, for `return rd_error(...)`. */
+int rd_error(int code, const char *fmt, ...) TW_PRINTF(2, 3);
+
+/* The sentence last recorded by rd_error(). */
+const char *rd_error_message(void);
+
+/* Send the start-up outcome through @p fd instead of stderr (daemon, worker). */
+void rd_status_use_pipe(int fd);
+
+/* The descriptor set by rd_status_use_pipe(), or -1. */
+int rd_status_pipe(void);
+
+/* Report the outcome: code 0 with @p detail (may be NULL) means started.
+ * Only the first report of a process is sent; the pipe is closed after it. */
+void rd_status_report(int code, const char *detail);
+
+/* Tell the operator about @p code and the recorded sentence (stderr or the
+ * pipe), once; then return @p code. */
+int rd_status_fail(int code);
+
+/* Read one report from a status pipe until EOF or @p timeout_ms.
+ * @return 1 with *code and @p msg set, 0 on EOF without a report, -1 on
+ * timeout. */
+int rd_status_read(int fd, int *code, char *msg, size_t len, int timeout_ms);
+
+/* A parsed listening endpoint (endpoints.c). */
+typedef struct rd_endpoint rd_endpoint;
+
+/* ------------------------------------------------------------ plugins.c */
+
+typedef struct rd_app {
+    const rd_config *cfg;
+    tw_plugin_registry *reg;
+    const tw_plugin *plugin;
+    const char *origin;
+    tw_options *opts;
+} rd_app;
+
+/* Make the registry with the search path of @p cfg. @return 0 or a code. */
+int rd_plugins_open(rd_app *app);
+
+/* Print --list-protocols. @return the exit code. */
+int rd_plugins_list(rd_app *app);
+
+/* Print --help-protocol NAME. @return the exit code. */
+int rd_plugins_help(rd_app *app, const char *name);
+
+/* Find the protocol of cfg->protocol and validate the -o options. */
+int rd_plugins_resolve(rd_app *app);
+
+/* Make the protocol's factory, and give an AMP factory the commands of
+ * every module with an AMP hook. @return 0 or a code. */
+int rd_plugins_make_factory(rd_app *app, tw_reactor *r, tw_factory **out);
+
+/* Make the module's datagram protocol for one udp: endpoint. */
+int rd_plugins_make_datagram(rd_app *app, tw_reactor *r, struct tw_datagram_protocol **out);
+
+/* Refuse endpoints the protocol cannot serve (udp: without a datagram
+ * protocol), before anything starts. */
+int rd_plugins_check_endpoints(rd_app *app, rd_endpoint *const *e, size_t n);
+
+void rd_plugins_close(rd_app *app);
+
+/* ------------------------------------------------------------ endpoints.c */
+
+/* Parse one endpoint description. @return 0, or EX_USAGE naming the segment. */
+int rd_endpoint_parse(const char *desc, rd_endpoint **out);
+
+void rd_endpoint_free(rd_endpoint *e);
+
+/* The description as given, for messages. */
+const char *rd_endpoint_describe(const rd_endpoint *e);
+
+/* Whether processes may each listen on it with SO_REUSEPORT. */
+int rd_endpoint_shareable(const rd_endpoint *e);
+
+/* Whether it asks for port 0, to be resolved by the first worker. */
+int rd_endpoint_wants_any_port(const rd_endpoint *e);
+
+/* Pin the port that port 0 was given, so later workers share it. */
+void rd_endpoint_set_port(rd_endpoint *e, int port);
+
+/* Whether it is a udp: endpoint, served by the module's datagram protocol. */
+int rd_endpoint_is_datagram(const rd_endpoint *e);
+
+/* Listen on a stream endpoint. @return 0, or a sysexits code with the
+ * sentence recorded. */
+int rd_endpoint_listen(rd_endpoint *e, tw_reactor *r, tw_factory *f,
+                       const tw_listen_options *opts, tw_listener **out);
+
+/* Bind a udp: endpoint for @p p; on error @p p is still the caller's. */
+int rd_endpoint_listen_udp(rd_endpoint *e, tw_reactor *r, struct tw_datagram_protocol *p,
+                           struct tw_udp_port **out);
+
+/* ------------------------------------------------------------ privileges.c */
+
+typedef struct rd_credentials {
+    int change;  /* nonzero if --user or --group was given */
+    uid_t uid;
+    gid_t gid;
+    char *user; /* for initgroups; NULL with --group alone; owned */
+} rd_credentials;
+
+/* Look the names up (before forking, so a typo fails fast). */
+int rd_credentials_resolve(const rd_config *cfg, rd_credentials *out);
+
+/* Switch to the credentials, irrevocably; refuse to go on if it fails. */
+int rd_credentials_apply(const rd_credentials *c);
+
+/* Make @p path absolute against the current directory (caller frees). */
+char *rd_absolute_path(const char *path);
+
+/* ------------------------------------------------------------ daemon.c */
+
+/* Detach: double fork and setsid. In the original process (*parent is 1)
+ * it waits for the daemon's start-up report and returns its code, with its
+ * sentence recorded; the middle process (*parent is 2) returns at once, to
+ * exit; in the daemon (*parent is 0) it returns 0, or a code on failure. */
+int rd_daemonize(int *parent);
+
+/* Point stdin, stdout and stderr at /dev/null. */
+int rd_detach_stdio(void);
+
+/* ------------------------------------------------------------ pidfile.c */
+
+/* Create the pidfile for this process; a live owner is refused, a stale
+ * one removed with a log line. @return 0 or a code. */
+int rd_pidfile_acquire(const char *path);
+
+/* Remove the pidfile if this process created it. */
+void rd_pidfile_release(void);
+
+/* ------------------------------------------------------------ logging.c */
+
+/* Level and format, before anything is logged. */
+void rd_logging_configure(const rd_config *cfg);
+
+/* Open the log file. @return 0 or a code. */
+int rd_logging_open(const char *path);
+
+/* The subsystem this process logs under: "reactord", or "worker N". */
+void rd_logging_name_process(const char *name);
+const char *rd_logging_system(void);
+
+/* SIGHUP: reopen the log file and say so. */
+void rd_logging_reopen(void);
+
+/* ------------------------------------------------------------ serve.c */
+
+typedef struct rd_worker {
+    unsigned index; /* 1-based */
+} rd_worker;
+
+typedef struct rd_run {
+    rd_app *app;
+    rd_endpoint *endpoints[RD_MAX_LISTEN];
+    size_t nendpoints;
+    rd_credentials creds;
+    const char *chdir; /* absolute, or NULL */
+} rd_run;
+
+/* Serve until SIGTERM or SIGINT, in this process. @p w is NULL unless this
+ * is a worker. @return the exit code. */
+int rd_serve(rd_run *run, const rd_worker *w);
+
+/* ------------------------------------------------------------ workers.c */
+
+/* Refuse endpoints that workers cannot share, before anything starts. */
+int rd_workers_check(const rd_run *run);
+
+/* Run cfg->workers supervised worker processes. @return the exit code. */
+int rd_supervise(rd_run *run);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * The start-up report. Whoever started reactord learns exactly one outcome:
+ * started, or one sentence and a sysexits.h code. In the foreground that is
+ * stderr and the exit code. A daemon's stderr is /dev/null and its exit code
+ * reaches nobody, and a worker's goes to its supervisor, so those processes
+ * write the outcome into a status pipe instead, and the process waiting at
+ * the other end (the operator's shell, or the supervisor) reports it.
+ *
+ * A report is one write(2) of "CODE\nSENTENCE", then the pipe is closed; a
+ * process that dies before reporting leaves a bare EOF.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reactord.h"
+
+static char message[1024];
+static int status_fd = -1;
+static int reported;
+
+int rd_error(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    /* one sentence, one line: newlines from lower layers would break it */
+    for (char *c = message; *c != '\0'; c++)
+        if (*c == '\n')
+            *c = ' ';
+    return code;
+}
+
+const char *rd_error_message(void)
+{
+    return message;
+}
+
+void rd_status_use_pipe(int fd)
+{
+    status_fd = fd;
+    reported = 0;
+}
+
+int rd_status_pipe(void)
+{
+    return status_fd;
+}
+
+void rd_status_report(int code, const char *detail)
+{
+    if (reported)
+        return;
+    reported = 1;
+    if (status_fd < 0) {
+        if (code != 0)
+            fprintf(stderr, "reactord: %s\n", detail != NULL ? detail : "failed");
+        return;
+    }
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf, "%d\n%s", code, detail != NULL ? detail : "");
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    ssize_t w;
+    do
+        w = write(status_fd, buf, (size_t)n);
+    while (w < 0 && errno == EINTR);
+    close(status_fd);
+    status_fd = -1;
+}
+
+int rd_status_fail(int code)
+{
+    if (code == 0)
+        return 0;
+    /* A detached process has no terminal: its log is all that remains. */
+    if (status_fd >= 0)
+        tw_log(TW_LOG_ERROR, "reactord", "%s", message);
+    rd_status_report(code, message);
+    return code;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int rd_status_read(int fd, int *code, char *msg, size_t len, int timeout_ms)
+{
+    char buf[2048];
+    size_t got = 0;
+    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    for (;;) {
+        int wait = -1;
+        if (deadline >= 0) {
+            long long left = deadline - now_ms();
+            if (left <= 0)
+                return -1;
+            wait = (int)left;
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, wait);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr == 0)
+            return -1;
+        ssize_t n = read(fd, buf + got, sizeof buf - 1 - got);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0 || got + (size_t)n == sizeof buf - 1) {
+            if (n > 0)
+                got += (size_t)n;
+            break;
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (got == 0 || nl == NULL)
+        return 0;
+    *nl = '\0';
+    *code = atoi(buf);
+    snprintf(msg, len, "%s", nl + 1);
+    return 1;
+}

@@ -1,0 +1,470 @@
+/*
+ * The supervisor of --workers N: N single-reactor worker processes, each
+ * listening on every endpoint with SO_REUSEPORT, so the kernel spreads the
+ * connections between them and no process is a bottleneck or a single point
+ * of failure.
+ *
+ * The supervisor runs no reactor and serves nothing; it only forks, watches
+ * and signals, so it keeps no state a fork could duplicate. It starts
+ * worker 1 alone and waits for its start-up report, which carries the ports
+ * it got, so that "port 0" is resolved once and the other workers join the
+ * same port. Start-up fails as a whole if any worker fails to start.
+ * Afterwards, a worker that dies is restarted after a delay that doubles
+ * with each quick death (a worker that ran for a while starts over at the
+ * shortest delay), so a crash loop cannot spin. SIGHUP reopens the
+ * supervisor's log and is forwarded; SIGTERM or SIGINT is forwarded as
+ * SIGTERM, the workers drain, and the supervisor exits once they all have,
+ * killing any that outlive the shutdown timeout by a grace period.
+ *
+ * The supervisor logs "worker I running as pid P" for each worker, which is
+ * how operators (and tests) find them. Signals reach the loop through a
+ * self-pipe; they are blocked around fork() so a child never runs the
+ * supervisor's handlers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "reactord.h"
+
+#define RESTART_MIN 0.1        /* seconds before the first restart */
+#define RESTART_MAX 30.0       /* the longest delay between restarts */
+#define STABLE_AFTER 10.0      /* a worker up this long resets the delay */
+#define START_TIMEOUT 60.0     /* longest start-up before a worker is killed */
+#define KILL_GRACE 5.0         /* beyond the shutdown timeout, before SIGKILL */
+
+typedef struct {
+    pid_t pid;         /* 0 when not running */
+    int status_fd;     /* -1 once its start-up report was read */
+    int ready;
+    double started;    /* when it was forked */
+    double restart_at; /* 0: no restart scheduled */
+    unsigned quick_deaths;
+} slot;
+
+typedef struct {
+    rd_run *run;
+    slot *slots;
+    unsigned n;
+    int starting;   /* the initial start-up is not complete */
+    int stopping;
+    double kill_at; /* when stopping: SIGKILL whoever is left */
+    int killed;
+    int failure;    /* a code: start-up failed */
+} supervisor;
+
+static int self_pipe[2] = {-1, -1};
+
+static const int watched[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+#define NWATCHED (sizeof watched / sizeof watched[0])
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+    ssize_t w = write(self_pipe[1], &c, 1);
+    (void)w; /* a full pipe already holds a wake-up */
+    errno = saved;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_handlers(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < NWATCHED; i++) {
+        sa.sa_flags = SA_RESTART | (watched[i] == SIGCHLD ? SA_NOCLDSTOP : 0);
+        sigaction(watched[i], &sa, NULL);
+    }
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "ended with wait status %d", status);
+}
+
+/* In the new worker: shed everything that belongs to the supervisor. */
+static int become_worker(supervisor *s, unsigned i, int status_fd, sigset_t *old,
+                         pid_t supervisor_pid)
+{
+    set_handlers(SIG_DFL);
+    close(self_pipe[0]);
+    close(self_pipe[1]);
+    for (unsigned j = 0; j < s->n; j++)
+        if (s->slots[j].status_fd >= 0)
+            close(s->slots[j].status_fd);
+    /* The daemon's status pipe is the supervisor's to answer. */
+    if (rd_status_pipe() >= 0)
+        close(rd_status_pipe());
+    rd_status_use_pipe(status_fd);
+#ifdef __linux__
+    /* An orphaned worker would hold the port forever: follow the supervisor. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+    pid_t parent = getppid();
+    sigprocmask(SIG_SETMASK, old, NULL);
+    free(s->slots);
+    if (parent != supervisor_pid)
+        return rd_error(EX_SOFTWARE, "the supervisor exited while worker %u was starting", i + 1);
+    char name[32];
+    snprintf(name, sizeof name, "worker %u", i + 1);
+    rd_logging_name_process(name);
+    rd_worker w = {i + 1};
+    return rd_serve(s->run, &w);
+}
+
+/* Fork worker @p i. @return 0 or a code in the supervisor. In the worker it
+ * returns once the worker is done serving, with *is_worker set and the
+ * worker's exit code in *worker_rc, for main() to clean up and exit. */
+static int start_worker(supervisor *s, unsigned i, int *is_worker, int *worker_rc)
+{
+    slot *sl = &s->slots[i];
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return rd_error(EX_OSERR, "cannot create a status pipe for worker %u: %s", i + 1,
+                        strerror(errno));
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    fflush(NULL);
+    pid_t supervisor_pid = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        *is_worker = 1;
+        *worker_rc = become_worker(s, i, p[1], &old, supervisor_pid);
+        return 0;
+    }
+    int e = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return rd_error(EX_OSERR, "cannot fork worker %u: %s", i + 1, strerror(e));
+    }
+    sl->pid = pid;
+    sl->status_fd = p[0];
+    sl->ready = 0;
+    sl->started = now();
+    sl->restart_at = 0;
+    tw_log(TW_LOG_DEBUG, "reactord", "forked worker %u as pid %ld", i + 1, (long)pid);
+    return 0;
+}
+
+static void signal_all(supervisor *s, int sig)
+{
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->slots[i].pid > 0)
+            kill(s->slots[i].pid, sig);
+}
+
+/* Stop every worker; @p why is logged, NULL when start-up failed (the
+ * failure's sentence says it all). */
+static void begin_stop(supervisor *s, const char *why)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->kill_at = now() + s->run->app->cfg->shutdown_timeout + KILL_GRACE;
+    if (why != NULL)
+        tw_log(TW_LOG_INFO, "reactord", "%s: stopping %u workers", why, s->n);
+    signal_all(s, SIGTERM);
+}
+
+/* Worker 1 reports the port each endpoint got; later workers reuse them. */
+static void pin_ports(supervisor *s, const char *ports)
+{
+    const char *at = ports;
+    for (size_t i = 0; i < s->run->nendpoints && *at != '\0'; i++) {
+        char *end;
+        long port = strtol(at, &end, 10);
+        if (end == at)
+            break;
+        if (port > 0 && rd_endpoint_wants_any_port(s->run->endpoints[i]))
+            rd_endpoint_set_port(s->run->endpoints[i], (int)port);
+        at = end;
+        while (*at == ' ')
+            at++;
+    }
+}
+
+static void read_report(supervisor *s, unsigned i, int *is_worker, int *worker_rc)
+{
+    slot *sl = &s->slots[i];
+    int code = 0;
+    char msg[1024];
+    int got = rd_status_read(sl->status_fd, &code, msg, sizeof msg, 1000);
+    if (got < 0)
+        return; /* a partial report: try again */
+    close(sl->status_fd);
+    sl->status_fd = -1;
+    if (got == 0)
+        return; /* it died before reporting; its exit status will tell */
+    if (code != 0) {
+        /* During start-up the sentence is the supervisor's own to report. */
+        if (!s->starting)
+            tw_log(TW_LOG_ERROR, "reactord", "worker %u could not start: %s", i + 1, msg);
+        else if (!s->failure)
+            s->failure = rd_error(code, "%s", msg);
+        if (s->starting)
+            begin_stop(s, NULL);
+        return;
+    }
+    sl->ready = 1;
+    tw_log(TW_LOG_INFO, "reactord", "worker %u running as pid %ld", i + 1, (long)sl->pid);
+    if (!s->starting)
+        return;
+    if (i == 0)
+        pin_ports(s, msg);
+    if (i + 1 < s->n) {
+        int rc = start_worker(s, i + 1, is_worker, worker_rc);
+        if (rc != 0 && !*is_worker) {
+            s->failure = rc;
+            begin_stop(s, NULL);
+        }
+        return;
+    }
+    s->starting = 0;
+    tw_log(TW_LOG_INFO, "reactord", "all %u workers running", s->n);
+    rd_status_report(0, NULL);
+}
+
+static void reap(supervisor *s)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        unsigned i = 0;
+        while (i < s->n && s->slots[i].pid != pid)
+            i++;
+        if (i == s->n)
+            continue;
+        slot *sl = &s->slots[i];
+        char how[128];
+        describe_exit(status, how, sizeof how);
+        sl->pid = 0;
+        if (sl->status_fd >= 0) {
+            /* Its last words may be waiting in the pipe, behind SIGCHLD. */
+            int code = 0;
+            char msg[1024];
+            if (rd_status_read(sl->status_fd, &code, msg, sizeof msg, 200) == 1 && code != 0) {
+                if (!s->starting)
+                    tw_log(TW_LOG_ERROR, "reactord", "worker %u could not start: %s", i + 1, msg);
+                else if (!s->failure)
+                    s->failure = rd_error(code, "%s", msg);
+            }
+            close(sl->status_fd);
+            sl->status_fd = -1;
+        }
+        if (s->stopping) {
+            tw_log(TW_LOG_INFO, "reactord", "worker %u (pid %ld) %s", i + 1, (long)pid, how);
+            continue;
+        }
+        if (s->starting) {
+            if (!s->failure)
+                s->failure = rd_error(EX_SOFTWARE, "worker %u (pid %ld) %s during start-up",
+                                      i + 1, (long)pid, how);
+            begin_stop(s, NULL);
+            continue;
+        }
+        double t = now();
+        sl->quick_deaths = t - sl->started >= STABLE_AFTER ? 0 : sl->quick_deaths + 1;
+        double delay = RESTART_MIN;
+        for (unsigned k = 1; k < sl->quick_deaths && delay < RESTART_MAX; k++)
+            delay *= 2;
+        if (delay > RESTART_MAX)
+            delay = RESTART_MAX;
+        sl->restart_at = t + delay;
+        tw_log(TW_LOG_WARN, "reactord", "worker %u (pid %ld) %s; restarting it in %.1f s", i + 1,
+               (long)pid, how, delay);
+    }
+}
+
+static unsigned running(const supervisor *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->n; i++)
+        n += s->slots[i].pid > 0;
+    return n;
+}
+
+/* Handle the signals that arrived; stop requests before deaths, so that a
+ * worker that stopped because of the same Ctrl-C is not restarted. */
+static void drain_signals(supervisor *s)
+{
+    unsigned char buf[64];
+    int stop = 0, hup = 0, chld = 0;
+    ssize_t n;
+    while ((n = read(self_pipe[0], buf, sizeof buf)) > 0) {
+        for (ssize_t k = 0; k < n; k++) {
+            if (buf[k] == SIGTERM || buf[k] == SIGINT)
+                stop = buf[k];
+            else if (buf[k] == SIGHUP)
+                hup = 1;
+            else if (buf[k] == SIGCHLD)
+                chld = 1;
+        }
+    }
+    if (stop)
+        begin_stop(s, stop == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (hup) {
+        rd_logging_reopen();
+        signal_all(s, SIGHUP);
+    }
+    if (chld)
+        reap(s);
+}
+
+static int loop(supervisor *s, int *is_worker, int *worker_rc)
+{
+    for (;;) {
+        if (s->stopping && running(s) == 0)
+            break;
+        struct pollfd pfd[1 + 1024];
+        unsigned owner[1 + 1024];
+        nfds_t nfd = 0;
+        pfd[nfd++] = (struct pollfd){self_pipe[0], POLLIN, 0};
+        double t = now(), wake = t + 3600;
+        for (unsigned i = 0; i < s->n; i++) {
+            slot *sl = &s->slots[i];
+            if (sl->status_fd >= 0) {
+                owner[nfd] = i;
+                pfd[nfd++] = (struct pollfd){sl->status_fd, POLLIN, 0};
+                if (sl->started + START_TIMEOUT < wake)
+                    wake = sl->started + START_TIMEOUT;
+            }
+            if (sl->pid == 0 && sl->restart_at > 0 && !s->stopping && sl->restart_at < wake)
+                wake = sl->restart_at;
+        }
+        if (s->stopping && !s->killed && s->kill_at < wake)
+            wake = s->kill_at;
+        int timeout = wake <= t ? 0 : (int)((wake - t) * 1000) + 1;
+        int pr = poll(pfd, nfd, timeout);
+        if (pr < 0 && errno != EINTR)
+            return rd_error(EX_OSERR, "the supervisor's poll failed: %s", strerror(errno));
+        if (pr > 0 && (pfd[0].revents & POLLIN))
+            drain_signals(s);
+        for (nfds_t k = 1; pr > 0 && k < nfd; k++) {
+            if (pfd[k].revents == 0 || s->slots[owner[k]].status_fd != pfd[k].fd)
+                continue;
+            read_report(s, owner[k], is_worker, worker_rc);
+            if (*is_worker)
+                return 0;
+        }
+        t = now();
+        for (unsigned i = 0; i < s->n; i++) {
+            slot *sl = &s->slots[i];
+            if (sl->status_fd >= 0 && sl->pid > 0 && t > sl->started + START_TIMEOUT) {
+                tw_log(TW_LOG_ERROR, "reactord", "worker %u (pid %ld) did not start within %g s; "
+                       "killing it", i + 1, (long)sl->pid, START_TIMEOUT);
+                kill(sl->pid, SIGKILL);
+                close(sl->status_fd);
+                sl->status_fd = -1;
+            }
+            if (sl->pid == 0 && sl->restart_at > 0 && t >= sl->restart_at && !s->stopping) {
+                sl->restart_at = 0;
+                int rc = start_worker(s, i, is_worker, worker_rc);
+                if (*is_worker)
+                    return 0;
+                if (rc != 0) {
+                    tw_log(TW_LOG_ERROR, "reactord", "%s", rd_error_message());
+                    sl->restart_at = t + RESTART_MAX;
+                }
+            }
+        }
+        if (s->stopping && !s->killed && t >= s->kill_at && running(s) > 0) {
+            tw_log(TW_LOG_WARN, "reactord", "%u workers still running %g s after SIGTERM; "
+                   "killing them", running(s), s->run->app->cfg->shutdown_timeout + KILL_GRACE);
+            signal_all(s, SIGKILL);
+            s->killed = 1;
+        }
+    }
+    return 0;
+}
+
+int rd_workers_check(const rd_run *run)
+{
+    for (size_t i = 0; i < run->nendpoints; i++)
+        if (!rd_endpoint_shareable(run->endpoints[i]))
+            return rd_error(EX_USAGE,
+                            "--workers cannot share the endpoint '%s': workers share TCP ports "
+                            "(with SO_REUSEPORT) and systemd sockets only; serve it from a "
+                            "reactord without --workers",
+                            rd_endpoint_describe(run->endpoints[i]));
+    return 0;
+}
+
+int rd_supervise(rd_run *run)
+{
+    int rc = rd_workers_check(run);
+    if (rc != 0)
+        return rc;
+    if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        return rd_error(EX_OSERR, "cannot create the supervisor's signal pipe: %s",
+                        strerror(errno));
+    supervisor s = {.run = run, .n = run->app->cfg->workers, .starting = 1};
+    s.slots = calloc(s.n, sizeof *s.slots);
+    if (s.slots == NULL) {
+        close(self_pipe[0]);
+        close(self_pipe[1]);
+        return rd_error(EX_OSERR, "out of memory for %u workers", s.n);
+    }
+    for (unsigned i = 0; i < s.n; i++)
+        s.slots[i].status_fd = -1;
+    set_handlers(on_signal);
+    tw_log(TW_LOG_DEBUG, "reactord", "supervisor pid %ld starting %u workers", (long)getpid(),
+           s.n);
+
+    int is_worker = 0, worker_rc = 0;
+    rc = start_worker(&s, 0, &is_worker, &worker_rc);
+    if (is_worker)
+        return worker_rc; /* become_worker() already freed the supervisor's state */
+    if (rc != 0)
+        s.failure = rc, s.stopping = 1;
+    else
+        rc = loop(&s, &is_worker, &worker_rc);
+    if (is_worker)
+        return worker_rc;
+
+    set_handlers(SIG_DFL);
+    close(self_pipe[0]);
+    close(self_pipe[1]);
+    for (unsigned i = 0; i < s.n; i++)
+        if (s.slots[i].status_fd >= 0)
+            close(s.slots[i].status_fd);
+    free(s.slots);
+    if (s.failure)
+        return s.failure;
+    if (rc != 0)
+        return rc;
+    tw_log(TW_LOG_INFO, "reactord", "all workers stopped");
+    return 0;
+}

@@ -1,0 +1,739 @@
+/*
+ * AMP against Twisted itself, both ways: Twisted's amp.AMP client calling
+ * `reactord --protocol amp`, twine's client calling a Twisted AMP server,
+ * twine-call against both, and twine's bytes compared with the bytes
+ * Twisted writes for the same exchanges.
+ *
+ * The Python side runs with $PYTHON_TWISTED (default /usr/bin/python3).
+ * Twisted is required: without it these tests fail, they never skip.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <twine.h>
+
+#include "recorder.h"
+#include "testutil.h"
+
+/* ------------------------------------------------------------ processes */
+
+static const char *python(void)
+{
+    const char *p = getenv("PYTHON_TWISTED");
+    return p != NULL && p[0] != '\0' ? p : "/usr/bin/python3";
+}
+
+static void script_path(char *buf, size_t len, const char *name)
+{
+    const char *src = getenv("TWINE_SRCDIR");
+    snprintf(buf, len, "%s/tests/interop/%s", src != NULL ? src : "..", name);
+}
+
+static void twine_call_path(char *buf, size_t len)
+{
+    const char *reactord = getenv("REACTORD");
+    ck_assert_msg(reactord != NULL, "REACTORD is not set; run through make check");
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", reactord);
+    snprintf(buf, len, "%s/twine-call", dirname(copy));
+}
+
+typedef struct {
+    pid_t pid;
+    int in_fd, out_fd, err_fd;
+    char out[65536], err[65536];
+    size_t out_len, err_len;
+} child;
+
+/* Start @p argv with pipes on all three standard descriptors. */
+static void child_start(child *c, const char *const *argv)
+{
+    memset(c, 0, sizeof *c);
+    int in[2], out[2], err[2];
+    ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+    c->pid = fork();
+    ck_assert_int_ge(c->pid, 0);
+    if (c->pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    c->in_fd = in[1];
+    c->out_fd = out[0];
+    c->err_fd = err[0];
+    fcntl(c->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(c->err_fd, F_SETFL, O_NONBLOCK);
+}
+
+static void drain(int fd, char *buf, size_t *len, size_t cap)
+{
+    for (;;) {
+        if (*len + 1 >= cap)
+            return;
+        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+        if (n <= 0)
+            break;
+        *len += (size_t)n;
+    }
+    buf[*len] = '\0';
+}
+
+static void child_read(child *c)
+{
+    drain(c->out_fd, c->out, &c->out_len, sizeof c->out);
+    drain(c->err_fd, c->err, &c->err_len, sizeof c->err);
+}
+
+/* Wait up to @p ms for the child; @return its exit code, or -1 (then it is killed). */
+static int child_wait(child *c, int ms)
+{
+    long long deadline = tu_now_ms() + ms;
+    int status = 0, code = -1;
+    for (;;) {
+        struct pollfd p[2] = {{c->out_fd, POLLIN, 0}, {c->err_fd, POLLIN, 0}};
+        poll(p, 2, 20);
+        child_read(c);
+        pid_t w = waitpid(c->pid, &status, WNOHANG);
+        if (w == c->pid) {
+            code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            break;
+        }
+        if (tu_now_ms() > deadline) {
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, &status, 0);
+            break;
+        }
+    }
+    child_read(c);
+    close(c->in_fd);
+    close(c->out_fd);
+    close(c->err_fd);
+    return code;
+}
+
+/* Wait until the child's stderr says "listening on HOST:PORT"; @return PORT. */
+static int child_port(child *c, int ms)
+{
+    long long deadline = tu_now_ms() + ms;
+    while (tu_now_ms() < deadline) {
+        struct pollfd p = {c->err_fd, POLLIN, 0};
+        poll(&p, 1, 20);
+        child_read(c);
+        const char *at = strstr(c->err, "listening on ");
+        if (at != NULL && strchr(at, '\n') != NULL) {
+            const char *nl = strchr(at, '\n');
+            while (nl > at && nl[-1] != ':')
+                nl--;
+            return atoi(nl);
+        }
+        if (waitpid(c->pid, NULL, WNOHANG) == c->pid)
+            break;
+    }
+    ck_abort_msg("the server did not report its port; it said: %s", c->err);
+    return -1;
+}
+
+/* Twisted must be there: a missing Twisted fails the test. */
+static void require_twisted(void)
+{
+    const char *argv[] = {python(), "-c", "import twisted.protocols.amp", NULL};
+    child c;
+    child_start(&c, argv);
+    int code = child_wait(&c, 20000);
+    ck_assert_msg(code == 0,
+                  "Twisted is required for the AMP interop tests, but '%s' cannot import "
+                  "twisted.protocols.amp (exit %d): %s",
+                  python(), code, c.err);
+}
+
+static void reactord_amp(tu_reactord *d)
+{
+    const char *args[] = {"--protocol", "amp", "--port", "0", "--interface", "127.0.0.1", NULL};
+    ck_assert_msg(tu_reactord_start(d, args) == 0, "reactord did not start: %s", d->log);
+}
+
+static void reactord_stop(tu_reactord *d)
+{
+    kill(d->pid, SIGTERM);
+    int status = tu_wait_child(d->pid, 10000);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "reactord did not stop cleanly");
+    close(d->err_fd);
+}
+
+/* A Twisted AMP server (amp_server.py) on TCP and on @p unix_path. */
+static void twisted_server(child *c, const char *unix_path)
+{
+    char script[4096];
+    script_path(script, sizeof script, "amp_server.py");
+    const char *argv[] = {python(), script, unix_path, NULL};
+    child_start(c, argv);
+}
+
+static void twisted_server_stop(child *c)
+{
+    /* Closing its standard input stops it. */
+    close(c->in_fd);
+    c->in_fd = open("/dev/null", O_RDONLY);
+    int code = child_wait(c, 10000);
+    ck_assert_msg(code == 0, "the Twisted server exited %d: %s", code, c->err);
+}
+
+/* ------------------------------------------------------------ Twisted -> twine */
+
+START_TEST(test_a_twisted_client_calls_every_command_of_reactord_amp)
+{
+    require_twisted();
+    tu_reactord d;
+    reactord_amp(&d);
+    char script[4096], port[16];
+    script_path(script, sizeof script, "amp_client.py");
+    snprintf(port, sizeof port, "%d", d.port);
+    const char *argv[] = {python(), script, port, NULL};
+    child c;
+    child_start(&c, argv);
+    int code = child_wait(&c, 30000);
+    ck_assert_msg(code == 0, "the Twisted client exited %d:\n%s\n%s", code, c.out, c.err);
+    const char *checks[] = {"echo", "sum", "divide", "divide_correctly_rounded",
+                            "zero_division", "time", "delay", "unhandled",
+                            "still_open_after_declared_errors",
+                            "pipelined_delays_answered_out_of_order",
+                            "pipelined_echoes_matched", "broken_request_unknown",
+                            "broken_request_closes"};
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "ok %s\n", checks[i]);
+        ck_assert_msg(strstr(c.out, line) != NULL, "missing '%s' in:\n%s", checks[i], c.out);
+    }
+    ck_assert_ptr_null(strstr(c.out, "FAIL"));
+    /* reactord said why it closed the broken request's connection. */
+    tu_reactord_read_log(&d);
+    ck_assert_msg(strstr(d.log, "'a' is not a valid Integer") != NULL, "%s", d.log);
+    reactord_stop(&d);
+}
+END_TEST
+
+/* ------------------------------------------------------------ twine -> Twisted */
+
+static const tw_amp_command SUM = {
+    .name = "Sum",
+    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0},
+                                      {"b", TW_AMP_T_INTEGER, 0},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+};
+
+static const tw_amp_command ECHO = {
+    .name = "Echo",
+    .arguments = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+};
+
+static const tw_amp_command DIVIDE = {
+    .name = "Divide",
+    .arguments = (const tw_amp_arg[]){{"numerator", TW_AMP_T_INTEGER, 0},
+                                      {"denominator", TW_AMP_T_INTEGER, 0},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"result", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){{"ZERO_DIVISION", "division by zero", 0},
+                                          {NULL, NULL, 0}},
+};
+
+static const tw_amp_command DELAY = {
+    .name = "Delay",
+    .arguments = (const tw_amp_arg[]){{"seconds", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"done", TW_AMP_T_BOOLEAN, 0}, {NULL, NULL, 0}},
+};
+
+static const tw_amp_command NOPE = {.name = "Nope"};
+
+typedef struct {
+    int done, failed, order;
+    tw_amp_values *values;
+    char code[64], desc[256], message[256];
+} outcome;
+
+static int completions;
+
+static void finished(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    outcome *o = arg;
+    o->done = 1;
+    o->order = completions++;
+    if (tw_result_is_failure(res)) {
+        tw_failure *f = tw_result_take_failure(res);
+        o->failed = 1;
+        tw_failure_format(f, o->message, sizeof o->message);
+        const char *code, *desc;
+        if (tw_amp_error_info(f, &code, &desc) == 0) {
+            snprintf(o->code, sizeof o->code, "%s", code);
+            snprintf(o->desc, sizeof o->desc, "%s", desc);
+        }
+        tw_failure_unref(f);
+    } else {
+        tw_free_fn fn;
+        o->values = tw_result_take_value(res, &fn);
+    }
+}
+
+static tw_amp *connected_amp;
+
+static void on_connected(tw_amp *amp, void *arg)
+{
+    (void)arg;
+    connected_amp = amp;
+}
+
+static void on_lost(tw_amp *amp, const tw_failure *reason, void *arg)
+{
+    (void)reason;
+    (void)arg;
+    if (connected_amp == amp)
+        connected_amp = NULL;
+}
+
+/* Start a call; the caller spins until o->done. */
+static tw_deferred *start(const tw_amp_command *cmd, tw_amp_values *args, outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    tw_deferred *d = tw_amp_call_remote(connected_amp, cmd, args);
+    ck_assert_ptr_nonnull(d);
+    tw_deferred_add_both(d, finished, o);
+    tw_amp_values_free(args);
+    return d;
+}
+
+static void call(tw_reactor *r, const tw_amp_command *cmd, tw_amp_values *args, outcome *o)
+{
+    tw_deferred *d = start(cmd, args, o);
+    spin(r, &o->done, 5000);
+    ck_assert_msg(o->done, "%s got no answer", cmd->name);
+    tw_deferred_unref(d);
+}
+
+static tw_amp_values *ints(const char *n1, int64_t v1, const char *n2, int64_t v2)
+{
+    tw_amp_values *v = tw_amp_values_new();
+    tw_amp_values_set_integer(v, n1, v1);
+    tw_amp_values_set_integer(v, n2, v2);
+    return v;
+}
+
+START_TEST(test_twines_client_calls_a_twisted_amp_server)
+{
+    require_twisted();
+    child server;
+    twisted_server(&server, "");
+    int port = child_port(&server, 20000);
+
+    tw_reactor *r = tw_reactor_new();
+    tw_factory *f = tw_amp_factory_new();
+    tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL);
+    int fd = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(fd, 0);
+    connected_amp = NULL;
+    ck_assert_int_eq(tw_transport_adopt(r, fd, f), 0);
+    ck_assert_ptr_nonnull(connected_amp);
+
+    outcome o;
+    call(r, &SUM, ints("a", 13, "b", 81), &o);
+    int64_t total = 0;
+    ck_assert_msg(!o.failed, "%s", o.message);
+    tw_amp_values_get_integer(o.values, "total", &total);
+    ck_assert_int_eq(total, 94);
+    tw_amp_values_free(o.values);
+
+    tw_amp_values *v = tw_amp_values_new();
+    tw_amp_values_set_string(v, "value", "\0binary\xff", 8);
+    call(r, &ECHO, v, &o);
+    const char *s;
+    size_t len;
+    ck_assert_int_eq(tw_amp_values_get_string(o.values, "value", &s, &len), 0);
+    ck_assert(len == 8 && memcmp(s, "\0binary\xff", 8) == 0);
+    tw_amp_values_free(o.values);
+
+    call(r, &DIVIDE, ints("numerator", 1, "denominator", 3), &o);
+    double q;
+    ck_assert_int_eq(tw_amp_values_get_float(o.values, "result", &q), 0);
+    ck_assert(q == 1.0 / 3);
+    tw_amp_values_free(o.values);
+
+    call(r, &DIVIDE, ints("numerator", 1, "denominator", 0), &o);
+    ck_assert(o.failed);
+    ck_assert_str_eq(o.code, "ZERO_DIVISION");
+    ck_assert_str_eq(o.desc, "division by zero");
+
+    call(r, &NOPE, NULL, &o);
+    ck_assert(o.failed);
+    ck_assert_str_eq(o.code, "UNHANDLED");
+    ck_assert_str_eq(o.desc, "Unhandled Command: b'Nope'");
+
+    /* Pipelined against Twisted: answered as its timers fire, matched by tag. */
+    static outcome delays[3], echoes[20];
+    tw_deferred *ds[23];
+    double seconds[3] = {0.45, 0.05, 0.25};
+    completions = 0;
+    for (int i = 0; i < 3; i++) {
+        tw_amp_values *a = tw_amp_values_new();
+        tw_amp_values_set_float(a, "seconds", seconds[i]);
+        ds[i] = start(&DELAY, a, &delays[i]);
+    }
+    for (int i = 0; i < 20; i++) {
+        char value[32];
+        snprintf(value, sizeof value, "v%d", i);
+        tw_amp_values *a = tw_amp_values_new();
+        tw_amp_values_set_string(a, "value", value, strlen(value));
+        ds[3 + i] = start(&ECHO, a, &echoes[i]);
+    }
+    spin(r, &delays[0].done, 5000);
+    ck_assert_int_eq(completions, 23);
+    ck_assert_int_eq(delays[1].order, 20);
+    ck_assert_int_eq(delays[2].order, 21);
+    ck_assert_int_eq(delays[0].order, 22);
+    for (int i = 0; i < 3; i++) {
+        int done = 0;
+        tw_amp_values_get_boolean(delays[i].values, "done", &done);
+        ck_assert_int_eq(done, 1);
+        tw_amp_values_free(delays[i].values);
+    }
+    for (int i = 0; i < 20; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "v%d", i);
+        ck_assert_int_eq(tw_amp_values_get_string(echoes[i].values, "value", &s, NULL), 0);
+        ck_assert_str_eq(s, want);
+        tw_amp_values_free(echoes[i].values);
+    }
+    for (int i = 0; i < 23; i++)
+        tw_deferred_unref(ds[i]);
+
+    tw_amp_lose_connection(connected_amp);
+    long long deadline = tu_now_ms() + 3000;
+    while (connected_amp != NULL && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert_ptr_null(connected_amp);
+    tw_reactor_free(r);
+    tw_factory_free(f);
+    twisted_server_stop(&server);
+}
+END_TEST
+
+/* ------------------------------------------------------------ twine-call */
+
+/* Run twine-call with @p args (NULL-terminated); @return its exit code. */
+static int twine_call(child *c, const char *const *args)
+{
+    char exe[4096];
+    twine_call_path(exe, sizeof exe);
+    const char *argv[16] = {exe};
+    size_t n = 1;
+    while (args[n - 1] != NULL && n < 15) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    child_start(c, argv);
+    return child_wait(c, 20000);
+}
+
+/* twine-call's behaviour against any server with the built-in commands. */
+static void twine_call_scenarios(const char *endpoint)
+{
+    child c;
+    const char *sum[] = {endpoint, "Sum", "a=13", "b=81", NULL};
+    ck_assert_int_eq(twine_call(&c, sum), 0);
+    ck_assert_str_eq(c.out, "total=94\n");
+    ck_assert_str_eq(c.err, "");
+
+    const char *echo[] = {endpoint, "Echo", "value=a=b c", NULL};
+    ck_assert_int_eq(twine_call(&c, echo), 0);
+    ck_assert_str_eq(c.out, "value=a=b c\n");
+
+    const char *zero[] = {endpoint, "Divide", "numerator=1", "denominator=0", NULL};
+    ck_assert_int_eq(twine_call(&c, zero), 1);
+    ck_assert_str_eq(c.out, "");
+    ck_assert_msg(strstr(c.err, "ZERO_DIVISION: division by zero") != NULL, "%s", c.err);
+
+    const char *third[] = {endpoint, "Divide", "numerator=1", "denominator=3", NULL};
+    ck_assert_int_eq(twine_call(&c, third), 0);
+    ck_assert_str_eq(c.out, "result=0.3333333333333333\n");
+
+    const char *nope[] = {endpoint, "Nope", NULL};
+    ck_assert_int_eq(twine_call(&c, nope), 1);
+    ck_assert_msg(strstr(c.err, "UNHANDLED: Unhandled Command: b'Nope'") != NULL, "%s", c.err);
+
+    const char *bad[] = {endpoint, "Sum", "a=notanumber", "b=1", NULL};
+    ck_assert_int_eq(twine_call(&c, bad), 1);
+    ck_assert_msg(strstr(c.err, "UNKNOWN: Unknown Error") != NULL, "%s", c.err);
+
+    const char *delay[] = {endpoint, "Delay", "seconds=0.1", NULL};
+    ck_assert_int_eq(twine_call(&c, delay), 0);
+    ck_assert_str_eq(c.out, "done=True\n");
+}
+
+START_TEST(test_twine_call_against_reactord_amp)
+{
+    tu_reactord d;
+    reactord_amp(&d);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp:127.0.0.1:%d", d.port);
+    twine_call_scenarios(endpoint);
+    snprintf(endpoint, sizeof endpoint, "tcp:host=localhost:port=%d", d.port);
+    child c;
+    const char *sum[] = {endpoint, "Sum", "a=1", "b=2", NULL};
+    ck_assert_int_eq(twine_call(&c, sum), 0);
+    ck_assert_str_eq(c.out, "total=3\n");
+    reactord_stop(&d);
+}
+END_TEST
+
+START_TEST(test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix)
+{
+    require_twisted();
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/twine-amp-%d.sock", (int)getpid());
+    unlink(path);
+    child server;
+    twisted_server(&server, path);
+    int port = child_port(&server, 20000);
+    char endpoint[256];
+    snprintf(endpoint, sizeof endpoint, "tcp:127.0.0.1:%d", port);
+    twine_call_scenarios(endpoint);
+    snprintf(endpoint, sizeof endpoint, "unix:%s", path);
+    child c;
+    const char *sum[] = {endpoint, "Sum", "a=13", "b=81", NULL};
+    ck_assert_int_eq(twine_call(&c, sum), 0);
+    ck_assert_str_eq(c.out, "total=94\n");
+    twisted_server_stop(&server);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(test_twine_call_exit_codes_follow_sysexits)
+{
+    /* A port nobody listens on: bind one, learn it, close it. */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t alen = sizeof a;
+    getsockname(s, (struct sockaddr *)&a, &alen);
+    close(s);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp:127.0.0.1:%d", ntohs(a.sin_port));
+    child c;
+    const char *refused[] = {endpoint, "Sum", NULL};
+    ck_assert_int_eq(twine_call(&c, refused), 69);
+    ck_assert_msg(strstr(c.err, "cannot connect") != NULL, "%s", c.err);
+
+    const char *usage1[] = {"tcp:127.0.0.1", "Sum", NULL};
+    ck_assert_int_eq(twine_call(&c, usage1), 64);
+    const char *usage2[] = {"tcp:127.0.0.1:1", "Sum", "novalue", NULL};
+    ck_assert_int_eq(twine_call(&c, usage2), 64);
+    ck_assert_msg(strstr(c.err, "'novalue' is not KEY=VALUE") != NULL, "%s", c.err);
+    const char *usage3[] = {"udp:1", "Sum", NULL};
+    ck_assert_int_eq(twine_call(&c, usage3), 64);
+    const char *usage4[] = {"Sum", NULL};
+    ck_assert_int_eq(twine_call(&c, usage4), 64);
+    const char *help[] = {"--help", NULL};
+    ck_assert_int_eq(twine_call(&c, help), 0);
+    ck_assert_ptr_nonnull(strstr(c.out, "Usage:"));
+
+    tu_reactord d;
+    reactord_amp(&d);
+    snprintf(endpoint, sizeof endpoint, "tcp:127.0.0.1:%d", d.port);
+    const char *slow[] = {"--timeout", "0.3", endpoint, "Delay", "seconds=5", NULL};
+    long long t0 = tu_now_ms();
+    ck_assert_int_eq(twine_call(&c, slow), 75);
+    ck_assert_int_lt(tu_now_ms() - t0, 4000);
+    ck_assert_msg(strstr(c.err, "no answer to Delay") != NULL, "%s", c.err);
+    reactord_stop(&d);
+}
+END_TEST
+
+/* ------------------------------------------------------------ bytes */
+
+static size_t unhex(const char *hex, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    while (hex[0] != '\0' && hex[1] != '\0' && hex[0] != ' ' && hex[0] != '\n' && n < cap) {
+        unsigned v;
+        sscanf(hex, "%2x", &v);
+        out[n++] = (unsigned char)v;
+        hex += 2;
+    }
+    return n;
+}
+
+/* Read exactly @p len bytes from @p fd, running @p r meanwhile. */
+static size_t read_spinning(tw_reactor *r, int fd, unsigned char *buf, size_t len, int ms)
+{
+    size_t got = 0;
+    long long deadline = tu_now_ms() + ms;
+    while (got < len && tu_now_ms() < deadline) {
+        tw_reactor_iterate(r, 0.005);
+        ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n > 0)
+            got += (size_t)n;
+    }
+    return got;
+}
+
+static tw_factory *amp_module(tw_reactor *r)
+{
+    const tw_plugin *p = tw_plugin_builtin_find("amp");
+    ck_assert_ptr_nonnull(p);
+    char err[256];
+    tw_options *opts = tw_options_parse(p->options, NULL, 0, err, sizeof err);
+    tw_factory *f = p->make_factory(r, opts, err, sizeof err);
+    tw_options_free(opts);
+    ck_assert_msg(f != NULL, "%s", err);
+    return f;
+}
+
+/* twine's client: the bytes of the first call of @p name on a new connection. */
+static void check_client_bytes(tw_reactor *r, const char *name, const unsigned char *want,
+                               size_t wantlen)
+{
+    tw_factory *f = tw_amp_factory_new();
+    tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw_transport_adopt(r, sv[0], f), 0);
+    tw_amp_values *v = tw_amp_values_new();
+    const tw_amp_command *cmd = NULL;
+    if (strcmp(name, "sum") == 0) {
+        cmd = &SUM;
+        tw_amp_values_set_integer(v, "a", 13);
+        tw_amp_values_set_integer(v, "b", 81);
+    } else if (strcmp(name, "echo") == 0) {
+        cmd = &ECHO;
+        tw_amp_values_set_string(v, "value", "\0hello\xff", 7);
+    } else if (strcmp(name, "divide") == 0) {
+        cmd = &DIVIDE;
+        tw_amp_values_set_integer(v, "numerator", -7);
+        tw_amp_values_set_integer(v, "denominator", 2);
+    } else if (strcmp(name, "delay") == 0) {
+        cmd = &DELAY;
+        tw_amp_values_set_float(v, "seconds", 0.1);
+    }
+    ck_assert_msg(cmd != NULL, "no twine call for '%s'", name);
+    tw_deferred *d = tw_amp_call_remote(connected_amp, cmd, v);
+    tw_amp_values_free(v);
+    unsigned char got[512];
+    size_t n = read_spinning(r, sv[1], got, wantlen, 2000);
+    ck_assert_msg(n == wantlen && memcmp(got, want, wantlen) == 0,
+                  "twine's %s request differs from Twisted's", name);
+    close(sv[1]);
+    long long deadline = tu_now_ms() + 2000;
+    while (connected_amp != NULL && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.005);
+    tw_deferred_add_errback(d, finished, &(outcome){0});
+    tw_deferred_unref(d);
+    tw_factory_free(f);
+}
+
+/* twine's server: its answer to Twisted's @p request must be Twisted's @p want. */
+static void check_server_bytes(tw_reactor *r, tw_factory *module, const char *name,
+                               const unsigned char *request, size_t reqlen,
+                               const unsigned char *want, size_t wantlen)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw_transport_adopt(r, sv[0], module), 0);
+    ck_assert_int_eq(tu_write_all(sv[1], request, reqlen), 0);
+    unsigned char got[1024];
+    size_t n = read_spinning(r, sv[1], got, wantlen, 2000);
+    ck_assert_msg(n == wantlen && memcmp(got, want, wantlen) == 0,
+                  "twine's answer for %s differs from Twisted's (%zu of %zu bytes)", name, n,
+                  wantlen);
+    /* Nothing more follows. */
+    ck_assert_uint_eq(read_spinning(r, sv[1], got, 1, 50), 0);
+    close(sv[1]);
+    spin_ms(r, 10);
+}
+
+START_TEST(test_twines_bytes_are_twisteds_bytes)
+{
+    require_twisted();
+    char script[4096];
+    script_path(script, sizeof script, "amp_golden.py");
+    const char *argv[] = {python(), script, NULL};
+    child c;
+    child_start(&c, argv);
+    ck_assert_msg(child_wait(&c, 20000) == 0, "amp_golden.py failed: %s", c.err);
+
+    tw_reactor *r = tw_reactor_new();
+    tw_factory *module = amp_module(r);
+    int clients = 0, servers = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(c.out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char kind[16], name[64];
+        int at = 0;
+        ck_assert_int_eq(sscanf(line, "%15s %63s %n", kind, name, &at), 2);
+        static unsigned char a[70000], b[70000];
+        size_t alen = unhex(line + at, a, sizeof a);
+        if (strcmp(kind, "client") == 0) {
+            check_client_bytes(r, name, a, alen);
+            clients++;
+        } else {
+            const char *second = strchr(line + at, ' ');
+            ck_assert_ptr_nonnull(second);
+            size_t blen = unhex(second + 1, b, sizeof b);
+            check_server_bytes(r, module, name, a, alen, b, blen);
+            servers++;
+        }
+    }
+    ck_assert_int_eq(clients, 4);
+    ck_assert_int_eq(servers, 12);
+    tw_reactor_free(r);
+    tw_factory_free(module);
+}
+END_TEST
+
+static Suite *amp_interop_suite(void)
+{
+    Suite *s = suite_create("amp-interop");
+    TCase *tc = tcase_create("twisted");
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, test_a_twisted_client_calls_every_command_of_reactord_amp);
+    tcase_add_test(tc, test_twines_client_calls_a_twisted_amp_server);
+    tcase_add_test(tc, test_twine_call_against_reactord_amp);
+    tcase_add_test(tc, test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix);
+    tcase_add_test(tc, test_twine_call_exit_codes_follow_sysexits);
+    tcase_add_test(tc, test_twines_bytes_are_twisteds_bytes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    SRunner *sr = srunner_create(amp_interop_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

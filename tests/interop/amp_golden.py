@@ -1,0 +1,108 @@
+"""
+Twisted's own bytes for AMP exchanges, for twine to match byte for byte.
+
+Usage: amp_golden.py
+
+Prints one line per exchange, fields separated by spaces:
+
+    client NAME REQUEST_HEX
+        what Twisted's amp.AMP client writes for a callRemote
+    server NAME REQUEST_HEX ANSWER_HEX
+        what Twisted's amp.AMP server (with the commands of twine's amp
+        module) writes back when it receives REQUEST
+
+The transport is Twisted's StringTransport, so no network is involved.
+"""
+import binascii
+
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogBeginner
+from twisted.protocols import amp
+
+
+class Sum(amp.Command):
+    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
+    response = [(b"total", amp.Integer())]
+
+
+class Echo(amp.Command):
+    arguments = [(b"value", amp.String())]
+    response = [(b"value", amp.String())]
+
+
+class Divide(amp.Command):
+    arguments = [(b"numerator", amp.Integer()), (b"denominator", amp.Integer())]
+    response = [(b"result", amp.Float())]
+    errors = {ZeroDivisionError: b"ZERO_DIVISION"}
+
+
+class Delay(amp.Command):
+    arguments = [(b"seconds", amp.Float())]
+    response = [(b"done", amp.Boolean())]
+
+
+class Server(amp.AMP):
+    @Sum.responder
+    def sum(self, a, b):
+        return {"total": a + b}
+
+    @Echo.responder
+    def echo(self, value):
+        return {"value": value}
+
+    @Divide.responder
+    def divide(self, numerator, denominator):
+        return {"result": numerator / denominator}
+
+    @Delay.responder
+    def delay(self, seconds):
+        return {"done": True}
+
+
+def hexed(data):
+    return binascii.hexlify(data).decode("ascii")
+
+
+def client(name, command, **kw):
+    proto = amp.AMP()
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.callRemote(command, **kw)
+    print("client", name, hexed(transport.value()))
+
+
+def server(name, **box):
+    request = amp.AmpBox(**box).serialize()
+    proto = Server()
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(request)
+    print("server", name, hexed(request), hexed(transport.value()))
+
+
+def main():
+    # The broken requests below make Twisted log tracebacks; they are expected.
+    globalLogBeginner.beginLoggingTo([lambda event: None], redirectStandardIO=False)
+    client("sum", Sum, a=13, b=81)
+    client("echo", Echo, value=b"\x00hello\xff")
+    client("divide", Divide, numerator=-7, denominator=2)
+    client("delay", Delay, seconds=0.1)
+
+    server("sum", _command=b"Sum", _ask=b"1", a=b"13", b=b"81")
+    server("sum_any_key_order", b=b"81", _ask=b"ff", a=b" -13 ", _command=b"Sum")
+    server("echo", _command=b"Echo", _ask=b"2", value=b"\x00hello\xff")
+    server("divide_third", _command=b"Divide", _ask=b"3", numerator=b"1", denominator=b"3")
+    server("divide_big", _command=b"Divide", _ask=b"4", numerator=b"4611686018427387905",
+           denominator=b"3")
+    server("divide_float_repr", _command=b"Divide", _ask=b"5", numerator=b"1",
+           denominator=b"100000")
+    server("zero_division", _command=b"Divide", _ask=b"6", numerator=b"1", denominator=b"0")
+    server("delay_zero", _command=b"Delay", _ask=b"7", seconds=b"0")
+    server("unhandled", _command=b"Nope", _ask=b"8")
+    server("unhandled_quoted", _command=b"it's", _ask=b"9")
+    server("bad_argument", _command=b"Sum", _ask=b"a", a=b"notanumber", b=b"1")
+    server("missing_argument", _command=b"Sum", _ask=b"b", a=b"1")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+/*
+ * Built as alias.so but declaring the protocol "aliased": a module file must
+ * be named after its protocol, so the loader refuses it.
+ */
+#include <stddef.h>
+#include <twine.h>
+
+static tw_factory *alias_make_factory(tw_reactor *r, const tw_options *opts, char *err,
+                                      size_t errlen)
+{
+    (void)r;
+    (void)opts;
+    (void)err;
+    (void)errlen;
+    return NULL;
+}
+
+TW_PLUGIN(alias, .name = "aliased", .description = "named after another protocol",
+          .make_factory = alias_make_factory);

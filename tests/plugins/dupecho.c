@@ -1,0 +1,20 @@
+/*
+ * Built as echo.so: a module claiming the name of the built-in echo module.
+ * Built-ins come first in the search order, so the loader refuses it as a
+ * duplicate rather than letting a file silently replace a built-in.
+ */
+#include <stddef.h>
+#include <twine.h>
+
+static tw_factory *dupecho_make_factory(tw_reactor *r, const tw_options *opts, char *err,
+                                        size_t errlen)
+{
+    (void)r;
+    (void)opts;
+    (void)err;
+    (void)errlen;
+    return NULL;
+}
+
+TW_PLUGIN(dupecho, .name = "echo", .description = "a second echo",
+          .make_factory = dupecho_make_factory);
