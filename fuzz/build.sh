@@ -2,12 +2,14 @@
 # Build the libFuzzer harnesses: fuzz/build.sh [OUTDIR]
 #
 # How. Every harness is linked with clang (-fsanitize=fuzzer,address,undefined)
-# against the library compiled from source: the glob src/*.c protocols/*.c
-# (src/reactord and src/twine-call are programs, outside the glob) plus
-# tests/memtransport.c, all instrumented for coverage (fuzzer-no-link), built
-# once into OUTDIR/obj and shared by the harnesses. Compiling the sources
-# directly, rather than linking libtwine.so, puts the library's code under
-# the fuzzer's coverage and the sanitizers with no libtool in between.
+# against the library compiled from source -- the libtwine_la_SOURCES that
+# configure selected (read from the generated Makefile, so that conditional
+# sources such as the poller backend are right; none of the project's make
+# rules run) plus tests/memtransport.c -- all instrumented for coverage
+# (fuzzer-no-link), built once into OUTDIR/obj and shared by the harnesses.
+# Compiling the sources directly, rather than linking libtwine.so, puts the
+# library's code under the fuzzer's coverage and the sanitizers with no
+# libtool in between.
 #
 # The sources need the config.h and include/twine/version.h that configure
 # writes. They are taken from, in this order:
@@ -19,7 +21,8 @@
 # The source tree is never written to.
 #
 # OUTDIR defaults to $TWINE_FUZZ_OUT, else ${TMPDIR:-/tmp}/twine-fuzz. The
-# harnesses land in OUTDIR/bin/fuzz_<name>. CC and FUZZ_CFLAGS may be set.
+# harnesses land in OUTDIR/bin/fuzz_<name>. CC_FUZZ (default clang),
+# FUZZ_CFLAGS and FUZZ_JOBS (parallel compilers, default 2) may be set.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,8 +51,10 @@ elif [ -f "$top/config.h" ] && [ -f "$top/include/twine/version.h" ]; then
     cfg=$top
 else
     cfg="$out/config"
+    # config.status keeps an unchanged config.h's date: a stamp tells when it ran.
     if [ ! -f "$cfg/config.h" ] || [ ! -f "$cfg/include/twine/version.h" ] ||
-        [ "$top/configure" -nt "$cfg/config.h" ]; then
+        [ ! -f "$cfg/configured" ] || [ "$top/configure" -nt "$cfg/configured" ] ||
+        [ "$top/Makefile.in" -nt "$cfg/configured" ]; then
         if [ ! -x "$top/configure" ]; then
             echo "fuzz/build.sh: $top has no configure script; run autoreconf -fi there" \
                 "or set TWINE_CONFIG_DIR to a configured build directory" >&2
@@ -59,6 +64,7 @@ else
         echo "fuzz/build.sh: configuring in $cfg"
         (cd "$cfg" && "$top/configure" -q CC="$cc" >configure.log 2>&1) ||
             { tail -n 30 "$cfg/configure.log" >&2; exit 2; }
+        touch "$cfg/configured"
     fi
 fi
 
@@ -89,9 +95,29 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$flags" ]; then
     rm -f "$out"/obj/*.o
     echo "$flags" >"$stamp"
 fi
+# The library's sources as configured: libtwine_la_SOURCES and the
+# am__append_N variables automake makes of conditional additions, copied out
+# of the generated Makefile and evaluated by make alone (-r -R, no rules).
+if [ ! -f "$cfg/Makefile" ]; then
+    echo "fuzz/build.sh: $cfg has no Makefile to take the library's sources from" >&2
+    exit 2
+fi
+sed -n '/^\(libtwine_la_SOURCES\|am__append_[0-9]*\) *+*=/,/[^\\]$/p' "$cfg/Makefile" \
+    >"$out/sources.mk"
+# shellcheck disable=SC2016
+printf 'print-sources:\n\t@echo $(libtwine_la_SOURCES)\n' >>"$out/sources.mk"
+lib_sources=()
+for f in $(make -r -R -s -f "$out/sources.mk" print-sources); do
+    case $f in *.c) lib_sources+=("$top/$f") ;; esac
+done
+if [ ${#lib_sources[@]} -lt 10 ]; then
+    echo "fuzz/build.sh: found only ${#lib_sources[@]} library sources in $cfg/Makefile" >&2
+    exit 1
+fi
+
 objs=()
 todo=()
-for src in "$top"/src/*.c "$top"/protocols/*.c "$top"/tests/memtransport.c; do
+for src in "${lib_sources[@]}" "$top"/tests/memtransport.c; do
     rel=${src#"$top"/}
     obj="$out/obj/${rel//\//_}"
     obj=${obj%.c}.o
@@ -108,6 +134,7 @@ if [ ${#todo[@]} -gt 0 ]; then
             'echo "  CC $1"; exec '"$cc $common $lib_warn $pkg_cflags $san"' -fsanitize=fuzzer-no-link -c "$1" -o "$2"' \
             cc-one
 fi
+rm -f "$out/obj/libtwine-fuzz.a"
 ar rcs "$out/obj/libtwine-fuzz.a" "${objs[@]}"
 
 names=()

@@ -43,10 +43,11 @@ static const tw_amp_arg sum_args[] = {
 };
 
 static const tw_amp_arg every_type[] = {
-    {"i", TW_AMP_T_INTEGER, 1},   {"s", TW_AMP_T_STRING, 1},  {"u", TW_AMP_T_UNICODE, 1},
-    {"b", TW_AMP_T_BOOLEAN, 1},   {"f", TW_AMP_T_FLOAT, 1},   {"l", &list_of_integer, 1},
-    {"lf", &list_of_float, 1},    {"lu", &list_of_unicode, 1}, {"ll", &list_of_list, 1},
-    {NULL, NULL, 0},
+    {"i", TW_AMP_T_INTEGER, 1}, {"s", TW_AMP_T_STRING, 1},
+    {"u", TW_AMP_T_UNICODE, 1}, {"b", TW_AMP_T_BOOLEAN, 1},
+    {"f", TW_AMP_T_FLOAT, 1},   {"l", &list_of_integer, 1},
+    {"lf", &list_of_float, 1},  {"lu", &list_of_unicode, 1},
+    {"ll", &list_of_list, 1},   {NULL, NULL, 0},
 };
 
 /* Delay's and Divide's arguments, required. */
@@ -231,8 +232,8 @@ static void check_numbers(const char *v, size_t n)
         if (errno == ERANGE)
             FZ_CHECK(rc == -ERANGE, "'%s' is out of range, got %d", v, rc);
         else
-            FZ_CHECK(rc == 0 && x == want, "'%s' reads as %lld, strtoll says %lld", v,
-                     (long long)x, want);
+            FZ_CHECK(rc == 0 && x == want, "'%s' reads as %lld, strtoll says %lld", v, (long long)x,
+                     want);
     } else if (rc == 0) {
         /* What it accepted prints back as a number it reads alike. */
         char buf[32];
@@ -291,11 +292,9 @@ static void check_box(const tw_amp_box *b, size_t max_box)
         FZ_CHECK(tw_amp_box_entry(b, i, &k, &klen, &v, &vlen) == 0, "entry %zu", i);
         FZ_CHECK(klen >= 1 && klen <= TW_AMP_MAX_KEY_LENGTH, "a %zu-byte key", klen);
         FZ_CHECK(k[klen] == '\0' && v[vlen] == '\0', "entry %zu is not NUL-terminated", i);
-        FZ_CHECK(prev == NULL || key_less(prev, prevlen, k, klen), "keys out of order at %zu",
-                 i);
+        FZ_CHECK(prev == NULL || key_less(prev, prevlen, k, klen), "keys out of order at %zu", i);
         size_t glen;
-        FZ_CHECK(tw_amp_box_getn(b, k, klen, &glen) == v && glen == vlen, "lookup of key %zu",
-                 i);
+        FZ_CHECK(tw_amp_box_getn(b, k, klen, &glen) == v && glen == vlen, "lookup of key %zu", i);
         prev = k;
         prevlen = klen;
         wire += 4 + klen + vlen;
@@ -318,8 +317,10 @@ static void check_box(const tw_amp_box *b, size_t max_box)
     one_box o = {NULL, 0};
     size_t used = 0;
     int rc = tw_amp_parser_feed(p, bytes, n, take_one, &o, &used);
-    FZ_CHECK(rc == 0 && used == n && o.count == 1, "an encoded box re-parses as rc %d, %zu/%zu "
-             "bytes, %d boxes (%s)", rc, used, n, o.count, tw_amp_parser_error(p));
+    FZ_CHECK(rc == 0 && used == n && o.count == 1,
+             "an encoded box re-parses as rc %d, %zu/%zu "
+             "bytes, %d boxes (%s)",
+             rc, used, n, o.count, tw_amp_parser_error(p));
     size_t n2;
     uint8_t *bytes2 = encode(o.box, &n2);
     FZ_CHECK(n2 == n && memcmp(bytes, bytes2, n) == 0, "a box changed in a round trip");

@@ -72,8 +72,8 @@ static void evlog_report(const evlog *a, const evlog *b)
         size_t lb = (size_t)b->p[j + 1] << 24 | (size_t)b->p[j + 2] << 16 |
                     (size_t)b->p[j + 3] << 8 | b->p[j + 4];
         if (a->p[i] != b->p[j] || la != lb || memcmp(a->p + i + 5, b->p + j + 5, la) != 0) {
-            fprintf(stderr, "event %zu: twine %c(%zu bytes), model %c(%zu bytes)\n", n, a->p[i],
-                    la, b->p[j], lb);
+            fprintf(stderr, "event %zu: twine %c(%zu bytes), model %c(%zu bytes)\n", n, a->p[i], la,
+                    b->p[j], lb);
             return;
         }
         i += 5 + la;
@@ -475,8 +475,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_quiet_logs();
     fz_in in = {data, size};
-    static const tw_framing framings[] = {TW_FRAMING_NETSTRING, TW_FRAMING_INT8,
-                                          TW_FRAMING_INT16, TW_FRAMING_INT32};
+    static const tw_framing framings[] = {TW_FRAMING_NETSTRING, TW_FRAMING_INT8, TW_FRAMING_INT16,
+                                          TW_FRAMING_INT32};
     tw_framing framing = framings[fz_byte(&in, 0) & 3];
     uint8_t maxb = fz_byte(&in, 16);
     uint8_t flags = fz_byte(&in, 0);

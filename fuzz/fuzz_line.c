@@ -69,8 +69,8 @@ static void evlog_report(const evlog *a, const evlog *b)
         size_t lb = (size_t)b->p[j + 1] << 24 | (size_t)b->p[j + 2] << 16 |
                     (size_t)b->p[j + 3] << 8 | b->p[j + 4];
         if (a->p[i] != b->p[j] || la != lb || memcmp(a->p + i + 5, b->p + j + 5, la) != 0) {
-            fprintf(stderr, "event %zu: twine %c(%zu bytes), model %c(%zu bytes)\n", n, a->p[i],
-                    la, b->p[j], lb);
+            fprintf(stderr, "event %zu: twine %c(%zu bytes), model %c(%zu bytes)\n", n, a->p[i], la,
+                    b->p[j], lb);
             return;
         }
         i += 5 + la;
@@ -117,8 +117,8 @@ static uint8_t next_action(run *r)
     return r->script[r->step++ % r->script_len];
 }
 
-static const char *const feeds[] = {"x", "ab\r\n", "\n", "line\r\nnext", "\r", "\0\0", "a",
-                                    "zz\nzz\r\n"};
+static const char *const feeds[] = {"x",  "ab\r\n", "\n", "line\r\nnext",
+                                    "\r", "\0\0",   "a",  "zz\nzz\r\n"};
 static const char *const delims[] = {"\n", "\r\n", "\0", "ab", "aab", "\r\n\r\n", "x", "\r"};
 
 static void handler_feed(run *r, const void *data, size_t len)
@@ -253,10 +253,9 @@ static void t_line(tw_line_receiver *lr, const char *line, size_t len)
     tproto *t = tp_of(lr);
     size_t dlen;
     const void *d = tw_line_receiver_delimiter(lr, &dlen);
-    FZ_CHECK(len <= tw_line_receiver_max_length(lr), "a %zu-byte line passed max_length %zu",
-             len, tw_line_receiver_max_length(lr));
-    FZ_CHECK(len < dlen || memmem(line, len, d, dlen) == NULL,
-             "a line holds its delimiter");
+    FZ_CHECK(len <= tw_line_receiver_max_length(lr), "a %zu-byte line passed max_length %zu", len,
+             tw_line_receiver_max_length(lr));
+    FZ_CHECK(len < dlen || memmem(line, len, d, dlen) == NULL, "a line holds its delimiter");
     t->delivered += len + dlen;
     on_line(&t->run, line, len);
 }
@@ -327,7 +326,7 @@ static void t_send_line(void *ctx, const void *line, size_t len)
 }
 
 static const side twine_side = {t_set_raw, t_set_line, t_feed,      t_lose,    t_abort,
-                                 t_pause,   t_resume,   t_set_delim, t_set_max, t_send_line};
+                                t_pause,   t_resume,   t_set_delim, t_set_max, t_send_line};
 
 static void tp_data_received(tw_protocol *p, const void *data, size_t len)
 {
@@ -404,8 +403,8 @@ static void m_data_received(model *m, const void *data, size_t len)
     m_append(m, data, len);
     while (m->len > 0 && !m->paused) {
         if (m->line_mode) {
-            const uint8_t *hit = m->len >= m->dlen ? memmem(m->buf, m->len, m->delim, m->dlen)
-                                                   : NULL;
+            const uint8_t *hit =
+                m->len >= m->dlen ? memmem(m->buf, m->len, m->delim, m->dlen) : NULL;
             if (hit == NULL) {
                 if (m->len >= m->max_length + m->dlen) {
                     size_t n = m->len;
@@ -500,21 +499,27 @@ typedef struct config {
 
 /*
  * What the driver does between chunks, the same on both sides: resume a
- * paused receiver, or hand a chunk over through set_line_mode in raw mode.
- * @return the bytes of the next chunk it consumed itself.
+ * paused receiver, hand the chunk over through set_line_mode in raw mode,
+ * change the delimiter or max_length while a partial line is buffered.
  */
 typedef struct outside {
     int resume, via_line_mode;
+    int new_delim; /* index into delims, or -1 */
+    long new_max;  /* or -1 */
 } outside;
 
 static outside outside_step(const config *c, fz_rng *rng)
 {
-    outside o = {0, 0};
+    outside o = {0, 0, -1, -1};
     if (!c->outside_calls)
         return o;
     uint32_t x = fz_rng_next(rng);
     o.resume = (x & 3) == 0;
     o.via_line_mode = (x & 12) == 0;
+    if ((x & 0x70) == 0)
+        o.new_delim = (int)((x >> 8) & 7);
+    if ((x & 0x380) == 0)
+        o.new_max = (long)((x >> 12) & 31);
     return o;
 }
 
@@ -562,8 +567,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tproto *t = calloc(1, sizeof *t);
     FZ_CHECK(t != NULL, "out of memory");
     t->base.ops = &tp_ops;
-    tw_line_receiver_init(&t->lr, &t->base,
-                          c.default_exceeded ? &t_ops_default_exceeded : &t_ops);
+    tw_line_receiver_init(&t->lr, &t->base, c.default_exceeded ? &t_ops_default_exceeded : &t_ops);
     if (c.dlen > 0)
         FZ_CHECK(tw_line_receiver_set_delimiter(&t->lr, c.delim, c.dlen) == 0, "set_delimiter");
     tw_line_receiver_set_max_length(&t->lr, c.max_length);
@@ -598,6 +602,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break; /* a closing transport reads nothing more */
             size_t n = fz_chunk(&rng, c.stream_len - at);
             outside o = outside_step(&c, &rng);
+            if (o.new_delim >= 0)
+                s->set_delim(ctx, delims[o.new_delim],
+                             o.new_delim == 2 ? 1 : strlen(delims[o.new_delim]));
+            if (o.new_max >= 0)
+                s->set_max(ctx, (size_t)o.new_max);
             int raw = pass == 0 ? !tw_line_receiver_line_mode(&t->lr) : !m->line_mode;
             if (o.via_line_mode && raw)
                 s->set_line(ctx, c.stream + at, n);

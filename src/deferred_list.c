@@ -21,8 +21,6 @@
 
 #include "deferred_internal.h"
 
-#define FIRST_ERROR_PREFIX "gather: input "
-#define FIRST_ERROR_SUFFIX " failed"
 
 typedef struct gather gather;
 
@@ -107,8 +105,8 @@ static void record(gather *g, size_t index, void *value, tw_free_fn free_fn, tw_
     g->remaining--;
 
     if (g->fail_fast && failure != NULL) {
-        tw_failure *first = tw_failure_wrap(tw_failure_ref(failure), tw_failure_code(failure),
-                                            FIRST_ERROR_PREFIX "%zu" FIRST_ERROR_SUFFIX, index);
+        tw_failure *first = tw_failure_wrap_index(tw_failure_ref(failure), tw_failure_code(failure),
+                                                  index, "gather: input %zu failed", index);
         outcomes_free(g->outcomes);
         g->outcomes = NULL;
         tw_deferred *r = take_result(g);
@@ -253,18 +251,5 @@ TW_API int tw_deferred_gather_index(const tw_failure *failure, size_t *index)
 {
     if (failure == NULL || index == NULL || tw_failure_cause(failure) == NULL)
         return -EINVAL;
-    const char *m = tw_failure_message(failure);
-    size_t plen = strlen(FIRST_ERROR_PREFIX);
-    if (strncmp(m, FIRST_ERROR_PREFIX, plen) != 0)
-        return -EINVAL;
-    m += plen;
-    if (*m < '0' || *m > '9')
-        return -EINVAL;
-    char *end;
-    errno = 0;
-    uintmax_t v = strtoumax(m, &end, 10);
-    if (errno != 0 || v > SIZE_MAX || strcmp(end, FIRST_ERROR_SUFFIX) != 0)
-        return -EINVAL;
-    *index = (size_t)v;
-    return 0;
+    return tw_failure_index(failure, index) == 0 ? 0 : -EINVAL;
 }

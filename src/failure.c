@@ -17,13 +17,15 @@ struct tw_failure {
     int refs; /* < 0 marks the static out-of-memory failure */
     int code;
     tw_failure *cause;
+    size_t index;  /* meaningful when has_index */
+    int has_index;
     char message[]; /* NUL-terminated */
 };
 
 static struct {
     tw_failure f;
     char text[sizeof "out of memory"];
-} oom_failure = {{-1, -ENOMEM, NULL}, "out of memory"};
+} oom_failure = {{-1, -ENOMEM, NULL, 0, 0}, "out of memory"};
 
 static tw_failure *make(tw_failure *cause, int code, const char *fmt, va_list ap)
 {
@@ -68,6 +70,8 @@ static tw_failure *make(tw_failure *cause, int code, const char *fmt, va_list ap
     f->refs = 1;
     f->code = code;
     f->cause = cause;
+    f->index = 0;
+    f->has_index = 0;
     memcpy(f->message, text, (size_t)n + 1);
     free(heap);
     return f;
@@ -99,6 +103,28 @@ TW_API tw_failure *tw_failure_wrap(tw_failure *cause, int code, const char *fmt,
     tw_failure *f = make(cause, code, fmt, ap);
     va_end(ap);
     return f;
+}
+
+TW_API tw_failure *tw_failure_wrap_index(tw_failure *cause, int code, size_t index,
+                                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tw_failure *f = make(cause, code, fmt, ap);
+    va_end(ap);
+    if (f->refs > 0) { /* not the shared out-of-memory failure */
+        f->index = index;
+        f->has_index = 1;
+    }
+    return f;
+}
+
+TW_API int tw_failure_index(const tw_failure *f, size_t *index)
+{
+    if (f == NULL || !f->has_index)
+        return -ENOENT;
+    *index = f->index;
+    return 0;
 }
 
 TW_API tw_failure *tw_failure_from_errno(int neg_errno, const char *context)

@@ -31,7 +31,8 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->clock = tw__monotonic;
     r->phase = PHASE_NONE;
     r->read_buf = malloc(TW__READ_SIZE);
-    if (r->read_buf == NULL || tw__timers_init(r) < 0 || tw__threads_init(r) < 0) {
+    if (r->read_buf == NULL || tw__timers_init(r) < 0 || tw__threads_init(r) < 0 ||
+        tw__streams_init(r) < 0) {
         r->owns_base = 0; /* the caller still owns it on failure */
         tw_reactor_free(r);
         return NULL;
@@ -81,6 +82,7 @@ TW_API void tw_reactor_free(tw_reactor *r)
         return;
     abort_all(&r->listeners);
     abort_all(&r->conns);
+    tw__streams_free(r);
     cancel_drain_timer(r);
     tw__triggers_free(r);
     tw__threads_free(r);

@@ -11,6 +11,8 @@
 #include <twine/reactor.h>
 
 struct event;
+struct tw__poller;
+struct tw__stream;
 typedef struct tw__conn tw__conn;
 typedef struct tw_listener tw_listener;
 
@@ -100,12 +102,26 @@ struct tw_reactor {
     int draining;           /* the "during" phase waits for connections */
 
     tw__thread_queue threads;
+
+    /* Streams (stream.c and the poller, poller_internal.h). */
+    struct tw__poller *poller; /* readiness backend (poller_internal.h) */
+    struct tw__stream *pending_head, *pending_tail; /* kicked streams, FIFO */
+    struct event *pending_ev;  /* active while the pending list is not empty */
+    tw__link *reap;            /* streams closed while stream_busy, to free */
+    int stream_busy;           /* a dispatch may hold pointers to streams */
 };
 
 void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
 void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c);
 void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c);
 void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c);
+
+/* stream.c: what every stream of @p r shares (the pending list's event and
+ * the poller), made with the reactor so that its descriptors exist before
+ * any connection. @return 0 or a negated errno. */
+int tw__streams_init(tw_reactor *r);
+/* stream.c: free what streams left on @p r, once every one is closed. */
+void tw__streams_free(tw_reactor *r);
 
 /* timer.c */
 int tw__timers_init(tw_reactor *r);

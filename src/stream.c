@@ -1,16 +1,25 @@
 /*
- * The stream transport: one connected socket, one libevent event, and an
- * output evbuffer that exists only while the kernel is refusing data.
+ * The stream transport: one connected socket, watched through the reactor's
+ * poller (poller_internal.h), and an output evbuffer that exists only while
+ * the kernel is refusing data.
  *
  * Writes go straight to the socket when nothing is queued; only the part the
- * kernel refuses is copied into the queue, and EV_WRITE is watched only
- * while the queue is non-empty. An idle connection therefore costs one
- * struct event and this small header, with no buffers at all.
+ * kernel refuses is copied into the queue, and writability is watched only
+ * while the queue is non-empty. An idle connection therefore costs this
+ * small header and the poller's entry, with no buffers at all.
  *
  * Closing never happens inside a call the protocol makes. lose and abort
- * mark the stream and activate its event; the close, connection_lost and
- * destroy run from the loop. So a protocol may close its own transport in
- * data_received and both stay valid until the callback returns.
+ * mark the stream and put it on the reactor's pending list; the close,
+ * connection_lost and destroy run from the loop. So a protocol may close its
+ * own transport in data_received and both stay valid until the callback
+ * returns. The same list runs other work that must not happen inside the
+ * protocol's call (a pull producer's next pull, a deferred write shutdown):
+ * one libevent event per reactor drains it.
+ *
+ * A closed stream is freed at once unless a pointer to it may still be held:
+ * while it is on the pending list (the list's run frees it) or while the
+ * poller or the pending run is dispatching (r->stream_busy; the stream goes
+ * on r->reap, its unused reactor link chaining it, and is freed after).
  */
 #include "config.h"
 
@@ -25,9 +34,9 @@
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/event_struct.h>
 #include <twine/log.h>
 
+#include "poller_internal.h"
 #include "reactor_internal.h"
 #include "stream_internal.h"
 
@@ -42,13 +51,13 @@ enum {
     F_READ_PAUSED = 1 << 0,     /* the transport as a producer was paused */
     F_DISCONNECTING = 1 << 1,   /* lose_connection: close once flushed */
     F_ABORTING = 1 << 2,        /* abort_connection: RST, drop the queue */
-    F_CLOSE_PENDING = 1 << 3,   /* the event was activated to close us */
+    F_CLOSE_PENDING = 1 << 3,   /* queued to close from the loop */
     F_WRITE_SHUT_REQ = 1 << 4,  /* lose_write_connection: shut once flushed */
     F_WRITE_SHUT = 1 << 5,      /* shutdown(SHUT_WR) done */
     F_READ_EOF = 1 << 6,        /* the peer half-closed */
     F_PROTO_PAUSED = 1 << 7,    /* we called the protocol's pause_producing */
     F_CLOSED = 1 << 8,
-    F_KICKED = 1 << 9,          /* the event was activated to run after_drain */
+    F_PENDING = 1 << 9,         /* on the reactor's pending list */
     F_STREAMING = 1 << 10,      /* the registered producer is a streaming one */
     F_PRODUCER_PAUSED = 1 << 11, /* we paused the registered producer */
     F_WROTE = 1 << 12,          /* a pull producer wrote since it was asked */
@@ -56,18 +65,20 @@ enum {
     F_CLIENT = 1 << 14          /* an outgoing connection */
 };
 
+/* Every idle connection pays for this header, so it is packed tight: keep
+ * the pointers together and the small fields after them. */
 typedef struct tw__stream {
     tw_transport base;
     tw__closeable node;
-    struct event ev;
+    struct tw__stream *next_pending; /* the reactor's pending list, F_PENDING */
     struct evbuffer *out; /* NULL while nothing is queued */
     tw_listener *listener;
     tw_producer *producer; /* registered producer, borrowed */
     uint32_t high_wm, low_wm;
-    int error; /* negated errno that will close the stream, or 0 */
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
+    tw__pollable io;      /* the socket and what is watched on it */
+    int16_t error; /* negated errno or TW_E* that will close the stream, or 0 */
     uint16_t flags;
-    short events; /* what ev is registered for */
 } tw__stream;
 
 static const tw_transport_ops stream_ops;
@@ -86,7 +97,30 @@ static void touch(tw__stream *s)
 
 static int stream_fd(const tw__stream *s)
 {
-    return (int)event_get_fd(&s->ev);
+    return s->io.fd;
+}
+
+/* Negated errnos and TW_E* codes both fit the 16 bits error keeps. */
+static void set_error(tw__stream *s, int code)
+{
+    s->error = (int16_t)code;
+}
+
+/* One system call for all of @p iov, never raising SIGPIPE. send() for a
+ * single buffer: the kernel's sendmsg path costs measurably more per call,
+ * and one buffer is the common case (an echo, a framed message). */
+static ssize_t send_iov(int fd, const struct iovec *iov, int n)
+{
+    ssize_t w;
+    do {
+        if (n == 1) {
+            w = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        }
+    } while (w < 0 && errno == EINTR);
+    return w;
 }
 
 static size_t queued(const tw__stream *s)
@@ -94,36 +128,22 @@ static size_t queued(const tw__stream *s)
     return s->out != NULL ? evbuffer_get_length(s->out) : 0;
 }
 
-static void on_event(evutil_socket_t fd, short what, void *arg);
-
-/* Register the event for exactly what the stream needs now. */
-static void update_events(tw__stream *s)
-{
-    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
-        return; /* event_del would cancel the pending close activation */
-    short want = 0;
-    if (!(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
-        want |= EV_READ;
-    if (queued(s) > 0)
-        want |= EV_WRITE;
-    if (want == s->events)
-        return;
-    int fd = stream_fd(s);
-    if (s->events != 0)
-        event_del(&s->ev);
-    event_assign(&s->ev, s->base.reactor->base, fd, want | EV_PERSIST, on_event, s);
-    if (want != 0)
-        event_add(&s->ev, NULL);
-    s->events = want;
-    if (s->flags & F_KICKED) /* event_del dropped the activation: renew it */
-        event_active(&s->ev, EV_WRITE, 1);
-}
-
-/* Run on_event from the loop soon, to finish work the protocol asked for. */
+/* Run handle_event from the loop soon, as if the socket were writable, to
+ * finish work the protocol asked for. */
 static void kick(tw__stream *s)
 {
-    s->flags |= F_KICKED;
-    event_active(&s->ev, EV_WRITE, 1);
+    if (s->flags & F_PENDING)
+        return;
+    tw_reactor *r = s->base.reactor;
+    s->flags |= F_PENDING;
+    s->next_pending = NULL;
+    if (r->pending_tail != NULL) {
+        r->pending_tail->next_pending = s;
+    } else {
+        r->pending_head = s;
+        event_active(r->pending_ev, EV_WRITE, 1); /* a non-empty list is active */
+    }
+    r->pending_tail = s;
 }
 
 /* Ask the loop to close the stream; see the comment at the top. */
@@ -132,7 +152,49 @@ static void schedule_close(tw__stream *s)
     if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
         return;
     s->flags |= F_CLOSE_PENDING;
-    event_active(&s->ev, EV_WRITE, 1);
+    kick(s);
+}
+
+/* Watch the socket for exactly what the stream needs now. */
+static void update_events(tw__stream *s)
+{
+    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
+        return; /* closing: the pending run does the rest */
+    int want = 0;
+    if (!(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
+        want |= TW__POLL_IN;
+    if (queued(s) > 0)
+        want |= TW__POLL_OUT;
+    int rc = tw__poll_set(s->base.reactor, &s->io, want);
+    if (rc < 0) {
+        /* Unwatched, the connection would hang: close it with the reason. */
+        set_error(s, rc);
+        schedule_close(s);
+    }
+}
+
+/* Free @p s, or leave that to whoever may still hold a pointer to it. */
+static void release(tw_reactor *r, tw__stream *s)
+{
+    if (s->flags & F_PENDING)
+        return; /* the pending run frees it when it comes to it */
+    if (r->stream_busy > 0) {
+        s->node.link.next = r->reap;
+        r->reap = &s->node.link;
+        return;
+    }
+    free(s);
+}
+
+void tw__stream_reap(tw_reactor *r)
+{
+    if (r->stream_busy > 0)
+        return;
+    while (r->reap != NULL) {
+        tw__link *l = r->reap;
+        r->reap = l->next;
+        free(tw_container_of(l, tw__stream, node.link));
+    }
 }
 
 static void close_now(tw__stream *s, int code)
@@ -142,7 +204,7 @@ static void close_now(tw__stream *s, int code)
     int fd = stream_fd(s);
 
     s->flags |= F_CLOSED;
-    event_del(&s->ev);
+    tw__poll_remove(r, &s->io);
     if (code == TW_EABORTED) {
         /* Linger 0 turns close() into an RST, as abortConnection promises. */
         struct linger lg = {1, 0};
@@ -167,7 +229,7 @@ static void close_now(tw__stream *s, int code)
 
     tw_listener *l = s->listener;
     tw__reactor_unregister_conn(r, &s->node);
-    free(s);
+    release(r, s);
     if (client && f->ops->client_connection_lost != NULL)
         f->ops->client_connection_lost(f, reason);
     tw_failure_unref(reason);
@@ -198,11 +260,8 @@ static int flush(tw__stream *s)
             iov[i].iov_base = eiov[i].iov_base;
             iov[i].iov_len = eiov[i].iov_len;
         }
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        ssize_t w = send_iov(fd, iov, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
             return -errno;
@@ -260,7 +319,7 @@ static void after_drain(tw__stream *s)
     if (s->producer != NULL && !(s->flags & F_STREAMING) &&
         !(s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING))) {
         pull(s);
-        /* What it wrote may all have gone straight out, so no EV_WRITE
+        /* What it wrote may all have gone straight out, so no writability
          * will come to ask again: ask from the loop instead. */
         if (queued(s) == 0 && (s->flags & F_WROTE) && s->producer != NULL)
             kick(s);
@@ -302,7 +361,7 @@ static void handle_read(tw__stream *s)
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return;
-        s->error = -errno;
+        set_error(s, -errno);
         schedule_close(s);
         return;
     }
@@ -316,30 +375,85 @@ static void handle_read(tw__stream *s)
     schedule_close(s);
 }
 
-static void on_event(evutil_socket_t fd, short what, void *arg)
+/* The socket is ready for @p what (TW__POLL_*), or the stream was kicked
+ * (TW__POLL_OUT). */
+static void handle_event(tw__stream *s, int what)
 {
-    (void)fd;
-    tw__stream *s = arg;
-
-    s->flags &= (uint16_t)~F_KICKED;
     if (s->flags & F_CLOSE_PENDING) {
         close_now(s, close_code(s));
         return;
     }
-    if (what & EV_WRITE) {
+    if (what & TW__POLL_OUT) {
         int rc = flush(s);
         if (rc < 0) {
-            s->error = rc;
+            set_error(s, rc);
             close_now(s, rc);
             return;
         }
         after_drain(s);
         if (s->flags & F_CLOSE_PENDING)
-            return; /* the activation it queued does the close */
+            return; /* the pending run does the close */
     }
-    if ((what & EV_READ) && !(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
+    if ((what & TW__POLL_IN) && !(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
         handle_read(s);
     update_events(s);
+}
+
+void tw__stream_ready(tw__pollable *p, int what)
+{
+    tw__stream *s = tw_container_of(p, tw__stream, io);
+    if (!(s->flags & F_CLOSED))
+        handle_event(s, what);
+}
+
+/* The pending event: run every stream kicked so far. The list is taken
+ * whole, so a stream kicked again meanwhile waits for the next run (which
+ * its kick has already asked for). */
+static void on_pending(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tw_reactor *r = arg;
+    tw__stream *s = r->pending_head;
+    r->pending_head = r->pending_tail = NULL;
+    r->stream_busy++;
+    while (s != NULL) {
+        tw__stream *next = s->next_pending;
+        s->next_pending = NULL;
+        s->flags &= (uint16_t)~F_PENDING;
+        if (s->flags & F_CLOSED)
+            release(r, s); /* closed while it waited: its free was left to us */
+        else
+            handle_event(s, TW__POLL_OUT);
+        s = next;
+    }
+    r->stream_busy--;
+    tw__stream_reap(r);
+}
+
+int tw__streams_init(tw_reactor *r)
+{
+    if ((r->pending_ev = event_new(r->base, -1, 0, on_pending, r)) == NULL)
+        return -ENOMEM;
+    return tw__poller_init(r);
+}
+
+void tw__streams_free(tw_reactor *r)
+{
+    /* Every stream is closed by now; those still queued were left to the
+     * pending run, which will not come. */
+    tw__stream *s = r->pending_head;
+    while (s != NULL) {
+        tw__stream *next = s->next_pending;
+        free(s);
+        s = next;
+    }
+    r->pending_head = r->pending_tail = NULL;
+    tw__stream_reap(r);
+    if (r->pending_ev != NULL)
+        event_free(r->pending_ev);
+    r->pending_ev = NULL;
+    tw__poller_free(r);
 }
 
 static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
@@ -360,13 +474,9 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
     s->flags |= F_WROTE;
     size_t sent = 0;
     if (queued(s) == 0) {
-        struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
-        ssize_t w;
-        do
-            w = sendmsg(stream_fd(s), &msg, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
+        ssize_t w = send_iov(stream_fd(s), iov, iovcnt);
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            s->error = -errno;
+            set_error(s, -errno);
             schedule_close(s);
             return 0;
         }
@@ -411,7 +521,7 @@ static void stream_abort(tw_transport *t)
     if (s->flags & (F_ABORTING | F_CLOSED))
         return;
     s->flags |= F_ABORTING;
-    s->flags &= (uint16_t)~F_CLOSE_PENDING; /* re-activate even if a close was queued */
+    s->flags &= (uint16_t)~F_CLOSE_PENDING; /* a queued close now aborts instead */
     if (s->out != NULL) {
         evbuffer_free(s->out);
         s->out = NULL;
@@ -597,7 +707,7 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         s->flags |= F_IDLE_TRACK;
         s->last_active = now_ms(s);
     }
-    event_assign(&s->ev, r->base, fd, 0, on_event, s);
+    s->io.fd = fd;
     tw__reactor_register_conn(r, &s->node);
 
     p->transport = &s->base;
@@ -625,7 +735,7 @@ void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout)
             continue;
         /* Nothing was heard or sent for the whole timeout: an orderly close
          * whose reason says why. */
-        s->error = TW_EIDLE;
+        set_error(s, TW_EIDLE);
         stream_lose(&s->base);
     }
 }

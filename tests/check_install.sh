@@ -43,15 +43,23 @@ else
     sed 's/^/    /' "$tmp/tree.log"
 fi
 
-# 1. Install. The parent make's flags (jobserver, TESTS=...) are not ours.
-# shellcheck disable=SC2086
-if ! (cd "$builddir" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $MAKE install DESTDIR="$dest") \
-    >"$tmp/install.log" 2>&1; then
-    echo "FAIL: make install DESTDIR=$dest failed:"
-    tail -30 "$tmp/install.log" | sed 's/^/    /'
-    exit 1
+# 1. Install. make check installs into TWINE_CHAT_DESTDIR before any test
+# starts (check_DATA), so use that; installing from here, while other tests
+# run, could relink binaries under them. Outside make check, install now.
+if [ -n "${TWINE_CHAT_DESTDIR:-}" ] && [ -d "$TWINE_CHAT_DESTDIR" ]; then
+    dest=$TWINE_CHAT_DESTDIR
+    ok "make install DESTDIR=<build>/tests/chat-dest (made before the tests ran)"
+else
+    # The parent make's flags (jobserver, TESTS=...) are not ours.
+    # shellcheck disable=SC2086
+    if ! (cd "$builddir" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $MAKE install DESTDIR="$dest") \
+        >"$tmp/install.log" 2>&1; then
+        echo "FAIL: make install DESTDIR=$dest failed:"
+        tail -30 "$tmp/install.log" | sed 's/^/    /'
+        exit 1
+    fi
+    ok "make install DESTDIR=<tmp>"
 fi
-ok "make install DESTDIR=<tmp>"
 
 pc=$(find "$dest" -path '*/pkgconfig/twine.pc' | head -n 1)
 [ -n "$pc" ] || { echo "FAIL: no pkgconfig/twine.pc was installed"; exit 1; }

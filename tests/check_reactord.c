@@ -363,6 +363,23 @@ static int children_other_than(pid_t keep)
     return n;
 }
 
+/* A daemon is nobody's child to kill when a test fails half way: this is. */
+static pid_t loose_daemon;
+
+static void kill_loose_daemon(void)
+{
+    if (loose_daemon > 0)
+        kill(loose_daemon, SIGKILL);
+}
+
+static void watch_daemon(pid_t pid)
+{
+    static int registered;
+    if (!registered++)
+        atexit(kill_loose_daemon);
+    loose_daemon = pid;
+}
+
 static void become_subreaper(void)
 {
 #ifdef __linux__
@@ -1005,6 +1022,7 @@ START_TEST(test_daemon_detaches_writes_its_pidfile_and_removes_it_on_exit)
     ck_assert_str_eq(out, "");
     pid_t pid = (pid_t)pid_from_file(pidfile);
     ck_assert_int_gt(pid, 0);
+    watch_daemon(pid);
     ck_assert_int_eq(kill(pid, 0), 0);
     /* a grandchild, in its own session but not its leader */
     ck_assert_int_eq(proc_stat_field(pid, 4), getpid());
@@ -1026,6 +1044,7 @@ START_TEST(test_daemon_detaches_writes_its_pidfile_and_removes_it_on_exit)
     expect_tcp_echo(listening_port(slurp(log, text, sizeof text), 0), "daemonic");
     kill(pid, SIGTERM);
     status = tu_wait_child(pid, 10000);
+    loose_daemon = 0;
     ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     ck_assert_int_eq(access(pidfile, F_OK), -1);
     remove_tmpdir();

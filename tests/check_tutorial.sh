@@ -10,6 +10,9 @@
 #                              -Wextra -Werror against the build tree's
 #                              headers and libtwine, into ./NAME.
 #   ```c file=NAME.c module    a protocol module, compiled into ./NAME.so.
+#                              Either kind must open with a comment starting
+#                              with NAME: readers do not see the info string,
+#                              so that comment is what names the file.
 #   ```sh                      shell commands. All sh blocks are run, in the
 #                              order of the document, as one `sh -eu` script
 #                              in the scratch directory where the C blocks
@@ -58,6 +61,7 @@ export LD_LIBRARY_PATH="$builddir/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 start_reactord() {
     log=$tmp/$1.log
     shift
+    : >"$log"
     "$reactord" "$@" 2>"$log" &
     server=$!
     pids="$pids $server"
@@ -142,7 +146,12 @@ if ! awk -v dir="$work" '
         next
     }
     inblock && kind == "sh" { print >> (dir "/blocks.sh") }
-    inblock && kind == "c" { print >> (dir "/" file) }
+    inblock && kind == "c" {
+        # The reader sees no info string: the opening comment names the file.
+        if (NR == start + 1 && index($0, "/* " substr(file, 1, length(file) - 2)) != 1)
+            bad("the first line of " file " must be a comment starting with its name")
+        print >> (dir "/" file)
+    }
     END {
         if (inblock) bad("the block opened at line " start " is never closed")
         exit err
@@ -150,7 +159,10 @@ if ! awk -v dir="$work" '
     fail "docs/tutorial.md has blocks that cannot be checked (see above)"
     exit 1
 fi
-[ -s "$work/c-blocks" ] && [ -s "$work/blocks.sh" ] || { fail "docs/tutorial.md has no c or sh blocks"; exit 1; }
+if [ ! -s "$work/c-blocks" ] || [ ! -s "$work/blocks.sh" ]; then
+    fail "docs/tutorial.md has no c or no sh blocks"
+    exit 1
+fi
 
 # 3. Compile every C block.
 cat >"$work/pkgconfig/twine-uninstalled.pc" <<EOF
@@ -185,18 +197,25 @@ done <"$work/c-blocks"
 # 4. Run the sh blocks, bounded, as one script.
 {
     echo 'set -eu'
+    # The servers the blocks left running go with the script. (Not with
+    # $(jobs -p): a command substitution runs in a subshell, which has no jobs.)
     # shellcheck disable=SC2016
-    echo 'trap '\''kill $(jobs -p) 2>/dev/null || :'\'' EXIT'
+    echo 'trap '\''jobs -p >.jobs; while read -r p; do kill "$p" 2>/dev/null || :; done <.jobs'\'' EXIT'
     echo "trap 'exit 1' INT TERM"
     echo "cc() { $CC $CFLAGS \"\$@\" $LDFLAGS; }"
     cat "$work/blocks.sh"
 } >"$work/run.sh"
-PATH=$(dirname "$reactord"):$builddir/examples/client:$PATH
+# `reactord` in the blocks is $REACTORD, whatever its file name.
+mkdir -p "$work/bin" || exit 99
+printf '#!/bin/sh\nexec "%s" "$@"\n' "$reactord" >"$work/bin/reactord"
+chmod +x "$work/bin/reactord"
+PATH=$work/bin:$builddir/examples/client:$PATH
 export PATH
 if (cd "$work" && bounded 120 sh "$work/run.sh") >"$tmp/run.log" 2>&1; then
     ok "the tutorial's $(grep -c '^--- sh block' "$tmp/run.log") sh blocks run"
 else
-    fail "a tutorial sh block failed; its output:"
+    fail "tutorial $(grep '^--- sh block' "$tmp/run.log" | tail -n 1 | sed 's/^--- //') failed;" \
+        "the end of the output:"
     tail -n 40 "$tmp/run.log" | sed 's/^/    /'
 fi
 

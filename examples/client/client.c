@@ -21,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <twine.h>
+#include <unistd.h>
 
 /* One connection, so its state is static: the factory hands out app.proto. */
 static struct {
@@ -52,8 +52,8 @@ static void connection_lost(tw_protocol *p, const tw_failure *reason)
     (void)p;
     tw_failure *f = tw_failure_ref((tw_failure *)reason);
     if (!tw_deferred_called(app.reply))
-        tw_deferred_errback(app.reply, tw_failure_wrap(f, TW_ECONNLOST, "closed after %zu of %zu "
-                                                       "bytes", app.have, app.len));
+        tw_deferred_errback(app.reply, tw_failure_wrap(f, TW_ECONNLOST, "closed after %zu of %zu B",
+                                                       app.have, app.len));
     else
         tw_failure_unref(f);
 }

@@ -22,7 +22,7 @@ static void got_body(void)
         client_finish(1, "%s was not saved: %s", app.local, bad);
     else
         client_finish(0, "fetched %s into %s: %llu bytes, sha256 %s", app.name, app.local,
-               (unsigned long long)app.size, sha);
+                      (unsigned long long)app.size, sha);
 }
 
 /* The header of a get's answer: get ready for its body. */

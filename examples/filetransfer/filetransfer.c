@@ -1,17 +1,18 @@
 /*
  * filetransfer: a twine module serving get and put of the files beneath one
- * directory, over the int32-framed protocol described in ft.h; ftclient.c
- * is its client. It redoes the socket tutorials' FTP-like exercise without
- * their flaws: frames instead of a header of guessed size, SHA-256 checked
- * on both sides, memory bounded whatever the file size, and no way out of
- * the root (confine.c).
+ * directory, over the int32-framed protocol of ft.h; ftclient.c is its
+ * client. It is the classic socket-course FTP exercise without its flaws:
+ * frames instead of a header of guessed size, SHA-256 checked on both sides,
+ * memory bounded whatever the file size, no way out of the root (confine.c).
+ * From the build tree:
  *
- *   reactord --plugin-path DIR --protocol filetransfer -o root=/srv/files --port 9000
- *   ftclient tcp:127.0.0.1:9000 put notes.txt
+ *   reactord --plugin-path examples/filetransfer/.libs --protocol filetransfer \
+ *            -o root=/srv/files --port 9000
+ *   examples/filetransfer/ftclient tcp:127.0.0.1:9000 put notes.txt
  *
  * This file holds the descriptor, the factory (which owns a descriptor of
  * the root) and the dispatch of requests to get.c and put.c. A request that
- * is not understood gets an error frame, and the connection stays open.
+ * is not understood gets an error frame; the connection stays open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,13 +53,12 @@ static void string_received(tw_string_receiver *sr, const void *data, size_t len
 {
     ft_conn *c = tw_container_of(sr, ft_conn, sr);
     ft_header h;
+    int parsed = !c->receiving && ft_parse(data, len, &h) == 0;
     if (c->receiving)
         ft_put_body(c, data, len);
-    else if (ft_parse(data, len, &h) < 0)
-        ft_refuse(c, "not a request: expected 'get NAME' or 'put SIZE SHA256 NAME'");
-    else if (strcmp(h.verb, "get") == 0)
+    else if (parsed && strcmp(h.verb, "get") == 0)
         ft_serve_get(c, h.text);
-    else if (strcmp(h.verb, "put") == 0)
+    else if (parsed && strcmp(h.verb, "put") == 0)
         ft_serve_put(c, &h);
     else
         ft_refuse(c, "not a request: expected 'get NAME' or 'put SIZE SHA256 NAME'");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ft.h"
@@ -81,6 +82,11 @@ void ft_sha_finish(EVP_MD_CTX *ctx, char hex[FT_HEX_LEN + 1])
 int ft_sha_fd(int fd, char hex[FT_HEX_LEN + 1], uint64_t *size)
 {
     static unsigned char buf[FT_CHUNK];
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL; /* a device such as /dev/zero might never end */
     EVP_MD_CTX *ctx = ft_sha_new();
     ssize_t n;
     *size = 0;
@@ -88,8 +94,9 @@ int ft_sha_fd(int fd, char hex[FT_HEX_LEN + 1], uint64_t *size)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
+            int err = errno;
             EVP_MD_CTX_free(ctx);
-            return -errno;
+            return -err;
         }
         EVP_DigestUpdate(ctx, buf, (size_t)n);
         *size += (uint64_t)n;

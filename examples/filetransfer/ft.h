@@ -22,13 +22,13 @@
 #ifndef FT_H
 #define FT_H
 
-#include <stdint.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <twine.h>
 
-#define FT_CHUNK 65536        /* the largest frame: one piece of a body */
-#define FT_NAME_MAX 4095      /* the longest NAME */
-#define FT_HEX_LEN 64         /* a SHA-256 in hex */
+#define FT_CHUNK 65536   /* the largest frame: one piece of a body */
+#define FT_NAME_MAX 4095 /* the longest NAME */
+#define FT_HEX_LEN 64    /* a SHA-256 in hex */
 
 /* A parsed header frame; text is the NAME or the error SENTENCE. */
 typedef struct ft_header {
@@ -48,7 +48,7 @@ int ft_send_header(tw_string_receiver *sr, const char *verb, uint64_t size, cons
 EVP_MD_CTX *ft_sha_new(void);
 /* Finish @p ctx into 64 hex digits and a NUL, and free it. */
 void ft_sha_finish(EVP_MD_CTX *ctx, char hex[FT_HEX_LEN + 1]);
-/* Hash the whole file @p fd, blocking. @return 0 (and its size), or a negated errno. */
+/* Hash the regular file @p fd, blocking. @return 0 (and its size), or a negated errno. */
 int ft_sha_fd(int fd, char hex[FT_HEX_LEN + 1], uint64_t *size);
 
 /*
@@ -83,10 +83,10 @@ int ft_resolve(int root, const char *name, int *dir, char leaf[FT_LEAF_MAX + 1],
 
 /* The receiving end of a body: writes it to @c fd and hashes it. */
 typedef struct ft_sink {
-    int fd;          /* -1 drops the body */
+    int fd; /* -1 drops the body */
     uint64_t left;
     EVP_MD_CTX *sha; /* NULL: no hashing */
-    int error; /* the first write error (negated errno); later frames are dropped */
+    int error;       /* the first write error (negated errno); later frames are dropped */
 } ft_sink;
 
 /*

@@ -14,10 +14,10 @@
  * gives a deferred, whose callback sends the request.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "ftclient.h"
@@ -111,8 +111,11 @@ int main(int argc, char **argv)
     tw_deferred *d = NULL;
     if ((app.reactor = tw_reactor_new()) == NULL ||
         (d = tw_connect_string(app.reactor, argv[1], &factory)) == NULL ||
-        tw_deferred_add_both(d, connected, NULL) < 0)
-        return 1; /* out of memory */
+        tw_deferred_add_both(d, connected, NULL) < 0) {
+        fprintf(stderr, "ftclient: out of memory\n");
+        return 1;
+    }
+    tw_reactor_set_shutdown_timeout(app.reactor, 2); /* after a refusal, do not wait long */
     tw_reactor_run(app.reactor);
     tw_deferred_unref(d);
     tw_reactor_free(app.reactor);

@@ -14,9 +14,9 @@ typedef struct ft_client {
     tw_protocol proto;
     tw_string_receiver sr;
     ft_sender sender;
-    ft_sink sink;  /* a get's body; sink.fd is LOCAL.part once opened */
-    int put;       /* 1 for put, 0 for get */
-    int fd;        /* put: LOCAL */
+    ft_sink sink; /* a get's body; sink.fd is LOCAL.part once opened */
+    int put;      /* 1 for put, 0 for get */
+    int fd;       /* put: LOCAL */
     int finished, status;
     const char *name, *local;
     char part[4096];

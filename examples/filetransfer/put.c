@@ -3,7 +3,9 @@
  * at a time, to a new hidden file beside its target -- created with O_EXCL,
  * so nothing that exists already is ever written through -- and hashed on
  * the way. Only when the size and the SHA-256 match the header is the file
- * synced and renamed over the target, so nobody ever reads half a file.
+ * renamed over the target, so no reader ever sees half a file. (It is not
+ * fsync()ed first: that would stall every other client of the reactor while
+ * the disk catches up.)
  *
  * The body follows its header without waiting for an answer, so a put that
  * is refused at once (a bad name, say) gets its error frame at once and
@@ -34,7 +36,7 @@ static void finish(ft_conn *c)
         return;
     }
     const char *bad = ft_sink_check(&c->sink, c->sha, sha);
-    if (bad == NULL && (fsync(c->fd) < 0 || renameat(c->dir, c->tmp, c->dir, c->leaf) < 0))
+    if (bad == NULL && renameat(c->dir, c->tmp, c->dir, c->leaf) < 0)
         bad = strerror(errno);
     if (bad != NULL) {
         snprintf(why, sizeof why, "'%s' was not stored: %s", c->name, bad);
@@ -53,8 +55,7 @@ void ft_serve_put(ft_conn *c, const ft_header *h)
         refuse_body(c, why, h->size);
     } else {
         snprintf(c->tmp, sizeof c->tmp, ".ft-%ld-%lu.part", (long)getpid(), ++c->srv->uploads);
-        c->fd = openat(c->dir, c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       0644);
+        c->fd = openat(c->dir, c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (c->fd < 0) {
             c->tmp[0] = '\0';
             snprintf(why, sizeof why, "'%s' cannot be created: %s", h->text, strerror(errno));

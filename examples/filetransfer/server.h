@@ -18,8 +18,8 @@ typedef struct ft_conn {
     tw_protocol base;
     tw_string_receiver sr;
     ft_server *srv;
-    int fd, dir;    /* the request's file and its directory, or -1 */
-    int receiving;  /* a put's body is arriving */
+    int fd, dir;   /* the request's file and its directory, or -1 */
+    int receiving; /* a put's body is arriving */
     char leaf[FT_LEAF_MAX + 1], tmp[64], sha[FT_HEX_LEN + 1], name[FT_NAME_MAX + 1];
     uint64_t size, hashed;
     EVP_MD_CTX *hash; /* get: hashing before the header */

@@ -41,6 +41,20 @@ TW_API tw_failure *tw_failure_newv(int code, const char *fmt, va_list ap) TW_PRI
 TW_API tw_failure *tw_failure_wrap(tw_failure *cause, int code, const char *fmt, ...)
     TW_PRINTF(3, 4);
 
+/**
+ * tw_failure_wrap() that also records which item of a set failed, as
+ * Twisted's FirstError.index (tw_deferred_gather() uses it).
+ * @return a new reference; never NULL.
+ */
+TW_API tw_failure *tw_failure_wrap_index(tw_failure *cause, int code, size_t index,
+                                         const char *fmt, ...) TW_PRINTF(4, 5);
+
+/**
+ * The index recorded by tw_failure_wrap_index().
+ * @return 0 and sets @p index, or -ENOENT when @p f records none.
+ */
+TW_API int tw_failure_index(const tw_failure *f, size_t *index);
+
 /** Make a failure from a negated errno value, with a message naming it. */
 TW_API tw_failure *tw_failure_from_errno(int neg_errno, const char *context);
 

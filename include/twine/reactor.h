@@ -39,7 +39,7 @@ TW_API tw_reactor *tw_reactor_new(void);
  * own (the reactor keeps a persistent wake-up event for
  * tw_reactor_call_from_thread()); the host ends its loop with
  * event_base_loopbreak() or event_base_loopexit(). See examples/embed/.
- * @return the reactor, or NULL on allocation failure.
+ * @return the reactor, or NULL when memory or descriptors run out.
  */
 TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);
 
