@@ -341,7 +341,7 @@ static int value_done(tw_amp_parser *p)
 TW_API int tw_amp_parser_feed(tw_amp_parser *p, const void *data, size_t len, tw_amp_box_fn fn,
                               void *arg, size_t *consumed)
 {
-    const unsigned char *at = data, *end = at + len;
+    const unsigned char *at = data, *end = len > 0 ? at + len : at; /* NULL + 0 is UB */
     int rc = 0;
     if (p->state == S_BROKEN) {
         if (consumed != NULL)

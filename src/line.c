@@ -178,10 +178,10 @@ static int process(tw_line_receiver *lr, const char *data, size_t len)
     }
 
     while (!(lr->flags & LR_PAUSED)) {
-        const char *base = src.in_buf ? lr->buf + lr->start : src.ext + src.pos;
         size_t avail = src.in_buf ? lr->end - lr->start : src.ext_len - src.pos;
         if (avail == 0)
-            break;
+            break; /* before forming a pointer: an empty buffer may be NULL */
+        const char *base = src.in_buf ? lr->buf + lr->start : src.ext + src.pos;
 
         if (lr->flags & LR_RAW) {
             consume(lr, &src, avail);
