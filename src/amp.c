@@ -10,7 +10,10 @@
  * pair on the responder's deferred, and owns itself: when the connection
  * goes first, the request is detached (its connection pointer cleared) and
  * the deferred cancelled, so a late answer finds no connection and is
- * dropped, and the memory goes when the deferred lets go of the pair.
+ * dropped, and the memory goes when the deferred lets go of the pair. A
+ * request whose responder answered before returning never leaves the stack
+ * of the read that brought it, and neither do its arguments and its answer
+ * box; the request's box goes back to the parser for the next one.
  *
  * The rules for which failures close the connection are Twisted's, listed in
  * amp.h. A connection that twine decided to close stops dispatching at once.
@@ -25,6 +28,12 @@
 #include <string.h>
 #include <twine/amp.h>
 #include <twine/log.h>
+
+#include "amp_internal.h"
+#include "deferred_internal.h"
+
+/* Look up a key given as a string literal, without measuring it each time. */
+#define BOX_GET(box, key, len) tw_amp_box_getn((box), (key), sizeof(key) - 1, (len))
 
 /* ------------------------------------------------------------ dispatcher */
 
@@ -158,9 +167,10 @@ typedef struct request {
     tw_amp *amp; /* NULL once detached from a lost connection */
     tw_deferred *d;
     const tw_amp_command *command;
+    const char *ask; /* the _ask tag: the request box's while on the stack, else tag */
     size_t asklen;
     int has_ask;
-    char ask[]; /* the _ask tag, copied */
+    char tag[]; /* the _ask tag, copied once the request outlives its box */
 } request;
 
 struct tw_amp {
@@ -177,6 +187,7 @@ struct tw_amp {
     char *cork;                  /* answers gathered while one read is processed */
     size_t cork_len, cork_cap;
     unsigned corked : 1;         /* inside data_received: gather writes */
+    unsigned cork_heap : 1;      /* cork was malloc'd, not data_received's stack buffer */
     unsigned closing : 1;        /* twine or the peer is closing it */
     unsigned lost : 1;           /* connection_lost ran */
     unsigned paused_pending : 1; /* reading paused: too many requests pending */
@@ -286,11 +297,15 @@ static int send_box(tw_amp *amp, const tw_amp_box *box)
                 return rc;
             if (n > amp->cork_cap) {
                 size_t cap = n > CORK_LIMIT ? n : CORK_LIMIT;
-                char *grown = realloc(amp->cork, cap);
+                /* Nothing is left in it after the flush: no copy needed. */
+                char *grown = malloc(cap);
                 if (grown == NULL)
                     return -ENOMEM;
+                if (amp->cork_heap)
+                    free(amp->cork);
                 amp->cork = grown;
                 amp->cork_cap = cap;
+                amp->cork_heap = 1;
             }
         }
         tw_amp_box_encode(box, amp->cork + amp->cork_len, n);
@@ -352,17 +367,16 @@ static char *py_bytes_repr(const char *s, size_t n)
 static void send_error(tw_amp *amp, const char *tag, size_t taglen, const char *code,
                        const char *description)
 {
-    tw_amp_box *box = tw_amp_box_new();
-    int rc = box == NULL ? -ENOMEM : 0;
+    tw_amp_box box;
+    tw__amp_box_init(&box);
+    int rc = tw_amp_box_set(&box, "_error", 6, tag, taglen);
     if (rc == 0)
-        rc = tw_amp_box_set(box, "_error", 6, tag, taglen);
+        rc = tw_amp_box_set_str(&box, "_error_code", code);
     if (rc == 0)
-        rc = tw_amp_box_set_str(box, "_error_code", code);
+        rc = tw_amp_box_set_str(&box, "_error_description", description);
     if (rc == 0)
-        rc = tw_amp_box_set_str(box, "_error_description", description);
-    if (rc == 0)
-        rc = send_box(amp, box);
-    tw_amp_box_free(box);
+        rc = send_box(amp, &box);
+    tw__amp_box_release(&box);
     if (rc < 0 && rc != TW_ESTATE) {
         tw_log(TW_LOG_ERROR, "amp", "could not send the %s error: %s", code, tw_strerror(rc));
         amp_close(amp);
@@ -436,18 +450,18 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
     if (!rq->has_ask)
         return;
     char err[256] = "";
-    tw_amp_box *box = tw_amp_box_new();
-    int rc = box == NULL ? -ENOMEM : 0;
+    /* On the stack: a typical answer fits the box's inline storage. */
+    tw_amp_box box;
+    tw__amp_box_init(&box);
+    int rc = tw_amp_values_to_box(rq->command->response, values, &box, 0, err, sizeof err);
     if (rc == 0)
-        rc = tw_amp_values_to_box(rq->command->response, values, box, 0, err, sizeof err);
-    if (rc == 0)
-        rc = tw_amp_box_set(box, "_answer", 7, rq->ask, rq->asklen);
+        rc = tw_amp_box_set(&box, "_answer", 7, rq->ask, rq->asklen);
     if (rc == 0) {
-        rc = send_box(amp, box);
+        rc = send_box(amp, &box);
         if (rc == TW_ESTATE)
             rc = 0; /* closing: the answer is dropped, as the transport drops it */
     }
-    tw_amp_box_free(box);
+    tw__amp_box_release(&box);
     if (rc < 0) {
         tw_log(TW_LOG_WARN, "amp", "the response of %s does not encode (%s); answering UNKNOWN "
                                    "and closing the connection",
@@ -498,8 +512,8 @@ static void request_free(void *arg)
 static void command_received(tw_amp *amp, const tw_amp_box *box)
 {
     size_t namelen, asklen = 0;
-    const char *name = tw_amp_box_get(box, "_command", &namelen);
-    const char *ask = tw_amp_box_get(box, "_ask", &asklen);
+    const char *name = BOX_GET(box, "_command", &namelen);
+    const char *ask = BOX_GET(box, "_ask", &asklen);
     const responder *r = dispatcher_lookup(&amp->factory->dispatcher, name, namelen);
     if (r == NULL) {
         char *shown = py_bytes_repr(name, namelen);
@@ -525,8 +539,11 @@ static void command_received(tw_amp *amp, const tw_amp_box *box)
     }
 
     char err[256];
-    tw_amp_values *args = tw_amp_values_from_box(r->command->arguments, box, err, sizeof err);
-    if (args == NULL) {
+    /* The arguments are only lent to the responder, so they can live here. */
+    tw_amp_values args;
+    tw__amp_values_init(&args);
+    if (tw__amp_values_decode(r->command->arguments, box, &args, err, sizeof err) < 0) {
+        tw__amp_values_release(&args);
         char where[TW_ADDRSTRLEN];
         tw_log(TW_LOG_WARN, "amp", "%s from %s has bad arguments (%s); %sclosing the connection",
                r->command->name, peer_name(amp, where, sizeof where), err,
@@ -537,50 +554,69 @@ static void command_received(tw_amp *amp, const tw_amp_box *box)
         return;
     }
 
-    request *rq = calloc(1, sizeof *rq + asklen + 1);
-    if (rq == NULL) {
-        tw_amp_values_free(args);
-        if (ask != NULL)
-            send_error(amp, ask, asklen, "UNKNOWN", "Unknown Error");
-        amp_close(amp);
-        return;
-    }
-    rq->amp = amp;
-    rq->command = r->command;
-    rq->has_ask = ask != NULL;
-    rq->asklen = asklen;
-    if (ask != NULL)
-        memcpy(rq->ask, ask, asklen);
-    rq->next = amp->requests;
+    /*
+     * The request starts on the stack: most responders answer at once, and
+     * then it is done with before this returns. Only one whose deferred is
+     * still pending moves to the heap.
+     */
+    request local = {.amp = amp, .command = r->command, .ask = ask, .asklen = asklen,
+                     .has_ask = ask != NULL};
+    local.next = amp->requests;
     if (amp->requests != NULL)
-        amp->requests->prev = rq;
-    amp->requests = rq;
+        amp->requests->prev = &local;
+    amp->requests = &local;
     amp->nrequests++;
 
-    tw_deferred *d = r->fn(amp, args, r->arg);
-    tw_amp_values_free(args);
+    tw_deferred *d = r->fn(amp, &args, r->arg);
+    tw__amp_values_release(&args);
     if (d == NULL)
         d = tw_deferred_fail(tw_failure_new(-ENOMEM, "the responder of %s returned no deferred",
                                             r->command->name));
     if (d == NULL) {
-        request_unlink(amp, rq);
-        free(rq);
+        if (local.amp != NULL)
+            request_unlink(amp, &local);
         if (ask != NULL)
             send_error(amp, ask, asklen, "UNKNOWN", "Unknown Error");
         amp_close(amp);
         return;
     }
-    rq->d = d;
-    if (tw_deferred_add_callbacks_full(d, request_done, request_done, rq, request_free) < 0) {
-        request_unlink(amp, rq);
-        free(rq);
+    local.d = d;
+    if (tw__deferred_run_settled(d, request_done, request_done, &local))
+        return; /* answered, unlinked, and our reference to d released */
+
+    request *rq = malloc(sizeof *rq + asklen + 1);
+    if (rq != NULL) {
+        *rq = local;
+        if (ask != NULL)
+            memcpy(rq->tag, ask, asklen);
+        rq->tag[asklen] = '\0';
+        rq->ask = rq->tag;
+        if (rq->amp != NULL) {
+            /* Take the stack request's place in the list. */
+            if (rq->prev != NULL)
+                rq->prev->next = rq;
+            else
+                amp->requests = rq;
+            if (rq->next != NULL)
+                rq->next->prev = rq;
+        }
+    }
+    if (rq == NULL || tw_deferred_add_callbacks_full(d, request_done, request_done, rq,
+                                                     request_free) < 0) {
+        if (rq != NULL) {
+            if (rq->amp != NULL)
+                request_unlink(amp, rq);
+            free(rq);
+        } else if (local.amp != NULL) {
+            request_unlink(amp, &local);
+        }
         tw_deferred_cancel(d);
         tw_deferred_unref(d);
         if (ask != NULL)
             send_error(amp, ask, asklen, "UNKNOWN", "Unknown Error");
         amp_close(amp);
     }
-    /* rq may be gone now: the responder may have answered already. */
+    /* rq may be gone now: the deferred may have fired meanwhile. */
 }
 
 /* ------------------------------------------------------------ calls */
@@ -620,7 +656,7 @@ static void call_finish(call *c, void *value, tw_free_fn free_fn, tw_failure *fa
 static int answer_received(tw_amp *amp, tw_amp_box *box)
 {
     size_t taglen;
-    const char *tag = tw_amp_box_get(box, "_answer", &taglen);
+    const char *tag = BOX_GET(box, "_answer", &taglen);
     call *c = call_find(amp, tag, taglen);
     if (c == NULL) {
         violation(amp, "an answer for a call never made (_answer of %zu bytes)", taglen);
@@ -646,7 +682,7 @@ static int answer_received(tw_amp *amp, tw_amp_box *box)
 static void error_received(tw_amp *amp, const tw_amp_box *box)
 {
     size_t taglen;
-    const char *tag = tw_amp_box_get(box, "_error", &taglen);
+    const char *tag = BOX_GET(box, "_error", &taglen);
     call *c = call_find(amp, tag, taglen);
     if (c == NULL) {
         violation(amp, "an error for a call never made (_error of %zu bytes)", taglen);
@@ -784,17 +820,17 @@ static int box_received(tw_amp_box *box, void *arg)
 {
     tw_amp *amp = arg;
     int taken = 0;
-    if (tw_amp_box_get(box, "_answer", NULL) != NULL)
+    if (BOX_GET(box, "_answer", NULL) != NULL)
         taken = answer_received(amp, box);
-    else if (tw_amp_box_get(box, "_error", NULL) != NULL)
+    else if (BOX_GET(box, "_error", NULL) != NULL)
         error_received(amp, box);
-    else if (tw_amp_box_get(box, "_command", NULL) != NULL)
+    else if (BOX_GET(box, "_command", NULL) != NULL)
         command_received(amp, box);
     else
         violation(amp, "a box with %zu keys and none of _command, _answer or _error",
                   tw_amp_box_count(box));
     if (!taken)
-        tw_amp_box_free(box);
+        tw__amp_parser_recycle(amp->parser, box);
     return amp->closing ? 1 : 0;
 }
 
@@ -810,6 +846,18 @@ static void amp_data_received(tw_protocol *p, const void *data, size_t len)
     tw_amp *amp = tw_amp_from_protocol(p);
     if (amp->closing)
         return;
+    /*
+     * Answers gather on the stack unless they outgrow it, so a busy
+     * connection allocates nothing per read and an idle one keeps no buffer.
+     * A nested call (a responder that made the transport read) uses the
+     * outer one's.
+     */
+    char stack_cork[16 * 1024];
+    if (amp->cork == NULL) {
+        amp->cork = stack_cork;
+        amp->cork_cap = sizeof stack_cork;
+        amp->cork_heap = 0;
+    }
     amp->corked = 1;
     int rc = tw_amp_parser_feed(amp->parser, data, len, box_received, amp, NULL);
     amp->corked = 0;
@@ -817,9 +865,12 @@ static void amp_data_received(tw_protocol *p, const void *data, size_t len)
         violation(amp, "%s", tw_amp_parser_error(amp->parser));
     flush_cork(amp);
     /* Idle connections keep no buffer. */
-    free(amp->cork);
+    tw__amp_parser_trim(amp->parser);
+    if (amp->cork_heap)
+        free(amp->cork);
     amp->cork = NULL;
     amp->cork_cap = 0;
+    amp->cork_heap = 0;
     if (!amp->closing && !amp->paused_pending && amp->nrequests >= amp->max_pending) {
         amp->paused_pending = 1;
         update_reading(amp);
@@ -872,7 +923,8 @@ static void amp_destroy(tw_protocol *p)
     tw_amp *amp = tw_amp_from_protocol(p);
     tw_amp_parser_free(amp->parser);
     tw_failure_unref(amp->lost_reason);
-    free(amp->cork);
+    if (amp->cork_heap)
+        free(amp->cork);
     free(amp);
 }
 

@@ -4,15 +4,18 @@
  *
  * A box keeps its entries sorted by key, bytewise with a shorter key first
  * on a common prefix -- the order of Python's sorted() over bytes -- so that
- * encoding is a straight walk and the bytes match Twisted's. Each entry is
- * one allocation holding the key and the value, each followed by a NUL so
- * that callers may read text values as C strings.
+ * encoding is a straight walk and the bytes match Twisted's. The entries'
+ * bytes live in one arena owned by the box (key, NUL, value, NUL each, so
+ * that callers may read text values as C strings) and the sorted index
+ * holds offsets into it; both start inside the box itself, so a small box
+ * is a single allocation, or none when it lives on the stack.
  *
  * The parser is a four-state machine (key length, key, value length, value).
- * It allocates an entry only after the value's length was read and checked
- * against the box size limit, so a hostile peer cannot make it hold more
- * than one box of at most max_box_size bytes, and a key is never longer
- * than its fixed 255-byte buffer.
+ * It reserves arena room for an entry only after the value's length was
+ * read and checked against the box size limit, so a hostile peer cannot
+ * make it hold more than one box of at most max_box_size bytes (twice that
+ * while the arena grows), and a key is never longer than its fixed 255-byte
+ * buffer.
  */
 #include "config.h"
 
@@ -23,28 +26,34 @@
 #include <string.h>
 #include <twine/amp.h>
 
-typedef struct entry {
-    size_t vlen;
-    size_t klen;
-    char data[]; /* key, NUL, value, NUL */
-} entry;
+#include "amp_internal.h"
 
-struct tw_amp_box {
-    entry **items;
-    size_t count, cap;
-    size_t wire; /* encoded size of the entries, end marker excluded */
-};
-
-static inline const char *entry_value(const entry *e)
+static inline const char *slot_key(const tw_amp_box *b, const tw__amp_slot *s)
 {
-    return e->data + e->klen + 1;
+    return b->arena + s->off;
 }
 
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+static inline const char *slot_value(const tw_amp_box *b, const tw__amp_slot *s)
 {
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c != 0)
-        return c;
+    return b->arena + s->off + s->klen + 1;
+}
+
+static inline size_t slot_bytes(const tw__amp_slot *s)
+{
+    return s->klen + s->vlen + 2;
+}
+
+/*
+ * Keys are short and usually differ within their first few bytes, where a
+ * plain loop beats a call to memcmp().
+ */
+static inline int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    const unsigned char *x = a, *y = b;
+    size_t n = alen < blen ? alen : blen;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return x[i] < y[i] ? -1 : 1;
     return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
@@ -53,13 +62,13 @@ static size_t box_find(const tw_amp_box *b, const void *key, size_t klen, int *f
 {
     size_t lo = 0, hi = b->count;
     /* Boxes usually arrive sorted, so look at the end first. */
-    if (hi > 0 && key_cmp(b->items[hi - 1]->data, b->items[hi - 1]->klen, key, klen) < 0) {
+    if (hi > 0 && key_cmp(slot_key(b, &b->items[hi - 1]), b->items[hi - 1].klen, key, klen) < 0) {
         *found = 0;
         return hi;
     }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = key_cmp(b->items[mid]->data, b->items[mid]->klen, key, klen);
+        int c = key_cmp(slot_key(b, &b->items[mid]), b->items[mid].klen, key, klen);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -73,61 +82,123 @@ static size_t box_find(const tw_amp_box *b, const void *key, size_t klen, int *f
     return lo;
 }
 
-static entry *entry_new(const void *key, size_t klen, size_t vlen)
+/*
+ * Make room for @p n more arena bytes. Replaced and removed entries leave
+ * dead bytes behind; growing copies only the live ones, so the arena stays
+ * within twice what the box holds.
+ * @return the offset of the room, or (size_t)-1 when memory runs out.
+ */
+static size_t arena_reserve(tw_amp_box *b, size_t n)
 {
-    entry *e = malloc(sizeof *e + klen + vlen + 2);
-    if (e == NULL)
-        return NULL;
-    e->klen = klen;
-    e->vlen = vlen;
-    memcpy(e->data, key, klen);
-    e->data[klen] = '\0';
-    e->data[klen + 1 + vlen] = '\0';
-    return e;
+    if (b->used + n <= b->size) {
+        size_t at = b->used;
+        b->used += n;
+        return at;
+    }
+    size_t live = b->used - b->dead;
+    size_t size = b->size * 2;
+    if (size < live + n)
+        size = live + n;
+    char *arena = malloc(size);
+    if (arena == NULL)
+        return (size_t)-1;
+    size_t at = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        size_t len = slot_bytes(&b->items[i]);
+        memcpy(arena + at, b->arena + b->items[i].off, len);
+        b->items[i].off = at;
+        at += len;
+    }
+    if (b->arena != b->inline_arena)
+        free(b->arena);
+    b->arena = arena;
+    b->size = size;
+    b->dead = 0;
+    b->used = at + n;
+    return at;
 }
 
-/* Put @p e into @p b, replacing an entry with the same key. Takes @p e. */
-static int box_insert(tw_amp_box *b, entry *e)
+/* Room for an entry, its key copied in. @return its offset, or (size_t)-1. */
+static size_t entry_new(tw_amp_box *b, const void *key, size_t klen, size_t vlen)
+{
+    size_t off = arena_reserve(b, klen + vlen + 2);
+    if (off == (size_t)-1)
+        return off;
+    char *e = b->arena + off;
+    memcpy(e, key, klen);
+    e[klen] = '\0';
+    e[klen + 1 + vlen] = '\0';
+    return off;
+}
+
+/* Put the entry at @p off, already in the arena, into the sorted index. */
+static int box_insert(tw_amp_box *b, size_t off, size_t klen, size_t vlen)
 {
     int found;
-    size_t at = box_find(b, e->data, e->klen, &found);
+    tw__amp_slot s = {off, klen, vlen};
+    size_t at = box_find(b, b->arena + off, klen, &found);
     if (found) {
-        entry *old = b->items[at];
+        tw__amp_slot *old = &b->items[at];
         b->wire -= 4 + old->klen + old->vlen;
-        free(old);
-        b->items[at] = e;
-        b->wire += 4 + e->klen + e->vlen;
+        b->dead += slot_bytes(old);
+        *old = s;
+        b->wire += 4 + klen + vlen;
         return 0;
     }
     if (b->count == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 8;
-        entry **items = realloc(b->items, cap * sizeof *items);
+        size_t cap = b->cap * 2;
+        tw__amp_slot *items = malloc(cap * sizeof *items);
         if (items == NULL) {
-            free(e);
+            b->dead += klen + vlen + 2;
             return -ENOMEM;
         }
+        memcpy(items, b->items, b->count * sizeof *items);
+        if (b->items != b->inline_items)
+            free(b->items);
         b->items = items;
         b->cap = cap;
     }
     memmove(b->items + at + 1, b->items + at, (b->count - at) * sizeof *b->items);
-    b->items[at] = e;
+    b->items[at] = s;
     b->count++;
-    b->wire += 4 + e->klen + e->vlen;
+    b->wire += 4 + klen + vlen;
     return 0;
+}
+
+void tw__amp_box_init(tw_amp_box *b)
+{
+    b->items = b->inline_items;
+    b->count = 0;
+    b->cap = TW__AMP_BOX_SLOTS;
+    b->arena = b->inline_arena;
+    b->used = 0;
+    b->size = TW__AMP_BOX_BYTES;
+    b->dead = 0;
+    b->wire = 0;
+}
+
+void tw__amp_box_release(tw_amp_box *b)
+{
+    if (b->items != b->inline_items)
+        free(b->items);
+    if (b->arena != b->inline_arena)
+        free(b->arena);
+    tw__amp_box_init(b);
 }
 
 TW_API tw_amp_box *tw_amp_box_new(void)
 {
-    return calloc(1, sizeof(tw_amp_box));
+    tw_amp_box *b = malloc(sizeof *b);
+    if (b != NULL)
+        tw__amp_box_init(b);
+    return b;
 }
 
 TW_API void tw_amp_box_free(tw_amp_box *b)
 {
     if (b == NULL)
         return;
-    for (size_t i = 0; i < b->count; i++)
-        free(b->items[i]);
-    free(b->items);
+    tw__amp_box_release(b);
     free(b);
 }
 
@@ -139,12 +210,12 @@ TW_API int tw_amp_box_set(tw_amp_box *b, const void *key, size_t keylen, const v
         return -EINVAL;
     if (valuelen > TW_AMP_MAX_VALUE_LENGTH)
         return TW_ETOOBIG;
-    entry *e = entry_new(key, keylen, valuelen);
-    if (e == NULL)
+    size_t off = entry_new(b, key, keylen, valuelen);
+    if (off == (size_t)-1)
         return -ENOMEM;
     if (valuelen > 0)
-        memcpy(e->data + keylen + 1, value, valuelen);
-    return box_insert(b, e);
+        memcpy(b->arena + off + keylen + 1, value, valuelen);
+    return box_insert(b, off, keylen, valuelen);
 }
 
 TW_API int tw_amp_box_set_str(tw_amp_box *b, const char *key, const char *value)
@@ -159,13 +230,27 @@ TW_API const char *tw_amp_box_getn(const tw_amp_box *b, const void *key, size_t 
 {
     if (b == NULL || key == NULL)
         return NULL;
+    if (b->count <= TW__AMP_BOX_SLOTS) {
+        /* A small box is searched for equality alone, lengths first. */
+        const unsigned char *k = key;
+        for (size_t i = 0; i < b->count; i++) {
+            const tw__amp_slot *s = &b->items[i];
+            const unsigned char *sk = (const unsigned char *)slot_key(b, s);
+            if (s->klen != keylen || key_cmp(sk, keylen, k, keylen) != 0)
+                continue;
+            if (len != NULL)
+                *len = s->vlen;
+            return slot_value(b, s);
+        }
+        return NULL;
+    }
     int found;
     size_t at = box_find(b, key, keylen, &found);
     if (!found)
         return NULL;
     if (len != NULL)
-        *len = b->items[at]->vlen;
-    return entry_value(b->items[at]);
+        *len = b->items[at].vlen;
+    return slot_value(b, &b->items[at]);
 }
 
 TW_API const char *tw_amp_box_get(const tw_amp_box *b, const char *key, size_t *len)
@@ -183,9 +268,9 @@ TW_API int tw_amp_box_remove(tw_amp_box *b, const char *key)
     size_t at = box_find(b, key, strlen(key), &found);
     if (!found)
         return -ENOENT;
-    entry *e = b->items[at];
-    b->wire -= 4 + e->klen + e->vlen;
-    free(e);
+    tw__amp_slot *s = &b->items[at];
+    b->wire -= 4 + s->klen + s->vlen;
+    b->dead += slot_bytes(s);
     memmove(b->items + at, b->items + at + 1, (b->count - at - 1) * sizeof *b->items);
     b->count--;
     return 0;
@@ -201,13 +286,13 @@ TW_API int tw_amp_box_entry(const tw_amp_box *b, size_t i, const char **key, siz
 {
     if (b == NULL || i >= b->count)
         return -ENOENT;
-    const entry *e = b->items[i];
+    const tw__amp_slot *e = &b->items[i];
     if (key != NULL)
-        *key = e->data;
+        *key = slot_key(b, e);
     if (keylen != NULL)
         *keylen = e->klen;
     if (value != NULL)
-        *value = entry_value(e);
+        *value = slot_value(b, e);
     if (valuelen != NULL)
         *valuelen = e->vlen;
     return 0;
@@ -232,12 +317,12 @@ TW_API size_t tw_amp_box_encode(const tw_amp_box *b, void *buf, size_t cap)
         return need;
     unsigned char *p = buf;
     for (size_t i = 0; b != NULL && i < b->count; i++) {
-        const entry *e = b->items[i];
+        const tw__amp_slot *e = &b->items[i];
         p = put_u16(p, e->klen);
-        memcpy(p, e->data, e->klen);
+        memcpy(p, slot_key(b, e), e->klen);
         p += e->klen;
         p = put_u16(p, e->vlen);
-        memcpy(p, entry_value(e), e->vlen);
+        memcpy(p, slot_value(b, e), e->vlen);
         p += e->vlen;
     }
     put_u16(p, 0);
@@ -257,8 +342,9 @@ struct tw_amp_parser {
     unsigned char hdr[2];
     size_t hdr_have;
     size_t klen, key_have;
-    entry *val; /* the entry being filled, allocated once its length was checked */
+    size_t val_off, val_len; /* the value being filled, in the box's arena */
     size_t val_have;
+    tw_amp_box *spare; /* a box handed back by tw__amp_parser_recycle(), for the next one */
     unsigned char key[TW_AMP_MAX_KEY_LENGTH];
     char error[160];
 };
@@ -278,7 +364,7 @@ TW_API void tw_amp_parser_free(tw_amp_parser *p)
     if (p == NULL)
         return;
     tw_amp_box_free(p->box);
-    free(p->val);
+    tw_amp_box_free(p->spare);
     free(p);
 }
 
@@ -291,12 +377,11 @@ TW_API size_t tw_amp_parser_buffered(const tw_amp_parser *p)
 {
     if (p == NULL)
         return 0;
-    size_t n = p->box != NULL ? p->box->wire + p->box->cap * sizeof(entry *) +
-                                    p->box->count * sizeof(entry)
-                              : 0;
-    if (p->val != NULL)
-        n += sizeof(entry) + p->val->klen + p->val->vlen + 2;
-    return n;
+    /* What a partial box holds beyond an empty one: its arena and index. */
+    if (p->box == NULL || (p->box->count == 0 && p->box->used == 0))
+        return 0;
+    return sizeof *p->box + (p->box->arena != p->box->inline_arena ? p->box->size : 0) +
+           (p->box->items != p->box->inline_items ? p->box->cap * sizeof(tw__amp_slot) : 0);
 }
 
 static int parser_break(tw_amp_parser *p, int code, const char *fmt, ...) TW_PRINTF(3, 4);
@@ -311,9 +396,35 @@ static int parser_break(tw_amp_parser *p, int code, const char *fmt, ...)
     p->broken_code = code;
     tw_amp_box_free(p->box);
     p->box = NULL;
-    free(p->val);
-    p->val = NULL;
+    tw_amp_box_free(p->spare);
+    p->spare = NULL;
     return code;
+}
+
+/* A fresh box for the parser to fill: the spare one if there is one. */
+static tw_amp_box *parser_box(tw_amp_parser *p)
+{
+    tw_amp_box *box = p->spare;
+    p->spare = NULL;
+    return box != NULL ? box : tw_amp_box_new();
+}
+
+void tw__amp_parser_recycle(tw_amp_parser *p, tw_amp_box *box)
+{
+    if (p->spare != NULL || p->state == S_BROKEN || box->arena != box->inline_arena ||
+        box->items != box->inline_items) {
+        /* Only small boxes are kept, so a connection's idle memory stays small. */
+        tw_amp_box_free(box);
+        return;
+    }
+    tw__amp_box_init(box);
+    p->spare = box;
+}
+
+void tw__amp_parser_trim(tw_amp_parser *p)
+{
+    tw_amp_box_free(p->spare);
+    p->spare = NULL;
 }
 
 /* Gather up to two header bytes; @return nonzero once both are there. */
@@ -327,14 +438,30 @@ static int take_hdr(tw_amp_parser *p, const unsigned char **at, const unsigned c
 /* The value being received is complete: put the entry into the box. */
 static int value_done(tw_amp_parser *p)
 {
-    p->box_bytes += p->val->vlen;
-    if (p->box == NULL && (p->box = tw_amp_box_new()) == NULL)
-        return parser_break(p, -ENOMEM, "out of memory");
-    entry *e = p->val;
-    p->val = NULL;
-    if (box_insert(p->box, e) < 0)
+    p->box_bytes += p->val_len;
+    if (box_insert(p->box, p->val_off, p->klen, p->val_len) < 0)
         return parser_break(p, -ENOMEM, "out of memory");
     p->state = S_KEYLEN;
+    return 0;
+}
+
+/*
+ * A value of @p n bytes for the key of p->klen bytes at @p key follows:
+ * check it against the size limit, then make its entry in the box.
+ */
+static int value_start(tw_amp_parser *p, const void *key, size_t n)
+{
+    if (p->box_bytes + 2 + n + 2 > p->max_box)
+        return parser_break(p, TW_ETOOBIG, "a box exceeds the limit of %zu bytes", p->max_box);
+    p->box_bytes += 2;
+    if (p->box == NULL && (p->box = parser_box(p)) == NULL)
+        return parser_break(p, -ENOMEM, "out of memory");
+    p->val_off = entry_new(p->box, key, p->klen, n);
+    p->val_len = n;
+    if (p->val_off == (size_t)-1)
+        return parser_break(p, -ENOMEM, "out of memory");
+    p->val_have = 0;
+    p->state = S_VALUE;
     return 0;
 }
 
@@ -356,7 +483,7 @@ TW_API int tw_amp_parser_feed(tw_amp_parser *p, const void *data, size_t len, tw
             size_t n = ((size_t)p->hdr[0] << 8) | p->hdr[1];
             p->hdr_have = 0;
             if (n == 0) {
-                tw_amp_box *box = p->box != NULL ? p->box : tw_amp_box_new();
+                tw_amp_box *box = p->box != NULL ? p->box : parser_box(p);
                 p->box = NULL;
                 p->box_bytes = 0;
                 if (box == NULL) {
@@ -386,6 +513,23 @@ TW_API int tw_amp_parser_feed(tw_amp_parser *p, const void *data, size_t len, tw
             break;
         }
         case S_KEY: {
+            size_t avail = (size_t)(end - at);
+            if (p->key_have == 0 && avail >= p->klen + 2 &&
+                avail - p->klen - 2 >= (((size_t)at[p->klen] << 8) | at[p->klen + 1])) {
+                /* The whole entry is at hand, as it mostly is: the key and
+                 * the value go straight into the box, not through p->key. */
+                const unsigned char *key = at;
+                size_t n = ((size_t)at[p->klen] << 8) | at[p->klen + 1];
+                p->box_bytes += p->klen;
+                at += p->klen + 2;
+                if ((rc = value_start(p, key, n)) < 0)
+                    goto out;
+                memcpy(p->box->arena + p->val_off + p->klen + 1, at, n);
+                at += n;
+                if ((rc = value_done(p)) < 0)
+                    goto out;
+                break;
+            }
             size_t take = p->klen - p->key_have;
             if (take > (size_t)(end - at))
                 take = (size_t)(end - at);
@@ -403,32 +547,21 @@ TW_API int tw_amp_parser_feed(tw_amp_parser *p, const void *data, size_t len, tw
                 break;
             size_t n = ((size_t)p->hdr[0] << 8) | p->hdr[1];
             p->hdr_have = 0;
-            if (p->box_bytes + 2 + n + 2 > p->max_box) {
-                rc = parser_break(p, TW_ETOOBIG, "a box exceeds the limit of %zu bytes",
-                                  p->max_box);
+            if ((rc = value_start(p, p->key, n)) < 0)
                 goto out;
-            }
-            p->box_bytes += 2;
-            p->val = entry_new(p->key, p->klen, n);
-            if (p->val == NULL) {
-                rc = parser_break(p, -ENOMEM, "out of memory");
-                goto out;
-            }
-            p->val_have = 0;
-            p->state = S_VALUE;
             /* An empty value is complete already. */
             if (n == 0 && (rc = value_done(p)) < 0)
                 goto out;
             break;
         }
         case S_VALUE: {
-            size_t take = p->val->vlen - p->val_have;
+            size_t take = p->val_len - p->val_have;
             if (take > (size_t)(end - at))
                 take = (size_t)(end - at);
-            memcpy(p->val->data + p->val->klen + 1 + p->val_have, at, take);
+            memcpy(p->box->arena + p->val_off + p->klen + 1 + p->val_have, at, take);
             at += take;
             p->val_have += take;
-            if (p->val_have == p->val->vlen && (rc = value_done(p)) < 0)
+            if (p->val_have == p->val_len && (rc = value_done(p)) < 0)
                 goto out;
             break;
         }

@@ -28,21 +28,21 @@
 #include <string.h>
 #include <twine/amp.h>
 
+#include "amp_internal.h"
+
 TW_API const tw_amp_type tw_amp_type_integer = {TW_AMP_INTEGER, NULL};
 TW_API const tw_amp_type tw_amp_type_string = {TW_AMP_STRING, NULL};
 TW_API const tw_amp_type tw_amp_type_unicode = {TW_AMP_UNICODE, NULL};
 TW_API const tw_amp_type tw_amp_type_boolean = {TW_AMP_BOOLEAN, NULL};
 TW_API const tw_amp_type tw_amp_type_float = {TW_AMP_FLOAT, NULL};
 
-typedef struct named {
-    char *name;
-    tw_amp_value value;
-} named;
-
-struct tw_amp_values {
-    named *items;
-    size_t count, cap;
-};
+/*
+ * A set's names and String/Unicode bytes are carved from a small arena
+ * inside the set while it lasts, then malloc'd one by one; the flags of
+ * each entry say which. The arena is never reclaimed (a replaced value's
+ * bytes stay), which bounds it by its fixed size.
+ */
+typedef tw__amp_named named;
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...) TW_PRINTF(3, 4);
 
@@ -165,21 +165,79 @@ static int value_copy(tw_amp_value *dst, const tw_amp_value *src)
     }
 }
 
+void tw__amp_values_init(tw_amp_values *v)
+{
+    v->items = v->inline_items;
+    v->count = 0;
+    v->cap = TW__AMP_VALUES_SLOTS;
+    v->used = 0;
+}
+
+/* Clear @p value, freeing its String/Unicode bytes only if @p data_heap. */
+static void value_drop(tw_amp_value *value, int data_heap)
+{
+    if ((value->kind == TW_AMP_STRING || value->kind == TW_AMP_UNICODE) && !data_heap)
+        memset(value, 0, sizeof *value);
+    else
+        value_clear(value);
+}
+
+void tw__amp_values_release(tw_amp_values *v)
+{
+    for (size_t i = 0; i < v->count; i++) {
+        if (v->items[i].name_heap)
+            free((char *)v->items[i].name);
+        value_drop(&v->items[i].value, v->items[i].data_heap);
+    }
+    if (v->items != v->inline_items)
+        free(v->items);
+    tw__amp_values_init(v);
+}
+
 TW_API tw_amp_values *tw_amp_values_new(void)
 {
-    return calloc(1, sizeof(tw_amp_values));
+    tw_amp_values *v = malloc(sizeof *v);
+    if (v != NULL)
+        tw__amp_values_init(v);
+    return v;
 }
 
 TW_API void tw_amp_values_free(tw_amp_values *v)
 {
     if (v == NULL)
         return;
-    for (size_t i = 0; i < v->count; i++) {
-        free(v->items[i].name);
-        value_clear(&v->items[i].value);
-    }
-    free(v->items);
+    tw__amp_values_release(v);
     free(v);
+}
+
+/* @p len bytes from the set's arena, or from malloc (*heap = 1); NULL when out of memory. */
+static char *values_alloc(tw_amp_values *v, size_t len, unsigned char *heap)
+{
+    if (len <= TW__AMP_VALUES_BYTES - v->used) {
+        char *at = v->inline_arena + v->used;
+        v->used += len;
+        *heap = 0;
+        return at;
+    }
+    *heap = 1;
+    return malloc(len);
+}
+
+/* Copy @p len bytes and a NUL into @p v's storage, as a String/Unicode of @p dst. */
+static int values_copy_bytes(tw_amp_values *v, tw_amp_kind kind, const char *data, size_t len,
+                             tw_amp_value *dst, unsigned char *heap)
+{
+    char *copy = values_alloc(v, len + 1, heap);
+    if (copy == NULL)
+        return -ENOMEM;
+    if (len > 0)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    memset(dst, 0, sizeof *dst);
+    dst->kind = kind;
+    dst->u.bytes.data = copy;
+    dst->u.bytes.len = len;
+    return 0;
 }
 
 static named *values_find(const tw_amp_values *v, const char *name)
@@ -190,32 +248,45 @@ static named *values_find(const tw_amp_values *v, const char *name)
     return NULL;
 }
 
-/* Store @p value (taken over, even on error) under @p name. */
-static int values_put(tw_amp_values *v, const char *name, tw_amp_value *value)
+/*
+ * Store @p value (taken over, even on error) under @p name; @p data_heap
+ * says whether its String/Unicode bytes were malloc'd.
+ */
+static int values_put(tw_amp_values *v, const char *name, tw_amp_value *value, int data_heap)
 {
     named *slot = values_find(v, name);
     if (slot != NULL) {
-        value_clear(&slot->value);
+        value_drop(&slot->value, slot->data_heap);
         slot->value = *value;
+        slot->data_heap = (unsigned char)data_heap;
         return 0;
     }
     if (v->count == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 4;
-        named *items = realloc(v->items, cap * sizeof *items);
+        size_t cap = v->cap * 2;
+        named *items = malloc(cap * sizeof *items);
         if (items == NULL) {
-            value_clear(value);
+            value_drop(value, data_heap);
             return -ENOMEM;
         }
+        memcpy(items, v->items, v->count * sizeof *items);
+        if (v->items != v->inline_items)
+            free(v->items);
         v->items = items;
         v->cap = cap;
     }
-    char *copy = strdup(name);
+    size_t len = strlen(name) + 1;
+    unsigned char name_heap;
+    char *copy = values_alloc(v, len, &name_heap);
     if (copy == NULL) {
-        value_clear(value);
+        value_drop(value, data_heap);
         return -ENOMEM;
     }
-    v->items[v->count].name = copy;
-    v->items[v->count].value = *value;
+    memcpy(copy, name, len);
+    named *n = &v->items[v->count];
+    n->name = copy;
+    n->name_heap = name_heap;
+    n->value = *value;
+    n->data_heap = (unsigned char)data_heap;
     v->count++;
     return 0;
 }
@@ -225,10 +296,19 @@ TW_API int tw_amp_values_set(tw_amp_values *v, const char *name, const tw_amp_va
     if (v == NULL || name == NULL || name[0] == '\0' || value == NULL)
         return -EINVAL;
     tw_amp_value copy;
+    if (value->kind == TW_AMP_STRING || value->kind == TW_AMP_UNICODE) {
+        if (value->u.bytes.data == NULL && value->u.bytes.len > 0)
+            return -EINVAL;
+        unsigned char heap;
+        if (values_copy_bytes(v, value->kind, value->u.bytes.data, value->u.bytes.len, &copy,
+                              &heap) < 0)
+            return -ENOMEM;
+        return values_put(v, name, &copy, heap);
+    }
     int rc = value_copy(&copy, value);
     if (rc < 0)
         return rc;
-    return values_put(v, name, &copy);
+    return values_put(v, name, &copy, 1);
 }
 
 TW_API int tw_amp_values_set_integer(tw_amp_values *v, const char *name, int64_t value)
@@ -690,10 +770,19 @@ static int utf8_valid(const unsigned char *s, size_t n)
 
 /* ------------------------------------------------------------ encoding */
 
+/* Starts in its own local bytes, which hold any scalar and most strings. */
 typedef struct {
     char *data;
     size_t len, cap;
+    char local[128];
 } buffer;
+
+static void buf_init(buffer *b)
+{
+    b->data = b->local;
+    b->len = 0;
+    b->cap = sizeof b->local;
+}
 
 static int buf_reserve(buffer *b, size_t more)
 {
@@ -704,9 +793,11 @@ static int buf_reserve(buffer *b, size_t more)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + more)
         cap *= 2;
-    char *data = realloc(b->data, cap);
+    char *data = b->data == b->local ? malloc(cap) : realloc(b->data, cap);
     if (data == NULL)
         return -ENOMEM;
+    if (b->data == b->local)
+        memcpy(data, b->local, b->len);
     b->data = data;
     b->cap = cap;
     return 0;
@@ -794,7 +885,8 @@ TW_API int tw_amp_values_to_box(const tw_amp_arg *spec, const tw_amp_values *val
             }
         }
     }
-    buffer b = {0};
+    buffer b;
+    buf_init(&b);
     int rc = 0;
     for (; spec != NULL && spec->name != NULL; spec++) {
         const tw_amp_value *v = tw_amp_values_get(values, spec->name);
@@ -820,7 +912,8 @@ TW_API int tw_amp_values_to_box(const tw_amp_arg *spec, const tw_amp_values *val
         if (rc < 0)
             break;
     }
-    free(b.data);
+    if (b.data != b.local)
+        free(b.data);
     return rc;
 }
 
@@ -921,6 +1014,42 @@ static int decode_value(const tw_amp_type *t, const char *data, size_t len, tw_a
     return -EINVAL;
 }
 
+int tw__amp_values_decode(const tw_amp_arg *spec, const tw_amp_box *box, tw_amp_values *out,
+                          char *err, size_t errlen)
+{
+    for (; spec != NULL && spec->name != NULL; spec++) {
+        size_t len;
+        const char *raw = tw_amp_box_get(box, spec->name, &len);
+        if (raw == NULL) {
+            if (spec->optional)
+                continue;
+            seterr(err, errlen, "missing '%s'", spec->name);
+            return -1;
+        }
+        tw_amp_value v;
+        unsigned char heap = 1;
+        const tw_amp_type *t = spec->type;
+        if (t != NULL && (t->kind == TW_AMP_STRING || t->kind == TW_AMP_UNICODE)) {
+            /* The bytes go to the set's own storage rather than a malloc of their own. */
+            if (t->kind == TW_AMP_UNICODE && !utf8_valid((const unsigned char *)raw, len)) {
+                seterr(err, errlen, "'%s' is not valid UTF-8", spec->name);
+                return -1;
+            }
+            if (values_copy_bytes(out, t->kind, raw, len, &v, &heap) < 0) {
+                seterr(err, errlen, "out of memory");
+                return -1;
+            }
+        } else if (decode_value(t, raw, len, &v, spec->name, err, errlen) < 0) {
+            return -1;
+        }
+        if (values_put(out, spec->name, &v, heap) < 0) {
+            seterr(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 TW_API tw_amp_values *tw_amp_values_from_box(const tw_amp_arg *spec, const tw_amp_box *box,
                                              char *err, size_t errlen)
 {
@@ -929,25 +1058,9 @@ TW_API tw_amp_values *tw_amp_values_from_box(const tw_amp_arg *spec, const tw_am
         seterr(err, errlen, "out of memory");
         return NULL;
     }
-    for (; spec != NULL && spec->name != NULL; spec++) {
-        size_t len;
-        const char *raw = tw_amp_box_get(box, spec->name, &len);
-        if (raw == NULL) {
-            if (spec->optional)
-                continue;
-            seterr(err, errlen, "missing '%s'", spec->name);
-            goto fail;
-        }
-        tw_amp_value v;
-        if (decode_value(spec->type, raw, len, &v, spec->name, err, errlen) < 0)
-            goto fail;
-        if (values_put(values, spec->name, &v) < 0) {
-            seterr(err, errlen, "out of memory");
-            goto fail;
-        }
+    if (tw__amp_values_decode(spec, box, values, err, errlen) < 0) {
+        tw_amp_values_free(values);
+        return NULL;
     }
     return values;
-fail:
-    tw_amp_values_free(values);
-    return NULL;
 }

@@ -457,6 +457,26 @@ TW_API int tw_deferred_add_callbacks_full(tw_deferred *d, tw_deferred_fn cb, tw_
     return 0;
 }
 
+int tw__deferred_run_settled(tw_deferred *d, tw_deferred_fn cb, tw_deferred_fn eb, void *arg)
+{
+    if (d == NULL || !runnable(d) || (d->flags & F_ON_STACK) || d->head != NULL)
+        return 0;
+    /* What step() does for a queued pair, with the reference run_callbacks() holds. */
+    tw_deferred_ref(d);
+    d->flags |= F_ON_STACK;
+    tw_deferred_fn fn = d->result.failure != NULL ? eb : cb;
+    if (fn != NULL)
+        fn(d, &d->result, arg);
+    if (d->result.inner != NULL)
+        wait_for_inner(d);
+    d->flags &= ~F_ON_STACK;
+    /* Pairs added while fn ran were left for this loop to run, as in step(). */
+    if (d->head != NULL && runnable(d))
+        run_callbacks(d);
+    tw_deferred_unref(d);
+    return 1;
+}
+
 TW_API int tw_deferred_add_callbacks(tw_deferred *d, tw_deferred_fn cb, tw_deferred_fn eb,
                                      void *arg)
 {

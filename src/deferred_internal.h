@@ -3,7 +3,9 @@
  * list, deferred_time.c for timeouts and defer_later) need beyond the public
  * API: a constructor whose canceller owns its argument, and a way to tell a
  * deferred that is being released from a live one, because those files hold
- * deferreds weakly and must not revive one whose last reference went.
+ * deferreds weakly and must not revive one whose last reference went. amp.c
+ * uses the last: a way to hand a settled result to a callback pair without
+ * queuing it.
  */
 #ifndef TWINE_DEFERRED_INTERNAL_H
 #define TWINE_DEFERRED_INTERNAL_H
@@ -18,6 +20,16 @@
  */
 tw_deferred *tw__deferred_new_full(tw_canceller_fn canceller, void *arg, tw_free_fn arg_free,
                                    const char *file, int line);
+
+/*
+ * If @p d has fired and nothing holds its chain up (not paused, not
+ * waiting, no pair queued, no run loop on it), run @p cb or @p eb with its
+ * result now, exactly as a pair added with tw_deferred_add_callbacks()
+ * would run, but without queuing an entry for it, and @return 1.
+ * Otherwise @return 0 and run nothing: add the pair the ordinary way.
+ * Saves an allocation for the common producer that answers at once.
+ */
+int tw__deferred_run_settled(tw_deferred *d, tw_deferred_fn cb, tw_deferred_fn eb, void *arg);
 
 /* Nonzero unless the last reference to @p d is gone and it awaits release. */
 int tw__deferred_alive(const tw_deferred *d);

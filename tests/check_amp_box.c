@@ -8,6 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <twine.h>
@@ -835,6 +836,72 @@ START_TEST(test_amp_errors_carry_their_code_and_description)
 }
 END_TEST
 
+/*
+ * Boxes and value sets keep small contents inside themselves and spill to
+ * the heap past that; many keys, long values and churn must read back the
+ * same whichever storage holds them.
+ */
+START_TEST(test_large_boxes_and_sets_keep_every_entry_through_churn)
+{
+    tw_amp_box *b = tw_amp_box_new();
+    char key[16], value[600];
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 40; i++) {
+            snprintf(key, sizeof key, "k%02d", i);
+            size_t len = (size_t)((i * 37 + round * 11) % (int)sizeof value);
+            memset(value, 'a' + (i + round) % 26, len);
+            ck_assert_int_eq(tw_amp_box_set(b, key, strlen(key), value, len), 0);
+        }
+        if (round % 2 == 0)
+            for (int i = 0; i < 40; i += 3) {
+                snprintf(key, sizeof key, "k%02d", i);
+                ck_assert_int_eq(tw_amp_box_remove(b, key), 0);
+            }
+    }
+    /* The last round (odd) set every key and removed none. */
+    ck_assert_uint_eq(tw_amp_box_count(b), 40);
+    size_t wire = 2;
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "k%02d", i);
+        size_t len, want = (size_t)((i * 37 + 49 * 11) % (int)sizeof value);
+        const char *v = tw_amp_box_get(b, key, &len);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_uint_eq(len, want);
+        for (size_t j = 0; j < len; j++)
+            ck_assert_int_eq(v[j], 'a' + (i + 49) % 26);
+        ck_assert_int_eq(v[len], '\0');
+        wire += 4 + strlen(key) + len;
+        const char *k;
+        ck_assert_int_eq(tw_amp_box_entry(b, (size_t)i, &k, NULL, NULL, NULL), 0);
+        ck_assert_str_eq(k, key);
+    }
+    ck_assert_uint_eq(tw_amp_box_encoded_size(b), wire);
+    tw_amp_box_free(b);
+
+    tw_amp_values *v = tw_amp_values_new();
+    char name[80];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "a-rather-long-argument-name-%02d-that-fills-storage", i);
+        memset(value, 'x', 100);
+        ck_assert_int_eq(tw_amp_values_set_string(v, name, value, (size_t)(i * 5)), 0);
+        ck_assert_int_eq(tw_amp_values_set_integer(v, "n", i), 0);
+    }
+    ck_assert_uint_eq(tw_amp_values_count(v), 21);
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "a-rather-long-argument-name-%02d-that-fills-storage", i);
+        const char *data;
+        size_t len;
+        ck_assert_int_eq(tw_amp_values_get_string(v, name, &data, &len), 0);
+        ck_assert_uint_eq(len, (size_t)(i * 5));
+        ck_assert_int_eq(data[len], '\0');
+    }
+    int64_t n;
+    ck_assert_int_eq(tw_amp_values_get_integer(v, "n", &n), 0);
+    ck_assert_int_eq(n, 19);
+    tw_amp_values_free(v);
+}
+END_TEST
+
 static Suite *amp_box_suite(void)
 {
     Suite *s = suite_create("amp-box");
@@ -847,6 +914,7 @@ static Suite *amp_box_suite(void)
     tcase_add_test(wire, test_setting_a_key_again_replaces_its_value);
     tcase_add_test(wire, test_box_refuses_keys_outside_1_to_255_bytes_and_values_over_65535);
     tcase_add_test(wire, test_encode_reports_the_size_needed_when_the_buffer_is_short);
+    tcase_add_test(wire, test_large_boxes_and_sets_keep_every_entry_through_churn);
     suite_add_tcase(s, wire);
 
     TCase *parser = tcase_create("parser");
