@@ -111,19 +111,61 @@ static void heap_remove(tw__timer_heap *h, tw_call *c)
         sift_down(h, i);
 }
 
-/* Point the libevent timer at the earliest pending call. */
+/*
+ * How far libevent's clock may run behind ours. libevent measures timeouts
+ * on CLOCK_MONOTONIC_COARSE unless the base was made with
+ * EVENT_BASE_FLAG_PRECISE_TIMER (which costs a timerfd_settime() per loop
+ * pass), and that clock lags CLOCK_MONOTONIC by up to one tick. A deadline
+ * handed over without this lag can expire by libevent's reckoning while the
+ * call is still a few milliseconds from due by ours: a wake-up that runs
+ * nothing, and one that ends a host's EVLOOP_ONCE pass or a
+ * tw_reactor_iterate() for nothing.
+ */
+static double coarse_now(void) /* 0 where there is no coarse clock */
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec coarse;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &coarse) == 0)
+        return (double)coarse.tv_sec + (double)coarse.tv_nsec / 1e9;
+#endif
+    return 0;
+}
+
+/* Point the libevent timer at the earliest pending call, never before it
+ * is due: a timer that fires early costs a loop pass that runs nothing. */
 static void rearm(tw_reactor *r)
 {
     if (r->timers.count == 0) {
         evtimer_del(r->timer_ev);
         return;
     }
-    double delay = r->timers.items[0]->when - r->clock(r->clock_arg);
+    double delay, lag = 0;
+    if (r->clock == tw__monotonic) {
+        /* The coarse reading first, so the lag is never understated. */
+        double theirs = coarse_now();
+        double now = tw__monotonic(NULL);
+        delay = r->timers.items[0]->when - now;
+        if (now > theirs && theirs > 0)
+            lag = now - theirs;
+    } else {
+        delay = r->timers.items[0]->when - r->clock(r->clock_arg);
+    }
     if (delay < 0)
         delay = 0;
+    else
+        delay += lag;
+    /* Inside a loop pass libevent adds the delay to the time it cached at
+     * the top of the pass; callbacks may have run for a while since. Refresh
+     * the cache only after reading our clocks so it is not older than them. */
+    event_base_update_cache_time(r->base);
     struct timeval tv;
     tv.tv_sec = (time_t)delay;
-    tv.tv_usec = (suseconds_t)((delay - (double)tv.tv_sec) * 1e6);
+    /* Round up: truncating to whole microseconds could land just early. */
+    tv.tv_usec = (suseconds_t)ceil((delay - (double)tv.tv_sec) * 1e6);
+    if (tv.tv_usec >= 1000000) {
+        tv.tv_sec++;
+        tv.tv_usec -= 1000000;
+    }
     evtimer_add(r->timer_ev, &tv);
 }
 
