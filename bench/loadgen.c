@@ -212,26 +212,38 @@ static double proc_cpu(const char *pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* CPU seconds that processes spent in user and system mode on the whole
- * machine (the first line of /proc/stat), or -1. */
-static double machine_cpu(void)
+/* From the first line of /proc/stat: CPU seconds that processes spent in
+ * user and system mode on the whole machine, and seconds the hypervisor
+ * ran something else while this machine wanted its CPUs ("steal"). */
+typedef struct {
+    double busy, steal;
+} machine_sample;
+
+static machine_sample machine_cpu(void)
 {
+    machine_sample m = {-1, -1};
     FILE *f = fopen("/proc/stat", "r");
     if (f == NULL)
-        return -1;
-    unsigned long long user, nice, sys;
-    int got = fscanf(f, "cpu %llu %llu %llu", &user, &nice, &sys);
+        return m;
+    unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+    int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+                     &iowait, &irq, &softirq, &steal);
     fclose(f);
-    if (got != 3)
-        return -1;
-    return (double)(user + nice + sys) / (double)sysconf(_SC_CLK_TCK);
+    double tick = (double)sysconf(_SC_CLK_TCK);
+    if (got >= 3)
+        m.busy = (double)(user + nice + sys) / tick;
+    if (got == 8)
+        m.steal = (double)steal / tick;
+    return m;
 }
 
 /* Where the CPU went during the measured interval: the server, this load
- * generator, and every other process on the machine. The last shows when
- * something else competed for the two cores and the figures are suspect. */
+ * generator, every other process on the machine, and the hypervisor. The
+ * last two show when something else competed for the two cores and the
+ * figures are suspect. */
 typedef struct {
-    double server, self, machine;
+    double server, self;
+    machine_sample machine;
 } cpu_sample;
 
 static cpu_sample sample_cpu(void)
@@ -862,14 +874,17 @@ static void print_result(double elapsed, cpu_sample c0, cpu_sample c1, double in
     if (insn_k >= 0 && msgs > 0)
         printf(" server_insn_kernel_per_msg=%.0f", insn_k / (double)msgs);
     /* Utilisation in CPUs: which side saturated, and how busy the rest was. */
-    if (elapsed > 0 && c0.self >= 0 && c1.self >= 0 && c0.machine >= 0 && c1.machine >= 0) {
+    if (elapsed > 0 && c0.self >= 0 && c1.self >= 0 && c0.machine.busy >= 0 &&
+        c1.machine.busy >= 0) {
         double self = c1.self - c0.self;
-        double other = c1.machine - c0.machine - self - (cpu >= 0 ? cpu : 0);
+        double other = c1.machine.busy - c0.machine.busy - self - (cpu >= 0 ? cpu : 0);
         if (cpu >= 0)
             printf(" server_util=%.2f", cpu / elapsed);
         printf(" load_util=%.2f other_util=%.2f", self / elapsed,
                other > 0 ? other / elapsed : 0);
     }
+    if (elapsed > 0 && c0.machine.steal >= 0 && c1.machine.steal >= 0)
+        printf(" steal_util=%.2f", (c1.machine.steal - c0.machine.steal) / elapsed);
     if (first_error != NULL)
         printf(" first_error=\"%s\"", first_error);
     putchar('\n');
@@ -897,7 +912,7 @@ static void run_timed(void)
     /* --min-msgs may stretch the interval, for short runs on a busy machine. */
     uint64_t hard_end = end_at + (opt.min_msgs > 0 ? 10000000000ull : 0);
     uint64_t measured_from = 0;
-    cpu_sample cpu0 = {-1, -1, -1};
+    cpu_sample cpu0 = {-1, -1, {-1, -1}};
     if (opt.warmup <= 0) {
         measuring = 1;
         measured_from = t0;
