@@ -29,96 +29,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct {
-    int fired, ok;
-    void *value;
-    tw_free_fn free_fn;
-    int code;
-    char message[512];
-    int made_before; /* connection_made had run when the deferred fired */
-    rec_factory *watch_rf;
-} outcome;
-
-static void out_cb(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    o->fired = 1;
-    o->ok = 1;
-    o->value = tw_result_take_value(res, &o->free_fn);
-    if (o->watch_rf != NULL)
-        o->made_before = o->watch_rf->nevents > 0 && o->watch_rf->events[0] == EV_MADE;
-}
-
-static void out_eb(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    tw_failure *f = tw_result_take_failure(res);
-    o->fired = 1;
-    o->ok = 0;
-    o->code = tw_failure_code(f);
-    tw_failure_format(f, o->message, sizeof o->message);
-    tw_failure_unref(f);
-}
-
-static void watch(tw_deferred *d, outcome *o, rec_factory *rf)
-{
-    memset(o, 0, sizeof *o);
-    o->watch_rf = rf;
-    ck_assert_ptr_nonnull(d);
-    ck_assert_int_eq(tw_deferred_add_callbacks(d, out_cb, out_eb, o), 0);
-    tw_deferred_unref(d);
-}
-
-/* A recording client factory that also hears connection_failed/lost. */
-typedef struct {
-    rec_factory rf; /* first: the factory pointer is ours too */
-    tw_factory_ops ops;
-    int failed, lost;
-    int failed_code, lost_code;
-    int protocol_lost_first;
-    char failed_message[512];
-} client_factory;
-
-static void cf_failed(tw_factory *f, const tw_failure *reason)
-{
-    client_factory *cf = (client_factory *)f;
-    cf->failed++;
-    cf->failed_code = tw_failure_code(reason);
-    tw_failure_format(reason, cf->failed_message, sizeof cf->failed_message);
-}
-
-static void cf_lost(tw_factory *f, const tw_failure *reason)
-{
-    client_factory *cf = (client_factory *)f;
-    cf->lost++;
-    cf->lost_code = tw_failure_code(reason);
-    cf->protocol_lost_first = cf->rf.destroyed == 1;
-}
-
-static void client_init(client_factory *cf, tw_reactor *r)
-{
-    memset(cf, 0, sizeof *cf);
-    rec_init(&cf->rf, r);
-    cf->ops = *cf->rf.base.ops;
-    cf->ops.client_connection_failed = cf_failed;
-    cf->ops.client_connection_lost = cf_lost;
-    cf->rf.base.ops = &cf->ops;
-}
-
-static int closed_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    tw_address a;
-    tw_address_from_ip(&a, "127.0.0.1", 0);
-    ck_assert_int_eq(bind(s, &a.u.sa, a.len), 0);
-    a.len = sizeof a.u.storage;
-    getsockname(s, &a.u.sa, &a.len);
-    close(s);
-    return tw_address_port(&a);
-}
-
 static int count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -251,13 +161,13 @@ START_TEST(test_connect_fires_with_the_protocol_after_connection_made)
 {
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, &client.rf);
+    tu_outcome o;
+    tu_watch_made(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, &client.rf);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
     ck_assert_ptr_eq(o.value, client.rf.last);
@@ -280,17 +190,17 @@ START_TEST(test_connect_reports_only_from_the_loop)
 {
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o);
     ck_assert(!o.fired);
     ck_assert_int_eq(client.rf.built, 0);
-    outcome refused;
-    watch(tw_connect_tcp(r, "127.0.0.1", closed_port(), NULL, &client.rf.base), &refused, NULL);
+    tu_outcome refused;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", tu_closed_port(), NULL, &client.rf.base), &refused);
     ck_assert(!refused.fired);
     ck_assert_int_eq(client.failed, 0);
     spin(r, &o.fired, 3000);
@@ -304,11 +214,11 @@ END_TEST
 START_TEST(test_a_refused_connection_reaches_connection_failed_naming_econnrefused)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
-    int port = closed_port();
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, NULL);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    int port = tu_closed_port();
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -ECONNREFUSED);
@@ -329,10 +239,10 @@ END_TEST
 START_TEST(test_an_attempt_counts_as_a_user_of_the_factory)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", closed_port(), NULL, &client.rf.base), &o, NULL);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", tu_closed_port(), NULL, &client.rf.base), &o);
     ck_assert_int_eq(client.rf.starts, 1);
     ck_assert_int_eq(client.rf.stops, 0);
     spin(r, &o.fired, 3000);
@@ -345,13 +255,13 @@ START_TEST(test_a_lost_connection_reaches_client_connection_lost_after_the_proto
 {
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 3000);
     spin(r, &server.built, 2000);
     ck_assert(o.ok);
@@ -371,14 +281,14 @@ START_TEST(test_every_attempt_fails_at_once_when_the_factory_refuses)
 {
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     client.rf.refuse = 1;
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert(!o.ok);
     ck_assert_int_eq(o.code, -ECONNABORTED);
@@ -394,8 +304,8 @@ END_TEST
 START_TEST(test_timeout_fails_with_etimedout_and_closes_the_socket)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     full_listener fl;
     full_backlog(&fl);
     int before = count_fds();
@@ -403,8 +313,8 @@ START_TEST(test_timeout_fails_with_etimedout_and_closes_the_socket)
     tw_connect_options_init(&co);
     co.timeout = 0.3;
     long long start = tu_now_ms();
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", fl.port, &co, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", fl.port, &co, &client.rf.base), &o);
     spin_ms(r, 50);
     ck_assert(!o.fired);
     ck_assert_int_eq(count_fds(), before + 1); /* the pending socket */
@@ -426,15 +336,15 @@ END_TEST
 START_TEST(test_cancel_aborts_a_pending_connect)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     full_listener fl;
     full_backlog(&fl);
     int before = count_fds();
     tw_deferred *d = tw_connect_tcp(r, "127.0.0.1", fl.port, NULL, &client.rf.base);
-    outcome o;
+    tu_outcome o;
     memset(&o, 0, sizeof o);
-    tw_deferred_add_callbacks(d, out_cb, out_eb, &o);
+    tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &o);
     spin_ms(r, 100);
     ck_assert(!o.fired);
     ck_assert_int_eq(count_fds(), before + 1);
@@ -457,13 +367,13 @@ END_TEST
 START_TEST(test_cancel_before_the_loop_runs_opens_no_socket)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     int before = count_fds();
-    tw_deferred *d = tw_connect_tcp(r, "127.0.0.1", closed_port(), NULL, &client.rf.base);
-    outcome o;
+    tw_deferred *d = tw_connect_tcp(r, "127.0.0.1", tu_closed_port(), NULL, &client.rf.base);
+    tu_outcome o;
     memset(&o, 0, sizeof o);
-    tw_deferred_add_callbacks(d, out_cb, out_eb, &o);
+    tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &o);
     tw_deferred_cancel(d);
     tw_deferred_unref(d);
     ck_assert_int_eq(o.code, TW_ECANCELLED);
@@ -527,9 +437,9 @@ START_TEST(test_a_cancel_from_connection_made_is_too_late)
     tw_factory f;
     tw_factory_init(&f, &cm_factory_ops);
     cancel_me = tw_connect_tcp(r, "127.0.0.1", port, NULL, &f);
-    outcome o;
+    tu_outcome o;
     memset(&o, 0, sizeof o);
-    tw_deferred_add_callbacks(cancel_me, out_cb, out_eb, &o);
+    tw_deferred_add_callbacks(cancel_me, tu_out_cb, tu_out_eb, &o);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
     ck_assert_int_eq(tw_transport_write(((tw_protocol *)o.value)->transport, "x", 1), 0);
@@ -543,12 +453,12 @@ END_TEST
 START_TEST(test_stopping_the_reactor_fails_pending_attempts)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     full_listener fl;
     full_backlog(&fl);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", fl.port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", fl.port, NULL, &client.rf.base), &o);
     spin_ms(r, 50);
     tw_reactor_stop(r);
     ck_assert_int_eq(tw_reactor_run(r), 0);
@@ -563,12 +473,12 @@ END_TEST
 START_TEST(test_freeing_the_reactor_fails_pending_attempts)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     full_listener fl;
     full_backlog(&fl);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", fl.port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", fl.port, NULL, &client.rf.base), &o);
     spin_ms(r, 50);
     tw_reactor_free(r);
     ck_assert(o.fired && !o.ok);
@@ -582,17 +492,17 @@ START_TEST(test_bind_address_sets_the_local_address)
 {
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    int local = closed_port();
+    int local = tu_closed_port();
     tw_connect_options co;
     tw_connect_options_init(&co);
     ck_assert_int_eq(tw_address_from_ip(&co.bind_address, "127.0.0.1", local), 0);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", port, &co, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, &co, &client.rf.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
     tw_address host;
@@ -611,11 +521,11 @@ START_TEST(test_connect_unix_and_a_missing_path)
     snprintf(path, sizeof path, "%s/s", dir);
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
-    outcome missing;
-    watch(tw_connect_unix(r, path, NULL, &client.rf.base), &missing, NULL);
+    tu_client_init(&client, r);
+    tu_outcome missing;
+    tu_watch(tw_connect_unix(r, path, NULL, &client.rf.base), &missing);
     spin(r, &missing.fired, 3000);
     ck_assert(!missing.ok);
     ck_assert_int_eq(missing.code, -ENOENT);
@@ -624,8 +534,8 @@ START_TEST(test_connect_unix_and_a_missing_path)
     tw_address_from_unix(&a, path);
     tw_listener *l;
     ck_assert_int_eq(tw_listen(r, &a, NULL, &server.base, &l), 0);
-    outcome o;
-    watch(tw_connect_address(r, &a, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_address(r, &a, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
     spin(r, &server.built, 2000);
@@ -640,23 +550,23 @@ END_TEST
 START_TEST(test_bad_arguments_fail_at_once_and_the_factory_hears_nothing)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory client;
-    client_init(&client, r);
-    outcome o;
-    watch(tw_connect_tcp(r, "127.0.0.1", 0, NULL, &client.rf.base), &o, NULL);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", 0, NULL, &client.rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EINVAL);
-    watch(tw_connect_tcp(r, NULL, 80, NULL, &client.rf.base), &o, NULL);
+    tu_watch(tw_connect_tcp(r, NULL, 80, NULL, &client.rf.base), &o);
     ck_assert_int_eq(o.code, -EINVAL);
     tw_connect_options co;
     tw_connect_options_init(&co);
     co.timeout = -1;
-    watch(tw_connect_tcp(r, "127.0.0.1", 80, &co, &client.rf.base), &o, NULL);
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", 80, &co, &client.rf.base), &o);
     ck_assert_int_eq(o.code, -EINVAL);
     char longpath[200];
     memset(longpath, 'x', sizeof longpath - 1);
     longpath[sizeof longpath - 1] = '\0';
-    watch(tw_connect_unix(r, longpath, NULL, &client.rf.base), &o, NULL);
+    tu_watch(tw_connect_unix(r, longpath, NULL, &client.rf.base), &o);
     ck_assert_int_eq(o.code, -ENAMETOOLONG);
     ck_assert_int_eq(client.failed, 0);
     ck_assert_int_eq(client.rf.starts, 0);
@@ -669,12 +579,12 @@ END_TEST
 START_TEST(test_localhost_resolves_from_the_hosts_file)
 {
     tw_reactor *r = tw_reactor_new();
-    outcome o;
+    tu_outcome o;
     memset(&o, 0, sizeof o);
     tw_deferred *d = tw_resolve(r, "localhost", 8080, AF_UNSPEC);
     ck_assert_ptr_nonnull(d);
     ck_assert(tw_deferred_called(d)); /* the hosts file needs no name server */
-    tw_deferred_add_callbacks(d, out_cb, out_eb, &o);
+    tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &o);
     ck_assert_msg(o.ok, "%s", o.message);
     tw_address_list *list = o.value;
     int saw_v4 = 0;
@@ -697,13 +607,13 @@ START_TEST(test_connect_to_localhost_by_name)
 {
     tw_reactor *r = tw_reactor_new();
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    outcome o;
-    watch(tw_connect_tcp(r, "localhost", port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "localhost", port, NULL, &client.rf.base), &o);
     ck_assert(!o.fired);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
@@ -719,8 +629,8 @@ START_TEST(test_numeric_hosts_need_no_lookup)
     dns_start(r, &dns, 1);
     tw_deferred *d = tw_resolve(r, "::1", 7, AF_UNSPEC);
     ck_assert(tw_deferred_called(d));
-    outcome o;
-    watch(d, &o, NULL);
+    tu_outcome o;
+    tu_watch(d, &o);
     ck_assert(o.ok);
     tw_address_list *list = o.value;
     ck_assert_uint_eq(list->count, 1);
@@ -728,12 +638,12 @@ START_TEST(test_numeric_hosts_need_no_lookup)
     ck_assert_int_eq(tw_address_port(&list->items[0]), 7);
     free(list);
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     int port;
     tw_listener *l = listen_on(r, "127.0.0.1", &server, NULL, &port);
-    watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o, NULL);
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
     ck_assert_int_eq(dns.queries, 0);
@@ -748,8 +658,8 @@ START_TEST(test_names_resolve_through_the_configured_name_server)
     tw_reactor *r = tw_reactor_new();
     dns_server dns = {.name = "svc.twine.test", .have_a = 1};
     dns_start(r, &dns, 0);
-    outcome o;
-    watch(tw_resolve(r, "svc.twine.test", 53, AF_INET), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_resolve(r, "svc.twine.test", 53, AF_INET), &o);
     ck_assert(!o.fired);
     spin(r, &o.fired, 5000);
     ck_assert_msg(o.ok, "%s", o.message);
@@ -769,10 +679,10 @@ START_TEST(test_an_unknown_name_fails_with_ehostunreach)
     tw_reactor *r = tw_reactor_new();
     dns_server dns = {.name = "svc.twine.test", .have_a = 1};
     dns_start(r, &dns, 0);
-    client_factory client;
-    client_init(&client, r);
-    outcome o;
-    watch(tw_connect_tcp(r, "nosuch.twine.test", 80, NULL, &client.rf.base), &o, NULL);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "nosuch.twine.test", 80, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 5000);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EHOSTUNREACH);
@@ -790,14 +700,14 @@ START_TEST(test_each_resolved_address_is_tried_in_turn)
     dns_server dns = {.name = "both.twine.test", .have_a = 1, .have_aaaa = 1};
     dns_start(r, &dns, 0);
     rec_factory server;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     /* Only ::1 listens, so 127.0.0.1 (tried first) refuses. */
     tw_listener *l = listen_at(r, &server, "::1", 0);
     int port = port_of(l);
-    outcome o;
-    watch(tw_connect_tcp(r, "both.twine.test", port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "both.twine.test", port, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 5000);
     ck_assert_msg(o.ok, "%s", o.message);
     tw_address peer;
@@ -816,15 +726,15 @@ START_TEST(test_ipv4_addresses_are_tried_first)
     dns_server dns = {.name = "both.twine.test", .have_a = 1, .have_aaaa = 1};
     dns_start(r, &dns, 0);
     rec_factory server4, server6;
-    client_factory client;
+    tu_client_factory client;
     rec_init(&server4, r);
     rec_init(&server6, r);
-    client_init(&client, r);
+    tu_client_init(&client, r);
     tw_listener *l6 = listen_at(r, &server6, "::1", 0);
     int port = port_of(l6);
     tw_listener *l4 = listen_at(r, &server4, "127.0.0.1", port);
-    outcome o;
-    watch(tw_connect_tcp(r, "both.twine.test", port, NULL, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "both.twine.test", port, NULL, &client.rf.base), &o);
     spin(r, &o.fired, 5000);
     ck_assert_msg(o.ok, "%s", o.message);
     spin(r, &server4.built, 2000);
@@ -842,14 +752,14 @@ START_TEST(test_a_lookup_that_never_answers_times_out)
     tw_reactor *r = tw_reactor_new();
     dns_server dns = {0};
     dns_start(r, &dns, 1);
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     tw_connect_options co;
     tw_connect_options_init(&co);
     co.timeout = 0.3;
     long long start = tu_now_ms();
-    outcome o;
-    watch(tw_connect_tcp(r, "slow.twine.test", 80, &co, &client.rf.base), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_connect_tcp(r, "slow.twine.test", 80, &co, &client.rf.base), &o);
     spin(r, &o.fired, 5000);
     long long took = tu_now_ms() - start;
     ck_assert(o.fired && !o.ok);
@@ -868,12 +778,12 @@ START_TEST(test_cancel_during_a_lookup_fails_at_once)
     tw_reactor *r = tw_reactor_new();
     dns_server dns = {0};
     dns_start(r, &dns, 1);
-    client_factory client;
-    client_init(&client, r);
+    tu_client_factory client;
+    tu_client_init(&client, r);
     tw_deferred *d = tw_connect_tcp(r, "slow.twine.test", 80, NULL, &client.rf.base);
-    outcome o;
+    tu_outcome o;
     memset(&o, 0, sizeof o);
-    tw_deferred_add_callbacks(d, out_cb, out_eb, &o);
+    tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &o);
     spin_ms(r, 100);
     ck_assert(!o.fired);
     tw_deferred_cancel(d);
@@ -894,9 +804,9 @@ START_TEST(test_a_lookup_can_be_cancelled)
     dns_server dns = {0};
     dns_start(r, &dns, 1);
     tw_deferred *d = tw_resolve(r, "slow.twine.test", 80, AF_UNSPEC);
-    outcome o;
+    tu_outcome o;
     memset(&o, 0, sizeof o);
-    tw_deferred_add_callbacks(d, out_cb, out_eb, &o);
+    tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &o);
     spin_ms(r, 50);
     tw_deferred_cancel(d);
     ck_assert_int_eq(o.code, TW_ECANCELLED);
@@ -913,8 +823,8 @@ START_TEST(test_stopping_the_reactor_fails_pending_lookups)
     tw_reactor *r = tw_reactor_new();
     dns_server dns = {0};
     dns_start(r, &dns, 1);
-    outcome o;
-    watch(tw_resolve(r, "slow.twine.test", 80, AF_UNSPEC), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_resolve(r, "slow.twine.test", 80, AF_UNSPEC), &o);
     spin_ms(r, 50);
     tw_reactor_stop(r);
     ck_assert_int_eq(tw_reactor_run(r), 0);
@@ -932,11 +842,11 @@ START_TEST(test_freeing_the_reactor_fails_pending_lookups_and_its_host_winds_the
     tw_reactor *r = tw_reactor_new_with_base(base);
     dns_server dns = {0};
     dns_start(r, &dns, 1);
-    client_factory client;
-    client_init(&client, r);
-    outcome lookup, attempt;
-    watch(tw_resolve(r, "slow.twine.test", 80, AF_UNSPEC), &lookup, NULL);
-    watch(tw_connect_tcp(r, "slow.twine.test", 80, NULL, &client.rf.base), &attempt, NULL);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    tu_outcome lookup, attempt;
+    tu_watch(tw_resolve(r, "slow.twine.test", 80, AF_UNSPEC), &lookup);
+    tu_watch(tw_connect_tcp(r, "slow.twine.test", 80, NULL, &client.rf.base), &attempt);
     spin_ms(r, 50);
     ck_assert(!lookup.fired && !attempt.fired);
     tw_reactor_free(r);
@@ -969,16 +879,16 @@ START_TEST(test_a_hosts_file_of_ones_own_and_address_families)
     ro.hosts = path;
     ro.nameserver = "127.0.0.1:9"; /* never asked: the hosts file answers */
     ck_assert_int_eq(tw_resolver_configure(r, &ro), 0);
-    outcome o;
-    watch(tw_resolve(r, "only6.twine.test", 1, AF_UNSPEC), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_resolve(r, "only6.twine.test", 1, AF_UNSPEC), &o);
     ck_assert(o.fired && o.ok);
     ck_assert_int_eq(tw_address_family(&((tw_address_list *)o.value)->items[0]), AF_INET6);
     free(o.value);
-    watch(tw_resolve(r, "only4.twine.test", 1, AF_INET6), &o, NULL);
+    tu_watch(tw_resolve(r, "only4.twine.test", 1, AF_INET6), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EHOSTUNREACH);
     ck_assert_msg(strstr(o.message, "only4.twine.test") != NULL, "%s", o.message);
-    watch(tw_resolve(r, "127.0.0.1", 1, AF_INET6), &o, NULL);
+    tu_watch(tw_resolve(r, "127.0.0.1", 1, AF_INET6), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EHOSTUNREACH);
     tw_reactor_free(r);
@@ -1003,10 +913,10 @@ START_TEST(test_resolver_configure_checks_its_settings)
     ro.timeout = -1;
     ck_assert_int_eq(tw_resolver_configure(r, &ro), -EINVAL);
     ck_assert_int_eq(tw_resolver_configure(r, NULL), 0); /* the system's */
-    outcome o;
-    watch(tw_resolve(r, "", 1, AF_UNSPEC), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_resolve(r, "", 1, AF_UNSPEC), &o);
     ck_assert_int_eq(o.code, -EINVAL);
-    watch(tw_resolve(r, "localhost", 70000, AF_UNSPEC), &o, NULL);
+    tu_watch(tw_resolve(r, "localhost", 70000, AF_UNSPEC), &o);
     ck_assert_int_eq(o.code, -EINVAL);
     tw_reactor_free(r);
 }
@@ -1017,8 +927,8 @@ START_TEST(test_reconfiguring_lets_pending_lookups_finish_on_the_old_resolver)
     tw_reactor *r = tw_reactor_new();
     dns_server dns = {.name = "svc.twine.test", .have_a = 1};
     dns_start(r, &dns, 0);
-    outcome o;
-    watch(tw_resolve(r, "svc.twine.test", 1, AF_INET), &o, NULL);
+    tu_outcome o;
+    tu_watch(tw_resolve(r, "svc.twine.test", 1, AF_INET), &o);
     ck_assert(!o.fired);
     tw_resolver_options ro;
     tw_resolver_options_init(&ro);

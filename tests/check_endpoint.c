@@ -28,49 +28,10 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* What a deferred fired with. */
-typedef struct {
-    int fired, ok;
-    void *value;
-    tw_free_fn free_fn;
-    int code;
-    char message[512];
-} outcome;
-
-static void out_cb(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    o->fired = 1;
-    o->ok = 1;
-    o->value = tw_result_take_value(res, &o->free_fn);
-}
-
-static void out_eb(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    tw_failure *f = tw_result_take_failure(res);
-    o->fired = 1;
-    o->ok = 0;
-    o->code = tw_failure_code(f);
-    tw_failure_format(f, o->message, sizeof o->message);
-    tw_failure_unref(f);
-}
-
-/* Watch @p d and drop the caller's reference. */
-static void watch(tw_deferred *d, outcome *o)
-{
-    memset(o, 0, sizeof *o);
-    ck_assert_ptr_nonnull(d);
-    ck_assert_int_eq(tw_deferred_add_callbacks(d, out_cb, out_eb, o), 0);
-    tw_deferred_unref(d);
-}
-
 static tw_listener *listen_ok(tw_reactor *r, const char *desc, rec_factory *rf)
 {
-    outcome o;
-    watch(tw_listen_string(r, desc, NULL, &rf->base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, desc, NULL, &rf->base), &o);
     ck_assert_msg(o.fired && o.ok, "listen %s: %s", desc, o.message);
     return o.value;
 }
@@ -144,18 +105,6 @@ static void make_stale_socket(const char *path)
     close(s); /* the file stays */
 }
 
-/* A port on 127.0.0.1 that refuses connections. */
-static int closed_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    tw_address a;
-    tw_address_from_ip(&a, "127.0.0.1", 0);
-    ck_assert_int_eq(bind(s, &a.u.sa, a.len), 0);
-    a.len = sizeof a.u.storage;
-    getsockname(s, &a.u.sa, &a.len);
-    close(s);
-    return tw_address_port(&a);
-}
 
 /* ------------------------------------------------------------ parsing */
 
@@ -489,8 +438,8 @@ START_TEST(test_listen_on_a_port_in_use_fails_naming_the_endpoint)
     tw_listener *l = listen_ok(r, "tcp:0:interface=127.0.0.1", &rf);
     char desc[64];
     snprintf(desc, sizeof desc, "tcp:%d:interface=127.0.0.1", listener_port(l));
-    outcome o;
-    watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EADDRINUSE);
     ck_assert_contains(o.message, desc);
@@ -505,8 +454,8 @@ START_TEST(test_a_bad_description_fails_the_listen_with_the_parser_sentence)
     tw_reactor *r = tw_reactor_new();
     rec_factory rf;
     rec_init(&rf, r);
-    outcome o;
-    watch(tw_listen_string(r, "tcp:99999", NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, "tcp:99999", NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EINVAL);
     ck_assert_str_eq(o.message,
@@ -538,8 +487,8 @@ START_TEST(test_listen_refuses_a_client_endpoint)
     rec_init(&rf, r);
     tw_endpoint e;
     parse_client_ok("tcp:localhost:80", &e);
-    outcome o;
-    watch(tw_endpoint_listen(r, &e, NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_endpoint_listen(r, &e, NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EINVAL);
     ck_assert_contains(o.message, "client endpoint");
@@ -609,8 +558,8 @@ START_TEST(test_unix_listen_refuses_a_live_socket)
     ck_assert_int_eq(bind(live, &a.u.sa, a.len), 0);
     ck_assert_int_eq(listen(live, 8), 0);
     snprintf(desc, sizeof desc, "unix:%s", path);
-    outcome o;
-    watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EADDRINUSE);
     ck_assert_contains(o.message, "already listening");
@@ -635,8 +584,8 @@ START_TEST(test_unix_listen_refuses_a_path_that_is_not_a_socket)
     int f = open(path, O_CREAT | O_WRONLY, 0600);
     close(f);
     snprintf(desc, sizeof desc, "unix:%s", path);
-    outcome o;
-    watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EADDRINUSE);
     ck_assert_contains(o.message, "not a socket");
@@ -663,8 +612,8 @@ START_TEST(test_unix_lockfile_is_held_while_listening)
     ck_assert_int_eq(errno, EWOULDBLOCK);
     close(fd);
     /* A second server on the same path is refused by the lock. */
-    outcome o;
-    watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EADDRINUSE);
     ck_assert_contains(o.message, "lock");
@@ -686,8 +635,8 @@ START_TEST(test_unix_lockfile_held_by_another_refuses_even_without_a_socket)
     snprintf(lock, sizeof lock, "%s.lock", path);
     int fd = open(lock, O_RDWR | O_CREAT, 0600);
     ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
-    outcome o;
-    watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, desc, NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EADDRINUSE);
     struct stat st;
@@ -781,8 +730,8 @@ START_TEST(test_udp_endpoint_receives_datagrams)
     dg.base.ops = &dgram_ops;
     tw_endpoint e;
     parse_server_ok("udp:0:interface=127.0.0.1", &e);
-    outcome o;
-    watch(tw_endpoint_listen_udp(r, &e, &dg.base), &o);
+    tu_outcome o;
+    tu_watch(tw_endpoint_listen_udp(r, &e, &dg.base), &o);
     ck_assert_msg(o.fired && o.ok, "%s", o.message);
     ck_assert_int_eq(dg.started, 1);
     tw_udp_port *port = o.value;
@@ -805,8 +754,8 @@ START_TEST(test_udp_endpoint_cannot_serve_a_stream_factory)
     tw_reactor *r = tw_reactor_new();
     rec_factory rf;
     rec_init(&rf, r);
-    outcome o;
-    watch(tw_listen_string(r, "udp:0:interface=127.0.0.1", NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, "udp:0:interface=127.0.0.1", NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EPROTONOSUPPORT);
     ck_assert_contains(o.message, "udp:0:interface=127.0.0.1");
@@ -849,9 +798,9 @@ static int run_activated_child(const char *desc, int family, const char *pid_ove
         rec_factory rf;
         rec_init(&rf, r);
         tw_deferred *d = tw_listen_string(r, desc, NULL, &rf.base);
-        outcome o;
+        tu_outcome o;
         memset(&o, 0, sizeof o);
-        tw_deferred_add_callbacks(d, out_cb, out_eb, &o);
+        tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &o);
         tw_deferred_unref(d);
         if (!o.ok) {
             fprintf(stderr, "%s\n", o.message);
@@ -912,8 +861,8 @@ START_TEST(test_systemd_without_activation_says_so)
     tw_reactor *r = tw_reactor_new();
     rec_factory rf;
     rec_init(&rf, r);
-    outcome o;
-    watch(tw_listen_string(r, "systemd:domain=INET:index=0", NULL, &rf.base), &o);
+    tu_outcome o;
+    tu_watch(tw_listen_string(r, "systemd:domain=INET:index=0", NULL, &rf.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -ENOENT);
     ck_assert_contains(o.message, "LISTEN_PID and LISTEN_FDS are not set");
@@ -932,8 +881,8 @@ START_TEST(test_connect_string_over_tcp_fires_with_the_protocol)
     tw_listener *l = listen_ok(r, "tcp:0:interface=127.0.0.1", &server);
     char desc[64];
     snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d:timeout=5", listener_port(l));
-    outcome o;
-    watch(tw_connect_string(r, desc, &client.base), &o);
+    tu_outcome o;
+    tu_watch(tw_connect_string(r, desc, &client.base), &o);
     ck_assert(!o.fired);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
@@ -955,8 +904,8 @@ START_TEST(test_connect_string_over_the_ipv6_loopback)
     tw_listener *l = listen_ok(r, "tcp6:0:interface=\\:\\:1", &server);
     char desc[64];
     snprintf(desc, sizeof desc, "tcp:host=\\:\\:1:port=%d", listener_port(l));
-    outcome o;
-    watch(tw_connect_string(r, desc, &client.base), &o);
+    tu_outcome o;
+    tu_watch(tw_connect_string(r, desc, &client.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
     tw_address peer;
@@ -977,8 +926,8 @@ START_TEST(test_connect_string_over_unix)
     char desc[256];
     snprintf(desc, sizeof desc, "unix:%s/u.sock", tmpdir);
     tw_listener *l = listen_ok(r, desc, &server);
-    outcome o;
-    watch(tw_connect_string(r, desc, &client.base), &o);
+    tu_outcome o;
+    tu_watch(tw_connect_string(r, desc, &client.base), &o);
     ck_assert(!o.fired); /* even a UNIX connect reports from the loop */
     spin(r, &o.fired, 3000);
     ck_assert_msg(o.ok, "%s", o.message);
@@ -996,9 +945,9 @@ START_TEST(test_connect_string_refused_names_econnrefused)
     rec_factory client;
     rec_init(&client, r);
     char desc[64];
-    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", closed_port());
-    outcome o;
-    watch(tw_connect_string(r, desc, &client.base), &o);
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", tu_closed_port());
+    tu_outcome o;
+    tu_watch(tw_connect_string(r, desc, &client.base), &o);
     spin(r, &o.fired, 3000);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -ECONNREFUSED);
@@ -1013,8 +962,8 @@ START_TEST(test_connect_string_with_a_bad_description_fails_at_once)
     tw_reactor *r = tw_reactor_new();
     rec_factory client;
     rec_init(&client, r);
-    outcome o;
-    watch(tw_connect_string(r, "tcp:localhost", &client.base), &o);
+    tu_outcome o;
+    tu_watch(tw_connect_string(r, "tcp:localhost", &client.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EINVAL);
     ck_assert_contains(o.message, "missing port for tcp");
@@ -1030,8 +979,8 @@ START_TEST(test_connect_refuses_a_server_endpoint)
     rec_init(&client, r);
     tw_endpoint e;
     parse_server_ok("tcp:80", &e);
-    outcome o;
-    watch(tw_endpoint_connect(r, &e, &client.base), &o);
+    tu_outcome o;
+    tu_watch(tw_endpoint_connect(r, &e, &client.base), &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -EINVAL);
     tw_reactor_free(r);

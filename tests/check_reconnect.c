@@ -21,71 +21,6 @@
 #include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */
-
-typedef struct {
-    rec_factory rf; /* first: the factory pointer is ours too */
-    tw_factory_ops ops;
-    int failed, lost;
-    int failed_code;
-} client_factory;
-
-static void cf_failed(tw_factory *f, const tw_failure *reason)
-{
-    client_factory *cf = (client_factory *)f;
-    cf->failed++;
-    cf->failed_code = tw_failure_code(reason);
-}
-
-static void cf_lost(tw_factory *f, const tw_failure *reason)
-{
-    (void)reason;
-    ((client_factory *)f)->lost++;
-}
-
-static void client_init(client_factory *cf, tw_reactor *r)
-{
-    memset(cf, 0, sizeof *cf);
-    rec_init(&cf->rf, r);
-    cf->ops = *cf->rf.base.ops;
-    cf->ops.client_connection_failed = cf_failed;
-    cf->ops.client_connection_lost = cf_lost;
-    cf->rf.base.ops = &cf->ops;
-}
-
-typedef struct {
-    int fired, ok, code;
-    void *value;
-    char message[512];
-} outcome;
-
-static void out_cb(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    o->fired = o->ok = 1;
-    o->value = tw_result_value(res);
-}
-
-static void out_eb(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    tw_failure *f = tw_result_take_failure(res);
-    o->fired = 1;
-    o->ok = 0;
-    o->code = tw_failure_code(f);
-    tw_failure_format(f, o->message, sizeof o->message);
-    tw_failure_unref(f);
-}
-
-static void watch(tw_deferred *d, outcome *o)
-{
-    memset(o, 0, sizeof *o);
-    ck_assert_ptr_nonnull(d);
-    tw_deferred_add_callbacks(d, out_cb, out_eb, o);
-    tw_deferred_unref(d);
-}
-
 static double fake_now(void *arg)
 {
     return *(const double *)arg;
@@ -119,18 +54,6 @@ static void wait_for(tw_reactor *r, const int *counter, int target)
     ck_assert_int_ge(*counter, target);
 }
 
-static int closed_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    tw_address a;
-    tw_address_from_ip(&a, "127.0.0.1", 0);
-    ck_assert_int_eq(bind(s, &a.u.sa, a.len), 0);
-    a.len = sizeof a.u.storage;
-    getsockname(s, &a.u.sa, &a.len);
-    close(s);
-    return tw_address_port(&a);
-}
-
 static tw_listener *listen_at(tw_reactor *r, rec_factory *rf, int port)
 {
     tw_address a;
@@ -148,7 +71,7 @@ static void client_endpoint(tw_endpoint *e, int port)
 }
 
 /* A service on @p port with delays 1, 2, 4, ... capped at @p max, no jitter. */
-static tw_reconnect *service(tw_reactor *r, client_factory *cf, int port, double max,
+static tw_reconnect *service(tw_reactor *r, tu_client_factory *cf, int port, double max,
                              unsigned max_retries)
 {
     tw_endpoint e;
@@ -166,7 +89,7 @@ static tw_reconnect *service(tw_reactor *r, client_factory *cf, int port, double
 }
 
 /* Fail @p n times in a row against a closed port, following the delays. */
-static void fail_times(clocked *c, tw_reconnect *rc, client_factory *cf, int n)
+static void fail_times(clocked *c, tw_reconnect *rc, tu_client_factory *cf, int n)
 {
     int base = cf->failed;
     for (int i = 1; i <= n; i++) {
@@ -182,9 +105,9 @@ START_TEST(test_backoff_grows_by_the_factor_up_to_the_maximum)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
-    tw_reconnect *rc = service(c.r, &cf, closed_port(), 5.0, 0);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
+    tw_reconnect *rc = service(c.r, &cf, tu_closed_port(), 5.0, 0);
     ck_assert_int_eq(tw_reconnect_start(rc), 0);
     const double expect[] = {1, 2, 4, 5, 5};
     for (int i = 0; i < 5; i++) {
@@ -204,9 +127,9 @@ START_TEST(test_a_retry_waits_for_its_whole_delay)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
-    tw_reconnect *rc = service(c.r, &cf, closed_port(), 60.0, 0);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
+    tw_reconnect *rc = service(c.r, &cf, tu_closed_port(), 60.0, 0);
     tw_reconnect_start(rc);
     fail_times(&c, rc, &cf, 2); /* the pending retry waits 2 s */
     advance(&c, 1.99);
@@ -223,10 +146,10 @@ START_TEST(test_jitter_spreads_delays_within_its_bounds)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
     tw_endpoint e;
-    client_endpoint(&e, closed_port());
+    client_endpoint(&e, tu_closed_port());
     tw_reconnect_options o;
     tw_reconnect_options_init(&o);
     o.initial_delay = 2.0;
@@ -259,14 +182,14 @@ START_TEST(test_a_server_started_after_failures_is_reached)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
-    client_init(&cf, c.r);
+    tu_client_init(&cf, c.r);
     rec_init(&server, c.r);
-    int port = closed_port();
+    int port = tu_closed_port();
     tw_reconnect *rc = service(c.r, &cf, port, 60.0, 0);
-    outcome o;
-    watch(tw_reconnect_when_connected(rc), &o);
+    tu_outcome o;
+    tu_watch(tw_reconnect_when_connected(rc), &o);
     tw_reconnect_start(rc);
     fail_times(&c, rc, &cf, 3);
     ck_assert(!o.fired);
@@ -300,11 +223,11 @@ START_TEST(test_a_dropped_connection_resets_the_backoff_by_itself)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
-    client_init(&cf, c.r);
+    tu_client_init(&cf, c.r);
     rec_init(&server, c.r);
-    int port = closed_port();
+    int port = tu_closed_port();
     tw_reconnect *rc = service(c.r, &cf, port, 60.0, 0);
     tw_reconnect_start(rc);
     fail_times(&c, rc, &cf, 4);
@@ -336,9 +259,9 @@ START_TEST(test_stop_cancels_the_pending_retry)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
-    tw_reconnect *rc = service(c.r, &cf, closed_port(), 60.0, 0);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
+    tw_reconnect *rc = service(c.r, &cf, tu_closed_port(), 60.0, 0);
     tw_reconnect_start(rc);
     wait_for(c.r, &cf.failed, 1);
     ck_assert(tw_reconnect_delay(rc) == 1.0);
@@ -359,8 +282,8 @@ START_TEST(test_stop_cancels_an_attempt_under_way)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
     /* A full accept queue keeps the attempt pending. */
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     tw_address a;
@@ -389,12 +312,12 @@ START_TEST(test_stop_cancels_an_attempt_under_way)
 END_TEST
 
 /* Connect a service to a fresh server; returns the listener. */
-static tw_listener *connected_service(clocked *c, client_factory *cf, rec_factory *server,
+static tw_listener *connected_service(clocked *c, tu_client_factory *cf, rec_factory *server,
                                       tw_reconnect **rc)
 {
-    client_init(cf, c->r);
+    tu_client_init(cf, c->r);
     rec_init(server, c->r);
-    int port = closed_port();
+    int port = tu_closed_port();
     tw_listener *l = listen_at(c->r, server, port);
     *rc = service(c->r, cf, port, 60.0, 0);
     tw_reconnect_start(*rc);
@@ -409,7 +332,7 @@ START_TEST(test_stop_with_disconnect_closes_the_connection_for_good)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
     tw_reconnect *rc;
     tw_listener *l = connected_service(&c, &cf, &server, &rc);
@@ -432,7 +355,7 @@ START_TEST(test_stop_without_disconnect_keeps_the_connection_but_does_not_replac
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
     tw_reconnect *rc;
     tw_listener *l = connected_service(&c, &cf, &server, &rc);
@@ -458,12 +381,12 @@ START_TEST(test_when_connected_fires_at_once_while_connected)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
     tw_reconnect *rc;
     tw_listener *l = connected_service(&c, &cf, &server, &rc);
-    outcome o;
-    watch(tw_reconnect_when_connected(rc), &o);
+    tu_outcome o;
+    tu_watch(tw_reconnect_when_connected(rc), &o);
     ck_assert(o.fired && o.ok);
     ck_assert_ptr_eq(o.value, cf.rf.last);
     tw_reconnect_free(rc);
@@ -477,15 +400,15 @@ START_TEST(test_when_connected_fails_when_the_service_stops)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
-    tw_reconnect *rc = service(c.r, &cf, closed_port(), 60.0, 0);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
+    tw_reconnect *rc = service(c.r, &cf, tu_closed_port(), 60.0, 0);
     tw_reconnect_start(rc);
-    outcome o, cancelled;
-    watch(tw_reconnect_when_connected(rc), &o);
+    tu_outcome o, cancelled;
+    tu_watch(tw_reconnect_when_connected(rc), &o);
     tw_deferred *d = tw_reconnect_when_connected(rc);
     memset(&cancelled, 0, sizeof cancelled);
-    tw_deferred_add_callbacks(d, out_cb, out_eb, &cancelled);
+    tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, &cancelled);
     tw_deferred_cancel(d); /* one waiter gives up on its own */
     tw_deferred_unref(d);
     ck_assert_int_eq(cancelled.code, TW_ECANCELLED);
@@ -503,11 +426,11 @@ START_TEST(test_the_service_gives_up_after_max_retries)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
-    tw_reconnect *rc = service(c.r, &cf, closed_port(), 60.0, 2);
-    outcome o;
-    watch(tw_reconnect_when_connected(rc), &o);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
+    tw_reconnect *rc = service(c.r, &cf, tu_closed_port(), 60.0, 2);
+    tu_outcome o;
+    tu_watch(tw_reconnect_when_connected(rc), &o);
     tw_reconnect_start(rc);
     fail_times(&c, rc, &cf, 2);
     ck_assert(tw_reconnect_running(rc));
@@ -532,9 +455,9 @@ START_TEST(test_the_callers_factory_is_started_once_for_the_whole_service)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
-    client_init(&cf, c.r);
-    tw_reconnect *rc = service(c.r, &cf, closed_port(), 60.0, 0);
+    tu_client_factory cf;
+    tu_client_init(&cf, c.r);
+    tw_reconnect *rc = service(c.r, &cf, tu_closed_port(), 60.0, 0);
     ck_assert_int_eq(cf.rf.starts, 0);
     tw_reconnect_start(rc);
     ck_assert_int_eq(cf.rf.starts, 1);
@@ -552,7 +475,7 @@ START_TEST(test_freeing_a_connected_service_closes_its_connection)
 {
     clocked c;
     clocked_init(&c);
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
     tw_reconnect *rc;
     tw_listener *l = connected_service(&c, &cf, &server, &rc);
@@ -617,7 +540,7 @@ START_TEST(test_a_stop_from_connection_made_disconnects)
     clocked_init(&c);
     rec_factory server;
     rec_init(&server, c.r);
-    int port = closed_port();
+    int port = tu_closed_port();
     tw_listener *l = listen_at(c.r, &server, port);
     tw_factory f;
     tw_factory_init(&f, &sm_factory_ops);
@@ -640,8 +563,8 @@ END_TEST
 START_TEST(test_bad_settings_are_refused)
 {
     tw_reactor *r = tw_reactor_new();
-    client_factory cf;
-    client_init(&cf, r);
+    tu_client_factory cf;
+    tu_client_init(&cf, r);
     tw_endpoint e;
     tw_reconnect *rc;
     ck_assert_int_eq(tw_endpoint_parse_server("tcp:80", &e, NULL, 0), 0);
@@ -665,11 +588,11 @@ START_TEST(test_real_time_retries_reach_a_late_server)
 {
     /* The same story on the real clock, with short delays. */
     tw_reactor *r = tw_reactor_new();
-    client_factory cf;
+    tu_client_factory cf;
     rec_factory server;
-    client_init(&cf, r);
+    tu_client_init(&cf, r);
     rec_init(&server, r);
-    int port = closed_port();
+    int port = tu_closed_port();
     tw_endpoint e;
     client_endpoint(&e, port);
     tw_reconnect_options o;

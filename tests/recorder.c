@@ -178,3 +178,67 @@ tw_listener *listen_on(tw_reactor *r, const char *host, rec_factory *rf,
     ck_assert_int_gt(*port, 0);
     return l;
 }
+
+static void cf_failed(tw_factory *f, const tw_failure *reason)
+{
+    tu_client_factory *cf = (tu_client_factory *)f;
+    cf->failed++;
+    cf->failed_code = tw_failure_code(reason);
+    tw_failure_format(reason, cf->failed_message, sizeof cf->failed_message);
+}
+
+static void cf_lost(tw_factory *f, const tw_failure *reason)
+{
+    tu_client_factory *cf = (tu_client_factory *)f;
+    cf->lost++;
+    cf->lost_code = tw_failure_code(reason);
+    cf->protocol_lost_first = cf->rf.destroyed == 1;
+}
+
+void tu_client_init(tu_client_factory *cf, tw_reactor *r)
+{
+    memset(cf, 0, sizeof *cf);
+    rec_init(&cf->rf, r);
+    /* The recorder's ops with the client hooks added: a copy of our own. */
+    cf->ops = *cf->rf.base.ops;
+    cf->ops.client_connection_failed = cf_failed;
+    cf->ops.client_connection_lost = cf_lost;
+    cf->rf.base.ops = &cf->ops;
+}
+
+void tu_out_cb(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    tu_outcome *o = arg;
+    o->fired = 1;
+    o->ok = 1;
+    o->value = tw_result_take_value(res, &o->free_fn);
+    if (o->watch_rf != NULL)
+        o->made_before = o->watch_rf->nevents > 0 && o->watch_rf->events[0] == EV_MADE;
+}
+
+void tu_out_eb(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    tu_outcome *o = arg;
+    tw_failure *f = tw_result_take_failure(res);
+    o->fired = 1;
+    o->ok = 0;
+    o->code = tw_failure_code(f);
+    tw_failure_format(f, o->message, sizeof o->message);
+    tw_failure_unref(f);
+}
+
+void tu_watch_made(tw_deferred *d, tu_outcome *o, const rec_factory *rf)
+{
+    memset(o, 0, sizeof *o);
+    o->watch_rf = rf;
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(tw_deferred_add_callbacks(d, tu_out_cb, tu_out_eb, o), 0);
+    tw_deferred_unref(d);
+}
+
+void tu_watch(tw_deferred *d, tu_outcome *o)
+{
+    tu_watch_made(d, o, NULL);
+}

@@ -44,4 +44,40 @@ int adopt_pair(tw_reactor *r, rec_factory *rf, int *peer);
 tw_listener *listen_on(tw_reactor *r, const char *host, rec_factory *rf,
                        const tw_listen_options *opts, int *port);
 
+/*
+ * A recording client factory: the recorder, plus what a client factory
+ * alone hears (client_connection_failed / client_connection_lost).
+ */
+typedef struct {
+    rec_factory rf; /* first: the factory pointer is ours too */
+    tw_factory_ops ops;
+    int failed, lost;
+    int failed_code, lost_code;
+    int protocol_lost_first; /* the protocol was destroyed before lost ran */
+    char failed_message[512];
+} tu_client_factory;
+
+void tu_client_init(tu_client_factory *cf, tw_reactor *r);
+
+/* What a deferred fired with. */
+typedef struct {
+    int fired, ok;
+    void *value; /* taken out of the result: the test owns it */
+    tw_free_fn free_fn;
+    int code;
+    char message[512];
+    int made_before; /* with tu_watch_made: connection_made had run by then */
+    const rec_factory *watch_rf;
+} tu_outcome;
+
+/* The callback and errback that fill a tu_outcome (arg). */
+void tu_out_cb(tw_deferred *d, tw_result *res, void *arg);
+void tu_out_eb(tw_deferred *d, tw_result *res, void *arg);
+
+/* Watch @p d (which must not be NULL) and drop the caller's reference. */
+void tu_watch(tw_deferred *d, tu_outcome *o);
+
+/* tu_watch, also noting whether @p rf's protocol was made when it fired. */
+void tu_watch_made(tw_deferred *d, tu_outcome *o, const rec_factory *rf);
+
 #endif

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -55,6 +56,19 @@ int tu_connect_unix(const char *path)
         return -1;
     }
     return fd;
+}
+
+int tu_closed_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(s, 0);
+    tw_address a;
+    tw_address_from_ip(&a, "127.0.0.1", 0);
+    ck_assert_int_eq(bind(s, &a.u.sa, a.len), 0);
+    a.len = sizeof a.u.storage;
+    getsockname(s, &a.u.sa, &a.len);
+    close(s);
+    return tw_address_port(&a);
 }
 
 int tu_write_all(int fd, const void *buf, size_t len)

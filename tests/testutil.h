@@ -16,6 +16,10 @@ int tu_connect(const char *host, int port);
 /* Connect to a UNIX socket path; -1 on failure. */
 int tu_connect_unix(const char *path);
 
+/* A port on 127.0.0.1 that refuses connections: bound a moment ago, then
+ * closed (asserts, Check-style, that the bind worked). */
+int tu_closed_port(void);
+
 /* Write all bytes; 0 or -1. */
 int tu_write_all(int fd, const void *buf, size_t len);
 
