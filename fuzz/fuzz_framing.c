@@ -21,6 +21,7 @@
 #include <twine.h>
 #include <twine/framing.h>
 
+#include "evlog.h"
 #include "fuzz.h"
 #include "memtransport.h"
 
@@ -28,61 +29,6 @@
 #define EVENT_BUDGET 20000
 
 enum { EV_STRING = 'S', EV_LIMIT = 'E', EV_RC = 'F' };
-
-typedef struct evlog {
-    uint8_t *p;
-    size_t len, cap;
-    size_t events;
-} evlog;
-
-static void evlog_add(evlog *l, int tag, const void *data, size_t len)
-{
-    size_t need = l->len + 5 + len;
-    if (need > l->cap) {
-        size_t cap = l->cap ? l->cap : 1024;
-        while (cap < need)
-            cap *= 2;
-        l->p = realloc(l->p, cap);
-        FZ_CHECK(l->p != NULL, "out of memory");
-        l->cap = cap;
-    }
-    l->p[l->len++] = (uint8_t)tag;
-    for (int i = 3; i >= 0; i--)
-        l->p[l->len++] = (uint8_t)(len >> (8 * i));
-    if (len > 0)
-        memcpy(l->p + l->len, data, len);
-    l->len += len;
-    l->events++;
-}
-
-static void evlog_add_u64(evlog *l, int tag, uint64_t v)
-{
-    uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (56 - 8 * i));
-    evlog_add(l, tag, b, 8);
-}
-
-static void evlog_report(const evlog *a, const evlog *b)
-{
-    size_t i = 0, j = 0, n = 0;
-    while (i < a->len && j < b->len) {
-        size_t la = (size_t)a->p[i + 1] << 24 | (size_t)a->p[i + 2] << 16 |
-                    (size_t)a->p[i + 3] << 8 | a->p[i + 4];
-        size_t lb = (size_t)b->p[j + 1] << 24 | (size_t)b->p[j + 2] << 16 |
-                    (size_t)b->p[j + 3] << 8 | b->p[j + 4];
-        if (a->p[i] != b->p[j] || la != lb || memcmp(a->p + i + 5, b->p + j + 5, la) != 0) {
-            fprintf(stderr, "event %zu: twine %c(%zu bytes), model %c(%zu bytes)\n", n, a->p[i], la,
-                    b->p[j], lb);
-            return;
-        }
-        i += 5 + la;
-        j += 5 + lb;
-        n++;
-    }
-    fprintf(stderr, "event %zu: twine has %s, model has %s\n", n, i < a->len ? "more" : "no more",
-            j < b->len ? "more" : "no more");
-}
 
 /* ------------------------------------------------------------ the script */
 
@@ -104,7 +50,7 @@ typedef struct run {
     size_t script_len, step;
     size_t fed_by_handlers;
     size_t max_seen; /* the largest max_length set */
-    evlog log;
+    fz_evlog log;
 } run;
 
 static uint8_t next_action(run *r)
@@ -143,7 +89,7 @@ static void handler_feed(run *r, const void *data, size_t len)
 
 static void on_string(run *r, const void *data, size_t len)
 {
-    evlog_add(&r->log, EV_STRING, data, len);
+    fz_evlog_add(&r->log, EV_STRING, data, len);
     if (r->log.events > EVENT_BUDGET)
         return;
     uint8_t a = next_action(r);
@@ -194,7 +140,7 @@ static void on_string(run *r, const void *data, size_t len)
 
 static void on_limit(run *r, uint64_t length)
 {
-    evlog_add_u64(&r->log, EV_LIMIT, length);
+    fz_evlog_add_u64(&r->log, EV_LIMIT, length);
     uint8_t a = next_action(r);
     switch (a & 3) {
     case 1:
@@ -320,18 +266,7 @@ typedef struct model {
 
 static void m_append(model *m, const void *data, size_t len)
 {
-    if (len == 0)
-        return;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 256;
-        while (cap < m->len + len)
-            cap *= 2;
-        m->buf = realloc(m->buf, cap);
-        FZ_CHECK(m->buf != NULL, "out of memory");
-        m->cap = cap;
-    }
-    memcpy(m->buf + m->len, data, len);
-    m->len += len;
+    fz_append(&m->buf, &m->len, &m->cap, data, len);
 }
 
 static void m_drop(model *m, size_t n)
@@ -518,7 +453,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int rc;
             if (pass == 0) {
                 rc = tw_string_receiver_data_received(&t->sr, stream + at, n);
-                evlog_add_u64(&t->run.log, EV_RC, (uint64_t)(int64_t)rc);
+                fz_evlog_add_u64(&t->run.log, EV_RC, (uint64_t)(int64_t)rc);
                 if (!tw_string_receiver_paused(&t->sr) && !t->mem->closing &&
                     !tw_string_receiver_broken(&t->sr)) {
                     size_t b = tw_string_receiver_buffered(&t->sr);
@@ -528,7 +463,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
             } else {
                 rc = m_data_received(m, stream + at, n);
-                evlog_add_u64(&m->run.log, EV_RC, (uint64_t)(int64_t)rc);
+                fz_evlog_add_u64(&m->run.log, EV_RC, (uint64_t)(int64_t)rc);
             }
             at += n;
             uint32_t x = fz_rng_next(&rng);
@@ -543,11 +478,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (pass == 0 ? t_resume : m_resume)(pass == 0 ? (void *)t : (void *)m);
     }
 
-    if (t->run.log.len != m->run.log.len ||
-        (t->run.log.len > 0 && memcmp(t->run.log.p, m->run.log.p, t->run.log.len) != 0))
-        evlog_report(&t->run.log, &m->run.log);
-    FZ_CHECK(t->run.log.len == m->run.log.len &&
-                 (t->run.log.len == 0 || memcmp(t->run.log.p, m->run.log.p, t->run.log.len) == 0),
+    FZ_CHECK(fz_evlog_same(&t->run.log, &m->run.log),
              "twine's events differ from the model's (%zu vs %zu events)", t->run.log.events,
              m->run.log.events);
     FZ_CHECK(!tw_string_receiver_broken(&t->sr) == !m->broken, "broken states differ");

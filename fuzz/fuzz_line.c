@@ -21,6 +21,7 @@
 #include <twine.h>
 #include <twine/line.h>
 
+#include "evlog.h"
 #include "fuzz.h"
 #include "memtransport.h"
 
@@ -30,56 +31,6 @@
 #define EVENT_BUDGET 20000
 
 enum { EV_LINE = 'L', EV_RAW = 'R', EV_EXCEEDED = 'X' };
-
-/* ------------------------------------------------------------ event logs */
-
-typedef struct evlog {
-    uint8_t *p;
-    size_t len, cap;
-    size_t events;
-} evlog;
-
-static void evlog_add(evlog *l, int tag, const void *data, size_t len)
-{
-    size_t need = l->len + 5 + len;
-    if (need > l->cap) {
-        size_t cap = l->cap ? l->cap : 1024;
-        while (cap < need)
-            cap *= 2;
-        l->p = realloc(l->p, cap);
-        FZ_CHECK(l->p != NULL, "out of memory");
-        l->cap = cap;
-    }
-    l->p[l->len++] = (uint8_t)tag;
-    for (int i = 3; i >= 0; i--)
-        l->p[l->len++] = (uint8_t)(len >> (8 * i));
-    if (len > 0)
-        memcpy(l->p + l->len, data, len);
-    l->len += len;
-    l->events++;
-}
-
-/* Print both logs from the first event where they part. */
-static void evlog_report(const evlog *a, const evlog *b)
-{
-    size_t i = 0, j = 0, n = 0;
-    while (i < a->len && j < b->len) {
-        size_t la = (size_t)a->p[i + 1] << 24 | (size_t)a->p[i + 2] << 16 |
-                    (size_t)a->p[i + 3] << 8 | a->p[i + 4];
-        size_t lb = (size_t)b->p[j + 1] << 24 | (size_t)b->p[j + 2] << 16 |
-                    (size_t)b->p[j + 3] << 8 | b->p[j + 4];
-        if (a->p[i] != b->p[j] || la != lb || memcmp(a->p + i + 5, b->p + j + 5, la) != 0) {
-            fprintf(stderr, "event %zu: twine %c(%zu bytes), model %c(%zu bytes)\n", n, a->p[i], la,
-                    b->p[j], lb);
-            return;
-        }
-        i += 5 + la;
-        j += 5 + lb;
-        n++;
-    }
-    fprintf(stderr, "event %zu: twine has %s, model has %s\n", n, i < a->len ? "more" : "no more",
-            j < b->len ? "more" : "no more");
-}
 
 /* ------------------------------------------------------------ the script */
 
@@ -106,7 +57,7 @@ typedef struct run {
     const uint8_t *script;
     size_t script_len, step;
     size_t fed_by_handlers; /* against FEED_BUDGET */
-    evlog log;
+    fz_evlog log;
     int echo;
 } run;
 
@@ -131,7 +82,7 @@ static void handler_feed(run *r, const void *data, size_t len)
 
 static void on_line(run *r, const char *line, size_t len)
 {
-    evlog_add(&r->log, EV_LINE, line, len);
+    fz_evlog_add(&r->log, EV_LINE, line, len);
     if (r->echo)
         r->ops->send_line(r->ctx, line, len);
     if (r->log.events > EVENT_BUDGET)
@@ -182,7 +133,7 @@ static void on_line(run *r, const char *line, size_t len)
 
 static void on_raw(run *r, const void *data, size_t len)
 {
-    evlog_add(&r->log, EV_RAW, data, len);
+    fz_evlog_add(&r->log, EV_RAW, data, len);
     if (r->log.events > EVENT_BUDGET)
         return;
     uint8_t a = next_action(r);
@@ -209,7 +160,7 @@ static void on_raw(run *r, const void *data, size_t len)
 
 static void on_exceeded(run *r, const void *data, size_t len)
 {
-    evlog_add(&r->log, EV_EXCEEDED, data, len);
+    fz_evlog_add(&r->log, EV_EXCEEDED, data, len);
     if (r->log.events > EVENT_BUDGET)
         return;
     uint8_t a = next_action(r);
@@ -359,18 +310,7 @@ typedef struct model {
 
 static void m_append(model *m, const void *data, size_t len)
 {
-    if (len == 0)
-        return;
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 256;
-        while (cap < m->len + len)
-            cap *= 2;
-        m->buf = realloc(m->buf, cap);
-        FZ_CHECK(m->buf != NULL, "out of memory");
-        m->cap = cap;
-    }
-    memcpy(m->buf + m->len, data, len);
-    m->len += len;
+    fz_append(&m->buf, &m->len, &m->cap, data, len);
 }
 
 /* Take the first @p n bytes out of the buffer, as a new string. */
@@ -626,11 +566,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* The same events, the same leftovers, the same state. */
-    if (t->run.log.len != m->run.log.len ||
-        (t->run.log.len > 0 && memcmp(t->run.log.p, m->run.log.p, t->run.log.len) != 0))
-        evlog_report(&t->run.log, &m->run.log);
-    FZ_CHECK(t->run.log.len == m->run.log.len &&
-                 (t->run.log.len == 0 || memcmp(t->run.log.p, m->run.log.p, t->run.log.len) == 0),
+    FZ_CHECK(fz_evlog_same(&t->run.log, &m->run.log),
              "twine's events differ from Twisted's (%zu vs %zu events)", t->run.log.events,
              m->run.log.events);
     size_t buffered = tw_line_receiver_buffered(&t->lr);
