@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "ampcall.h"
 #include "recorder.h"
 #include "testutil.h"
 
@@ -741,56 +742,13 @@ END_TEST
 
 /* ------------------------------------------------------------ client side */
 
-typedef struct {
-    int done;
-    int failed;
-    int code;
-    char message[512];
-    char remote_code[64], remote_desc[128];
-    tw_amp_values *values;
-    tw_amp_box *box;
-} outcome;
-
-static void on_values(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    tw_free_fn fn;
-    o->values = tw_result_take_value(res, &fn);
-    o->done = 1;
-}
-
 static void on_box(tw_deferred *d, tw_result *res, void *arg)
 {
     (void)d;
-    outcome *o = arg;
+    tu_amp_outcome *o = arg;
     tw_free_fn fn;
     o->box = tw_result_take_value(res, &fn);
     o->done = 1;
-}
-
-static void on_failure(tw_deferred *d, tw_result *res, void *arg)
-{
-    (void)d;
-    outcome *o = arg;
-    tw_failure *f = tw_result_take_failure(res);
-    o->failed = 1;
-    o->done = 1;
-    o->code = tw_failure_code(f);
-    tw_failure_format(f, o->message, sizeof o->message);
-    const char *code, *desc;
-    if (tw_amp_error_info(f, &code, &desc) == 0) {
-        snprintf(o->remote_code, sizeof o->remote_code, "%s", code);
-        snprintf(o->remote_desc, sizeof o->remote_desc, "%s", desc);
-    }
-    tw_failure_unref(f);
-}
-
-static void outcome_free(outcome *o)
-{
-    tw_amp_values_free(o->values);
-    tw_amp_box_free(o->box);
-    memset(o, 0, sizeof *o);
 }
 
 static tw_amp *client_amp;
@@ -823,17 +781,10 @@ static tw_factory *client_pair(tw_factory *server)
     return client;
 }
 
-/* Call and wait for the outcome. */
-static void call(const tw_amp_command *cmd, tw_amp_values *args, outcome *o)
+/* Call and wait for the answer. */
+static void call(const tw_amp_command *cmd, tw_amp_values *args, tu_amp_outcome *o)
 {
-    memset(o, 0, sizeof *o);
-    tw_deferred *d = tw_amp_call_remote(client_amp, cmd, args);
-    ck_assert_ptr_nonnull(d);
-    tw_deferred_add_callbacks(d, on_values, on_failure, o);
-    spin(R, &o->done, 3000);
-    ck_assert_msg(o->done, "%s was not answered", cmd->name);
-    tw_deferred_unref(d);
-    tw_amp_values_free(args);
+    tu_amp_call(R, client_amp, cmd, args, o, 3000);
 }
 
 static tw_amp_values *sum_args(int64_t a, int64_t b)
@@ -867,14 +818,14 @@ static void client_done(tw_factory *client)
 START_TEST(test_call_remote_fires_with_the_typed_answer)
 {
     tw_factory *client = client_pair(SERVER);
-    outcome o;
+    tu_amp_outcome o;
     call(&SUM, sum_args(13, 81), &o);
     ck_assert(!o.failed);
     int64_t total;
     ck_assert_int_eq(tw_amp_values_get_integer(o.values, "total", &total), 0);
     ck_assert_int_eq(total, 94);
     ck_assert_uint_eq(tw_amp_outstanding(client_amp), 0);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST
@@ -882,17 +833,17 @@ END_TEST
 START_TEST(test_call_remote_fails_with_the_remote_code_and_description)
 {
     tw_factory *client = client_pair(SERVER);
-    outcome o;
+    tu_amp_outcome o;
     call(&FAIL, how_args("declared"), &o);
     ck_assert(o.failed);
     ck_assert_int_eq(o.code, TW_EREMOTE);
     ck_assert_str_eq(o.remote_code, "BAD");
     ck_assert_str_eq(o.remote_desc, "it went bad");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     /* The connection is still usable. */
     call(&SUM, sum_args(1, 2), &o);
     ck_assert(!o.failed);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST
@@ -901,12 +852,12 @@ START_TEST(test_calling_an_unknown_command_fails_with_unhandled)
 {
     static const tw_amp_command nope = {.name = "Nope"};
     tw_factory *client = client_pair(SERVER);
-    outcome o;
+    tu_amp_outcome o;
     call(&nope, NULL, &o);
     ck_assert(o.failed);
     ck_assert_str_eq(o.remote_code, "UNHANDLED");
     ck_assert_str_eq(o.remote_desc, "Unhandled Command: b'Nope'");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST
@@ -924,7 +875,7 @@ START_TEST(test_every_type_round_trips_through_a_call)
                          {.kind = TW_AMP_FLOAT, .u.number = 0.1}};
     tw_amp_value l = {.kind = TW_AMP_LIST, .u.list = {fl, 2}};
     tw_amp_values_set(v, "l", &l);
-    outcome o;
+    tu_amp_outcome o;
     call(&TYPES, v, &o);
     ck_assert_msg(!o.failed, "%s", o.message);
     int64_t i;
@@ -947,21 +898,21 @@ START_TEST(test_every_type_round_trips_through_a_call)
     ck_assert(back->u.list.items[0].u.number == INFINITY);
     ck_assert(back->u.list.items[1].u.number == 0.1);
     ck_assert_ptr_null(tw_amp_values_get(o.values, "o"));
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST
 
-static outcome lost_outcome;
+static tu_amp_outcome lost_outcome;
 static int lost_late_failed_at_once;
 
 static void call_again_after_loss(tw_deferred *d, tw_result *res, void *arg)
 {
-    on_failure(d, res, arg);
+    tu_amp_on_failure(d, res, arg);
     /* From inside the errback: calling again fails at once. */
-    outcome again = {0};
+    tu_amp_outcome again = {0};
     tw_deferred *d2 = tw_amp_call_remote(client_amp, &SUM, NULL);
-    tw_deferred_add_callbacks(d2, on_values, on_failure, &again);
+    tw_deferred_add_callbacks(d2, tu_amp_on_values, tu_amp_on_failure, &again);
     lost_late_failed_at_once = again.done && again.failed;
     tw_deferred_unref(d2);
 }
@@ -969,15 +920,15 @@ static void call_again_after_loss(tw_deferred *d, tw_result *res, void *arg)
 START_TEST(test_outstanding_calls_fail_with_a_clear_reason_when_the_connection_is_lost)
 {
     tw_factory *client = client_pair(SERVER);
-    outcome first = {0};
+    tu_amp_outcome first = {0};
     tw_amp_values *args = tw_amp_values_new();
     tw_amp_values_set_integer(args, "id", 1);
     tw_deferred *d1 = tw_amp_call_remote(client_amp, &LATER, args);
     tw_deferred *d2 = tw_amp_call_remote(client_amp, &LATER, args);
     tw_amp_values_free(args);
-    tw_deferred_add_callbacks(d1, on_values, on_failure, &first);
+    tw_deferred_add_callbacks(d1, tu_amp_on_values, tu_amp_on_failure, &first);
     memset(&lost_outcome, 0, sizeof lost_outcome);
-    tw_deferred_add_callbacks(d2, on_values, call_again_after_loss, &lost_outcome);
+    tw_deferred_add_callbacks(d2, tu_amp_on_values, call_again_after_loss, &lost_outcome);
     for (int i = 0; i < 200 && nlater < 2; i++)
         tw_reactor_iterate(R, 0.005);
     ck_assert_int_eq(nlater, 2);
@@ -999,12 +950,12 @@ END_TEST
 START_TEST(test_call_remote_with_bad_arguments_fails_at_once_and_sends_nothing)
 {
     tw_factory *client = client_pair(SERVER);
-    outcome o;
+    tu_amp_outcome o;
     tw_amp_values *v = tw_amp_values_new();
     tw_amp_values_set_integer(v, "a", 1);
     tw_deferred *d = tw_amp_call_remote(client_amp, &SUM, v);
     memset(&o, 0, sizeof o);
-    tw_deferred_add_callbacks(d, on_values, on_failure, &o);
+    tw_deferred_add_callbacks(d, tu_amp_on_values, tu_amp_on_failure, &o);
     ck_assert(o.done && o.failed);
     ck_assert_int_eq(o.code, -EINVAL);
     ck_assert_ptr_nonnull(strstr(o.message, "missing a value for 'b'"));
@@ -1029,15 +980,15 @@ static const tw_amp_command WRONG_SUM = {
 START_TEST(test_an_answer_that_does_not_decode_fails_the_call_and_the_connection_stays)
 {
     tw_factory *client = client_pair(SERVER);
-    outcome o;
+    tu_amp_outcome o;
     call(&WRONG_SUM, sum_args(1, 1), &o);
     ck_assert(o.failed);
     ck_assert_int_eq(o.code, TW_EPROTO);
     ck_assert_ptr_nonnull(strstr(o.message, "the answer to Sum does not decode"));
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     call(&SUM, sum_args(1, 1), &o);
     ck_assert(!o.failed);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST
@@ -1048,16 +999,16 @@ START_TEST(test_call_remote_box_gives_the_raw_answer_without_its_answer_key)
     tw_amp_box *args = tw_amp_box_new();
     tw_amp_box_set_str(args, "a", "40");
     tw_amp_box_set_str(args, "b", "2");
-    outcome o = {0};
+    tu_amp_outcome o = {0};
     tw_deferred *d = tw_amp_call_remote_box(client_amp, "Sum", args);
     tw_amp_box_free(args);
-    tw_deferred_add_callbacks(d, on_box, on_failure, &o);
+    tw_deferred_add_callbacks(d, on_box, tu_amp_on_failure, &o);
     spin(R, &o.done, 2000);
     ck_assert(o.done && !o.failed);
     ck_assert_uint_eq(tw_amp_box_count(o.box), 1);
     assert_value(o.box, "total", "42");
     tw_deferred_unref(d);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST
@@ -1104,9 +1055,9 @@ START_TEST(test_tags_count_up_in_lowercase_hex_and_send_asks_for_no_answer)
     /* Answer out of order; each call gets its own. */
     raw_send_kv(&rw, "_answer", "3", "total", "4", KV_END);
     raw_send_kv(&rw, "_answer", "1", "total", "0", KV_END);
-    outcome o3 = {0}, o1 = {0};
-    tw_deferred_add_callbacks(ds[2], on_values, on_failure, &o3);
-    tw_deferred_add_callbacks(ds[0], on_values, on_failure, &o1);
+    tu_amp_outcome o3 = {0}, o1 = {0};
+    tw_deferred_add_callbacks(ds[2], tu_amp_on_values, tu_amp_on_failure, &o3);
+    tw_deferred_add_callbacks(ds[0], tu_amp_on_values, tu_amp_on_failure, &o1);
     spin(R, &o1.done, 2000);
     ck_assert(o3.done && o1.done);
     int64_t t3, t1;
@@ -1115,13 +1066,13 @@ START_TEST(test_tags_count_up_in_lowercase_hex_and_send_asks_for_no_answer)
     ck_assert_int_eq(t3, 4);
     ck_assert_int_eq(t1, 0);
     ck_assert_uint_eq(tw_amp_outstanding(client_amp), 9);
-    outcome_free(&o3);
-    outcome_free(&o1);
+    tu_amp_outcome_free(&o3);
+    tu_amp_outcome_free(&o1);
     raw_close(&rw);
     ck_assert_ptr_null(client_amp);
     for (int i = 0; i < 11; i++) {
         ck_assert(tw_deferred_called(ds[i]));
-        tw_deferred_add_errback(ds[i], on_failure, &o1); /* consume the lost ones */
+        tw_deferred_add_errback(ds[i], tu_amp_on_failure, &o1); /* consume the lost ones */
         tw_deferred_unref(ds[i]);
     }
     tw_factory_free(client);
@@ -1144,31 +1095,6 @@ static tw_factory *module_factory(void)
     return f;
 }
 
-static const tw_amp_command ECHO = {
-    .name = "Echo",
-    .arguments = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command DIVIDE = {
-    .name = "Divide",
-    .arguments = (const tw_amp_arg[]){{"numerator", TW_AMP_T_INTEGER, 0},
-                                      {"denominator", TW_AMP_T_INTEGER, 0},
-                                      {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"result", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command DELAY = {
-    .name = "Delay",
-    .arguments = (const tw_amp_arg[]){{"seconds", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"done", TW_AMP_T_BOOLEAN, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command TIME = {
-    .name = "Time",
-    .response = (const tw_amp_arg[]){{"now", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-};
-
 static tw_amp_values *divide_args(int64_t n, int64_t d)
 {
     tw_amp_values *v = tw_amp_values_new();
@@ -1189,64 +1115,64 @@ START_TEST(test_the_amp_module_answers_its_commands)
     tw_factory *module = module_factory();
     ck_assert_uint_eq(tw_amp_dispatcher_count(tw_amp_factory_dispatcher(module)), 5);
     tw_factory *client = client_pair(module);
-    outcome o;
+    tu_amp_outcome o;
 
-    call(&SUM, sum_args(13, 81), &o);
+    call(&tu_amp_sum, sum_args(13, 81), &o);
     int64_t total;
     tw_amp_values_get_integer(o.values, "total", &total);
     ck_assert_int_eq(total, 94);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
-    call(&SUM, sum_args(INT64_MAX, 1), &o);
+    call(&tu_amp_sum, sum_args(INT64_MAX, 1), &o);
     ck_assert_str_eq(o.remote_code, "OVERFLOW");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
     /* (2**62 + 1) / 3 == 1.5372286728091292e+18 in Python */
-    call(&DIVIDE, divide_args(((int64_t)1 << 62) + 1, 3), &o);
+    call(&tu_amp_divide, divide_args(((int64_t)1 << 62) + 1, 3), &o);
     double r;
     tw_amp_values_get_float(o.values, "result", &r);
     char text[40];
     tw_amp_float_repr(r, text, sizeof text);
     ck_assert_str_eq(text, "1.5372286728091292e+18");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
-    call(&DIVIDE, divide_args(0, -5), &o);
+    call(&tu_amp_divide, divide_args(0, -5), &o);
     tw_amp_values_get_float(o.values, "result", &r);
     ck_assert(r == 0 && signbit(r)); /* 0 / -5 == -0.0 */
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
-    call(&DIVIDE, divide_args(1, 0), &o);
+    call(&tu_amp_divide, divide_args(1, 0), &o);
     ck_assert_str_eq(o.remote_code, "ZERO_DIVISION");
     ck_assert_str_eq(o.remote_desc, "division by zero");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    call(&TIME, NULL, &o);
+    call(&tu_amp_time, NULL, &o);
     double now;
     tw_amp_values_get_float(o.values, "now", &now);
     ck_assert(fabs(now - (double)ts.tv_sec) < 5);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
-    call(&DELAY, one_float("seconds", -1), &o);
+    call(&tu_amp_delay, one_float("seconds", -1), &o);
     ck_assert_str_eq(o.remote_code, "BAD_DELAY");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
     tw_amp_values *v = tw_amp_values_new();
     tw_amp_values_set_string(v, "value", "hi\0there", 8);
-    call(&ECHO, v, &o);
+    call(&tu_amp_echo, v, &o);
     const char *s;
     size_t len;
     tw_amp_values_get_string(o.values, "value", &s, &len);
     ck_assert(len == 8 && memcmp(s, "hi\0there", 8) == 0);
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
 
     client_done(client);
 }
 END_TEST
 
 typedef struct {
-    outcome o;
+    tu_amp_outcome o;
     int order; /* when it completed, counting from 0 */
 } pipelined;
 
@@ -1256,9 +1182,9 @@ static void pipelined_done(tw_deferred *d, tw_result *res, void *arg)
 {
     pipelined *p = arg;
     if (tw_result_is_failure(res))
-        on_failure(d, res, &p->o);
+        tu_amp_on_failure(d, res, &p->o);
     else
-        on_values(d, res, &p->o);
+        tu_amp_on_values(d, res, &p->o);
     p->order = completed++;
 }
 
@@ -1282,7 +1208,7 @@ START_TEST(test_many_pipelined_calls_are_answered_out_of_order_and_matched)
         if (i % (E / D) == 0) {
             int rank = (nd * 5) % D; /* a permutation of 0..D-1 */
             tw_amp_values *v = one_float("seconds", 0.05 + rank * 0.04);
-            ds[ncalls] = tw_amp_call_remote(client_amp, &DELAY, v);
+            ds[ncalls] = tw_amp_call_remote(client_amp, &tu_amp_delay, v);
             tw_amp_values_free(v);
             tw_deferred_add_both(ds[ncalls++], pipelined_done, &delays[nd++]);
         }
@@ -1290,7 +1216,7 @@ START_TEST(test_many_pipelined_calls_are_answered_out_of_order_and_matched)
         snprintf(value, sizeof value, "echo-%d", i);
         tw_amp_values *v = tw_amp_values_new();
         tw_amp_values_set_string(v, "value", value, strlen(value));
-        ds[ncalls] = tw_amp_call_remote(client_amp, &ECHO, v);
+        ds[ncalls] = tw_amp_call_remote(client_amp, &tu_amp_echo, v);
         tw_amp_values_free(v);
         tw_deferred_add_both(ds[ncalls++], pipelined_done, &echoes[i]);
     }
@@ -1320,9 +1246,9 @@ START_TEST(test_many_pipelined_calls_are_answered_out_of_order_and_matched)
      * answers really came back out of order. */
     ck_assert_int_gt(delays[1].order, delays[3].order);
     for (int i = 0; i < D; i++)
-        outcome_free(&delays[i].o);
+        tu_amp_outcome_free(&delays[i].o);
     for (int i = 0; i < E; i++)
-        outcome_free(&echoes[i].o);
+        tu_amp_outcome_free(&echoes[i].o);
     for (int i = 0; i < ncalls; i++)
         tw_deferred_unref(ds[i]);
     client_done(client);
@@ -1349,7 +1275,7 @@ START_TEST(test_another_module_can_add_commands_to_the_amp_module)
     tw_amp_dispatcher *d = tw_amp_factory_dispatcher(module);
     ck_assert_int_eq(tw_amp_register(d, &HELLO, hello_responder, "hello, world"), 0);
     ck_assert_int_eq(tw_amp_register(d, &HELLO, hello_responder, NULL), -EEXIST);
-    ck_assert_int_eq(tw_amp_register(d, &SUM, sum_responder, NULL), -EEXIST);
+    ck_assert_int_eq(tw_amp_register(d, &tu_amp_sum, sum_responder, NULL), -EEXIST);
     ck_assert_ptr_eq(tw_amp_dispatcher_find(d, "Hello"), &HELLO);
     ck_assert_ptr_null(tw_amp_dispatcher_find(d, "Goodbye"));
     /* Only AMP factories have a dispatcher. */
@@ -1358,12 +1284,12 @@ START_TEST(test_another_module_can_add_commands_to_the_amp_module)
     ck_assert_ptr_null(tw_amp_factory_dispatcher(&other.base));
 
     tw_factory *client = client_pair(module);
-    outcome o;
+    tu_amp_outcome o;
     call(&HELLO, NULL, &o);
     const char *s;
     tw_amp_values_get_string(o.values, "greeting", &s, NULL);
     ck_assert_str_eq(s, "hello, world");
-    outcome_free(&o);
+    tu_amp_outcome_free(&o);
     client_done(client);
 }
 END_TEST

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "ampcall.h"
 #include "recorder.h"
 #include "testutil.h"
 
@@ -235,66 +236,15 @@ END_TEST
 
 /* ------------------------------------------------------------ twine -> Twisted */
 
-static const tw_amp_command SUM = {
-    .name = "Sum",
-    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0},
-                                      {"b", TW_AMP_T_INTEGER, 0},
-                                      {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command ECHO = {
-    .name = "Echo",
-    .arguments = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command DIVIDE = {
-    .name = "Divide",
-    .arguments = (const tw_amp_arg[]){{"numerator", TW_AMP_T_INTEGER, 0},
-                                      {"denominator", TW_AMP_T_INTEGER, 0},
-                                      {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"result", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-    .errors = (const tw_amp_error_spec[]){{"ZERO_DIVISION", "division by zero", 0},
-                                          {NULL, NULL, 0}},
-};
-
-static const tw_amp_command DELAY = {
-    .name = "Delay",
-    .arguments = (const tw_amp_arg[]){{"seconds", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"done", TW_AMP_T_BOOLEAN, 0}, {NULL, NULL, 0}},
-};
-
 static const tw_amp_command NOPE = {.name = "Nope"};
-
-typedef struct {
-    int done, failed, order;
-    tw_amp_values *values;
-    char code[64], desc[256], message[256];
-} outcome;
 
 static int completions;
 
+/* The shared outcome, numbered in the order the calls completed. */
 static void finished(tw_deferred *d, tw_result *res, void *arg)
 {
-    (void)d;
-    outcome *o = arg;
-    o->done = 1;
-    o->order = completions++;
-    if (tw_result_is_failure(res)) {
-        tw_failure *f = tw_result_take_failure(res);
-        o->failed = 1;
-        tw_failure_format(f, o->message, sizeof o->message);
-        const char *code, *desc;
-        if (tw_amp_error_info(f, &code, &desc) == 0) {
-            snprintf(o->code, sizeof o->code, "%s", code);
-            snprintf(o->desc, sizeof o->desc, "%s", desc);
-        }
-        tw_failure_unref(f);
-    } else {
-        tw_free_fn fn;
-        o->values = tw_result_take_value(res, &fn);
-    }
+    ((tu_amp_outcome *)arg)->order = completions++;
+    tu_amp_on_result(d, res, arg);
 }
 
 static tw_amp *connected_amp;
@@ -314,7 +264,7 @@ static void on_lost(tw_amp *amp, const tw_failure *reason, void *arg)
 }
 
 /* Start a call; the caller spins until o->done. */
-static tw_deferred *start(const tw_amp_command *cmd, tw_amp_values *args, outcome *o)
+static tw_deferred *start(const tw_amp_command *cmd, tw_amp_values *args, tu_amp_outcome *o)
 {
     memset(o, 0, sizeof *o);
     tw_deferred *d = tw_amp_call_remote(connected_amp, cmd, args);
@@ -324,12 +274,10 @@ static tw_deferred *start(const tw_amp_command *cmd, tw_amp_values *args, outcom
     return d;
 }
 
-static void call(tw_reactor *r, const tw_amp_command *cmd, tw_amp_values *args, outcome *o)
+static void call(tw_reactor *r, const tw_amp_command *cmd, tw_amp_values *args,
+                 tu_amp_outcome *o)
 {
-    tw_deferred *d = start(cmd, args, o);
-    spin(r, &o->done, 5000);
-    ck_assert_msg(o->done, "%s got no answer", cmd->name);
-    tw_deferred_unref(d);
+    tu_amp_call(r, connected_amp, cmd, args, o, 5000);
 }
 
 static tw_amp_values *ints(const char *n1, int64_t v1, const char *n2, int64_t v2)
@@ -356,8 +304,8 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
     ck_assert_int_eq(tw_transport_adopt(r, fd, f), 0);
     ck_assert_ptr_nonnull(connected_amp);
 
-    outcome o;
-    call(r, &SUM, ints("a", 13, "b", 81), &o);
+    tu_amp_outcome o;
+    call(r, &tu_amp_sum, ints("a", 13, "b", 81), &o);
     int64_t total = 0;
     ck_assert_msg(!o.failed, "%s", o.message);
     tw_amp_values_get_integer(o.values, "total", &total);
@@ -366,45 +314,45 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
 
     tw_amp_values *v = tw_amp_values_new();
     tw_amp_values_set_string(v, "value", "\0binary\xff", 8);
-    call(r, &ECHO, v, &o);
+    call(r, &tu_amp_echo, v, &o);
     const char *s;
     size_t len;
     ck_assert_int_eq(tw_amp_values_get_string(o.values, "value", &s, &len), 0);
     ck_assert(len == 8 && memcmp(s, "\0binary\xff", 8) == 0);
     tw_amp_values_free(o.values);
 
-    call(r, &DIVIDE, ints("numerator", 1, "denominator", 3), &o);
+    call(r, &tu_amp_divide, ints("numerator", 1, "denominator", 3), &o);
     double q;
     ck_assert_int_eq(tw_amp_values_get_float(o.values, "result", &q), 0);
     ck_assert(q == 1.0 / 3);
     tw_amp_values_free(o.values);
 
-    call(r, &DIVIDE, ints("numerator", 1, "denominator", 0), &o);
+    call(r, &tu_amp_divide, ints("numerator", 1, "denominator", 0), &o);
     ck_assert(o.failed);
-    ck_assert_str_eq(o.code, "ZERO_DIVISION");
-    ck_assert_str_eq(o.desc, "division by zero");
+    ck_assert_str_eq(o.remote_code, "ZERO_DIVISION");
+    ck_assert_str_eq(o.remote_desc, "division by zero");
 
     call(r, &NOPE, NULL, &o);
     ck_assert(o.failed);
-    ck_assert_str_eq(o.code, "UNHANDLED");
-    ck_assert_str_eq(o.desc, "Unhandled Command: b'Nope'");
+    ck_assert_str_eq(o.remote_code, "UNHANDLED");
+    ck_assert_str_eq(o.remote_desc, "Unhandled Command: b'Nope'");
 
     /* Pipelined against Twisted: answered as its timers fire, matched by tag. */
-    static outcome delays[3], echoes[20];
+    static tu_amp_outcome delays[3], echoes[20];
     tw_deferred *ds[23];
     double seconds[3] = {0.45, 0.05, 0.25};
     completions = 0;
     for (int i = 0; i < 3; i++) {
         tw_amp_values *a = tw_amp_values_new();
         tw_amp_values_set_float(a, "seconds", seconds[i]);
-        ds[i] = start(&DELAY, a, &delays[i]);
+        ds[i] = start(&tu_amp_delay, a, &delays[i]);
     }
     for (int i = 0; i < 20; i++) {
         char value[32];
         snprintf(value, sizeof value, "v%d", i);
         tw_amp_values *a = tw_amp_values_new();
         tw_amp_values_set_string(a, "value", value, strlen(value));
-        ds[3 + i] = start(&ECHO, a, &echoes[i]);
+        ds[3 + i] = start(&tu_amp_echo, a, &echoes[i]);
     }
     spin(r, &delays[0].done, 5000);
     ck_assert_int_eq(completions, 23);
@@ -624,18 +572,18 @@ static void check_client_bytes(tw_reactor *r, const char *name, const unsigned c
     tw_amp_values *v = tw_amp_values_new();
     const tw_amp_command *cmd = NULL;
     if (strcmp(name, "sum") == 0) {
-        cmd = &SUM;
+        cmd = &tu_amp_sum;
         tw_amp_values_set_integer(v, "a", 13);
         tw_amp_values_set_integer(v, "b", 81);
     } else if (strcmp(name, "echo") == 0) {
-        cmd = &ECHO;
+        cmd = &tu_amp_echo;
         tw_amp_values_set_string(v, "value", "\0hello\xff", 7);
     } else if (strcmp(name, "divide") == 0) {
-        cmd = &DIVIDE;
+        cmd = &tu_amp_divide;
         tw_amp_values_set_integer(v, "numerator", -7);
         tw_amp_values_set_integer(v, "denominator", 2);
     } else if (strcmp(name, "delay") == 0) {
-        cmd = &DELAY;
+        cmd = &tu_amp_delay;
         tw_amp_values_set_float(v, "seconds", 0.1);
     }
     ck_assert_msg(cmd != NULL, "no twine call for '%s'", name);
@@ -649,7 +597,7 @@ static void check_client_bytes(tw_reactor *r, const char *name, const unsigned c
     long long deadline = tu_now_ms() + 2000;
     while (connected_amp != NULL && tu_now_ms() < deadline)
         tw_reactor_iterate(r, 0.005);
-    tw_deferred_add_errback(d, finished, &(outcome){0});
+    tw_deferred_add_errback(d, finished, &(tu_amp_outcome){0});
     tw_deferred_unref(d);
     tw_factory_free(f);
 }
