@@ -18,31 +18,7 @@ from twisted.internet import defer, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols import amp
 
-
-class Echo(amp.Command):
-    arguments = [(b"value", amp.String())]
-    response = [(b"value", amp.String())]
-
-
-class Sum(amp.Command):
-    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
-    response = [(b"total", amp.Integer())]
-
-
-class Divide(amp.Command):
-    arguments = [(b"numerator", amp.Integer()), (b"denominator", amp.Integer())]
-    response = [(b"result", amp.Float())]
-    errors = {ZeroDivisionError: b"ZERO_DIVISION"}
-
-
-class Time(amp.Command):
-    arguments = []
-    response = [(b"now", amp.Float())]
-
-
-class Delay(amp.Command):
-    arguments = [(b"seconds", amp.Float())]
-    response = [(b"done", amp.Boolean())]
+from amp_commands import Delay, Divide, Echo, Sum, Time
 
 
 class Missing(amp.Command):

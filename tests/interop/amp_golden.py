@@ -19,44 +19,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogBeginner
 from twisted.protocols import amp
 
-
-class Sum(amp.Command):
-    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
-    response = [(b"total", amp.Integer())]
-
-
-class Echo(amp.Command):
-    arguments = [(b"value", amp.String())]
-    response = [(b"value", amp.String())]
-
-
-class Divide(amp.Command):
-    arguments = [(b"numerator", amp.Integer()), (b"denominator", amp.Integer())]
-    response = [(b"result", amp.Float())]
-    errors = {ZeroDivisionError: b"ZERO_DIVISION"}
-
-
-class Delay(amp.Command):
-    arguments = [(b"seconds", amp.Float())]
-    response = [(b"done", amp.Boolean())]
-
-
-class Server(amp.AMP):
-    @Sum.responder
-    def sum(self, a, b):
-        return {"total": a + b}
-
-    @Echo.responder
-    def echo(self, value):
-        return {"value": value}
-
-    @Divide.responder
-    def divide(self, numerator, denominator):
-        return {"result": numerator / denominator}
-
-    @Delay.responder
-    def delay(self, seconds):
-        return {"done": True}
+from amp_commands import Delay, Divide, Echo, Server, Sum
 
 
 def hexed(data):

@@ -11,45 +11,15 @@ standard input closes, it is killed, or 60 seconds pass.
 import sys
 
 from twisted.internet import protocol, reactor, stdio, task
-from twisted.protocols import amp
+
+import amp_commands
 
 
-class Sum(amp.Command):
-    arguments = [(b"a", amp.Integer()), (b"b", amp.Integer())]
-    response = [(b"total", amp.Integer())]
+class Server(amp_commands.Server):
+    """Delay answers once the delay has passed, so pipelined answers come
+    back out of order."""
 
-
-class Echo(amp.Command):
-    arguments = [(b"value", amp.String())]
-    response = [(b"value", amp.String())]
-
-
-class Divide(amp.Command):
-    arguments = [(b"numerator", amp.Integer()), (b"denominator", amp.Integer())]
-    response = [(b"result", amp.Float())]
-    errors = {ZeroDivisionError: b"ZERO_DIVISION"}
-
-
-class Delay(amp.Command):
-    arguments = [(b"seconds", amp.Float())]
-    response = [(b"done", amp.Boolean())]
-
-
-class Server(amp.AMP):
-    @Sum.responder
-    def sum(self, a, b):
-        return {"total": a + b}
-
-    @Echo.responder
-    def echo(self, value):
-        return {"value": value}
-
-    @Divide.responder
-    def divide(self, numerator, denominator):
-        return {"result": numerator / denominator}
-
-    @Delay.responder
-    def delay(self, seconds):
+    def delayed_answer(self, seconds):
         return task.deferLater(reactor, seconds, lambda: {"done": True})
 
 
