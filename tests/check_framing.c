@@ -18,6 +18,7 @@
 #include <twine/framing.h>
 
 #include "memtransport.h"
+#include "testutil.h"
 
 typedef struct {
     tw_framing framing;
@@ -182,31 +183,17 @@ static char *run_cuts(const behaviour *b, const unsigned char *in, size_t len,
     return log;
 }
 
+static char *cuts_run(const void *b, const void *in, size_t len, const size_t *cuts,
+                      size_t ncuts)
+{
+    return run_cuts(b, in, len, cuts, ncuts);
+}
+
+/* The log of @p in must be @p expected however the input is cut. */
 static void check_every_split(const behaviour *b, const unsigned char *in, size_t len,
                               const char *expected)
 {
-    char *log = run_cuts(b, in, len, NULL, 0);
-    ck_assert_str_eq(log, expected);
-    free(log);
-    for (size_t i = 0; i <= len; i++) {
-        size_t cut[1] = {i};
-        log = run_cuts(b, in, len, cut, 1);
-        ck_assert_msg(strcmp(log, expected) == 0, "split at %zu: got %s", i, log);
-        free(log);
-        for (size_t j = i; j <= len && len <= 48; j++) {
-            size_t cuts[2] = {i, j};
-            log = run_cuts(b, in, len, cuts, 2);
-            ck_assert_msg(strcmp(log, expected) == 0, "split at %zu,%zu: got %s", i, j, log);
-            free(log);
-        }
-    }
-    size_t *cuts = malloc((len + 1) * sizeof *cuts);
-    for (size_t i = 0; i < len; i++)
-        cuts[i] = i + 1;
-    log = run_cuts(b, in, len, cuts, len ? len - 1 : 0);
-    ck_assert_msg(strcmp(log, expected) == 0, "byte at a time: got %s", log);
-    free(log);
-    free(cuts);
+    tu_check_every_split(cuts_run, b, in, len, expected, 48);
 }
 
 static const tw_framing all_framings[] = {TW_FRAMING_INT8, TW_FRAMING_INT16, TW_FRAMING_INT32,

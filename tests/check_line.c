@@ -209,37 +209,16 @@ static char *run_cuts(const behaviour *b, const char *in, size_t len, const size
     return log;
 }
 
-/*
- * The log when @p in arrives whole must be @p expected, and so must it be
- * for every cut into two and three chunks, and for one byte at a time.
- */
+static char *cuts_run(const void *b, const void *in, size_t len, const size_t *cuts,
+                      size_t ncuts)
+{
+    return run_cuts(b, in, len, cuts, ncuts, NULL);
+}
+
+/* The log of @p in must be @p expected however the input is cut. */
 static void check_every_split(const behaviour *b, const char *in, const char *expected)
 {
-    size_t len = strlen(in);
-    char *log = run_cuts(b, in, len, NULL, 0, NULL);
-    ck_assert_str_eq(log, expected);
-    free(log);
-    for (size_t i = 0; i <= len; i++) {
-        size_t cut[1] = {i};
-        log = run_cuts(b, in, len, cut, 1, NULL);
-        ck_assert_msg(strcmp(log, expected) == 0, "split at %zu: got %s, want %s", i, log,
-                      expected);
-        free(log);
-        for (size_t j = i; j <= len && len <= 64; j++) {
-            size_t cuts[2] = {i, j};
-            log = run_cuts(b, in, len, cuts, 2, NULL);
-            ck_assert_msg(strcmp(log, expected) == 0, "split at %zu,%zu: got %s, want %s", i, j,
-                          log, expected);
-            free(log);
-        }
-    }
-    size_t *cuts = malloc((len + 1) * sizeof *cuts);
-    for (size_t i = 0; i < len; i++)
-        cuts[i] = i + 1;
-    log = run_cuts(b, in, len, cuts, len ? len - 1 : 0, NULL);
-    ck_assert_msg(strcmp(log, expected) == 0, "byte at a time: got %s, want %s", log, expected);
-    free(log);
-    free(cuts);
+    tu_check_every_split(cuts_run, b, in, strlen(in), expected, 64);
 }
 
 START_TEST(test_lines_are_split_on_crlf_by_default)

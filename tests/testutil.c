@@ -71,6 +71,36 @@ int tu_closed_port(void)
     return tw_address_port(&a);
 }
 
+void tu_check_every_split(tu_cuts_fn run, const void *arg, const void *in, size_t len,
+                          const char *expected, size_t max_three_len)
+{
+    char *log = run(arg, in, len, NULL, 0);
+    ck_assert_str_eq(log, expected);
+    free(log);
+    for (size_t i = 0; i <= len; i++) {
+        size_t cut[1] = {i};
+        log = run(arg, in, len, cut, 1);
+        ck_assert_msg(strcmp(log, expected) == 0, "split at %zu: got %s, want %s", i, log,
+                      expected);
+        free(log);
+        for (size_t j = i; j <= len && len <= max_three_len; j++) {
+            size_t cuts[2] = {i, j};
+            log = run(arg, in, len, cuts, 2);
+            ck_assert_msg(strcmp(log, expected) == 0, "split at %zu,%zu: got %s, want %s", i, j,
+                          log, expected);
+            free(log);
+        }
+    }
+    size_t *cuts = malloc((len + 1) * sizeof *cuts);
+    ck_assert_ptr_nonnull(cuts);
+    for (size_t i = 0; i < len; i++)
+        cuts[i] = i + 1;
+    log = run(arg, in, len, cuts, len ? len - 1 : 0);
+    ck_assert_msg(strcmp(log, expected) == 0, "byte at a time: got %s, want %s", log, expected);
+    free(log);
+    free(cuts);
+}
+
 int tu_write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;

@@ -57,6 +57,23 @@ int tu_wait_child(pid_t pid, int timeout_ms);
  * @p err; returns the wait status, or -1 on timeout. */
 int tu_run_reactord(const char *const *args, char *err, size_t errlen, int timeout_ms);
 
+/*
+ * Runs the code under test over @p in (@p len bytes) delivered in chunks
+ * that end at @p cuts (@p ncuts ascending offsets; the last chunk runs to
+ * the end) and returns what it logged, malloc'd.
+ */
+typedef char *(*tu_cuts_fn)(const void *arg, const void *in, size_t len, const size_t *cuts,
+                            size_t ncuts);
+
+/*
+ * A receiver's log must not depend on how its input was cut: @p run's log
+ * for @p in whole must be @p expected, and so for every cut into two
+ * chunks, every cut into three while len <= @p max_three_len (that part is
+ * quadratic), and one byte at a time. Fails the test naming the split.
+ */
+void tu_check_every_split(tu_cuts_fn run, const void *arg, const void *in, size_t len,
+                          const char *expected, size_t max_three_len);
+
 /* Milliseconds on the monotonic clock. */
 long long tu_now_ms(void);
 
