@@ -18,23 +18,10 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "ampbytes.h"
 #include "ampcall.h"
 #include "recorder.h"
 #include "testutil.h"
-
-/* Twisted's bytes for Sum(a=13, b=81) and its answer; see check_amp_box.c. */
-static const unsigned char SUM_REQUEST[] = {
-    0x00, 0x04, '_', 'a', 's', 'k', 0x00, 0x01, '1',
-    0x00, 0x08, '_', 'c', 'o', 'm', 'm', 'a', 'n', 'd', 0x00, 0x03, 'S', 'u', 'm',
-    0x00, 0x01, 'a', 0x00, 0x02, '1', '3',
-    0x00, 0x01, 'b', 0x00, 0x02, '8', '1',
-    0x00, 0x00,
-};
-static const unsigned char SUM_ANSWER[] = {
-    0x00, 0x07, '_', 'a', 'n', 's', 'w', 'e', 'r', 0x00, 0x01, '1',
-    0x00, 0x05, 't', 'o', 't', 'a', 'l', 0x00, 0x02, '9', '4',
-    0x00, 0x00,
-};
 
 /* ------------------------------------------------------------ test commands */
 
