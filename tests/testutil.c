@@ -63,10 +63,10 @@ int tu_closed_port(void)
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(s, 0);
     tw_address a;
-    tw_address_from_ip(&a, "127.0.0.1", 0);
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
     ck_assert_int_eq(bind(s, &a.u.sa, a.len), 0);
     a.len = sizeof a.u.storage;
-    getsockname(s, &a.u.sa, &a.len);
+    ck_assert_int_eq(getsockname(s, &a.u.sa, &a.len), 0);
     close(s);
     return tw_address_port(&a);
 }
