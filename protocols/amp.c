@@ -27,49 +27,7 @@
 #include <twine.h>
 #include <twine/amp.h>
 
-/* The longest Delay accepted: a day. Longer ones only pin memory. */
-#define MAX_DELAY 86400.0
-
-static const tw_amp_command echo_command = {
-    .name = "Echo",
-    .arguments = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command sum_command = {
-    .name = "Sum",
-    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0},
-                                      {"b", TW_AMP_T_INTEGER, 0},
-                                      {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    .errors = (const tw_amp_error_spec[]){{"OVERFLOW", "the total does not fit in 64 bits", 0},
-                                          {NULL, NULL, 0}},
-};
-
-static const tw_amp_command divide_command = {
-    .name = "Divide",
-    .arguments = (const tw_amp_arg[]){{"numerator", TW_AMP_T_INTEGER, 0},
-                                      {"denominator", TW_AMP_T_INTEGER, 0},
-                                      {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"result", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-    .errors = (const tw_amp_error_spec[]){{"ZERO_DIVISION", "division by zero", 0},
-                                          {NULL, NULL, 0}},
-};
-
-static const tw_amp_command time_command = {
-    .name = "Time",
-    .arguments = NULL,
-    .response = (const tw_amp_arg[]){{"now", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-};
-
-static const tw_amp_command delay_command = {
-    .name = "Delay",
-    .arguments = (const tw_amp_arg[]){{"seconds", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"done", TW_AMP_T_BOOLEAN, 0}, {NULL, NULL, 0}},
-    .errors = (const tw_amp_error_spec[]){{"BAD_DELAY",
-                                           "the delay must be from 0 to 86400 seconds", 0},
-                                          {NULL, NULL, 0}},
-};
+#include "amp_commands.h"
 
 /* Answer with one value, or with an UNKNOWN-making failure if memory ran out. */
 static tw_deferred *answer(tw_amp_values *v, int rc)
@@ -181,7 +139,7 @@ static tw_deferred *delay_responder(tw_amp *amp, const tw_amp_values *args, void
     tw_reactor *r = arg;
     double seconds = -1;
     tw_amp_values_get_float(args, "seconds", &seconds);
-    if (!(seconds >= 0 && seconds <= MAX_DELAY))
+    if (!(seconds >= 0 && seconds <= AMP_MAX_DELAY))
         return tw_amp_fail("BAD_DELAY", NULL);
     /* Cancelling it (the connection went away) cancels the timer too. */
     return tw_defer_later(r, seconds, delay_elapsed, NULL);
@@ -215,11 +173,11 @@ static tw_factory *amp_make_factory(tw_reactor *r, const tw_options *opts, char 
     }
     tw_amp_factory_set_limits(f, (size_t)max_box, (size_t)max_pending);
     tw_amp_dispatcher *d = tw_amp_factory_dispatcher(f);
-    if (tw_amp_register(d, &echo_command, echo_responder, NULL) < 0 ||
-        tw_amp_register(d, &sum_command, sum_responder, NULL) < 0 ||
-        tw_amp_register(d, &divide_command, divide_responder, NULL) < 0 ||
-        tw_amp_register(d, &time_command, time_responder, NULL) < 0 ||
-        tw_amp_register(d, &delay_command, delay_responder, r) < 0) {
+    if (tw_amp_register(d, &amp_echo_command, echo_responder, NULL) < 0 ||
+        tw_amp_register(d, &amp_sum_command, sum_responder, NULL) < 0 ||
+        tw_amp_register(d, &amp_divide_command, divide_responder, NULL) < 0 ||
+        tw_amp_register(d, &amp_time_command, time_responder, NULL) < 0 ||
+        tw_amp_register(d, &amp_delay_command, delay_responder, r) < 0) {
         tw_factory_free(f);
         snprintf(err, errlen, "out of memory registering the amp commands");
         return NULL;

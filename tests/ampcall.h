@@ -1,8 +1,8 @@
 /*
  * Calling AMP commands from a test and waiting for the answer: what a call
- * ended with (values, or the failure and the remote error code), and the
- * commands of the amp module (protocols/amp.c) as a caller declares them,
- * for the tests that call that module in-process or through reactord.
+ * ended with (values, or the failure and the remote error code). The amp
+ * module's commands come from its own declarations (amp_commands.h), for
+ * the tests that call that module in-process or through reactord.
  */
 #ifndef TWINE_TESTS_AMPCALL_H
 #define TWINE_TESTS_AMPCALL_H
@@ -35,7 +35,6 @@ void tu_amp_outcome_free(tu_amp_outcome *o);
 void tu_amp_call(tw_reactor *r, tw_amp *amp, const tw_amp_command *cmd, tw_amp_values *args,
                  tu_amp_outcome *o, int ms);
 
-/* The amp module's commands, declared as in protocols/amp.c. */
-extern const tw_amp_command tu_amp_echo, tu_amp_sum, tu_amp_divide, tu_amp_time, tu_amp_delay;
+#include "../protocols/amp_commands.h"
 
 #endif

@@ -1104,18 +1104,18 @@ START_TEST(test_the_amp_module_answers_its_commands)
     tw_factory *client = client_pair(module);
     tu_amp_outcome o;
 
-    call(&tu_amp_sum, sum_args(13, 81), &o);
+    call(&amp_sum_command, sum_args(13, 81), &o);
     int64_t total;
     tw_amp_values_get_integer(o.values, "total", &total);
     ck_assert_int_eq(total, 94);
     tu_amp_outcome_free(&o);
 
-    call(&tu_amp_sum, sum_args(INT64_MAX, 1), &o);
+    call(&amp_sum_command, sum_args(INT64_MAX, 1), &o);
     ck_assert_str_eq(o.remote_code, "OVERFLOW");
     tu_amp_outcome_free(&o);
 
     /* (2**62 + 1) / 3 == 1.5372286728091292e+18 in Python */
-    call(&tu_amp_divide, divide_args(((int64_t)1 << 62) + 1, 3), &o);
+    call(&amp_divide_command, divide_args(((int64_t)1 << 62) + 1, 3), &o);
     double r;
     tw_amp_values_get_float(o.values, "result", &r);
     char text[40];
@@ -1123,31 +1123,31 @@ START_TEST(test_the_amp_module_answers_its_commands)
     ck_assert_str_eq(text, "1.5372286728091292e+18");
     tu_amp_outcome_free(&o);
 
-    call(&tu_amp_divide, divide_args(0, -5), &o);
+    call(&amp_divide_command, divide_args(0, -5), &o);
     tw_amp_values_get_float(o.values, "result", &r);
     ck_assert(r == 0 && signbit(r)); /* 0 / -5 == -0.0 */
     tu_amp_outcome_free(&o);
 
-    call(&tu_amp_divide, divide_args(1, 0), &o);
+    call(&amp_divide_command, divide_args(1, 0), &o);
     ck_assert_str_eq(o.remote_code, "ZERO_DIVISION");
     ck_assert_str_eq(o.remote_desc, "division by zero");
     tu_amp_outcome_free(&o);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    call(&tu_amp_time, NULL, &o);
+    call(&amp_time_command, NULL, &o);
     double now;
     tw_amp_values_get_float(o.values, "now", &now);
     ck_assert(fabs(now - (double)ts.tv_sec) < 5);
     tu_amp_outcome_free(&o);
 
-    call(&tu_amp_delay, one_float("seconds", -1), &o);
+    call(&amp_delay_command, one_float("seconds", -1), &o);
     ck_assert_str_eq(o.remote_code, "BAD_DELAY");
     tu_amp_outcome_free(&o);
 
     tw_amp_values *v = tw_amp_values_new();
     tw_amp_values_set_string(v, "value", "hi\0there", 8);
-    call(&tu_amp_echo, v, &o);
+    call(&amp_echo_command, v, &o);
     const char *s;
     size_t len;
     tw_amp_values_get_string(o.values, "value", &s, &len);
@@ -1195,7 +1195,7 @@ START_TEST(test_many_pipelined_calls_are_answered_out_of_order_and_matched)
         if (i % (E / D) == 0) {
             int rank = (nd * 5) % D; /* a permutation of 0..D-1 */
             tw_amp_values *v = one_float("seconds", 0.05 + rank * 0.04);
-            ds[ncalls] = tw_amp_call_remote(client_amp, &tu_amp_delay, v);
+            ds[ncalls] = tw_amp_call_remote(client_amp, &amp_delay_command, v);
             tw_amp_values_free(v);
             tw_deferred_add_both(ds[ncalls++], pipelined_done, &delays[nd++]);
         }
@@ -1203,7 +1203,7 @@ START_TEST(test_many_pipelined_calls_are_answered_out_of_order_and_matched)
         snprintf(value, sizeof value, "echo-%d", i);
         tw_amp_values *v = tw_amp_values_new();
         tw_amp_values_set_string(v, "value", value, strlen(value));
-        ds[ncalls] = tw_amp_call_remote(client_amp, &tu_amp_echo, v);
+        ds[ncalls] = tw_amp_call_remote(client_amp, &amp_echo_command, v);
         tw_amp_values_free(v);
         tw_deferred_add_both(ds[ncalls++], pipelined_done, &echoes[i]);
     }
@@ -1262,7 +1262,7 @@ START_TEST(test_another_module_can_add_commands_to_the_amp_module)
     tw_amp_dispatcher *d = tw_amp_factory_dispatcher(module);
     ck_assert_int_eq(tw_amp_register(d, &HELLO, hello_responder, "hello, world"), 0);
     ck_assert_int_eq(tw_amp_register(d, &HELLO, hello_responder, NULL), -EEXIST);
-    ck_assert_int_eq(tw_amp_register(d, &tu_amp_sum, sum_responder, NULL), -EEXIST);
+    ck_assert_int_eq(tw_amp_register(d, &amp_sum_command, sum_responder, NULL), -EEXIST);
     ck_assert_ptr_eq(tw_amp_dispatcher_find(d, "Hello"), &HELLO);
     ck_assert_ptr_null(tw_amp_dispatcher_find(d, "Goodbye"));
     /* Only AMP factories have a dispatcher. */

@@ -305,7 +305,7 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
     ck_assert_ptr_nonnull(connected_amp);
 
     tu_amp_outcome o;
-    call(r, &tu_amp_sum, ints("a", 13, "b", 81), &o);
+    call(r, &amp_sum_command, ints("a", 13, "b", 81), &o);
     int64_t total = 0;
     ck_assert_msg(!o.failed, "%s", o.message);
     tw_amp_values_get_integer(o.values, "total", &total);
@@ -314,20 +314,20 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
 
     tw_amp_values *v = tw_amp_values_new();
     tw_amp_values_set_string(v, "value", "\0binary\xff", 8);
-    call(r, &tu_amp_echo, v, &o);
+    call(r, &amp_echo_command, v, &o);
     const char *s;
     size_t len;
     ck_assert_int_eq(tw_amp_values_get_string(o.values, "value", &s, &len), 0);
     ck_assert(len == 8 && memcmp(s, "\0binary\xff", 8) == 0);
     tw_amp_values_free(o.values);
 
-    call(r, &tu_amp_divide, ints("numerator", 1, "denominator", 3), &o);
+    call(r, &amp_divide_command, ints("numerator", 1, "denominator", 3), &o);
     double q;
     ck_assert_int_eq(tw_amp_values_get_float(o.values, "result", &q), 0);
     ck_assert(q == 1.0 / 3);
     tw_amp_values_free(o.values);
 
-    call(r, &tu_amp_divide, ints("numerator", 1, "denominator", 0), &o);
+    call(r, &amp_divide_command, ints("numerator", 1, "denominator", 0), &o);
     ck_assert(o.failed);
     ck_assert_str_eq(o.remote_code, "ZERO_DIVISION");
     ck_assert_str_eq(o.remote_desc, "division by zero");
@@ -345,14 +345,14 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
     for (int i = 0; i < 3; i++) {
         tw_amp_values *a = tw_amp_values_new();
         tw_amp_values_set_float(a, "seconds", seconds[i]);
-        ds[i] = start(&tu_amp_delay, a, &delays[i]);
+        ds[i] = start(&amp_delay_command, a, &delays[i]);
     }
     for (int i = 0; i < 20; i++) {
         char value[32];
         snprintf(value, sizeof value, "v%d", i);
         tw_amp_values *a = tw_amp_values_new();
         tw_amp_values_set_string(a, "value", value, strlen(value));
-        ds[3 + i] = start(&tu_amp_echo, a, &echoes[i]);
+        ds[3 + i] = start(&amp_echo_command, a, &echoes[i]);
     }
     spin(r, &delays[0].done, 5000);
     ck_assert_int_eq(completions, 23);
@@ -572,18 +572,18 @@ static void check_client_bytes(tw_reactor *r, const char *name, const unsigned c
     tw_amp_values *v = tw_amp_values_new();
     const tw_amp_command *cmd = NULL;
     if (strcmp(name, "sum") == 0) {
-        cmd = &tu_amp_sum;
+        cmd = &amp_sum_command;
         tw_amp_values_set_integer(v, "a", 13);
         tw_amp_values_set_integer(v, "b", 81);
     } else if (strcmp(name, "echo") == 0) {
-        cmd = &tu_amp_echo;
+        cmd = &amp_echo_command;
         tw_amp_values_set_string(v, "value", "\0hello\xff", 7);
     } else if (strcmp(name, "divide") == 0) {
-        cmd = &tu_amp_divide;
+        cmd = &amp_divide_command;
         tw_amp_values_set_integer(v, "numerator", -7);
         tw_amp_values_set_integer(v, "denominator", 2);
     } else if (strcmp(name, "delay") == 0) {
-        cmd = &tu_amp_delay;
+        cmd = &amp_delay_command;
         tw_amp_values_set_float(v, "seconds", 0.1);
     }
     ck_assert_msg(cmd != NULL, "no twine call for '%s'", name);
