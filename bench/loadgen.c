@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * loadgen: the load generator behind bench/run. One thread, one epoll set,
  * non-blocking sockets, so that on its own core it can keep a server on the

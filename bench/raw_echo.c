@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * raw_echo: the floor that bench/ measures twine against. A minimal
  * single-threaded epoll echo server with no framework: it reads up to 64 KiB

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # make check's smoke test of the benchmark suite: run every workload of
 # bench/run for a moment against every server that exists here, and fail if
 # any of them produced no figure, a zero figure or an error. Workloads whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Twisted's own servers for the workloads of bench/run, to compare against.
 
 Each is the plain, idiomatic Twisted way of writing the server, on the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Generate docs/api.md, the reference of every public function, from the
 # Doxygen comments in include/: one section per header (its opening
 # paragraph, then each TW_API declaration with the comment just above it).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Build the libFuzzer harnesses: fuzz/build.sh [OUTDIR]
 #
 # How. Every harness is linked with clang (-fsanitize=fuzzer,address,undefined)

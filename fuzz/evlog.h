@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the differential harnesses (fuzz_line, fuzz_framing) share: a
  * growable byte buffer, and an event log that each side -- twine and its

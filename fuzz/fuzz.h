@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the fuzz harnesses share: the libFuzzer entry point, a reader that
  * takes a harness's settings from the front of its input, a small PRNG for

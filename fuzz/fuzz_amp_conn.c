@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzzing an AMP connection: the dispatcher behind the box parser.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzzing the length-prefixed receivers: int8, int16, int32 and netstrings.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fuzzing tw_options_parse(), the check of an operator's key=value module
  * options against a module's option table.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A main() for a fuzz harness built without libFuzzer: it feeds files to
  * LLVMFuzzerTestOneInput once each, so that make check replays the seed

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Fuzz every harness for a while: fuzz/run.sh SECONDS [OUTDIR] [NAME...]
 #
 # Builds the harnesses with fuzz/build.sh (into OUTDIR, default

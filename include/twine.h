@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * twine: a Twisted-style networking framework in C. This umbrella header
  * includes the whole public API; each part lives in include/twine/.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # AX_PTHREAD_SIMPLE: find the flags that make POSIX threads work.
 # Sets PTHREAD_CFLAGS and PTHREAD_LIBS; fails with one sentence if none do.
 AC_DEFUN([AX_PTHREAD_SIMPLE], [

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * amp: an AMP server with the commands of Twisted's AMP tutorial, plus two
  * that show asynchronous answers, for `reactord --protocol amp`:

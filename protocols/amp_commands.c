@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The amp module's commands: see amp_commands.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The commands the amp module answers (see amp.c), declared once for the
  * module and for code that calls it in-process, the way a Twisted project

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The table of built-in protocol modules. Each entry is the descriptor its
  * module defined with TW_PLUGIN(), exactly as an external module would

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chargen: RFC 864 over TCP. The server sends lines of 72 characters until
  * the client goes away, and ignores what it receives. The 95 printable

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * daytime: RFC 867 over TCP. On connection the server sends the current
  * date and time as one human-readable line, in UTC, in the syntax the RFC

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * discard: RFC 863 over TCP. Every byte received is thrown away and nothing
  * is ever sent; the connection stays open until the client closes it.

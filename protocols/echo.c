@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo: RFC 862 over TCP and UDP. Every byte received is sent back; over
  * UDP each datagram goes back whole to the address it came from.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * line: a line echo server built on the line receiver. Each complete line
  * is sent back with the delimiter; a line longer than max-length is logged

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * time: RFC 868 over TCP. On connection the server sends the number of
  * seconds since 1900-01-01 00:00 UTC as a 32-bit big-endian unsigned

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tw_address: parse and print socket addresses without DNS. Name resolution
  * is asynchronous and lives with the client code; everything here is a pure

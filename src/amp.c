@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP connections: the protocol that reads boxes off a transport and routes
  * them, as Twisted's AMP class (BinaryBoxProtocol + BoxDispatcher +

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP boxes on the wire: the key/value container, its encoder, and the
  * incremental parser that turns a byte stream back into boxes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What amp.c needs of the box and value code beyond the public API: the
  * layouts, so that the boxes and argument sets of one call can live on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP argument types: how Integer, String, Unicode, Boolean, Float and
  * ListOf values become bytes and back, and the named value sets that

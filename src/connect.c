@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Outgoing connections. An attempt is a small state machine driven from the
  * loop: look the host up (unless it is numeric), then for each address open

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The deferred core: firing, the callback chain, waiting on other deferreds,
  * pause, cancel, release and unhandled-failure reports.

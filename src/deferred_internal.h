@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the files built on the deferred core (deferred_list.c for gather and
  * list, deferred_time.c for timeouts and defer_later) need beyond the public

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gather and list: one deferred for the outcome of many, as Twisted's
  * gatherResults and DeferredList. A gather is a small shared record: each

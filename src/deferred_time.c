@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Deferreds and the reactor's clock: tw_deferred_add_timeout (Twisted's
  * Deferred.addTimeout) and tw_defer_later (task.deferLater).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Endpoints: strports descriptions parsed into tw_endpoint values, and
  * listening or connecting with them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Error codes: one table of sentences for twine's own codes; errno values
  * defer to strerror(). The sentences are what operators read in logs.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tw_failure: immutable, reference-counted error values with a cause chain.
  * Constructors never return NULL: on allocation failure they hand out one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Length-prefixed receivers (see twine/framing.h): int8/16/32 big-endian
  * prefixes and netstrings, one state machine for all four.

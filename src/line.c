@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The line receiver (see twine/line.h): delimiter framing over a byte stream.
  *

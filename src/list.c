@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The intrusive list the reactor keeps its connections and listeners on:
  * O(1) insert and remove with no allocation, so tracking a connection costs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Listening sockets. The accept loop takes every waiting connection (up to a
  * batch limit, so one busy port cannot starve the others) and gives each to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process-wide log sink. It is configured once at start-up (like
  * libevent's own log callback); each record is formatted into one buffer and

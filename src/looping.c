@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Looping calls. The schedule is a grid: run k is due at start + k*interval.
  * After each run the next due index is the first grid point strictly after

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Module descriptors and their options: the checks every module passes
  * before it is used, whether it is built in or loaded from a file, and the

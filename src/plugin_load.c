@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Protocol modules loaded from files, and the registry that decides which
  * module a protocol name means. A module is trusted with the whole process

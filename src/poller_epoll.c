@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The epoll backend for streams: one epoll set per reactor, registered with
  * libevent as a single persistent read event on the set's descriptor.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The portable backend for streams, where there is no epoll: each stream
  * embeds a libevent event of its own, assigned on its first registration.

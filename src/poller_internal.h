@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The readiness backend behind stream connections: how a reactor learns that
  * a connected socket can be read or written.

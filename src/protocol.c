@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Factory bookkeeping: start_factory and stop_factory bracket the time a
  * factory is in use, counted across all the listeners and client

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reactor: an event_base plus what twine hangs off it. It owns the loop's
  * life: run, graceful stop (listeners first, then connections drain up to a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Private state of the reactor, shared by the files that implement it:
  * reactor.c (loop, stop, signals), timer.c (timed calls) and the transports,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reconnecting client service. It connects through the endpoint code
  * with a factory of its own (embedded in the service), which is how it hears

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Name resolution on libevent's evdns, one resolver per reactor.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stream transport: one connected socket, watched through the reactor's
  * poller (poller_internal.h), and an output evbuffer that exists only while

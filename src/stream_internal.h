@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stream transport shared by TCP, TCP6 and UNIX connections, whether
  * accepted by a listener or made by a client connect.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * call_from_thread: the reactor's one thread-safe entry point. Other threads
  * append to a mutex-protected FIFO and, when it was empty, wake the loop

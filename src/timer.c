@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timed calls. twine keeps its own binary heap ordered by (due time,
  * sequence number) and arms a single libevent timer for the earliest entry.

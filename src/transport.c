@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The public transport calls. Each dispatches through the transport's ops
  * table, so protocols run unchanged over sockets and over the in-memory

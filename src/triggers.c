@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shutdown triggers, Twisted's addSystemEventTrigger for "shutdown": three
  * phases, each waiting for the deferreds its triggers returned before the

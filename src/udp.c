@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UDP ports. A datagram is read whole into the reactor's 64 KiB buffer (a
  * UDP payload cannot be larger) and handed to the protocol with its source

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Twisted's bytes for one AMP exchange, Sum(a=13, b=81) and its answer,
  * which the box, parser and protocol tests compare twine's bytes with.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Calling AMP commands from a test and waiting for the answer: what a call
  * ended with (values, or the failure and the remote error code). The amp

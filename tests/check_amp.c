@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP connections in one process: a twine AMP server driven byte by byte
  * from a raw socket (to see exactly what it answers, and when it closes),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP's wire format and argument types, without a connection: golden bytes
  * taken from Twisted, the incremental parser fed at every split point, its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP against Twisted itself, both ways: Twisted's amp.AMP client calling
  * `reactord --protocol amp`, twine's client calling a Twisted AMP server,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # docs/api.md documents exactly the public API: every TW_API function and
 # object declared in include/ has an entry ("#### name"), and every entry
 # names something that still exists. docs/api.md is generated from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The out-of-tree module story, end to end, as a module author lives it:
  * twine is installed (make install into a DESTDIR), the chat

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Outgoing connections and name resolution, over loopback only: connect
  * results and their timing, what the client factory hears, timeouts and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tw_deferred, specified by example: firing, chains, deferreds returned from
  * callbacks, pause, cancel, timeouts, gather/list, ownership of results and

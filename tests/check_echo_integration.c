@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The real reactord serving echo on an ephemeral loopback port: byte-exact
  * large round trips, many clients at once, a client that vanishes with an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Embedding: a reactor attached to an event_base the host owns
  * (tw_reactor_new_with_base) and a reactor driven by a host's own loop

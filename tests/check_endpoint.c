@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Endpoints: the strports parser (every form, every error naming its
  * segment, escapes), formatting that reads back, and listening and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # examples/filetransfer end to end. reactord loads the module from the build
 # tree (--plugin-path) and serves a root directory on 127.0.0.1, port 0;
 # ftclient then:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Flow control and robustness of the stream transport and listener:
  * watermarks and producers, half-close, connection limits, idle timeouts,

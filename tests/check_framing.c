@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Length-prefixed receivers (int8, int16, int32, netstrings), against
  * Twisted's IntNStringReceiver and NetstringReceiver rules: the same strings

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Public headers stand on their own. Each include/twine/*.h, the generated
 # include/twine/version.h and include/twine.h must:
 #   - compile alone as C11 and as C++11, warnings as errors, so a user can

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # What `make install` gives an embedder works on its own. This installs
 # twine into a temporary DESTDIR, checks that the headers, libtwine, twine.pc,
 # reactord and the manual pages are there, then builds examples/embed out of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The line receiver, against Twisted's LineReceiver rules: delimiters,
  * max_length boundaries, raw mode, stopping and pausing from handlers, and

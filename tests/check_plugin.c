@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The module loader and registry, in process: a good module loads and
  * reports its origin; a wrong magic, an ABI mismatch (major or newer minor),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The in-memory client/server pump that protocol suites use: a real module
  * (echo) talks to a client protocol through it, one byte per step or all

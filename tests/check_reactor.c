@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reactor and timed calls: run/stop/free, call_later ordering and
  * cancellation, signals, and two reactors in two threads.

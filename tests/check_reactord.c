@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The real reactord as an operator runs it: modules from --plugin-path,
  * several endpoints, the daemon and its pidfile, logs (SIGHUP reopen, JSON),

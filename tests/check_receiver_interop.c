@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Interoperability with Twisted's own receivers (twisted.protocols.basic):
  * LineReceiver, Int32StringReceiver and NetstringReceiver, over real

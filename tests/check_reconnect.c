@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reconnecting client service against real loopback servers, with the
  * reactor on a fake clock so that backoff delays are exact: the delays grow

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The small built-in services: line (echo by lines, with options), discard
  * (RFC 863), chargen (RFC 864, with bounded memory for a client that never

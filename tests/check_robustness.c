@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reactord under careless and numerous peers: a client that writes without
  * reading must not grow the server's memory, and ten thousand idle clients

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # libtwine exports its public API and nothing else. It is built with
 # -fvisibility=hidden and marks public declarations TW_API, so the dynamic
 # symbol table of .libs/libtwine.so must hold:

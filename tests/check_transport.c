@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The stream transport and the listener, over socketpairs and loopback TCP
  * (IPv4 and IPv6): write-through and queueing, lose/abort, the protocol

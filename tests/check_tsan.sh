@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tw_reactor_call_from_thread() is the one thread-safe entry point, and
 # examples/threads leans on it: worker threads hand results to the reactor.
 # This runs that example twice:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # docs/tutorial.md cannot rot: this compiles or runs every code block in it,
 # after checking the examples it relies on (examples/client against a
 # reactord echo server it starts).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UDP ports and datagram protocols: whole datagrams with their source
  * address over IPv4 and IPv6, echo over UDP through the module descriptor,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The in-memory pump: see mempump.h. A close on one side is delivered to
  * the other as the peer's clean EOF (TW_EDONE), or as a reset (-ECONNRESET)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * An in-memory client/server pump (Twisted's iosim / loopback): two
  * protocols joined by two in-memory transports, with bytes moved between

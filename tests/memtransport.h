@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * An in-memory transport for unit tests: a real tw_transport_ops
  * implementation with no socket behind it, so that a protocol can be driven

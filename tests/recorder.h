@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A recording protocol and factory for the transport tests: it notes every
  * callback in order, counts bytes, and can be told to misbehave (close or

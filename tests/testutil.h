@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the test programs: blocking client sockets with
  * timeouts, and starting reactord as a child process on an ephemeral port.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install the Debian packages twine needs to build and test, skipping the
 # ones already present. Safe to run again; uses sudo when not root.
 set -eu

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chat: a multi-user line chat, the classic of Twisted's tutorials, as a
  * twine protocol module built out of tree.

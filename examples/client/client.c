@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * client: connect to a stream server, send one message, print what comes
  * back, exit. It is the client half of the classic echo pair, written the

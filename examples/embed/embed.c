@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * embed: twine inside a program that already owns a libevent event_base.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ftclient's handling of the server's frames: the answer to a put ("ok"
  * with the server's SHA-256, which must be ours), or to a get ("ok", then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bodies, for both sides of the file-transfer protocol (ft.h): the pull
  * producer that streams a file out a frame at a time, each time the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Keeping the filetransfer module inside its root directory. A client's
  * name is a relative path; it is resolved one component at a time with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * filetransfer: a twine module serving get and put of the files beneath one
  * directory, over the int32-framed protocol of ft.h; ftclient.c is its

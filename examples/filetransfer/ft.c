@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The parts of the file-transfer protocol (ft.h) that the module and the
  * client share, bodies aside (body.c): header frames, and SHA-256 through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The file-transfer wire format, shared by the filetransfer module and its
  * client. Every message is an int32-framed string (framing.h), which is how

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ftclient: the client of the filetransfer module, on the same frames (ft.h).
  *

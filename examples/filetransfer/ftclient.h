@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ftclient's state and its two halves: ftclient.c (the command line, the
  * connection, the request) and answers.c (what it does with the server's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The filetransfer module's get. The header carries the file's SHA-256, so
  * the file is hashed before anything is sent -- a megabyte per turn of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The filetransfer module's put. The body is written as it arrives, a frame
  * at a time, to a new hidden file beside its target -- created with O_EXCL,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The filetransfer module's connection, shared by its three parts:
  * filetransfer.c (the descriptor, the factory and the request dispatch),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * threads: worker threads hand their results to the reactor with
  * tw_reactor_call_from_thread(), the one twine function that is safe to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tw_address: a socket address of any family (IPv4, IPv6, UNIX) as a plain
  * value that can be copied and compared, with parsing and formatting for

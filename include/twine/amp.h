@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * AMP, the Asynchronous Messaging Protocol, byte-compatible with Twisted's
  * twisted.protocols.amp: either side of a connection sends commands and

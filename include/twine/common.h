@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared conventions of the public API: the export macro, C++ guards and the
  * error codes. Every function that can fail returns 0 or a negative code:

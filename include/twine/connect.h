@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Outgoing stream connections (TCP over IPv4 and IPv6, and UNIX sockets),
  * as Twisted's connectTCP/connectUNIX with a client factory.

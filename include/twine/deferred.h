@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tw_deferred: a result that is not there yet, with Twisted's Deferred
  * contract. Code that starts an asynchronous operation returns a deferred;

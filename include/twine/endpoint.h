@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Endpoints: where to listen or connect, written as Twisted's "strports"
  * strings, so an operator says "tcp:9000:interface=127.0.0.1" or

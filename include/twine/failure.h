@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tw_failure: why something did not happen. A failure is an immutable,
  * reference-counted value holding a code (see common.h), a message and an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Length-prefixed framing: the other answer to "TCP is a byte stream". Each
  * message ("string") is sent after its length, either as a big-endian

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The line receiver: turns a TCP byte stream into lines, with the semantics
  * of Twisted's LineReceiver, so that line-oriented protocols (chat, SMTP-like

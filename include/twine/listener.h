@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Listening sockets. A listener accepts connections on a TCP (IPv4 or IPv6)
  * or UNIX stream address and hands each one to a factory-built protocol over

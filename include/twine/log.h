@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Logging. twine writes its diagnostics (an accept error, a peer that broke
  * a protocol, an unhandled failure) through one process-wide sink, in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Looping calls: run a function every N seconds, as Twisted's
  * task.LoopingCall. Runs are aligned to the start time (start + k*interval);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The protocol module ABI. A module is a shared object exporting exactly one
  * descriptor, made with TW_PLUGIN(). reactord (or any embedder) looks the

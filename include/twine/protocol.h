@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Protocols and factories, with Twisted's lifecycle.
  *

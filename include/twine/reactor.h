@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reactor: one single-threaded event loop on a libevent event_base,
  * dispatching socket readiness to transports and running timed calls.

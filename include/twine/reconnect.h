@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A reconnecting client service, as Twisted's ClientService (and its older
  * ReconnectingClientFactory): it keeps one connection to a client endpoint

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Asynchronous name resolution. Each reactor has one resolver, made the
  * first time it is needed: libevent's evdns on the reactor's event_base,

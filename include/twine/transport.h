@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Transports: the connection a protocol writes to. The calls here work on
  * every kind of stream transport (TCP over IPv4 and IPv6, UNIX sockets, and

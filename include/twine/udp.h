@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * UDP: datagram protocols on a bound UDP port, IPv4 or IPv6, as Twisted's
  * DatagramProtocol and listenUDP. Each datagram arrives whole with the

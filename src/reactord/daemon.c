@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Becoming a daemon: fork, setsid, fork again, so the server is neither a
  * process group leader nor attached to a terminal it could reacquire, and

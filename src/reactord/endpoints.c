@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Where reactord listens: endpoint descriptions in Twisted's strports
  * syntax (twine/endpoint.h), parsed once in the first process so that a

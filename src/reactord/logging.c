@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Where reactord's log goes. It is libtwine's one log sink, configured once
  * at start-up: level and format first, so that even start-up messages come

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reactord: run one protocol module on one or more listening endpoints, the
  * way twistd runs a Twisted application. It uses only libtwine's public

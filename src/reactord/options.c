@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reactord's command line. Every option is checked here, before anything
  * starts, so a typo costs the operator one sentence and exit code 64 rather

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The pidfile: one file holding the process id that init scripts and
  * operators signal. Two servers must not share one, and a crash must not

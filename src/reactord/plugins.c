@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Which protocol reactord serves, and where it came from. The search path is
  * the operator's --plugin-path directories in order, then TWINE_PLUGIN_PATH,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Giving up privileges. reactord binds its endpoints first (so ports below
  * 1024 work when started as root), then switches user and group for good:

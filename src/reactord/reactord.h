@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reactord's internal interfaces, shared by its files. Each file owns one
  * concept: the command line (options.c), the protocol modules (plugins.c),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One serving process: a reactor, the protocol's factory, a listener per
  * endpoint. The order is what makes a safe server: listen while still

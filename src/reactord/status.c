@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The start-up report. Whoever started reactord learns exactly one outcome:
  * started, or one sentence and a sysexits.h code. In the foreground that is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The supervisor of --workers N: N single-reactor worker processes, each
  * listening on every endpoint with SO_REUSEPORT, so the kernel spreads the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * twine-call: call one AMP command from the command line and print the
  * answer, against any AMP server (twine's reactord --protocol amp, or

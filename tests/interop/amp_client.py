@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 Twisted's own AMP client against twine's `reactord --protocol amp`.
 

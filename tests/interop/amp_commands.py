@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 The commands of twine's amp module (protocols/amp.c) as Twisted declares
 them, and a Twisted AMP server that answers them the way the module does.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 Twisted's own bytes for AMP exchanges, for twine to match byte for byte.
 

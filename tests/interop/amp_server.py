@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 A Twisted AMP server for twine's client to call.
 

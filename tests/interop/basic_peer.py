@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """
 A Twisted peer for twine's interop tests: Twisted's own LineReceiver,
 Int32StringReceiver and NetstringReceiver (twisted.protocols.basic), as a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Built as alias.so but declaring the protocol "aliased": a module file must
  * be named after its protocol, so the loader refuses it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A module whose descriptor has the wrong magic, as a stray shared object
  * or a corrupted build would: the loader must refuse it without reading any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Built as echo.so: a module claiming the name of the built-in echo module.
  * Built-ins come first in the search order, so the loader refuses it as a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A module built for a future major ABI, whose descriptor layout this twine
  * cannot know: the loader must refuse it, naming both versions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A well-formed protocol module for the loader tests, built as good.so. It
  * greets each client with its "greeting" option and a newline, then echoes

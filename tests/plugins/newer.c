@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A module built for a newer minor ABI of the same major: it may have
  * fields this twine would ignore, so it is refused too, naming both versions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A shared object that loads fine but is no protocol module: it exports no
  * tw_plugin_descriptor.

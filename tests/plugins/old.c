@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A module built for ABI 1.0, before the descriptor grew its AMP and
  * datagram hooks: its descriptor ends after make_factory. A loader of a

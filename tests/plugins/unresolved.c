@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A module that needs a symbol nothing provides, as one built against a
  * newer libtwine would: dlopen(RTLD_NOW) must fail at load time, not at the
