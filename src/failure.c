@@ -20,13 +20,16 @@ struct tw_failure {
     tw_failure *cause;
     size_t index;  /* meaningful when has_index */
     int has_index;
-    char message[]; /* NUL-terminated */
+    /* NUL-terminated; stored right after the struct, in the same allocation.
+     * A pointer rather than a flexible array member, so that the static
+     * failure below is standard C. */
+    const char *message;
 };
 
-static struct {
-    tw_failure f;
-    char text[sizeof "out of memory"];
-} oom_failure = {{-1, -ENOMEM, NULL, 0, 0}, "out of memory"};
+static tw_failure oom_failure = {-1, -ENOMEM, NULL, 0, 0, "out of memory"};
+
+static tw_failure *make(tw_failure *cause, int code, const char *fmt, va_list ap)
+    TW_PRINTF(3, 0);
 
 static tw_failure *make(tw_failure *cause, int code, const char *fmt, va_list ap)
 {
@@ -73,14 +76,16 @@ static tw_failure *make(tw_failure *cause, int code, const char *fmt, va_list ap
     f->cause = cause;
     f->index = 0;
     f->has_index = 0;
-    memcpy(f->message, text, (size_t)n + 1);
+    char *message = (char *)(f + 1);
+    memcpy(message, text, (size_t)n + 1);
+    f->message = message;
     free(heap);
     return f;
 
 oom:
     free(heap);
     tw_failure_unref(cause);
-    return &oom_failure.f;
+    return &oom_failure;
 }
 
 TW_API tw_failure *tw_failure_newv(int code, const char *fmt, va_list ap)
