@@ -27,6 +27,7 @@
 #include <twine/connect.h>
 #include <twine/resolve.h>
 
+#include "fd_internal.h"
 #include "reactor_internal.h"
 #include "stream_internal.h"
 
@@ -189,7 +190,7 @@ static void try_next(attempt *a)
             a->last_err = -EAFNOSUPPORT;
             continue;
         }
-        int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int fd = tw__socket(family, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
             a->last_err = -errno;
             continue;

@@ -32,6 +32,7 @@
 #include <twine/endpoint.h>
 #include <twine/log.h>
 
+#include "fd_internal.h"
 #include "stream_internal.h"
 
 #define MAX_SEGMENTS 16
@@ -610,7 +611,7 @@ static int clear_stale(const tw_address *addr, const char *path, const char **wh
         *why = "the path exists and is not a socket";
         return -EADDRINUSE;
     }
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int s = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
     if (s < 0)
         return -errno;
     int rc = connect(s, &addr->u.sa, addr->len);
@@ -655,7 +656,7 @@ static int listen_unix(tw_reactor *r, const tw_endpoint *e, const tw_listen_opti
     }
     if ((rc = clear_stale(&addr, e->path, &why)) < 0)
         goto fail;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 || bind(fd, &addr.u.sa, addr.len) < 0)
         goto fail_errno;
     bound = 1;

@@ -28,6 +28,7 @@
 #include <twine/listener.h>
 #include <twine/log.h>
 
+#include "fd_internal.h"
 #include "reactor_internal.h"
 #include "stream_internal.h"
 
@@ -171,7 +172,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
         tw_address peer;
         peer.len = sizeof peer.u.storage;
-        int fd = accept4((int)lfd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = tw__accept((int)lfd, &peer.u.sa, &peer.len, O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
@@ -279,7 +280,7 @@ TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_opti
     if (r->stopping)
         return TW_ESHUTDOWN;
 
-    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = tw__socket(family, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     int one = 1;

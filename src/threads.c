@@ -15,10 +15,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <event2/event.h>
-#ifdef __linux__
+#ifdef HAVE_SYS_EVENTFD_H
 #include <sys/eventfd.h>
 #endif
 
+#include "fd_internal.h"
 #include "reactor_internal.h"
 
 static void drain_wake(int fd)
@@ -51,15 +52,11 @@ int tw__threads_init(tw_reactor *r)
     q->wake_read = q->wake_write = -1;
     if (pthread_mutex_init(&q->lock, NULL) != 0)
         return -ENOMEM;
-#ifdef __linux__
+#ifdef HAVE_SYS_EVENTFD_H
     q->wake_read = q->wake_write = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 #else
     int p[2];
-    if (pipe(p) == 0) {
-        for (int i = 0; i < 2; i++) {
-            fcntl(p[i], F_SETFL, O_NONBLOCK);
-            fcntl(p[i], F_SETFD, FD_CLOEXEC);
-        }
+    if (tw__pipe(p, O_NONBLOCK | O_CLOEXEC) == 0) {
         q->wake_read = p[0];
         q->wake_write = p[1];
     }

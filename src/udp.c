@@ -19,6 +19,7 @@
 #include <twine/protocol.h>
 #include <twine/udp.h>
 
+#include "fd_internal.h"
 #include "reactor_internal.h"
 
 #ifndef MSG_NOSIGNAL
@@ -94,7 +95,7 @@ TW_API int tw_udp_listen(tw_reactor *r, const tw_address *addr, tw_datagram_prot
     tw_udp_port *u = calloc(1, sizeof *u);
     if (u == NULL)
         return -ENOMEM;
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = tw__socket(family, SOCK_DGRAM, 0, O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         free(u);
         return -errno;

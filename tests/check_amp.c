@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "../src/fd_internal.h"
 #include "ampbytes.h"
 #include "ampcall.h"
 #include "recorder.h"
@@ -246,7 +247,7 @@ static void raw_open(raw *rw, tw_factory *f)
 {
     memset(rw, 0, sizeof *rw);
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw__socketpair(AF_UNIX, SOCK_STREAM, 0, sv, O_CLOEXEC), 0);
     ck_assert_int_eq(tw_transport_adopt(R, sv[0], f), 0);
     rw->fd = sv[1];
     rw->parser = tw_amp_parser_new(0);
@@ -761,7 +762,7 @@ static tw_factory *client_pair(tw_factory *server)
     tw_factory *client = tw_amp_factory_new();
     tw_amp_factory_set_callbacks(client, client_connected, client_lost, NULL);
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw__socketpair(AF_UNIX, SOCK_STREAM, 0, sv, O_CLOEXEC), 0);
     ck_assert_int_eq(tw_transport_adopt(R, sv[0], server), 0);
     client_amp = NULL;
     ck_assert_int_eq(tw_transport_adopt(R, sv[1], client), 0);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "../src/fd_internal.h"
 #include "ampcall.h"
 #include "recorder.h"
 #include "testutil.h"
@@ -65,9 +66,9 @@ static void child_start(child *c, const char *const *argv)
 {
     memset(c, 0, sizeof *c);
     int in[2], out[2], err[2];
-    ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-    ck_assert_int_eq(pipe2(err, O_CLOEXEC), 0);
+    ck_assert_int_eq(tw__pipe(in, O_CLOEXEC), 0);
+    ck_assert_int_eq(tw__pipe(out, O_CLOEXEC), 0);
+    ck_assert_int_eq(tw__pipe(err, O_CLOEXEC), 0);
     c->pid = fork();
     ck_assert_int_ge(c->pid, 0);
     if (c->pid == 0) {
@@ -568,7 +569,7 @@ static void check_client_bytes(tw_reactor *r, const char *name, const unsigned c
     tw_factory *f = tw_amp_factory_new();
     tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL);
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw__socketpair(AF_UNIX, SOCK_STREAM, 0, sv, O_CLOEXEC), 0);
     ck_assert_int_eq(tw_transport_adopt(r, sv[0], f), 0);
     tw_amp_values *v = tw_amp_values_new();
     const tw_amp_command *cmd = NULL;
@@ -609,7 +610,7 @@ static void check_server_bytes(tw_reactor *r, tw_factory *module, const char *na
                                const unsigned char *want, size_t wantlen)
 {
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw__socketpair(AF_UNIX, SOCK_STREAM, 0, sv, O_CLOEXEC), 0);
     ck_assert_int_eq(tw_transport_adopt(r, sv[0], module), 0);
     ck_assert_int_eq(tu_write_all(sv[1], request, reqlen), 0);
     unsigned char got[1024];

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <twine.h>
 
+#include "../src/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 
@@ -60,7 +61,7 @@ static void full_backlog(full_listener *fl)
     getsockname(fl->lfd, &a.u.sa, &a.len);
     fl->port = tw_address_port(&a);
     for (int i = 0; i < 8; i++) {
-        int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        int c = tw__socket(AF_INET, SOCK_STREAM, 0, O_NONBLOCK);
         connect(c, &a.u.sa, a.len);
         struct pollfd p = {c, POLLOUT, 0};
         if (poll(&p, 1, 200) == 1) {
@@ -113,7 +114,7 @@ static void dns_answer(struct evdns_server_request *req, void *arg)
 
 static void dns_start(tw_reactor *r, dns_server *s, int silent)
 {
-    s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s->fd = tw__socket(AF_INET, SOCK_DGRAM, 0, O_NONBLOCK | O_CLOEXEC);
     tw_address a;
     tw_address_from_ip(&a, "127.0.0.1", 0);
     ck_assert_int_eq(bind(s->fd, &a.u.sa, a.len), 0);

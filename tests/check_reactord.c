@@ -38,6 +38,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "../src/fd_internal.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -166,7 +167,7 @@ static child spawn_reactord(const char *const *args, const spawn_opts *o)
     argv[0] = reactord_path();
     memcpy(argv + 1, args, n * sizeof *argv);
     int p[2];
-    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(tw__pipe(p, O_CLOEXEC), 0);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);

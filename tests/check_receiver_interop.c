@@ -35,6 +35,7 @@
 #include <twine/framing.h>
 #include <twine/line.h>
 
+#include "../src/fd_internal.h"
 #include "testutil.h"
 
 enum { K_LINE, K_INT32, K_NETSTRING };
@@ -290,7 +291,7 @@ static pid_t spawn_peer(const char *role, int kind, const char *port, int *out_f
     script_path(script, sizeof script);
     snprintf(max, sizeof max, "%zu", kind_max[kind]);
     int fds[2];
-    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    ck_assert_int_eq(tw__pipe(fds, O_CLOEXEC), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {

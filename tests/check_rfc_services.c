@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "../src/fd_internal.h"
 #include "memtransport.h"
 #include "testutil.h"
 
@@ -352,7 +353,7 @@ START_TEST(test_chargen_queue_stays_bounded_for_a_client_that_does_not_read)
     tw_address bound;
     tw_listener_address(l, &bound);
 
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tw__socket(AF_INET, SOCK_STREAM, 0, O_CLOEXEC);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     ck_assert_int_eq(connect(fd, &bound.u.sa, bound.len), 0);
@@ -466,7 +467,7 @@ START_TEST(test_reactord_chargen_memory_stays_bounded_for_clients_that_do_not_re
     enum { N = 8 };
     int fds[N];
     for (int i = 0; i < N; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fds[i] = tw__socket(AF_INET, SOCK_STREAM, 0, O_CLOEXEC);
         int small = 4096;
         setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         tw_address a;

@@ -17,6 +17,7 @@
 #include <twine.h>
 #include <twine/udp.h>
 
+#include "../src/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 
@@ -76,7 +77,7 @@ static tw_udp_port *bind_udp(tw_reactor *r, const char *host, tw_datagram_protoc
 static int client_socket(const char *host, int port, tw_address *to)
 {
     ck_assert_int_eq(tw_address_from_ip(to, host, port), 0);
-    int fd = socket(to->u.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = tw__socket(to->u.sa.sa_family, SOCK_DGRAM, 0, O_CLOEXEC);
     ck_assert_int_ge(fd, 0);
     return fd;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../src/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 
@@ -161,7 +162,7 @@ void spin_ms(tw_reactor *r, int ms)
 int adopt_pair(tw_reactor *r, rec_factory *rf, int *peer)
 {
     int sv[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw__socketpair(AF_UNIX, SOCK_STREAM, 0, sv, O_CLOEXEC), 0);
     *peer = sv[1];
     return tw_transport_adopt(r, sv[0], &rf->base);
 }

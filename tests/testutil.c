@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../src/fd_internal.h"
 #include "testutil.h"
 
 long long tu_now_ms(void)
@@ -34,7 +35,7 @@ int tu_connect(const char *host, int port)
     tw_address a;
     if (tw_address_from_ip(&a, host, port) < 0)
         return -1;
-    int fd = socket(a.u.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tw__socket(a.u.sa.sa_family, SOCK_STREAM, 0, O_CLOEXEC);
     if (fd < 0)
         return -1;
     if (connect(fd, &a.u.sa, a.len) < 0) {
@@ -49,7 +50,7 @@ int tu_connect_unix(const char *path)
     tw_address a;
     if (tw_address_from_unix(&a, path) < 0)
         return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_CLOEXEC);
     if (fd < 0)
         return -1;
     if (connect(fd, &a.u.sa, a.len) < 0) {
@@ -61,7 +62,7 @@ int tu_connect_unix(const char *path)
 
 int tu_closed_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s = tw__socket(AF_INET, SOCK_STREAM, 0, O_CLOEXEC);
     ck_assert_int_ge(s, 0);
     tw_address a;
     ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
@@ -193,7 +194,7 @@ static pid_t spawn(const char *const *args, int *err_fd)
     memcpy(argv + 1, args, n * sizeof *argv);
 
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
+    if (tw__pipe(p, O_CLOEXEC) < 0) {
         free(argv);
         return -1;
     }

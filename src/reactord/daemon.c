@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../fd_internal.h"
 #include "reactord.h"
 
 /* The original process: wait for the verdict and pass it on. */
@@ -45,7 +46,7 @@ int rd_daemonize(int *parent)
 {
     *parent = 0;
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
+    if (tw__pipe(p, O_CLOEXEC) < 0)
         return rd_error(EX_OSERR, "cannot create the daemon's status pipe: %s", strerror(errno));
     fflush(NULL);
     pid_t pid = fork();

@@ -39,6 +39,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "../fd_internal.h"
 #include "reactord.h"
 
 #define RESTART_MIN 0.1        /* seconds before the first restart */
@@ -149,7 +150,7 @@ static int start_worker(supervisor *s, unsigned i, int *is_worker, int *worker_r
 {
     slot *sl = &s->slots[i];
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
+    if (tw__pipe(p, O_CLOEXEC) < 0)
         return rd_error(EX_OSERR, "cannot create a status pipe for worker %u: %s", i + 1,
                         strerror(errno));
     sigset_t all, old;
@@ -428,7 +429,7 @@ int rd_supervise(rd_run *run)
     int rc = rd_workers_check(run);
     if (rc != 0)
         return rc;
-    if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+    if (tw__pipe(self_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
         return rd_error(EX_OSERR, "cannot create the supervisor's signal pipe: %s",
                         strerror(errno));
     supervisor s = {.run = run, .n = run->app->cfg->workers, .starting = 1};

@@ -29,6 +29,8 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "../fd_internal.h"
+
 #define EXIT_REMOTE_ERROR 1
 #define MAX_SEGMENTS 16
 
@@ -233,7 +235,7 @@ static int open_endpoint(const endpoint *ep, const char *spec, double deadline)
             die(EX_USAGE, "bad endpoint '%s': the path is longer than a socket path may be",
                 spec);
         strcpy(sun.sun_path, ep->path);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int fd = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_CLOEXEC);
         if (fd < 0)
             die(EX_OSERR, "cannot create a socket: %s", strerror(errno));
         int rc = connect_within(fd, (struct sockaddr *)&sun, sizeof sun, deadline);
@@ -251,7 +253,7 @@ static int open_endpoint(const endpoint *ep, const char *spec, double deadline)
         die(EX_UNAVAILABLE, "cannot resolve '%s': %s", ep->host, gai_strerror(gai));
     int rc = -EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        int fd = tw__socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol, O_CLOEXEC);
         if (fd < 0) {
             rc = -errno;
             continue;
