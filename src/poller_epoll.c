@@ -18,7 +18,7 @@
 #include "config.h"
 
 /* Built everywhere; only the backend configure chose has a body. */
-#ifdef HAVE_SYS_EPOLL_H
+#ifdef TW_POLLER_EPOLL
 
 #include <errno.h>
 #include <stdlib.h>

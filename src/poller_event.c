@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The portable backend for streams, where there is no epoll: each stream
+ * The portable backend for streams (--with-poller=libevent, and wherever
+ * there is no epoll: kqueue on the BSDs and macOS, poll): each stream
  * embeds a libevent event of its own, assigned on its first registration.
  *
  * libevent takes an event off its active queue when the event is deleted,
@@ -9,7 +10,7 @@
 #include "config.h"
 
 /* Built everywhere; only the backend configure chose has a body. */
-#ifndef HAVE_SYS_EPOLL_H
+#ifndef TW_POLLER_EPOLL
 
 #include <errno.h>
 #include <event2/event.h>

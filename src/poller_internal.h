@@ -10,14 +10,15 @@
  * map entries. Timers, signals, listeners, UDP, DNS and embedding stay on
  * libevent. Elsewhere each stream gets a libevent event of its own.
  *
- * configure picks the backend (sys/epoll.h); poller_epoll.c and
- * poller_event.c are both built, and only the chosen one has a body.
+ * configure picks the backend (--with-poller: epoll where sys/epoll.h
+ * exists, unless libevent is asked for); poller_epoll.c and poller_event.c
+ * are both built, and only the chosen one (TW_POLLER_EPOLL) has a body.
  */
 #ifndef TWINE_POLLER_INTERNAL_H
 #define TWINE_POLLER_INTERNAL_H
 
 #include <stdint.h>
-#ifndef HAVE_SYS_EPOLL_H
+#ifndef TW_POLLER_EPOLL
 #include <event2/event_struct.h>
 #endif
 
@@ -28,7 +29,7 @@ enum { TW__POLL_IN = 1, TW__POLL_OUT = 2 };
 
 /* One descriptor watched by the poller; embedded in its owner. */
 typedef struct tw__pollable {
-#ifndef HAVE_SYS_EPOLL_H
+#ifndef TW_POLLER_EPOLL
     struct event ev; /* assigned on first registration */
 #endif
     int fd;
