@@ -549,6 +549,51 @@ START_TEST(test_connect_unix_and_a_missing_path)
 }
 END_TEST
 
+static void assert_nonblocking_and_close_on_exec(tw_protocol *p)
+{
+    int fd = tw_transport_fileno(p->transport);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_msg(fcntl(fd, F_GETFL) & O_NONBLOCK, "descriptor %d blocks", fd);
+    ck_assert_msg(fcntl(fd, F_GETFD) & FD_CLOEXEC, "descriptor %d survives exec", fd);
+}
+
+/* Both ends twine makes, accepted and connected, over TCP and UNIX: made so
+ * by the flag forms (accept4, SOCK_NONBLOCK|SOCK_CLOEXEC) or by fcntl. */
+START_TEST(test_accepted_and_connected_sockets_are_nonblocking_and_close_on_exec)
+{
+    char dir[] = "/tmp/twine-cn-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/s", dir);
+    tw_address addrs[2];
+    ck_assert_int_eq(tw_address_from_ip(&addrs[0], "127.0.0.1", 0), 0);
+    ck_assert_int_eq(tw_address_from_unix(&addrs[1], path), 0);
+    for (int i = 0; i < 2; i++) {
+        tw_reactor *r = tw_reactor_new();
+        rec_factory server;
+        tu_client_factory client;
+        rec_init(&server, r);
+        tu_client_init(&client, r);
+        tw_listener *l;
+        ck_assert_int_eq(tw_listen(r, &addrs[i], NULL, &server.base, &l), 0);
+        tw_address bound;
+        tw_listener_address(l, &bound);
+        tu_outcome o;
+        tu_watch(tw_connect_address(r, &bound, NULL, &client.rf.base), &o);
+        spin(r, &o.fired, 3000);
+        ck_assert_msg(o.ok, "%s", o.message);
+        spin(r, &server.built, 2000);
+        ck_assert_int_eq(server.built, 1);
+        assert_nonblocking_and_close_on_exec(server.last);
+        assert_nonblocking_and_close_on_exec(client.rf.last);
+        tw_listener_close(l);
+        tw_reactor_free(r);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_bad_arguments_fail_at_once_and_the_factory_hears_nothing)
 {
     tw_reactor *r = tw_reactor_new();
@@ -965,6 +1010,7 @@ static Suite *connect_suite(void)
     tcase_add_test(c, test_freeing_the_reactor_fails_pending_attempts);
     tcase_add_test(c, test_bind_address_sets_the_local_address);
     tcase_add_test(c, test_connect_unix_and_a_missing_path);
+    tcase_add_test(c, test_accepted_and_connected_sockets_are_nonblocking_and_close_on_exec);
     tcase_add_test(c, test_bad_arguments_fail_at_once_and_the_factory_hears_nothing);
     suite_add_tcase(s, c);
 
