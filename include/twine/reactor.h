@@ -2,6 +2,11 @@
 /*
  * The reactor: one single-threaded event loop on a libevent event_base,
  * dispatching socket readiness to transports and running timed calls.
+ * Connected streams are watched by the poller chosen when twine was built
+ * (`./configure --with-poller`): an epoll set of the reactor's own, the
+ * default where epoll exists, or one libevent event each (kqueue on the
+ * BSDs and macOS). Either way the event_base runs the loop, and everything
+ * else (timers, signals, listeners, UDP, DNS) is on libevent.
  *
  * There are no hidden globals: everything hangs off a tw_reactor, so two
  * reactors in two threads never interfere. Apart from
