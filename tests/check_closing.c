@@ -516,7 +516,7 @@ START_TEST(test_graceful_stop_drains_clients_that_have_not_read)
     cl_init(&f);
     f.echo = 1;
     int port;
-    cl_listen(r, &f, NULL, &port); /* closed by the stop */
+    tw_listener *l = cl_listen(r, &f, NULL, &port);
     stop_clients sc;
     memset(&sc, 0, sizeof sc);
     for (int i = 0; i < STOP_CLIENTS; i++) {
@@ -547,6 +547,7 @@ START_TEST(test_graceful_stop_drains_clients_that_have_not_read)
     ck_assert_uint_eq(got, written);
     ck_assert_uint_gt(written, 0);
     ck_assert_int_lt(drained, 20000); /* within the shutdown timeout */
+    tw_listener_close(l);
     tw_reactor_free(r);
 }
 END_TEST
