@@ -6,6 +6,19 @@
  *
  * libevent takes an event off its active queue when the event is deleted,
  * so a stream may be freed at any time here and stream_busy is never raised.
+ *
+ * A stream that is not reading still wants to hear its peer leave
+ * (TW__POLL_HUP alone). libevent cannot say that: EV_CLOSED is only the
+ * peer's FIN, only on its epoll backend, and a reset (EPOLLHUP|EPOLLERR)
+ * comes as EV_READ|EV_WRITE, which a level-triggered read would also report
+ * for every unread byte, waking the loop without end. So the stream is
+ * watched edge-triggered for reading, which wakes the loop once per arrival
+ * (data, FIN or reset), and a poll() of the descriptor, which consumes
+ * nothing, tells a hangup (POLLERR, POLLHUP, or POLLRDHUP for the FIN where
+ * the system has it: Linux, FreeBSD) from data. Where libevent's backend
+ * cannot trigger on edges (select, poll), a paused stream hears its peer
+ * only once it reads again. While the stream is flushing it watches for
+ * writing instead: a reset fails the next write.
  */
 #include "config.h"
 
@@ -13,24 +26,34 @@
 #ifndef TW_POLLER_EPOLL
 
 #include <errno.h>
+#include <poll.h>
 #include <event2/event.h>
 
 #include "poller_internal.h"
 
+#ifndef POLLRDHUP
+#define POLLRDHUP 0 /* macOS: a FIN alone is not told from data */
+#endif
+
+/* Whether the peer of @p fd has reset or (where POLLRDHUP exists) sent its
+ * FIN; reads nothing, so the error stays for the stream to collect. */
+static int hung_up(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLERR | POLLHUP | POLLRDHUP)) != 0;
+}
+
 static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
     tw__pollable *p = arg;
     int ready = 0;
     if (what & EV_READ)
         ready |= TW__POLL_IN;
     if (what & EV_WRITE)
         ready |= TW__POLL_OUT;
-#ifdef EV_CLOSED
-    if (what & EV_CLOSED)
-        ready |= TW__POLL_HUP;
-#endif
     ready &= p->mask;
+    if (ready == 0 && (p->mask & TW__POLL_HUP) && hung_up((int)fd))
+        ready = TW__POLL_HUP;
     if (ready != 0)
         tw__stream_ready(p, ready);
 }
@@ -55,10 +78,9 @@ int tw__poll_set(tw_reactor *r, tw__pollable *p, int mask)
         want |= EV_READ;
     if (mask & TW__POLL_OUT)
         want |= EV_WRITE;
-#ifdef EV_CLOSED
-    if (mask & TW__POLL_HUP)
-        want |= EV_CLOSED; /* where the backend supports it */
-#endif
+    /* A hangup alone: see the comment at the top. */
+    if (mask == TW__POLL_HUP && (event_base_get_features(r->base) & EV_FEATURE_ET))
+        want |= EV_READ | EV_ET;
     /* An event's interest is fixed once assigned: take it out, reassign. */
     if (p->added)
         event_del(&p->ev);
