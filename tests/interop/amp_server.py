@@ -4,8 +4,9 @@ A Twisted AMP server for twine's client to call.
 
 Usage: amp_server.py [UNIX_SOCKET_PATH]
 
-Serves Sum, Echo, Divide (declaring ZERO_DIVISION) and Delay with Twisted's
-amp.AMP on 127.0.0.1, port 0, and also on UNIX_SOCKET_PATH when given.
+Serves Sum, Echo, Divide (declaring ZERO_DIVISION) and Delay, and the Types
+and Refuse commands of amp_types.py, with Twisted's amp.AMP on 127.0.0.1,
+port 0, and also on UNIX_SOCKET_PATH when given.
 Prints "listening on 127.0.0.1:PORT" once ready, then runs until its
 standard input closes, it is killed, or 60 seconds pass.
 """
@@ -13,10 +14,10 @@ import sys
 
 from twisted.internet import protocol, reactor, stdio, task
 
-import amp_commands
+import amp_types
 
 
-class Server(amp_commands.Server):
+class Server(amp_types.TypesServer):
     """Delay answers once the delay has passed, so pipelined answers come
     back out of order."""
 
