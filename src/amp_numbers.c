@@ -172,8 +172,10 @@ static long decimal_format(const char *s, size_t len, char *dst, char *digits)
         for (; i < len; i++) {
             if (!is_digit((unsigned char)s[i]))
                 return -EINVAL;
-            if (exp < DECIMAL_EXP_SATURATED)
+            if (exp <= (DECIMAL_EXP_SATURATED - 9) / 10)
                 exp = exp * 10 + (s[i] - '0');
+            else
+                exp = DECIMAL_EXP_SATURATED;
         }
         if (eneg)
             exp = -exp;
