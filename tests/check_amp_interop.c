@@ -289,6 +289,40 @@ static tw_amp_values *ints(const char *n1, int64_t v1, const char *n2, int64_t v
     return v;
 }
 
+/* twine's AMP client (connected_amp) connected to a fresh Twisted server. */
+typedef struct {
+    child server;
+    tw_reactor *r;
+    tw_factory *f;
+} twisted_peer;
+
+static void twisted_peer_open(twisted_peer *p)
+{
+    require_twisted();
+    twisted_server(&p->server, "");
+    int port = child_port(&p->server, 20000);
+    p->r = tw_reactor_new();
+    p->f = tw_amp_factory_new();
+    tw_amp_factory_set_callbacks(p->f, on_connected, on_lost, NULL);
+    int fd = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(fd, 0);
+    connected_amp = NULL;
+    ck_assert_int_eq(tw_transport_adopt(p->r, fd, p->f), 0);
+    ck_assert_ptr_nonnull(connected_amp);
+}
+
+static void twisted_peer_close(twisted_peer *p)
+{
+    tw_amp_lose_connection(connected_amp);
+    long long deadline = tu_now_ms() + 3000;
+    while (connected_amp != NULL && tu_now_ms() < deadline)
+        tw_reactor_iterate(p->r, 0.01);
+    ck_assert_ptr_null(connected_amp);
+    tw_reactor_free(p->r);
+    tw_factory_free(p->f);
+    twisted_server_stop(&p->server);
+}
+
 /* The commands of tests/interop/amp_types.py. */
 static const tw_amp_arg TYPES_ROW[] = {
     {"a", TW_AMP_T_INTEGER, 0},
@@ -374,18 +408,9 @@ static size_t types_bytes(const tw_amp_values *v, unsigned char *out, size_t cap
 
 START_TEST(test_every_amp_type_round_trips_through_a_twisted_server)
 {
-    require_twisted();
-    child server;
-    twisted_server(&server, "");
-    int port = child_port(&server, 20000);
-    tw_reactor *r = tw_reactor_new();
-    tw_factory *f = tw_amp_factory_new();
-    tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL);
-    int fd = tu_connect("127.0.0.1", port);
-    ck_assert_int_ge(fd, 0);
-    connected_amp = NULL;
-    ck_assert_int_eq(tw_transport_adopt(r, fd, f), 0);
-    ck_assert_ptr_nonnull(connected_amp);
+    twisted_peer peer;
+    twisted_peer_open(&peer);
+    tw_reactor *r = peer.r;
 
     /* Twisted decodes every value and encodes it back to the same bytes. */
     tu_amp_outcome o;
@@ -419,32 +444,15 @@ START_TEST(test_every_amp_type_round_trips_through_a_twisted_server)
     ck_assert_msg(!o.failed, "%s", o.message);
     tw_amp_values_free(o.values);
 
-    tw_amp_lose_connection(connected_amp);
-    long long deadline = tu_now_ms() + 3000;
-    while (connected_amp != NULL && tu_now_ms() < deadline)
-        tw_reactor_iterate(r, 0.01);
-    ck_assert_ptr_null(connected_amp);
-    tw_reactor_free(r);
-    tw_factory_free(f);
-    twisted_server_stop(&server);
+    twisted_peer_close(&peer);
 }
 END_TEST
 
 START_TEST(test_twines_client_calls_a_twisted_amp_server)
 {
-    require_twisted();
-    child server;
-    twisted_server(&server, "");
-    int port = child_port(&server, 20000);
-
-    tw_reactor *r = tw_reactor_new();
-    tw_factory *f = tw_amp_factory_new();
-    tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL);
-    int fd = tu_connect("127.0.0.1", port);
-    ck_assert_int_ge(fd, 0);
-    connected_amp = NULL;
-    ck_assert_int_eq(tw_transport_adopt(r, fd, f), 0);
-    ck_assert_ptr_nonnull(connected_amp);
+    twisted_peer peer;
+    twisted_peer_open(&peer);
+    tw_reactor *r = peer.r;
 
     tu_amp_outcome o;
     call(r, &amp_sum_command, ints("a", 13, "b", 81), &o);
@@ -517,14 +525,7 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
     for (int i = 0; i < 23; i++)
         tw_deferred_unref(ds[i]);
 
-    tw_amp_lose_connection(connected_amp);
-    long long deadline = tu_now_ms() + 3000;
-    while (connected_amp != NULL && tu_now_ms() < deadline)
-        tw_reactor_iterate(r, 0.01);
-    ck_assert_ptr_null(connected_amp);
-    tw_reactor_free(r);
-    tw_factory_free(f);
-    twisted_server_stop(&server);
+    twisted_peer_close(&peer);
 }
 END_TEST
 
