@@ -104,10 +104,12 @@ for page in "$srcdir"/*.[1-8] "$srcdir"/docs/*.[1-8] "$srcdir"/docs/man/*.[1-8];
 done
 if [ $pages -gt 0 ]; then ok "$pages manual page(s) installed"; else fail "no manual page was installed"; fi
 # An installed page must read as written: no make variable or configure
-# substitution left unexpanded, such as $(pkglibdir) or @bindir@.
+# substitution left unexpanded, such as $(pkglibdir), ${libdir} or @bindir@
+# (a shell's "$(cat FILE)" in an example is meant).
+unexpanded='\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{(prefix|exec_prefix|[a-z_]*dir)\}|@[A-Za-z_]+@'
 for page in "$mandir"/man*/*; do
     [ -f "$page" ] || continue
-    if grep -n -E '\$\(|@[A-Za-z_]+@' "$page" >"$tmp/unexpanded"; then
+    if grep -n -E "$unexpanded" "$page" >"$tmp/unexpanded"; then
         fail "the installed ${page#"$dest"} holds unexpanded text:"
         sed 's/^/    /' "$tmp/unexpanded"
     fi
