@@ -41,9 +41,8 @@ void tc_calls_free(tc_calls *calls)
     memset(calls, 0, sizeof *calls);
 }
 
-/* Set one pair, saying which limit it broke; @p what names it in the sentence. */
-static int set_pair(tw_amp_box *box, const char *k, size_t kl, const char *v, size_t vl,
-                    const char *what, int bad_code, char *err, size_t errlen)
+int tc_box_set(tw_amp_box *box, const char *k, size_t kl, const char *v, size_t vl,
+               const char *what, int bad_code, char *err, size_t errlen)
 {
     int rc = tw_amp_box_set(box, k, kl, v, vl);
     if (rc == -EINVAL) {
@@ -73,7 +72,7 @@ int tc_args_from_argv(tw_amp_box *box, char *const *argv, int argc, char *err, s
             snprintf(err, errlen, "%s is not KEY=VALUE", what);
             return EX_USAGE;
         }
-        int code = set_pair(box, argv[i], (size_t)(eq - argv[i]), eq + 1, strlen(eq + 1), what,
+        int code = tc_box_set(box, argv[i], (size_t)(eq - argv[i]), eq + 1, strlen(eq + 1), what,
                             EX_USAGE, err, errlen);
         if (code != 0)
             return code;
@@ -213,7 +212,7 @@ static int read_line(const char *line, size_t len, size_t lineno, tw_amp_box *bo
         snprintf(err, errlen, "out of memory");
         code = EX_OSERR;
     } else {
-        code = set_pair(box, k, kl, v, vl, what, EX_DATAERR, err, errlen);
+        code = tc_box_set(box, k, kl, v, vl, what, EX_DATAERR, err, errlen);
     }
     free(k);
     free(v);

@@ -12,7 +12,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -157,22 +156,12 @@ int tc_json_to_box(const json_t *obj, tw_amp_box *box, char *err, size_t errlen)
         int code = value_bytes(key, v, &bytes, &len, err, errlen);
         if (code != 0)
             return code;
-        int rc = tw_amp_box_set(box, key, strlen(key), bytes, len);
+        char what[64];
+        snprintf(what, sizeof what, "key '%.40s'", key);
+        code = tc_box_set(box, key, strlen(key), bytes, len, what, EX_DATAERR, err, errlen);
         free(bytes);
-        if (rc == -EINVAL) {
-            snprintf(err, errlen, "key '%.40s': a key must be 1 to %d bytes", key,
-                     TW_AMP_MAX_KEY_LENGTH);
-            return EX_DATAERR;
-        }
-        if (rc == TW_ETOOBIG) {
-            snprintf(err, errlen, "key '%.40s': a value must be at most %d bytes", key,
-                     TW_AMP_MAX_VALUE_LENGTH);
-            return EX_DATAERR;
-        }
-        if (rc < 0) {
-            snprintf(err, errlen, "out of memory");
-            return EX_OSERR;
-        }
+        if (code != 0)
+            return code;
     }
     return 0;
 }

@@ -35,28 +35,22 @@ static int put_json(FILE *out, json_t *obj)
         return -ENOMEM;
     int rc = json_dumpf(obj, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);
-    if (rc < 0)
-        return written(out) < 0 ? written(out) : -ENOMEM;
+    if (rc < 0) {
+        int w = written(out);
+        return w < 0 ? w : -ENOMEM;
+    }
     fputc('\n', out);
     return written(out);
 }
 
-/* {"command": ..., @p what: @p detail}, taking @p detail. */
+/*
+ * {"command": ..., @p what: @p detail}, taking @p detail. json_pack's "o"
+ * takes its reference even when packing fails, a NULL one included.
+ */
 static json_t *report(const char *command, const char *what, json_t *detail)
 {
-    json_t *cmd = tc_json_bytes(command, strlen(command));
-    if (cmd == NULL || detail == NULL) {
-        json_decref(cmd);
-        json_decref(detail);
-        return NULL;
-    }
-    json_t *obj = json_object();
-    if (obj == NULL || json_object_set_new(obj, "command", cmd) < 0 ||
-        json_object_set_new(obj, what, detail) < 0) {
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
+    return json_pack("{s:o,s:o}", "command", tc_json_bytes(command, strlen(command)), what,
+                     detail);
 }
 
 int tc_print_answer(FILE *out, tc_format fmt, size_t index, const char *command,
@@ -94,13 +88,8 @@ int tc_print_error(FILE *out, FILE *err, tc_format fmt, const char *command, con
     fputc('\n', err);
     if (fmt != TC_JSON)
         return 0;
-    json_t *detail = json_object();
-    json_t *c = tc_json_bytes(code, strlen(code)), *d = tc_json_bytes(description, strlen(description));
-    if (detail == NULL || c == NULL || d == NULL || json_object_set_new(detail, "code", c) < 0 ||
-        json_object_set_new(detail, "description", d) < 0) {
-        json_decref(detail);
-        return -ENOMEM;
-    }
+    json_t *detail = json_pack("{s:o,s:o}", "code", tc_json_bytes(code, strlen(code)),
+                               "description", tc_json_bytes(description, strlen(description)));
     return put_json(out, report(command, "error", detail));
 }
 

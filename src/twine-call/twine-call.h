@@ -61,6 +61,15 @@ typedef struct tc_calls {
 } tc_calls;
 
 /**
+ * tw_amp_box_set(), with a sentence naming the limit broken.
+ * @param what names the pair in the sentence, e.g. "argument 'a=1'".
+ * @return 0; @p bad_code for a key or value too long for AMP; EX_OSERR when
+ *         memory runs out. The sentence goes in @p err.
+ */
+int tc_box_set(tw_amp_box *box, const char *key, size_t keylen, const char *value,
+               size_t valuelen, const char *what, int bad_code, char *err, size_t errlen);
+
+/**
  * Set each KEY=VALUE of @p argv (the bytes as given) in @p box.
  * @return 0, or a sysexits code with a sentence in @p err.
  */
