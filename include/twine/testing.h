@@ -208,7 +208,8 @@ TW_API void tw_string_transport_lose(tw_string_transport *t, int code);
 /**
  * Deliver connection_lost if it has not run (TW_EABORTED or TW_EDONE if the
  * protocol closed, else TW_ECONNLOST), destroy the protocol, release the
- * factory user counted by tw_string_transport_open(), and free @p t.
+ * factory user counted by tw_string_transport_open() (stop_factory may
+ * run), and free @p t. All of it happens synchronously, in that order.
  * NULL is ignored.
  */
 TW_API void tw_string_transport_free(tw_string_transport *t);
@@ -252,7 +253,11 @@ TW_API int tw_pump_connect(tw_pump *pump, tw_reactor *r, tw_protocol *client, tw
  */
 TW_API size_t tw_pump_flush(tw_pump *pump, size_t chunk, size_t max_rounds);
 
-/** Lose both sides (if not lost) and free both transports and protocols. */
+/**
+ * Free both sides as tw_string_transport_free() does: connection_lost
+ * (TW_ECONNLOST unless the side closed) runs synchronously on each side not
+ * yet lost, then both protocols are destroyed and both transports freed.
+ */
 TW_API void tw_pump_free(tw_pump *pump);
 
 /* ---- Clock -------------------------------------------------------------- */
