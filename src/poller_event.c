@@ -15,7 +15,7 @@
  * watched edge-triggered for reading, which wakes the loop once per arrival
  * (data, FIN or reset), and a poll() of the descriptor, which consumes
  * nothing, tells a hangup (POLLERR, POLLHUP, or POLLRDHUP for the FIN where
- * the system has it: Linux, FreeBSD) from data. Where libevent's backend
+ * the system has it, as Linux does) from data. Where libevent's backend
  * cannot trigger on edges (select, poll), a paused stream hears its peer
  * only once it reads again. While the stream is flushing it watches for
  * writing instead: a reset fails the next write.
@@ -32,7 +32,7 @@
 #include "poller_internal.h"
 
 #ifndef POLLRDHUP
-#define POLLRDHUP 0 /* macOS: a FIN alone is not told from data */
+#define POLLRDHUP 0 /* a FIN alone is then not told from data */
 #endif
 
 /* Whether the peer of @p fd has reset or (where POLLRDHUP exists) sent its
