@@ -164,14 +164,26 @@ static void reject(tw_listener *l, int fd)
     }
 }
 
+static void accept_batch(tw_listener *l, int lfd);
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     tw_listener *l = arg;
+    tw_reactor *r = l->r;
+    l->refs++; /* build_protocol may close the listener: not under us */
+    tw__enter(r);
+    accept_batch(l, (int)lfd);
+    tw__leave(r);
+    unref(l);
+}
+
+static void accept_batch(tw_listener *l, int lfd)
+{
     for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
         tw_address peer;
         peer.len = sizeof peer.u.storage;
-        int fd = accept4((int)lfd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)

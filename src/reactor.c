@@ -77,10 +77,19 @@ static void abort_all(tw__list *list)
     }
 }
 
-TW_API void tw_reactor_free(tw_reactor *r)
+TW_API int tw_reactor_free(tw_reactor *r)
 {
     if (r == NULL)
-        return;
+        return 0;
+    /* Code of ours below the caller still uses the reactor. */
+    if (r->running || r->depth > 0 || r->stream_busy > 0)
+        return TW_ESTATE;
+    /* What the teardown calls back (connection_lost, stop_factory, release
+     * functions) runs inside it: a free from there is refused, and a stop
+     * under way goes no further (the phases left never run). */
+    tw__enter(r);
+    r->freeing = 1;
+    r->draining = 0;
     abort_all(&r->listeners);
     abort_all(&r->conns);
     tw__streams_free(r);
@@ -98,6 +107,7 @@ TW_API void tw_reactor_free(tw_reactor *r)
     if (r->owns_base && r->base != NULL)
         event_base_free(r->base);
     free(r);
+    return 0;
 }
 
 static void drain_timeout(void *arg)
@@ -112,6 +122,7 @@ static void drain_timeout(void *arg)
 
 static void begin_phase(tw_reactor *r)
 {
+    tw__enter(r);
     r->phase_waiting = 1; /* held until this function is done */
     tw__triggers_run(r, (tw_trigger_phase)r->phase);
     if (r->phase == TW_TRIGGER_DURING) {
@@ -130,11 +141,12 @@ static void begin_phase(tw_reactor *r)
         }
     }
     tw__shutdown_step_done(r);
+    tw__leave(r);
 }
 
 void tw__shutdown_step_done(tw_reactor *r)
 {
-    if (r->phase_waiting == 0 || --r->phase_waiting > 0)
+    if (r->freeing || r->phase_waiting == 0 || --r->phase_waiting > 0)
         return;
     if (r->phase < TW_TRIGGER_AFTER) {
         r->phase++;
@@ -145,8 +157,14 @@ void tw__shutdown_step_done(tw_reactor *r)
     r->phase = PHASE_DONE;
     cancel_drain_timer(r);
     tw__timers_cancel_all(r);
-    if (r->running)
-        event_base_loopbreak(r->base);
+    if (r->running) {
+        event_base_loopbreak(r->base); /* tw_reactor_run() returns, then resets */
+        return;
+    }
+    /* A host drives the loop: the reactor is usable again at once, as after
+     * tw_reactor_run() returns. A stop made before any run still keeps the
+     * next tw_reactor_run() from starting (phase stays PHASE_DONE). */
+    r->stopping = 0;
 }
 
 TW_API int tw_reactor_run(tw_reactor *r)
@@ -195,7 +213,7 @@ TW_API int tw_reactor_iterate(tw_reactor *r, double timeout)
 
 TW_API void tw_reactor_stop(tw_reactor *r)
 {
-    if (r->stopping)
+    if (r->stopping || r->freeing)
         return;
     r->stopping = 1;
     r->phase = TW_TRIGGER_BEFORE;

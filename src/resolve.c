@@ -242,9 +242,21 @@ static void progress(lookup *lk)
         finish(lk);
 }
 
+static void answer(query *q, int err, struct evutil_addrinfo *ai);
+
 static void on_answer(int err, struct evutil_addrinfo *ai, void *arg)
 {
     query *q = arg;
+    tw_reactor *r = q->lk->res->r; /* NULL once the resolver was detached */
+    if (r != NULL)
+        tw__enter(r);
+    answer(q, err, ai);
+    if (r != NULL)
+        tw__leave(r);
+}
+
+static void answer(query *q, int err, struct evutil_addrinfo *ai)
+{
     lookup *lk = q->lk;
     if (q->req != NULL) {
         q->req = NULL;

@@ -403,8 +403,11 @@ static void handle_event(tw__stream *s, int what)
 void tw__stream_ready(tw__pollable *p, int what)
 {
     tw__stream *s = tw_container_of(p, tw__stream, io);
+    tw_reactor *r = s->base.reactor;
+    tw__enter(r); /* the stream may be freed inside; the reactor may not */
     if (!(s->flags & F_CLOSED))
         handle_event(s, what);
+    tw__leave(r);
 }
 
 /* The pending event: run every stream kicked so far. The list is taken
