@@ -21,8 +21,21 @@
 /* Shutdown phases beyond tw_trigger_phase's three. */
 enum { PHASE_NONE = -1, PHASE_DONE = 3 };
 
+/* libevent's own messages (evdns's "Nameserver ... has failed", an epoll
+ * error) go to twine's sink rather than straight to stderr, so they reach
+ * reactord's log file, its JSON format, or an embedder's handler. */
+static void libevent_log(int severity, const char *msg)
+{
+    tw_log_level level = severity == EVENT_LOG_DEBUG ? TW_LOG_DEBUG
+                         : severity == EVENT_LOG_MSG ? TW_LOG_INFO
+                         : severity == EVENT_LOG_WARN ? TW_LOG_WARN
+                                                      : TW_LOG_ERROR;
+    tw_log(level, "libevent", "%s", msg);
+}
+
 static tw_reactor *reactor_init(struct event_base *base, int owns_base)
 {
+    event_set_log_callback(libevent_log);
     tw_reactor *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
