@@ -90,6 +90,20 @@ static void abort_all(tw__list *list)
     }
 }
 
+/*
+ * libevent finishes a cancelled evdns request (and frees it, and calls back
+ * the resolver, which then frees its evdns_base) from a deferred callback
+ * in the loop, never inside the cancel. On a base of our own, run what is
+ * active before freeing it, or those requests leak; nothing of twine is
+ * left on the base by then. A host's base runs them in the host's loop.
+ */
+static void flush_deferred(struct event_base *base)
+{
+    for (int pass = 0;
+         pass < 16 && event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0; pass++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
 TW_API int tw_reactor_free(tw_reactor *r)
 {
     if (r == NULL)
@@ -117,8 +131,10 @@ TW_API int tw_reactor_free(tw_reactor *r)
     if (r->sig_term != NULL)
         event_free(r->sig_term);
     free(r->read_buf);
-    if (r->owns_base && r->base != NULL)
+    if (r->owns_base && r->base != NULL) {
+        flush_deferred(r->base);
         event_base_free(r->base);
+    }
     free(r);
     return 0;
 }

@@ -53,7 +53,11 @@ TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);
  * TW_ESHUTDOWN, calls queued by tw_reactor_call_from_thread() are dropped
  * (their release functions run), and a stop under way goes no further: the
  * shutdown triggers that have not run never run, and the deferreds the stop
- * waited for are let go of unfired. A host-owned event_base is left usable.
+ * waited for are let go of unfired. A host-owned event_base is left usable;
+ * libevent finishes the DNS questions the free cancelled from a deferred
+ * callback in that base's next loop pass, so a host that frees its base
+ * right away runs one pass first (event_base_loop(base, EVLOOP_NONBLOCK)),
+ * or libevent leaks them.
  *
  * It is forbidden, and refused, while the reactor runs code of its own
  * that will still use it afterwards: inside tw_reactor_run(), or inside any
