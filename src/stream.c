@@ -273,13 +273,15 @@ static int flush(tw__stream *s)
     return 0;
 }
 
-/* The queue grew: pause whoever fills it once it passes the high mark. */
+/* The queue grew: pause whoever fills it once it passes the high mark. As
+ * in Twisted, that is the registered producer when there is one, and the
+ * protocol only when there is none. */
 static void check_high_watermark(tw__stream *s)
 {
     if (queued(s) <= s->high_wm)
         return;
     tw_protocol *p = s->base.protocol;
-    if (!(s->flags & F_PROTO_PAUSED)) {
+    if (s->producer == NULL && !(s->flags & F_PROTO_PAUSED)) {
         s->flags |= F_PROTO_PAUSED;
         if (p->ops->pause_producing != NULL)
             p->ops->pause_producing(p);
