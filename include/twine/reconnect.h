@@ -41,7 +41,12 @@ typedef struct tw_reconnect_options {
     double factor;        /**< growth of each further delay (>= 1); default 2 */
     double max_delay;     /**< cap on the delay; default 60 */
     double jitter;        /**< relative randomness, 0 to 1; default 0.1 */
-    unsigned max_retries; /**< give up after this many failures in a row; 0 never */
+    /**
+     * Retries after a failed first attempt, as Twisted's maxRetries: the
+     * service gives up when the first attempt and max_retries retries all
+     * failed in a row (max_retries + 1 failures); 0 never gives up.
+     */
+    unsigned max_retries;
     unsigned seed;        /**< seed of the jitter's random numbers; 0 picks one */
 } tw_reconnect_options;
 
