@@ -417,6 +417,7 @@ START_TEST(test_reactor_is_usable_again_once_a_stop_under_host_loop_completed)
     tw_endpoint e;
     ck_assert_int_eq(tw_endpoint_parse_client(desc, &e, NULL, 0), 0);
     tw_reconnect *rc;
+    tw_listener *l2;
     ck_assert_int_eq(tw_reconnect_new(r, &e, &cf.base, NULL, &rc), 0);
     ck_assert_int_eq(tw_reconnect_start(rc), 0);
     deadline = tu_now_ms() + 5000;
@@ -435,6 +436,18 @@ START_TEST(test_reactor_is_usable_again_once_a_stop_under_host_loop_completed)
     ck_assert_int_eq(w.after, 1);
     ck_assert_int_eq(tw_reactor_stopping(r), 0);
 
+    /* The stop stopped the service; started again, it connects again. */
+    ck_assert(!tw_reconnect_running(rc));
+    tw_address again;
+    ck_assert_int_eq(tw_address_from_ip(&again, "127.0.0.1", port), 0);
+    ck_assert_int_eq(tw_listen(r, &again, NULL, f, &l2), 0); /* the same port */
+    ck_assert_int_eq(tw_reconnect_start(rc), 0);
+    deadline = tu_now_ms() + 5000;
+    while (cf.made < 2 && tu_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(cf.made, 2);
+
+    tw_listener_close(l2);
     tw_reconnect_free(rc);
     tw_listener_close(l);
     ck_assert_int_eq(tw_reactor_free(r), 0);

@@ -19,6 +19,13 @@
  * p->transport; the transport's protocol field, though, is the service's
  * thin wrapper around it.
  *
+ * A reactor's stop (tw_reactor_stop()) ends the service when its
+ * connection or attempt ends: it stops as tw_reconnect_stop() does, and
+ * once the stop completed, tw_reconnect_start() starts it again.
+ *
+ * Callbacks: tw_reconnect_stop() and tw_reconnect_free() may be called from
+ * any callback, the service's own and its protocol's included.
+ *
  * Ownership: the caller owns the service and frees it with
  * tw_reconnect_free(), before freeing the reactor. The endpoint is copied;
  * the factory is borrowed and must outlive the service and its connections.
