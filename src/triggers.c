@@ -60,8 +60,6 @@ static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
 {
     trigger_wait *w = arg;
     (void)d;
-    if (w->r == NULL)
-        return; /* the reactor was freed first and already let go of d */
     if (tw_result_is_failure(res)) {
         tw_failure *f = tw_result_take_failure(res);
         char text[512];
@@ -69,6 +67,8 @@ static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
         tw_log(TW_LOG_ERROR, "reactor", "shutdown trigger failed: %s", text);
         tw_failure_unref(f);
     }
+    if (w->r == NULL)
+        return; /* the reactor was freed first and already let go of d */
     tw_reactor *r = w->r;
     w->r = NULL;
     tw__link **p = &r->trigger_waits;
