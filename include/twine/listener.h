@@ -80,7 +80,10 @@ TW_API unsigned long long tw_listener_rejected(const tw_listener *l);
 
 /**
  * Stop listening and free the listener. Connections it accepted stay open.
- * NULL is ignored.
+ * It may be called from anywhere, as Twisted's stopListening(): from the
+ * factory's build_protocol and from the callbacks of the protocols it
+ * accepted too; no connection is accepted after it. The handle is invalid
+ * afterwards. NULL is ignored.
  */
 TW_API void tw_listener_close(tw_listener *l);
 

@@ -167,7 +167,12 @@ TW_API int tw_reactor_call_later(tw_reactor *r, double seconds, tw_call_fn fn, v
 TW_API int tw_reactor_call_later_full(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
                                       tw_call_fn release, tw_call **out);
 
-/** Cancel a pending call. @return 0, or TW_ESTATE if it already ran or was cancelled. */
+/**
+ * Cancel a pending call. Inside the call's own function the call is no
+ * longer pending: cancelling it there does nothing, and the handle stays
+ * valid until released (tw_call_release() is safe there too).
+ * @return 0, or TW_ESTATE if it already ran (or is running) or was cancelled.
+ */
 TW_API int tw_call_cancel(tw_call *c);
 
 /** Reschedule a pending call to run @p seconds from now. @return 0, -EINVAL or TW_ESTATE. */
