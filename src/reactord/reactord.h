@@ -90,6 +90,11 @@ int rd_status_fail(int code);
  * process that failed (a daemon, for the shell that waited for it). */
 int rd_status_print(int code);
 
+/* From a crash handler: report @p sentence with @p code as rd_status_fail()
+ * would, with write(2) alone, then log it, under an alarm that ends the
+ * process should the crash have left the log unusable. */
+void rd_status_crash(int code, const char *sentence);
+
 /* Read one report from a status pipe until EOF or @p timeout_ms.
  * @return 1 with *code and @p msg set, 0 on EOF without a report, -1 on
  * timeout. */
@@ -120,9 +125,13 @@ int rd_plugins_help(rd_app *app, const char *name);
 /* Find the protocol of cfg->protocol and validate the -o options. */
 int rd_plugins_resolve(rd_app *app);
 
-/* Make the protocol's factory, and give an AMP factory the commands of
- * every module with an AMP hook. @return 0 or a code. */
+/* Make the protocol's factory. @return 0 or a code. */
 int rd_plugins_make_factory(rd_app *app, tw_reactor *r, tw_factory **out);
+
+/* Give an AMP factory the commands of every module in the search path with
+ * an AMP hook, loading them: call it after dropping privileges. Nothing for
+ * other factories. @return 0 or a code. */
+int rd_plugins_add_amp_commands(rd_app *app, tw_factory *f);
 
 /* Make the module's datagram protocol for one udp: endpoint. */
 int rd_plugins_make_datagram(rd_app *app, tw_reactor *r, struct tw_datagram_protocol **out);

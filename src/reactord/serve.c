@@ -142,7 +142,8 @@ int rd_serve(rd_run *run, const rd_worker *w)
         at += (size_t)snprintf(ports + at, sizeof ports - at, "%s%d", i ? " " : "",
                                tw_address_port(&bound));
     }
-    if ((rc = rd_credentials_apply(&run->creds)) != 0)
+    if ((rc = rd_credentials_apply(&run->creds)) != 0 ||
+        (rc = rd_plugins_add_amp_commands(run->app, f)) != 0)
         goto out;
     if (run->chdir != NULL && chdir(run->chdir) < 0) {
         rc = rd_error(errno == EACCES ? EX_NOPERM : EX_CONFIG, "cannot change directory to %s: %s",

@@ -106,6 +106,41 @@ int rd_status_print(int code)
     return rd_status_fail(code);
 }
 
+/* Append @p s to @p buf at @p at, within @p cap; async-signal-safe. */
+static size_t put(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s != '\0' && at < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+void rd_status_crash(int code, const char *sentence)
+{
+    char buf[1200], num[12];
+    size_t at = 0, k = sizeof num;
+    num[--k] = '\0';
+    do
+        num[--k] = (char)('0' + code % 10);
+    while ((code /= 10) > 0 && k > 0);
+    if (status_fd >= 0) {
+        at = put(buf, at, sizeof buf, num + k);
+        at = put(buf, at, sizeof buf, "\n");
+        at = put(buf, at, sizeof buf, sentence);
+    } else {
+        at = put(buf, at, sizeof buf, "reactord: ");
+        at = put(buf, at, sizeof buf, sentence);
+        at = put(buf, at, sizeof buf, "\n");
+    }
+    ssize_t w = write(status_fd >= 0 ? status_fd : STDERR_FILENO, buf, at);
+    (void)w; /* nothing more can be done about it */
+    if (relayed)
+        return;
+    /* tw_log is not async-signal-safe: a crash inside malloc could leave it
+     * waiting forever, and the alarm's default action ends the process. */
+    alarm(2);
+    rd_logging_fatal(sentence);
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;
