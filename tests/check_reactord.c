@@ -2044,6 +2044,10 @@ START_TEST(test_a_daemon_whose_module_crashes_says_so_and_logs_it)
              plugins());
     expect_failure(args, 70, want, NULL);
     ck_assert_msg(strstr(slurp(log, text, sizeof text), want) != NULL, "%s", text);
+    /* No daemon was left behind: it exits right after its report. */
+    long long deadline = tu_now_ms() + 5000;
+    while (children_other_than(0) > 0 && tu_now_ms() < deadline)
+        usleep(10000);
     ck_assert_int_eq(children_other_than(0), 0);
     remove_tmpdir();
 }
