@@ -2124,6 +2124,117 @@ START_TEST(test_with_user_every_worker_reopens_the_log)
 }
 END_TEST
 
+/* Byte @p off of client @p c's stream: a pattern, so that every byte
+ * received can be checked against the one sent. */
+static unsigned char stream_byte(int c, size_t off)
+{
+    return (unsigned char)((off * 2654435761u) >> 24) ^ (unsigned char)c;
+}
+
+START_TEST(test_a_graceful_stop_delivers_queued_output_to_clients_that_sent_unread_data)
+{
+    enum { CLIENTS = 10 };
+    const size_t total = (size_t)16 << 20;
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--shutdown-timeout", "20", NULL};
+    tu_reactord d = start(args);
+    int fd[CLIENTS];
+    size_t sent[CLIENTS] = {0}, got[CLIENTS] = {0};
+    int eof[CLIENTS] = {0};
+    static unsigned char chunk[1 << 16];
+    for (int c = 0; c < CLIENTS; c++) {
+        fd[c] = tu_connect("127.0.0.1", d.port);
+        ck_assert_int_ge(fd[c], 0);
+        fcntl(fd[c], F_SETFL, O_NONBLOCK);
+    }
+    /* Send without reading until the server stops reading from anyone: its
+     * echoes are queued, the rest waits unread in its socket buffers. */
+    long long deadline = tu_now_ms() + 30000;
+    int idle_rounds = 0;
+    while (idle_rounds < 10 && tu_now_ms() < deadline) {
+        int progress = 0;
+        for (int c = 0; c < CLIENTS; c++) {
+            while (sent[c] < total) {
+                size_t n = total - sent[c] < sizeof chunk ? total - sent[c] : sizeof chunk;
+                for (size_t i = 0; i < n; i++)
+                    chunk[i] = stream_byte(c, sent[c] + i);
+                ssize_t w = send(fd[c], chunk, n, MSG_NOSIGNAL);
+                if (w <= 0)
+                    break;
+                sent[c] += (size_t)w;
+                progress = 1;
+            }
+        }
+        idle_rounds = progress ? 0 : idle_rounds + 1;
+        usleep(20000);
+    }
+    ck_assert_msg(idle_rounds >= 10, "the server kept reading everything for 30 s");
+#ifdef __linux__
+    /* What the server read, it echoed: all of it is queued output, which
+     * must arrive whole. (On loopback nothing is in flight in between.) */
+    size_t queued[CLIENTS];
+    for (int c = 0; c < CLIENTS; c++) {
+        int outq = 0;
+        ck_assert_int_eq(ioctl(fd[c], SIOCOUTQ, &outq), 0);
+        long unread = server_unread(d.port, local_port(fd[c]));
+        ck_assert_int_ge(unread, 0);
+        queued[c] = sent[c] - (size_t)outq - (size_t)unread;
+    }
+#endif
+
+    long long t0 = tu_now_ms();
+    kill(d.pid, SIGTERM);
+    /* Now read: every byte the server echoed arrives, in order, then EOF. */
+    static unsigned char buf[1 << 16];
+    int open = CLIENTS;
+    deadline = t0 + 25000;
+    while (open > 0 && tu_now_ms() < deadline) {
+        struct pollfd p[CLIENTS];
+        for (int c = 0; c < CLIENTS; c++)
+            p[c] = (struct pollfd){eof[c] ? -1 : fd[c], POLLIN, 0};
+        poll(p, CLIENTS, 100);
+        for (int c = 0; c < CLIENTS; c++) {
+            if (eof[c] || p[c].revents == 0)
+                continue;
+            ssize_t n = recv(fd[c], buf, sizeof buf, 0);
+            if (n < 0 && errno == EAGAIN)
+                continue;
+            ck_assert_msg(n >= 0, "client %d: %s after %zu of %zu bytes echoed", c,
+                          strerror(errno), got[c], sent[c]);
+            if (n == 0) {
+                eof[c] = 1;
+                open--;
+                continue;
+            }
+            ssize_t i = 0;
+            while (i < n && buf[i] == stream_byte(c, got[c] + (size_t)i))
+                i++;
+            ck_assert_msg(i == n, "client %d: byte %zu differs", c, got[c] + (size_t)i);
+            got[c] += (size_t)n;
+        }
+    }
+    long long took = tu_now_ms() - t0;
+    tu_reactord_read_log(&d);
+    ck_assert_msg(open == 0, "%d clients without EOF %lld ms after SIGTERM (client 0: %zu of %zu "
+                  "bytes back): %s", open, took, got[0], sent[0], d.log);
+    ck_assert_msg(took < 20000, "the drain took %lld ms", took);
+    for (int c = 0; c < CLIENTS; c++) {
+        ck_assert_msg(got[c] > 0 && got[c] <= sent[c], "client %d: %zu of %zu", c, got[c],
+                      sent[c]);
+#ifdef __linux__
+        ck_assert_msg(got[c] == queued[c], "client %d: %zu bytes echoed, %zu queued", c, got[c],
+                      queued[c]);
+#endif
+        close(fd[c]);
+    }
+    int status = tu_wait_child(d.pid, 20000);
+    tu_reactord_read_log(&d);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", d.log);
+    ck_assert_msg(strstr(d.log, "aborting") == NULL, "%s", d.log);
+    close(d.err_fd);
+}
+END_TEST
+
 static Suite *reactord_suite(void)
 {
     Suite *s = suite_create("reactord");
@@ -2222,6 +2333,7 @@ static Suite *reactord_suite(void)
     tcase_add_test(tc, test_sigusr2_is_ignored_and_sigquit_stops_gracefully);
     tcase_add_test(tc, test_workers_reopen_on_sigusr1_ignore_sigusr2_and_stop_on_sigquit);
     tcase_add_test(tc, test_a_second_sigterm_closes_the_remaining_connections_at_once);
+    tcase_add_test(tc, test_a_graceful_stop_delivers_queued_output_to_clients_that_sent_unread_data);
     tcase_add_test(tc, test_a_worker_without_heartbeat_is_killed_and_restarted);
     tcase_add_test(tc, test_a_daemon_closes_the_descriptors_it_inherited);
     tcase_add_test(tc, test_a_module_passed_over_for_a_builtin_is_logged);
