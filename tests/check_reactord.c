@@ -2171,7 +2171,9 @@ START_TEST(test_a_graceful_stop_delivers_queued_output_to_clients_that_sent_unre
     ck_assert_msg(idle_rounds >= 10, "the server kept reading everything for 30 s");
 #ifdef __linux__
     /* What the server read, it echoed: all of it is queued output, which
-     * must arrive whole. (On loopback nothing is in flight in between.) */
+     * must arrive whole. (On loopback nothing is in flight in between; the
+     * server may still read a little more before the signal, if its kernel
+     * buffer grows.) */
     size_t queued[CLIENTS];
     for (int c = 0; c < CLIENTS; c++) {
         int outq = 0;
@@ -2222,8 +2224,8 @@ START_TEST(test_a_graceful_stop_delivers_queued_output_to_clients_that_sent_unre
         ck_assert_msg(got[c] > 0 && got[c] <= sent[c], "client %d: %zu of %zu", c, got[c],
                       sent[c]);
 #ifdef __linux__
-        ck_assert_msg(got[c] == queued[c], "client %d: %zu bytes echoed, %zu queued", c, got[c],
-                      queued[c]);
+        ck_assert_msg(got[c] >= queued[c], "client %d: %zu bytes echoed, %zu were queued", c,
+                      got[c], queued[c]);
 #endif
         close(fd[c]);
     }
