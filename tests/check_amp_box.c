@@ -489,6 +489,7 @@ START_TEST(test_no_1mib_box_costs_much_cpu_whatever_its_key_order)
         int rc;
         double took = timed_parse(buf, len, &c, &rc);
         printf("1 MiB AMP box, %s: %.2f ms of CPU\n", cases[i].what, took * 1e3);
+        ck_assert_msg(took < 0.2, "%s took %.1f ms", cases[i].what, took * 1e3);
         ck_assert_int_eq(rc, cases[i].ok ? 0 : TW_ETOOBIG);
         if (cases[i].ok) {
             ck_assert_uint_eq(c.n, 1);
@@ -510,7 +511,6 @@ START_TEST(test_no_1mib_box_costs_much_cpu_whatever_its_key_order)
             size_t unique = cases[i].repeat ? (len - 2) / 2 + 2 : len;
             ck_assert_uint_eq(tw_amp_box_encoded_size(box), unique);
         }
-        ck_assert_msg(took < 0.2, "%s took %.1f ms", cases[i].what, took * 1e3);
         collected_free(&c);
         free(buf);
     }
