@@ -10,8 +10,10 @@
  * type's parameters -- keys first, then positional segments into the
  * parameters still free, in the type's order -- and checks every value.
  *
- * UNIX servers own their socket file: a stale one is removed before
- * binding, and the listener removes it (and drops PATH.lock) when it stops.
+ * UNIX servers own their socket file as every UNIX listener does
+ * (listener.c: a stale one is removed before binding, the file goes when
+ * the listener stops); with lockfile=1 they also hold PATH.lock, dropped
+ * when the listener stops.
  */
 #include "config.h"
 
@@ -32,7 +34,6 @@
 #include <twine/endpoint.h>
 #include <twine/log.h>
 
-#include "fd_internal.h"
 #include "stream_internal.h"
 
 #define MAX_SEGMENTS 16
@@ -525,28 +526,19 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- listening */
 
-/* What a UNIX listener must undo when it stops. */
-typedef struct unix_files {
-    dev_t dev;
-    ino_t ino;
-    int lock_fd; /* -1 without lockfile */
-    char path[TW_ENDPOINT_PATH_MAX];
-    char lock_path[TW_ENDPOINT_PATH_MAX + sizeof ".lock"];
-} unix_files;
+/* The lock file a UNIX listener with lockfile=1 holds until it stops. */
+typedef struct unix_lock {
+    int fd;
+    char path[TW_ENDPOINT_PATH_MAX + sizeof ".lock"];
+} unix_lock;
 
-static void unix_files_release(void *arg)
+static void unix_lock_release(void *arg)
 {
-    unix_files *u = arg;
-    struct stat st;
-    /* Only our own socket file: a server started since may own the path. */
-    if (lstat(u->path, &st) == 0 && st.st_dev == u->dev && st.st_ino == u->ino)
-        unlink(u->path);
-    if (u->lock_fd >= 0) {
-        /* Unlink before unlocking, so the next server never locks a file
-         * that is about to disappear (take_lock checks for that too). */
-        unlink(u->lock_path);
-        close(u->lock_fd);
-    }
+    unix_lock *u = arg;
+    /* Unlink before unlocking, so the next server never locks a file that
+     * is about to disappear (take_lock checks for that too). */
+    unlink(u->path);
+    close(u->fd);
     free(u);
 }
 
@@ -596,41 +588,6 @@ static int take_lock(const char *lock_path, int *out)
     return -EADDRINUSE;
 }
 
-/*
- * Make way for binding @p path: nothing there, or a socket file nobody
- * accepts on (connect is refused), which is removed.
- * @return 0, -EADDRINUSE for a live socket (or a file that is no socket),
- *         or another negated errno.
- */
-static int clear_stale(const tw_address *addr, const char *path, const char **why)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode)) {
-        *why = "the path exists and is not a socket";
-        return -EADDRINUSE;
-    }
-    int s = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
-    if (s < 0)
-        return -errno;
-    int rc = connect(s, &addr->u.sa, addr->len);
-    int err = rc < 0 ? errno : 0;
-    close(s);
-    if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
-        *why = "a server is already listening there";
-        return -EADDRINUSE;
-    }
-    if (err == ENOENT)
-        return 0;
-    if (err != ECONNREFUSED)
-        return -err;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return -errno;
-    tw_log(TW_LOG_INFO, "endpoint", "removed stale socket file %s", path);
-    return 0;
-}
-
 static int listen_unix(tw_reactor *r, const tw_endpoint *e, const tw_listen_options *o,
                        tw_factory *f, const char *desc, tw_listener **out, tw_failure **fail)
 {
@@ -640,51 +597,31 @@ static int listen_unix(tw_reactor *r, const tw_endpoint *e, const tw_listen_opti
         *fail = errno_failure(rc, "cannot listen on %s", desc);
         return rc;
     }
-    unix_files *u = calloc(1, sizeof *u);
-    if (u == NULL)
-        return -ENOMEM;
-    u->lock_fd = -1;
-    memcpy(u->path, e->path, strlen(e->path) + 1);
-    snprintf(u->lock_path, sizeof u->lock_path, "%s.lock", e->path);
-
+    unix_lock *lock = NULL;
     const char *why = NULL;
-    int fd = -1, bound = 0;
-    if (e->lockfile && (rc = take_lock(u->lock_path, &u->lock_fd)) < 0) {
-        if (rc == -EADDRINUSE)
-            why = "another server holds its lock file";
-        goto fail;
+    if (e->lockfile) {
+        lock = calloc(1, sizeof *lock);
+        if (lock == NULL)
+            return -ENOMEM;
+        snprintf(lock->path, sizeof lock->path, "%s.lock", e->path);
+        if ((rc = take_lock(lock->path, &lock->fd)) < 0) {
+            free(lock);
+            lock = NULL;
+            if (rc == -EADDRINUSE)
+                why = "another server holds its lock file";
+            goto fail;
+        }
     }
-    if ((rc = clear_stale(&addr, e->path, &why)) < 0)
+    /* The listener applies the stale-file rule and owns the socket file. */
+    if ((rc = tw__listen(r, &addr, e->mode, o, f, out, &why)) < 0)
         goto fail;
-    fd = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 || bind(fd, &addr.u.sa, addr.len) < 0)
-        goto fail_errno;
-    bound = 1;
-    struct stat st;
-    if ((e->mode >= 0 && chmod(e->path, (mode_t)e->mode) < 0) || stat(e->path, &st) < 0)
-        goto fail_errno;
-    u->dev = st.st_dev;
-    u->ino = st.st_ino;
-    if (listen(fd, o->backlog > 0 ? o->backlog : 511) < 0)
-        goto fail_errno;
-    if ((rc = tw_listen_fd(r, fd, o, f, out)) < 0)
-        goto fail;
-    /* The listener removes the socket file and lock when it stops. */
-    tw__listener_on_stop(*out, unix_files_release, u);
+    if (lock != NULL)
+        tw__listener_on_stop(*out, unix_lock_release, lock);
     return 0;
 
-fail_errno:
-    rc = -errno;
 fail:
-    if (fd >= 0)
-        close(fd);
-    if (bound)
-        unlink(e->path);
-    if (u->lock_fd >= 0) {
-        unlink(u->lock_path);
-        close(u->lock_fd);
-    }
-    free(u);
+    if (lock != NULL)
+        unix_lock_release(lock);
     if (why != NULL)
         *fail = tw_failure_new(rc, "cannot listen on %s: %s", desc, why);
     else
@@ -698,30 +635,47 @@ static const char *family_name(int family)
                                                                                          : "other";
 }
 
+TW_API int tw_endpoint_activated_fds(void)
+{
+    const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+    long pid, nfds;
+    if (pid_text == NULL || fds_text == NULL)
+        return -ENOENT;
+    if (parse_number(pid_text, 1, LONG_MAX, &pid) < 0 || parse_number(fds_text, 0, 65536, &nfds) < 0)
+        return -EINVAL;
+    return pid == (long)getpid() ? (int)nfds : -ESRCH;
+}
+
 /* Socket activation, as sd_listen_fds(3): descriptors from 3 on, for us only. */
 static int listen_systemd(tw_reactor *r, const tw_endpoint *e, const tw_listen_options *o,
                           tw_factory *f, const char *desc, tw_listener **out, tw_failure **fail)
 {
-    const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
-    long pid, nfds;
-    if (pid_text == NULL || fds_text == NULL) {
+    int nfds = tw_endpoint_activated_fds();
+    if (nfds == -ENOENT) {
         *fail = tw_failure_new(-ENOENT,
                                "cannot listen on %s: LISTEN_PID and LISTEN_FDS are not set (the "
                                "process was not started by systemd socket activation)",
                                desc);
         return -ENOENT;
     }
-    if (parse_number(pid_text, 1, LONG_MAX, &pid) < 0 || pid != (long)getpid()) {
+    if (nfds == -ESRCH) {
         *fail = tw_failure_new(-ENOENT,
                                "cannot listen on %s: LISTEN_PID is %.20s, not this process (%ld)",
-                               desc, pid_text, (long)getpid());
+                               desc, getenv("LISTEN_PID"), (long)getpid());
         return -ENOENT;
     }
-    if (parse_number(fds_text, 0, 65536, &nfds) < 0 || e->index >= nfds) {
+    if (nfds < 0) {
+        *fail = tw_failure_new(-EINVAL,
+                               "cannot listen on %s: LISTEN_PID '%.20s' or LISTEN_FDS '%.20s' is "
+                               "not a number in range",
+                               desc, getenv("LISTEN_PID"), getenv("LISTEN_FDS"));
+        return -EINVAL;
+    }
+    if (e->index >= nfds) {
         *fail = tw_failure_new(-EBADF,
-                               "cannot listen on %s: systemd passed %.20s descriptor(s), so index "
+                               "cannot listen on %s: systemd passed %d descriptor(s), so index "
                                "%d is out of range",
-                               desc, fds_text, e->index);
+                               desc, nfds, e->index);
         return -EBADF;
     }
     int fd = 3 + e->index;
