@@ -5,7 +5,10 @@
  * embeds a libevent event of its own, assigned on its first registration.
  *
  * libevent takes an event off its active queue when the event is deleted,
- * so a stream may be freed at any time here and stream_busy is never raised.
+ * so no later dispatch reaches a removed stream. The stream's own dispatch
+ * may still use it after closing it, so, as the epoll backend does, the
+ * reactor's stream_busy count is raised around it and a stream closed
+ * meanwhile is freed by tw__stream_reap() once it returned.
  *
  * A stream that is not reading still wants to hear its peer leave
  * (TW__POLL_HUP alone). libevent cannot say that: EV_CLOSED is only the
@@ -54,8 +57,13 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
     ready &= p->mask;
     if (ready == 0 && (p->mask & TW__POLL_HUP) && hung_up((int)fd))
         ready = TW__POLL_HUP;
-    if (ready != 0)
-        tw__stream_ready(p, ready);
+    if (ready == 0)
+        return;
+    tw_reactor *r = p->r;
+    r->stream_busy++;
+    tw__stream_ready(p, ready);
+    r->stream_busy--;
+    tw__stream_reap(r);
 }
 
 int tw__poller_init(tw_reactor *r)
@@ -85,6 +93,7 @@ int tw__poll_set(tw_reactor *r, tw__pollable *p, int mask)
     if (p->added)
         event_del(&p->ev);
     event_assign(&p->ev, r->base, p->fd, want | EV_PERSIST, on_ready, p);
+    p->r = r;
     p->added = 1;
     p->mask = 0;
     if (want != 0 && event_add(&p->ev, NULL) < 0)

@@ -34,6 +34,7 @@ enum { TW__POLL_IN = 1, TW__POLL_OUT = 2, TW__POLL_HUP = 4 };
 typedef struct tw__pollable {
 #ifndef TW_POLLER_EPOLL
     struct event ev; /* assigned on first registration */
+    tw_reactor *r;   /* whose stream_busy the dispatch raises */
 #endif
     int fd;
     uint8_t mask;  /* TW__POLL_* registered now */
