@@ -11,6 +11,7 @@
 #include <twine/common.h>
 #include <twine/failure.h>
 #include <twine/deferred.h>
+#include <twine/concurrency.h>
 #include <twine/log.h>
 #include <twine/reactor.h>
 #include <twine/looping.h>

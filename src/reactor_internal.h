@@ -20,18 +20,7 @@ typedef struct tw_listener tw_listener;
 /* Size of the one read buffer a reactor lends to every stream read. */
 #define TW__READ_SIZE 65536
 
-/* An intrusive doubly linked list node; NULL-terminated lists. */
-typedef struct tw__link {
-    struct tw__link *prev, *next;
-} tw__link;
-
-typedef struct tw__list {
-    tw__link *head;
-    size_t count;
-} tw__list;
-
-void tw__list_push(tw__list *l, tw__link *n);
-void tw__list_remove(tw__list *l, tw__link *n);
+#include "list_internal.h"
 
 /* Anything the reactor must close on stop or free registers one of these. */
 typedef struct tw__closeable tw__closeable;

@@ -43,7 +43,9 @@ enum {
     TW_EREMOTE = -30010,        /**< the remote side reported an error */
     TW_EFAIL = -30011,          /**< an application-defined failure */
     TW_ESHUTDOWN = -30012,      /**< the reactor is shutting down */
-    TW_EIDLE = -30013           /**< the connection was idle too long */
+    TW_EIDLE = -30013,          /**< the connection was idle too long */
+    TW_EOVERFLOW = -30014,      /**< a bounded queue is full */
+    TW_EUNDERFLOW = -30015      /**< too many getters already wait on a queue */
 };
 
 /**
