@@ -14,6 +14,7 @@
 #include <twine/concurrency.h>
 #include <twine/log.h>
 #include <twine/reactor.h>
+#include <twine/threadpool.h>
 #include <twine/looping.h>
 #include <twine/address.h>
 #include <twine/protocol.h>

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <event2/event.h>
 #include <twine/log.h>
+#include <twine/threadpool.h>
 
 #include "reactor_internal.h"
 
@@ -31,6 +32,7 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
     r->clock = tw__monotonic;
     r->phase = PHASE_NONE;
+    r->pool_size = TW_THREAD_POOL_DEFAULT_SIZE;
     r->read_buf = malloc(TW__READ_SIZE);
     if (r->read_buf == NULL || tw__timers_init(r) < 0 || tw__threads_init(r) < 0 ||
         tw__streams_init(r) < 0) {
@@ -86,6 +88,7 @@ TW_API void tw_reactor_free(tw_reactor *r)
     tw__streams_free(r);
     cancel_drain_timer(r);
     tw__triggers_free(r);
+    tw__pool_free(r); /* joins the pool's threads before what they post to goes */
     tw__threads_free(r);
     tw__timers_free(r);
     if (r->iterate_ev != NULL)
@@ -115,6 +118,7 @@ static void begin_phase(tw_reactor *r)
     r->phase_waiting = 1; /* held until this function is done */
     tw__triggers_run(r, (tw_trigger_phase)r->phase);
     if (r->phase == TW_TRIGGER_DURING) {
+        tw__pool_stop(r);
         abort_all(&r->listeners); /* closing a listener is immediate and clean */
         for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
             next = l->next;

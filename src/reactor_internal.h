@@ -50,11 +50,14 @@ typedef struct tw__trigger {
     tw_trigger_id id;
 } tw__trigger;
 
-/* A call handed over by tw_reactor_call_from_thread() (threads.c). */
+/* A call handed over by tw_reactor_call_from_thread() (threads.c), or a
+ * node embedded in its owner (the thread pool's), which the queue never
+ * frees. */
 typedef struct tw__thread_call {
     struct tw__thread_call *next;
     tw_call_fn fn;
     void *arg;
+    int embedded;
 } tw__thread_call;
 
 typedef struct tw__thread_queue {
@@ -92,6 +95,8 @@ struct tw_reactor {
     int draining;           /* the "during" phase waits for connections */
 
     tw__thread_queue threads;
+    struct tw__pool *pool; /* threadpool.c; NULL until work first arrives */
+    size_t pool_size;      /* the pool's bound on threads */
 
     /* Streams (stream.c and the poller, poller_internal.h). */
     struct tw__poller *poller; /* readiness backend (poller_internal.h) */
@@ -122,6 +127,17 @@ double tw__monotonic(void *unused);
 /* threads.c */
 int tw__threads_init(tw_reactor *r);
 void tw__threads_free(tw_reactor *r);
+
+/* threads.c: queue @p c (fn and arg set, embedded) to run on the reactor's
+ * thread, as tw_reactor_call_from_thread() does; safe from any thread. */
+void tw__threads_post(tw_reactor *r, tw__thread_call *c);
+/* threads.c: take @p c back out of the queue if it is there. */
+void tw__threads_unpost(tw_reactor *r, tw__thread_call *c);
+
+/* threadpool.c: stop the pool in the "during" shutdown phase (counting in
+ * phase_waiting while queued work finishes); free it with the reactor. */
+void tw__pool_stop(tw_reactor *r);
+void tw__pool_free(tw_reactor *r);
 
 /* triggers.c: run the triggers of @p phase; tw__shutdown_phase_done()
  * follows once whatever they returned has fired. */

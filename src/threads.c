@@ -39,8 +39,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&r->threads.lock);
     while (c != NULL) {
         tw__thread_call *next = c->next;
+        /* An embedded node may be queued again, or freed, by its own call. */
+        int embedded = c->embedded;
         c->fn(c->arg);
-        free(c);
+        if (!embedded)
+            free(c);
         c = next;
     }
 }
@@ -81,7 +84,8 @@ void tw__threads_free(tw_reactor *r)
     /* Calls that never ran are dropped: the reactor they were for is gone. */
     for (tw__thread_call *c = q->head, *next; c != NULL; c = next) {
         next = c->next;
-        free(c);
+        if (!c->embedded)
+            free(c);
     }
     q->head = q->tail = NULL;
     if (q->wake_read >= 0)
@@ -99,10 +103,16 @@ TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg)
     tw__thread_call *c = malloc(sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    c->next = NULL;
     c->fn = fn;
     c->arg = arg;
+    c->embedded = 0;
+    tw__threads_post(r, c);
+    return 0;
+}
 
+void tw__threads_post(tw_reactor *r, tw__thread_call *c)
+{
+    c->next = NULL;
     tw__thread_queue *q = &r->threads;
     pthread_mutex_lock(&q->lock);
     int was_empty = q->head == NULL;
@@ -118,5 +128,23 @@ TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg)
         (void)w; /* a full pipe already means "wake up" */
     }
     pthread_mutex_unlock(&q->lock);
-    return 0;
+}
+
+void tw__threads_unpost(tw_reactor *r, tw__thread_call *c)
+{
+    tw__thread_queue *q = &r->threads;
+    pthread_mutex_lock(&q->lock);
+    tw__thread_call *prev = NULL;
+    for (tw__thread_call *it = q->head; it != NULL; prev = it, it = it->next) {
+        if (it != c)
+            continue;
+        if (prev != NULL)
+            prev->next = c->next;
+        else
+            q->head = c->next;
+        if (q->tail == c)
+            q->tail = prev;
+        break;
+    }
+    pthread_mutex_unlock(&q->lock);
 }
