@@ -41,11 +41,25 @@ typedef struct tw__timer_heap {
     size_t count, cap;
 } tw__timer_heap;
 
-/* A shutdown trigger (triggers.c). */
+/* The system events triggers belong to. */
+enum { TW__EVENT_SHUTDOWN, TW__EVENT_STARTUP };
+
+/* Where startup stands (startup.c). */
+enum {
+    TW__STARTUP_NONE,        /* not begun: run, or the first loop pass, begins it */
+    TW__STARTUP_IN_PROGRESS, /* its phases are running */
+    TW__STARTUP_DONE,        /* every phase ran */
+    TW__STARTUP_ABANDONED    /* a stop came first; NONE again once it completes */
+};
+
+/* A system event trigger (triggers.c): @c fn, or for call_when_running a
+ * plain @c call that returns nothing. */
 typedef struct tw__trigger {
     struct tw__trigger *next;
+    int event;
     tw_trigger_phase phase;
     tw_trigger_fn fn;
+    tw_call_fn call;
     void *arg;
     tw_trigger_id id;
 } tw__trigger;
@@ -94,6 +108,13 @@ struct tw_reactor {
     size_t phase_waiting;   /* deferreds (and drains) the phase waits for */
     int draining;           /* the "during" phase waits for connections */
 
+    int startup;            /* TW__STARTUP_* */
+    int startup_phase;      /* startup phase running */
+    size_t startup_waiting; /* deferreds that phase waits for */
+    unsigned startup_gen;   /* changes when a startup begins or is abandoned */
+    int is_running;         /* tw_reactor_running() */
+    struct event *startup_ev; /* begins startup on a host's first loop pass */
+
     tw__thread_queue threads;
     struct tw__pool *pool; /* threadpool.c; NULL until work first arrives */
     size_t pool_size;      /* the pool's bound on threads */
@@ -139,10 +160,28 @@ void tw__threads_unpost(tw_reactor *r, tw__thread_call *c);
 void tw__pool_stop(tw_reactor *r);
 void tw__pool_free(tw_reactor *r);
 
-/* triggers.c: run the triggers of @p phase; tw__shutdown_phase_done()
- * follows once whatever they returned has fired. */
-void tw__triggers_run(tw_reactor *r, tw_trigger_phase phase);
+/* triggers.c: add a trigger of @p event (TW__EVENT_*) running @p fn, or
+ * @p call when @p fn is NULL. @return 0, -EINVAL or -ENOMEM. */
+int tw__triggers_add(tw_reactor *r, int event, tw_trigger_phase phase, tw_trigger_fn fn,
+                     tw_call_fn call, void *arg, tw_trigger_id *id);
+/* triggers.c: run the triggers of @p event's @p phase; each deferred they
+ * return counts in phase_waiting (shutdown) or startup_waiting (startup)
+ * until it fires, then the step-done function of that event follows. */
+void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase);
 void tw__triggers_free(tw_reactor *r);
+
+/* startup.c */
+int tw__startup_init(tw_reactor *r);
+void tw__startup_free(tw_reactor *r);
+/* Begin startup unless it began already or the reactor is stopping. */
+void tw__startup_begin(tw_reactor *r);
+/* One thing the current startup phase waited for is done (@p gen: the
+ * startup it belonged to). */
+void tw__startup_step_done(tw_reactor *r, unsigned gen);
+/* The shutdown's "during" phase began: not running any more. */
+void tw__startup_stop(tw_reactor *r);
+/* Shutdown completed: the next tw_reactor_run() starts up again. */
+void tw__startup_reset(tw_reactor *r);
 
 /* reactor.c: one of the things the current phase waits for is done. */
 void tw__shutdown_step_done(tw_reactor *r);
