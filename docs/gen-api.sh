@@ -56,9 +56,11 @@ for b in $order; do
     [ -f "$f" ] || f=$f.in
     [ -f "$f" ] || continue
     # The first sentence of the opening comment, for the table of contents.
-    first=$(awk 'NR == 1 && !/^\/\*/ { exit }
+    # A header opens with its SPDX line, then the opening comment.
+    first=$(awk 'NR == 1 && /SPDX-License-Identifier/ { spdx = 1; next }
+        NR == 1 + spdx && !/^\/\*/ { exit }
         /^ \*\// { exit }
-        NR > 1 { sub(/^ \* ?/, ""); printf "%s ", $0 }' "$f" |
+        NR > 1 + spdx { sub(/^ \* ?/, ""); printf "%s ", $0 }' "$f" |
         sed 's/\. .*/./')
     printf -- '- [twine/%s.h](#twine%sh): %s\n' "$b" "$(echo "$b" | tr -d '_')" "$first"
 done
@@ -135,7 +137,8 @@ for b in $order; do
     }
     BEGIN { state = "top"; ntext = 0; group_end = -10 }
     # The opening comment: the header'"'"'s own description.
-    state == "top" && NR == 1 && /^\/\*/ { state = "intro"; print "## " header; print ""; next }
+    state == "top" && NR == 1 && /SPDX-License-Identifier/ { spdx = 1; next }
+    state == "top" && NR == 1 + spdx && /^\/\*/ { state = "intro"; print "## " header; print ""; next }
     state == "intro" {
         if ($0 ~ /^ \*\//) { print ""; state = "body"; next }
         line = $0; sub(/^ \* ?/, "", line); sub(/^ \*$/, "", line)

@@ -6,8 +6,9 @@
 # against the library compiled from source -- the libtwine_la_SOURCES that
 # configure selected (read from the generated Makefile, so that conditional
 # sources such as the poller backend are right; none of the project's make
-# rules run) plus tests/memtransport.c -- all instrumented for coverage
-# (fuzzer-no-link), built once into OUTDIR/obj and shared by the harnesses.
+# rules run; the test kit's string transport is one of them) -- all
+# instrumented for coverage (fuzzer-no-link), built once into OUTDIR/obj and
+# shared by the harnesses.
 # Compiling the sources directly, rather than linking libtwine.so, puts the
 # library's code under the fuzzer's coverage and the sanitizers with no
 # libtool in between.
@@ -118,7 +119,7 @@ fi
 
 objs=()
 todo=()
-for src in "${lib_sources[@]}" "$top"/tests/memtransport.c; do
+for src in "${lib_sources[@]}"; do
     rel=${src#"$top"/}
     obj="$out/obj/${rel//\//_}"
     obj=${obj%.c}.o

@@ -29,7 +29,7 @@
 #include <twine/amp.h>
 
 #include "fuzz.h"
-#include "memtransport.h"
+#include <twine/testing.h>
 
 #define MAX_LATER 64
 
@@ -412,13 +412,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(tw_amp_factory_set_limits(f, max_box, max_pending) == 0, "limits");
     FZ_CHECK(tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL) == 0, "callbacks");
 
-    tu_mem *m = tu_mem_open(f);
+    tw_string_transport *m = tw_string_transport_open(NULL, f);
     FZ_CHECK(m != NULL && S.connected, "the connection did not open");
     if (flags & 8) {
         /* A peer that reads slowly: writes queue up past a small high
          * watermark, which pauses the protocol until they drain. */
         tw_transport_set_write_watermarks(&m->base, 64, 16);
-        tu_mem_set_hold(m, 1);
+        tw_string_transport_set_hold(m, 1);
     }
     size_t at = 0;
     int fired = 0;
@@ -426,7 +426,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (m->reading_paused) {
             /* Nothing arrives while reading is paused: let writes drain, late answers go. */
             if (m->queued > 0) {
-                tu_mem_drain(m, (size_t)-1);
+                tw_string_transport_drain(m, (size_t)-1);
                 continue;
             }
             if (fired == S.nlater)
@@ -436,11 +436,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
         size_t n = fz_chunk(&rng, in.n - at);
-        tu_mem_feed(m, in.p + at, n);
+        tw_string_transport_feed(m, in.p + at, n);
         at += n;
         uint32_t x = fz_rng_next(&rng);
         if (m->hold && (x & 0x300) == 0)
-            tu_mem_drain(m, (x >> 10) & 127);
+            tw_string_transport_drain(m, (x >> 10) & 127);
         while (fired < S.nlater && (x & 3) == 0 && !m->closing) {
             later_fire(fired, (x >> 2) & 1);
             fired++;
@@ -454,9 +454,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (; fired < S.nlater && !m->closing; fired++)
             later_fire(fired, 0);
     }
-    tu_mem_run_close(m);
+    tw_string_transport_run_close(m);
     if (!m->lost)
-        tu_mem_lose(m, TW_ECONNLOST);
+        tw_string_transport_lose(m, TW_ECONNLOST);
     FZ_CHECK(S.lost == 1, "connection_lost reached the factory %d times", S.lost);
     /* Late answers after the loss: cancelled, or dropped. */
     for (; fired < S.nlater; fired++)
@@ -473,7 +473,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tw_amp_parser_free(p);
 
     size_t outlen;
-    const char *out = tu_mem_output(m, &outlen);
+    const char *out = tw_string_transport_output(m, &outlen);
     s.out = 1;
     p = tw_amp_parser_new(0);
     FZ_CHECK(p != NULL, "out of memory");
@@ -483,7 +483,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tw_amp_parser_free(p);
     free(g);
 
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     tw_factory_free(f);
     return 0;
 }

@@ -24,7 +24,7 @@
 
 #include "evlog.h"
 #include "fuzz.h"
-#include "memtransport.h"
+#include <twine/testing.h>
 
 #define FEED_BUDGET 4096
 #define EVENT_BUDGET 20000
@@ -163,7 +163,7 @@ static void on_limit(run *r, uint64_t length)
 typedef struct tproto {
     tw_protocol base;
     tw_string_receiver sr;
-    tu_mem *mem;
+    tw_string_transport *mem;
     run run;
 } tproto;
 
@@ -220,13 +220,13 @@ static void t_send(void *ctx, const void *data, size_t len)
                  : t->mem->closing ? TW_ESTATE
                                    : 0;
     size_t before;
-    tu_mem_output(t->mem, &before);
+    tw_string_transport_output(t->mem, &before);
     int rc = tw_string_receiver_send_string(&t->sr, data, len);
     FZ_CHECK(rc == expect, "send_string of %zu bytes returned %d, not %d", len, rc, expect);
     if (rc == 0) {
         /* What was written is the message, framed. */
         size_t after;
-        const char *out = tu_mem_output(t->mem, &after);
+        const char *out = tw_string_transport_output(t->mem, &after);
         uint8_t *want = malloc(len + 24);
         FZ_CHECK(want != NULL, "out of memory");
         size_t n = frame(f, data, len, want);
@@ -433,7 +433,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "init");
     tw_string_receiver_set_max_length(&t->sr, max_length);
     t->run = (run){&twine_side, t, framing, script, script_len, 0, 0, max_length, {0}};
-    t->mem = tu_mem_new(&t->base);
+    t->mem = tw_string_transport_new(NULL, &t->base);
     FZ_CHECK(t->mem != NULL, "out of memory");
 
     model *m = calloc(1, sizeof *m);
@@ -489,7 +489,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(tw_string_receiver_buffered(&t->sr) == 0, "a broken receiver holds %zu bytes",
                  tw_string_receiver_buffered(&t->sr));
 
-    tu_mem_free(t->mem);
+    tw_string_transport_free(t->mem);
     tw_string_receiver_cleanup(&t->sr);
     free(t->run.log.p);
     free(t);

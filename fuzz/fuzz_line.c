@@ -24,7 +24,7 @@
 
 #include "evlog.h"
 #include "fuzz.h"
-#include "memtransport.h"
+#include <twine/testing.h>
 
 /* Bytes handlers may feed in one run, so that a handler feeding every line back ends. */
 #define FEED_BUDGET 4096
@@ -188,7 +188,7 @@ static void on_exceeded(run *r, const void *data, size_t len)
 typedef struct tproto {
     tw_protocol base;
     tw_line_receiver lr;
-    tu_mem *mem;
+    tw_string_transport *mem;
     run run;
     size_t delivered; /* bytes handed to callbacks, line delimiters included */
     size_t fed;       /* bytes given to the receiver, by the driver or the handlers */
@@ -513,7 +513,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(tw_line_receiver_set_delimiter(&t->lr, c.delim, c.dlen) == 0, "set_delimiter");
     tw_line_receiver_set_max_length(&t->lr, c.max_length);
     t->run = (run){&twine_side, t, c.script, c.script_len, 0, 0, {0}, c.echo};
-    t->mem = tu_mem_new(&t->base);
+    t->mem = tw_string_transport_new(NULL, &t->base);
     FZ_CHECK(t->mem != NULL, "out of memory");
 
     /* the model */
@@ -579,7 +579,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(t->fed + 0 == t->delivered + buffered,
                  "%zu bytes fed, %zu delivered + %zu buffered", t->fed, t->delivered, buffered);
 
-    tu_mem_free(t->mem); /* no destroy op: t is ours */
+    tw_string_transport_free(t->mem); /* no destroy op: t is ours */
     tw_line_receiver_cleanup(&t->lr);
     free(t->run.log.p);
     free(t);

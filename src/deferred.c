@@ -474,9 +474,14 @@ TW_API int tw_deferred_add_callbacks_full(tw_deferred *d, tw_deferred_fn cb, tw_
     return 0;
 }
 
+int tw__deferred_settled(const tw_deferred *d)
+{
+    return d != NULL && runnable(d) && !(d->flags & F_ON_STACK) && d->head == NULL;
+}
+
 int tw__deferred_run_settled(tw_deferred *d, tw_deferred_fn cb, tw_deferred_fn eb, void *arg)
 {
-    if (d == NULL || !runnable(d) || (d->flags & F_ON_STACK) || d->head != NULL)
+    if (!tw__deferred_settled(d))
         return 0;
     /* What step() does for a queued pair, with the reference run_callbacks() holds. */
     tw_deferred_ref(d);

@@ -6,7 +6,8 @@
  * deferred that is being released from a live one, because those files hold
  * deferreds weakly and must not revive one whose last reference went. amp.c
  * uses the last: a way to hand a settled result to a callback pair without
- * queuing it.
+ * queuing it; the test kit's result readers (src/testing/results.c) use it
+ * too, to read a result now or not at all.
  */
 #ifndef TWINE_DEFERRED_INTERNAL_H
 #define TWINE_DEFERRED_INTERNAL_H
@@ -21,6 +22,12 @@
  */
 tw_deferred *tw__deferred_new_full(tw_canceller_fn canceller, void *arg, tw_free_fn arg_free,
                                    const char *file, int line);
+
+/*
+ * Nonzero if @p d has fired and nothing holds its chain up (not paused, not
+ * waiting, no pair queued, no run loop on it): a pair added now runs at once.
+ */
+int tw__deferred_settled(const tw_deferred *d);
 
 /*
  * If @p d has fired and nothing holds its chain up (not paused, not

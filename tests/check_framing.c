@@ -18,7 +18,7 @@
 #include <twine.h>
 #include <twine/framing.h>
 
-#include "memtransport.h"
+#include <twine/testing.h>
 #include "testutil.h"
 
 typedef struct {
@@ -125,7 +125,7 @@ static const tw_protocol_ops tproto_ops = {
     .destroy = tp_destroy,
 };
 
-static tu_mem *open_with(const behaviour *b)
+static tw_string_transport *open_with(const behaviour *b)
 {
     tproto *t = calloc(1, sizeof *t);
     ck_assert_ptr_nonnull(t);
@@ -136,17 +136,17 @@ static tu_mem *open_with(const behaviour *b)
                      0);
     if (b->max_length > 0)
         tw_string_receiver_set_max_length(&t->sr, b->max_length);
-    tu_mem *m = tu_mem_new(&t->base);
+    tw_string_transport *m = tw_string_transport_new(NULL, &t->base);
     ck_assert_ptr_nonnull(m);
     return m;
 }
 
-static tproto *proto_of(tu_mem *m)
+static tproto *proto_of(tw_string_transport *m)
 {
     return tw_container_of(m->base.protocol, tproto, base);
 }
 
-static const char *log_of(tu_mem *m)
+static const char *log_of(tw_string_transport *m)
 {
     tproto *t = proto_of(m);
     return t->log != NULL ? t->log : "";
@@ -172,15 +172,15 @@ static size_t encode(tw_framing f, const char *msg, size_t len, unsigned char *o
 static char *run_cuts(const behaviour *b, const unsigned char *in, size_t len,
                       const size_t *cuts, size_t ncuts)
 {
-    tu_mem *m = open_with(b);
+    tw_string_transport *m = open_with(b);
     size_t at = 0;
     for (size_t i = 0; i <= ncuts; i++) {
         size_t end = i < ncuts ? cuts[i] : len;
-        tu_mem_feed(m, in + at, end - at);
+        tw_string_transport_feed(m, in + at, end - at);
         at = end;
     }
     char *log = strdup(log_of(m));
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     return log;
 }
 
@@ -277,10 +277,10 @@ START_TEST(test_length_over_max_closes_with_a_logged_reason)
     log_capture cap = {{0}, 0};
     tw_log_set_handler(capture, &cap);
     behaviour b = {.framing = f, .max_length = 10};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     unsigned char in[64];
     size_t len = encode(f, "0123456789X", 11, in);
-    tu_mem_feed(m, in, len);
+    tw_string_transport_feed(m, in, len);
     tw_log_set_handler(NULL, NULL);
     ck_assert_str_eq(log_of(m), "");
     ck_assert_int_eq(m->lose_calls, 1);
@@ -289,7 +289,7 @@ START_TEST(test_length_over_max_closes_with_a_logged_reason)
     ck_assert_int_eq(cap.records, 1);
     ck_assert_ptr_nonnull(strstr(cap.text, "11-byte message"));
     ck_assert_ptr_nonnull(strstr(cap.text, "127.0.0.1:40000"));
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -298,11 +298,11 @@ START_TEST(test_int32_prefix_of_all_ones_allocates_nothing_and_closes)
     log_capture cap = {{0}, 0};
     tw_log_set_handler(capture, &cap);
     behaviour b = {.framing = TW_FRAMING_INT32};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
-    tu_mem_feed(m, "\xff\xff", 2);
+    tw_string_transport_feed(m, "\xff\xff", 2);
     ck_assert_int_eq(m->lose_calls, 0);
-    tu_mem_feed(m, "\xff\xff" "payload", 9);
+    tw_string_transport_feed(m, "\xff\xff" "payload", 9);
     tw_log_set_handler(NULL, NULL);
     ck_assert_int_eq(m->lose_calls, 1);
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
@@ -311,7 +311,7 @@ START_TEST(test_int32_prefix_of_all_ones_allocates_nothing_and_closes)
     ck_assert_int_eq(t->strings, 0);
     ck_assert_ptr_nonnull(strstr(cap.text, "4294967295-byte message"));
     ck_assert_ptr_nonnull(strstr(cap.text, "limit of 99999"));
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -319,7 +319,7 @@ START_TEST(test_bytes_after_a_broken_frame_are_ignored)
 {
     tw_log_set_handler(capture, &(log_capture){{0}, 0});
     behaviour b = {.framing = TW_FRAMING_INT16, .max_length = 4, .override_limit = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     unsigned char in[32];
     size_t len = encode(TW_FRAMING_INT16, "12345", 5, in);
@@ -329,7 +329,7 @@ START_TEST(test_bytes_after_a_broken_frame_are_ignored)
     tw_log_set_handler(NULL, NULL);
     ck_assert_int_eq(t->strings, 0);
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -337,35 +337,35 @@ START_TEST(test_length_limit_exceeded_can_be_overridden)
 {
     tw_log_set_handler(capture, &(log_capture){{0}, 0});
     behaviour b = {.framing = TW_FRAMING_INT32, .max_length = 100, .override_limit = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed(m, "\x00\x00\x01\x00", 4);
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed(m, "\x00\x00\x01\x00", 4);
     tw_log_set_handler(NULL, NULL);
     ck_assert_int_eq(proto_of(m)->limits, 1);
     ck_assert_uint_eq(proto_of(m)->last_limit, 256);
     ck_assert_int_eq(m->lose_calls, 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_split_message_is_gathered_in_a_buffer_of_its_exact_size)
 {
     behaviour b = {.framing = TW_FRAMING_INT32};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     char msg[1000];
     memset(msg, 'm', sizeof msg);
     unsigned char in[1100];
     size_t len = encode(TW_FRAMING_INT32, msg, sizeof msg, in);
-    tu_mem_feed(m, in, 2);
+    tw_string_transport_feed(m, in, 2);
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
-    tu_mem_feed(m, in + 2, 2); /* the whole prefix, no payload byte yet */
+    tw_string_transport_feed(m, in + 2, 2); /* the whole prefix, no payload byte yet */
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
-    tu_mem_feed(m, in + 4, 10);
+    tw_string_transport_feed(m, in + 4, 10);
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 1000);
-    tu_mem_feed(m, in + 14, len - 14);
+    tw_string_transport_feed(m, in + 14, len - 14);
     ck_assert_int_eq(t->strings, 1);
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -382,7 +382,7 @@ static void check_netstring_rejected(const char *in, size_t max_length, const ch
     log_capture cap = {{0}, 0};
     tw_log_set_handler(capture, &cap);
     behaviour b = {.framing = TW_FRAMING_NETSTRING, .max_length = max_length};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     int rc = tw_string_receiver_data_received(&t->sr, in, strlen(in));
     tw_log_set_handler(NULL, NULL);
@@ -393,7 +393,7 @@ static void check_netstring_rejected(const char *in, size_t max_length, const ch
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
     ck_assert_msg(strstr(cap.text, reason) != NULL, "'%s': log '%s' lacks '%s'", in, cap.text,
                   reason);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 
 START_TEST(test_netstring_leading_zero_is_rejected)
@@ -411,13 +411,13 @@ START_TEST(test_netstring_length_over_max_is_rejected_before_the_colon)
     check_netstring_rejected("99999999999999999999999999999999:", 0, "over the limit");
     check_netstring_rejected("6:abcdef,", 5, "over the limit of 5");
     behaviour b = {.framing = TW_FRAMING_NETSTRING};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "99999");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "99999");
     ck_assert(!tw_string_receiver_broken(&proto_of(m)->sr));
     ck_assert_uint_eq(tw_string_receiver_buffered(&proto_of(m)->sr), 0);
-    tu_mem_feed_str(m, ":ab");
+    tw_string_transport_feed_str(m, ":ab");
     ck_assert_uint_eq(tw_string_receiver_buffered(&proto_of(m)->sr), 100000);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -429,13 +429,13 @@ START_TEST(test_netstring_missing_comma_is_rejected)
     /* And when the payload was gathered across chunks. */
     behaviour b = {.framing = TW_FRAMING_NETSTRING};
     tw_log_set_handler(capture, &(log_capture){{0}, 0});
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "3:ab");
-    tu_mem_feed_str(m, "c.");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "3:ab");
+    tw_string_transport_feed_str(m, "c.");
     tw_log_set_handler(NULL, NULL);
     ck_assert_int_eq(proto_of(m)->strings, 0);
     ck_assert_int_eq(m->lose_calls, 1);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -463,14 +463,14 @@ START_TEST(test_send_string_writes_the_prefix_then_the_payload)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         behaviour b = {.framing = cases[i].f};
-        tu_mem *m = open_with(&b);
+        tw_string_transport *m = open_with(&b);
         ck_assert_int_eq(tw_string_receiver_send_string(&proto_of(m)->sr, "hello", 5), 0);
         size_t len;
-        const char *out = tu_mem_output(m, &len);
+        const char *out = tw_string_transport_output(m, &len);
         ck_assert_uint_eq(len, cases[i].len);
         ck_assert_int_eq(memcmp(out, cases[i].bytes, len), 0);
         ck_assert_uint_eq(m->writes, 1);
-        tu_mem_free(m);
+        tw_string_transport_free(m);
     }
 }
 END_TEST
@@ -479,14 +479,14 @@ START_TEST(test_send_string_refuses_what_the_prefix_cannot_express)
 {
     static char payload[65536];
     behaviour b8 = {.framing = TW_FRAMING_INT8};
-    tu_mem *m = open_with(&b8);
+    tw_string_transport *m = open_with(&b8);
     tw_string_receiver *sr = &proto_of(m)->sr;
     ck_assert_int_eq(tw_string_receiver_send_string(sr, payload, 256), TW_ETOOBIG);
     ck_assert_uint_eq(m->out_len, 0);
     ck_assert_int_eq(tw_string_receiver_send_string(sr, payload, 255), 0);
     ck_assert_uint_eq(m->out_len, 256);
     ck_assert_uint_eq((unsigned char)m->out[0], 255);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 
     behaviour b16 = {.framing = TW_FRAMING_INT16};
     m = open_with(&b16);
@@ -495,7 +495,7 @@ START_TEST(test_send_string_refuses_what_the_prefix_cannot_express)
     ck_assert_uint_eq(m->out_len, 0);
     ck_assert_int_eq(tw_string_receiver_send_string(sr, payload, 65535), 0);
     ck_assert_uint_eq(m->out_len, 65537);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 
 #if SIZE_MAX > UINT32_MAX
     behaviour b32 = {.framing = TW_FRAMING_INT32};
@@ -505,7 +505,7 @@ START_TEST(test_send_string_refuses_what_the_prefix_cannot_express)
     ck_assert_int_eq(tw_string_receiver_send_string(sr, payload, (size_t)UINT32_MAX + 1),
                      TW_ETOOBIG);
     ck_assert_uint_eq(m->out_len, 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 #endif
 }
 END_TEST
@@ -513,10 +513,10 @@ END_TEST
 START_TEST(test_send_string_after_close_is_refused)
 {
     behaviour b = {.framing = TW_FRAMING_INT16};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tw_transport_lose_connection(&m->base);
     ck_assert_int_eq(tw_string_receiver_send_string(&proto_of(m)->sr, "x", 1), TW_ESTATE);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     tw_protocol p = {0};
     tw_string_receiver sr;
     tw_string_receiver_init(&sr, &p, TW_FRAMING_INT8, &default_ops);
@@ -540,14 +540,14 @@ START_TEST(test_closing_from_a_handler_stops_the_following_strings)
 {
     tw_framing f = all_framings[_i];
     behaviour b = {.framing = f, .close_at = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     unsigned char in[64];
     size_t len = encode(f, "one", 3, in);
     len += encode(f, "two", 3, in + len);
-    tu_mem_feed(m, in, len);
+    tw_string_transport_feed(m, in, len);
     ck_assert_str_eq(log_of(m), "S3(one)");
     ck_assert_int_eq(m->lose_calls, 1);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -555,23 +555,23 @@ START_TEST(test_pausing_from_a_handler_stops_delivery_until_resumed)
 {
     tw_framing f = all_framings[_i];
     behaviour b = {.framing = f, .pause_at = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     unsigned char in[64];
     size_t len = encode(f, "one", 3, in);
     len += encode(f, "two", 3, in + len);
     size_t third = encode(f, "three", 5, in + len);
-    tu_mem_feed(m, in, len + 2); /* the third only partly */
+    tw_string_transport_feed(m, in, len + 2); /* the third only partly */
     ck_assert_str_eq(log_of(m), "S3(one)");
     ck_assert(tw_string_receiver_paused(&t->sr));
     ck_assert_int_eq(m->reading_paused, 1);
-    tu_mem_feed(m, in + len + 2, third - 2);
+    tw_string_transport_feed(m, in + len + 2, third - 2);
     ck_assert_str_eq(log_of(m), "S3(one)");
     tw_string_receiver_resume_producing(&t->sr);
     ck_assert_str_eq(log_of(m), "S3(one)S3(two)S5(three)");
     ck_assert_int_eq(m->reading_paused, 0);
     ck_assert_uint_eq(tw_string_receiver_buffered(&t->sr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -584,16 +584,16 @@ START_TEST(test_data_fed_from_a_handler_comes_after_the_rest_of_the_chunk)
     unsigned char in[64];
     size_t len = encode(f, "one", 3, in);
     len += encode(f, "two", 3, in + len);
-    tu_mem *m = open_with(&b);
-    tu_mem_feed(m, in, len);
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed(m, in, len);
     ck_assert_str_eq(log_of(m), "S3(one)S3(two)S3(fed)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     /* The same when "one" was gathered from two chunks. */
     m = open_with(&b);
-    tu_mem_feed(m, in, 2);
-    tu_mem_feed(m, in + 2, len - 2);
+    tw_string_transport_feed(m, in, 2);
+    tw_string_transport_feed(m, in + 2, len - 2);
     ck_assert_str_eq(log_of(m), "S3(one)S3(two)S3(fed)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -607,35 +607,35 @@ START_TEST(test_bytes_fed_by_a_handler_that_paused_keep_stream_order)
     unsigned char in[64];
     size_t len = encode(f, "one", 3, in);
     len += encode(f, "two", 3, in + len);
-    tu_mem *m = open_with(&b);
-    tu_mem_feed(m, in, len);
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed(m, in, len);
     ck_assert_str_eq(log_of(m), "S3(one)");
     tw_string_receiver_resume_producing(&proto_of(m)->sr);
     ck_assert_str_eq(log_of(m), "S3(one)S3(two)S3(fed)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_write_buffer_high_watermark_pauses_the_strings)
 {
     behaviour b = {.framing = TW_FRAMING_INT8, .echo = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tw_transport_set_write_watermarks(&m->base, 8, 2);
-    tu_mem_set_hold(m, 1);
+    tw_string_transport_set_hold(m, 1);
     unsigned char in[64];
     size_t len = encode(TW_FRAMING_INT8, "aaaa", 4, in);
     len += encode(TW_FRAMING_INT8, "bbbb", 4, in + len);
     len += encode(TW_FRAMING_INT8, "cccc", 4, in + len);
-    tu_mem_feed(m, in, len);
+    tw_string_transport_feed(m, in, len);
     ck_assert_str_eq(log_of(m), "S4(aaaa)S4(bbbb)");
     ck_assert(tw_string_receiver_paused(&proto_of(m)->sr));
-    tu_mem_drain(m, 8);
+    tw_string_transport_drain(m, 8);
     ck_assert_str_eq(log_of(m), "S4(aaaa)S4(bbbb)S4(cccc)");
     size_t out_len;
-    const char *out = tu_mem_output(m, &out_len);
+    const char *out = tw_string_transport_output(m, &out_len);
     ck_assert_uint_eq(out_len, len);
     ck_assert_int_eq(memcmp(out, in, len), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 

@@ -9,6 +9,8 @@
 # twine.pc's Requires.private/Libs.private are complete), and runs both
 # builds' --selftest: one echo round trip through a host-owned event_base.
 # Before any of that, the example built in the tree must pass its selftest.
+# Last, a unit test using the test kit (<twine/testing.h>) builds the same
+# way and passes.
 set -u
 
 srcdir=${TWINE_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -180,9 +182,67 @@ else
     echo "note: no libtwine.a installed (--disable-static); the static link is not checked"
 fi
 
+# 6. A protocol's unit test, out of tree: <twine/testing.h> is installed and
+#    its kit (string transport, pump, clock, result readers) is in the
+#    installed libtwine, so `pkg-config twine` is all a test needs.
+mkdir "$tmp/kit"
+cat >"$tmp/kit/echo_test.c" <<'EOF_C'
+/* echo_test: the built-in echo protocol, tested with the installed kit. */
+#include <stdio.h>
+#include <twine.h>
+#include <twine/testing.h>
+
+static void answer(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    tw_result_set_value(res, arg, NULL);
+}
+
+int main(void)
+{
+    char err[128];
+    const tw_plugin *echo = tw_plugin_builtin_find("echo");
+    tw_factory *f = echo != NULL ? echo->make_factory(NULL, NULL, err, sizeof err) : NULL;
+    if (f == NULL)
+        return 2;
+    tw_clock *clock = tw_clock_new();
+    tw_string_transport *t = tw_string_transport_open(tw_clock_reactor(clock), f);
+    tw_string_transport_feed_str(t, "ping");
+    int ok = tw_string_transport_output_is(t, "ping");
+    tw_transport_lose_connection(&t->base);
+    ok = ok && tw_string_transport_run_close(t) == 1 && t->lost_code == TW_EDONE;
+    tw_string_transport_free(t);
+    static int value = 7;
+    tw_deferred *d = tw_defer_later(tw_clock_reactor(clock), 60, answer, &value);
+    void *got = NULL;
+    ok = ok && tw_deferred_success_result(d, &got, NULL) == TW_ESTATE;
+    ok = ok && tw_clock_advance(clock, 60) == 0;
+    ok = ok && tw_deferred_success_result(d, &got, NULL) == 0 && got == &value;
+    tw_deferred_unref(d);
+    tw_clock_free(clock);
+    tw_factory_free(f);
+    printf("%s\n", ok ? "echo_test: passed" : "echo_test: FAILED");
+    return ok ? 0 : 1;
+}
+EOF_C
+# shellcheck disable=SC2046,SC2086
+if $CC $CFLAGS -std=gnu11 -Wall -Wextra -Werror $(pkg-config --cflags twine) -o "$tmp/kit/echo_test" \
+    "$tmp/kit/echo_test.c" $(pkg-config --libs twine) $LDFLAGS >"$tmp/kit.log" 2>&1; then
+    ok "a unit test using <twine/testing.h> builds out of tree with pkg-config twine"
+    if LD_LIBRARY_PATH=$libdir bounded "$tmp/kit/echo_test" >"$tmp/kitrun.log" 2>&1; then
+        ok "it passes against the installed libtwine.so"
+    else
+        fail "the out-of-tree kit test failed:"
+        sed 's/^/    /' "$tmp/kitrun.log"
+    fi
+else
+    fail "a unit test using <twine/testing.h> does not build against the installed twine:"
+    sed 's/^/    /' "$tmp/kit.log"
+fi
+
 if [ $failures -gt 0 ]; then
     echo "$failures install check(s) failed"
     exit 1
 fi
-echo "PASS: the installed twine is complete and examples/embed builds and runs against it"
+echo "PASS: the installed twine is complete; examples/embed and a test kit user build and run against it"
 exit 0

@@ -15,7 +15,7 @@
 #include <twine.h>
 #include <twine/line.h>
 
-#include "memtransport.h"
+#include <twine/testing.h>
 #include "testutil.h"
 
 /* What a test protocol does, and when (counted in lines, from 1). */
@@ -163,7 +163,7 @@ static const tw_protocol_ops tproto_ops = {
     .destroy = tp_destroy,
 };
 
-static tu_mem *open_with(const behaviour *b)
+static tw_string_transport *open_with(const behaviour *b)
 {
     tproto *t = calloc(1, sizeof *t);
     ck_assert_ptr_nonnull(t);
@@ -176,17 +176,17 @@ static tu_mem *open_with(const behaviour *b)
             tw_line_receiver_set_delimiter(&t->lr, b->delimiter, strlen(b->delimiter)), 0);
     if (b->max_length > 0)
         tw_line_receiver_set_max_length(&t->lr, b->max_length);
-    tu_mem *m = tu_mem_new(&t->base);
+    tw_string_transport *m = tw_string_transport_new(NULL, &t->base);
     ck_assert_ptr_nonnull(m);
     return m;
 }
 
-static tproto *proto_of(tu_mem *m)
+static tproto *proto_of(tw_string_transport *m)
 {
     return tw_container_of(m->base.protocol, tproto, base);
 }
 
-static const char *log_of(tu_mem *m)
+static const char *log_of(tw_string_transport *m)
 {
     tproto *t = proto_of(m);
     return t->log != NULL ? t->log : "";
@@ -196,17 +196,17 @@ static const char *log_of(tu_mem *m)
 static char *run_cuts(const behaviour *b, const char *in, size_t len, const size_t *cuts,
                       size_t ncuts, int *lose_calls)
 {
-    tu_mem *m = open_with(b);
+    tw_string_transport *m = open_with(b);
     size_t at = 0;
     for (size_t i = 0; i <= ncuts; i++) {
         size_t end = i < ncuts ? cuts[i] : len;
-        tu_mem_feed(m, in + at, end - at);
+        tw_string_transport_feed(m, in + at, end - at);
         at = end;
     }
     char *log = strdup(log_of(m));
     if (lose_calls != NULL)
         *lose_calls = m->lose_calls;
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     return log;
 }
 
@@ -225,16 +225,16 @@ static void check_every_split(const behaviour *b, const char *in, const char *ex
 START_TEST(test_lines_are_split_on_crlf_by_default)
 {
     behaviour b = {0};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     size_t dlen;
     const char *d = tw_line_receiver_delimiter(&proto_of(m)->lr, &dlen);
     ck_assert_uint_eq(dlen, 2);
     ck_assert_int_eq(memcmp(d, "\r\n", 2), 0);
     ck_assert_uint_eq(tw_line_receiver_max_length(&proto_of(m)->lr), 16384);
-    tu_mem_feed_str(m, "hello\r\nworld\r\n");
+    tw_string_transport_feed_str(m, "hello\r\nworld\r\n");
     ck_assert_str_eq(log_of(m), "L(hello)L(world)");
     ck_assert_int_eq(m->lose_calls, 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -295,41 +295,41 @@ START_TEST(test_partial_line_with_a_delimiter_prefix_waits_at_max_length)
 {
     /* Twisted: "xyz\r" then "\n" works at MAX_LENGTH 3. */
     behaviour b = {.max_length = 3, .override_exceeded = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "xyz\r");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "xyz\r");
     ck_assert_str_eq(log_of(m), "");
     ck_assert_uint_eq(tw_line_receiver_buffered(&proto_of(m)->lr), 4);
-    tu_mem_feed_str(m, "\n");
+    tw_string_transport_feed_str(m, "\n");
     ck_assert_str_eq(log_of(m), "L(xyz)");
     ck_assert_uint_eq(tw_line_receiver_buffered(&proto_of(m)->lr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_without_delimiter_the_line_is_too_long_at_max_plus_delimiter_bytes)
 {
     behaviour b = {.max_length = 3, .override_exceeded = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "abcd"); /* 4 < 3 + 2 bytes: not yet */
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "abcd"); /* 4 < 3 + 2 bytes: not yet */
     ck_assert_str_eq(log_of(m), "");
-    tu_mem_feed_str(m, "e"); /* 5 = 3 + 2 bytes and no delimiter */
+    tw_string_transport_feed_str(m, "e"); /* 5 = 3 + 2 bytes and no delimiter */
     ck_assert_str_eq(log_of(m), "X(abcde)");
     ck_assert_uint_eq(tw_line_receiver_buffered(&proto_of(m)->lr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_too_long_line_closes_the_connection_by_default)
 {
     behaviour b = {.max_length = 3};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "ok\r\ntoolong\r\nnever\r\n");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "ok\r\ntoolong\r\nnever\r\n");
     ck_assert_str_eq(log_of(m), "L(ok)");
     ck_assert_int_eq(m->lose_calls, 1);
     ck_assert_int_eq(m->abort_calls, 0);
-    ck_assert_int_eq(tu_mem_run_close(m), 1);
+    ck_assert_int_eq(tw_string_transport_run_close(m), 1);
     ck_assert_int_eq(m->lost_code, TW_EDONE);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -337,14 +337,14 @@ START_TEST(test_too_long_line_with_delimiter_gets_the_line_and_the_rest_of_the_b
 {
     /* As Twisted: line + delimiter + everything after it, buffer emptied. */
     behaviour b = {.max_length = 3, .override_exceeded = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "abcd\r\nok\r\npart");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "abcd\r\nok\r\npart");
     ck_assert_str_eq(log_of(m), "X(abcd\r\nok\r\npart)");
     ck_assert_uint_eq(tw_line_receiver_buffered(&proto_of(m)->lr), 0);
     ck_assert_int_eq(m->lose_calls, 0);
-    tu_mem_feed_str(m, "ok\r\n");
+    tw_string_transport_feed_str(m, "ok\r\n");
     ck_assert_str_eq(log_of(m), "X(abcd\r\nok\r\npart)L(ok)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -375,46 +375,46 @@ END_TEST
 START_TEST(test_overridden_line_length_exceeded_keeps_the_connection)
 {
     behaviour b = {.max_length = 2, .override_exceeded = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "abc\r\n");
-    tu_mem_feed_str(m, "ab\r\n");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "abc\r\n");
+    tw_string_transport_feed_str(m, "ab\r\n");
     ck_assert_str_eq(log_of(m), "X(abc\r\n)L(ab)");
     ck_assert_int_eq(proto_of(m)->exceeded, 1);
     ck_assert_int_eq(m->lose_calls, 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_max_length_can_be_changed)
 {
     behaviour b = {.override_exceeded = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     tw_line_receiver_set_max_length(&t->lr, 1);
     ck_assert_uint_eq(tw_line_receiver_max_length(&t->lr), 1);
-    tu_mem_feed_str(m, "a\r\nbb\r\n");
+    tw_string_transport_feed_str(m, "a\r\nbb\r\n");
     ck_assert_str_eq(log_of(m), "L(a)X(bb\r\n)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_send_line_writes_the_line_then_the_delimiter)
 {
     behaviour b = {0};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     ck_assert_int_eq(tw_line_receiver_send_line(&t->lr, "hi", 2), 0);
     ck_assert_int_eq(tw_line_receiver_send_line(&t->lr, "", 0), 0);
-    ck_assert(tu_mem_output_is(m, "hi\r\n\r\n"));
+    ck_assert(tw_string_transport_output_is(m, "hi\r\n\r\n"));
     ck_assert_uint_eq(m->writes, 2);
     tw_line_receiver_set_delimiter(&t->lr, "\n", 1);
-    tu_mem_clear_output(m);
+    tw_string_transport_clear_output(m);
     tw_line_receiver_send_line(&t->lr, "x", 1);
-    ck_assert(tu_mem_output_is(m, "x\n"));
+    ck_assert(tw_string_transport_output_is(m, "x\n"));
     tw_transport_lose_connection(&m->base);
     ck_assert_int_eq(tw_line_receiver_send_line(&t->lr, "late", 4), TW_ESTATE);
-    ck_assert(tu_mem_output_is(m, "x\n"));
-    tu_mem_free(m);
+    ck_assert(tw_string_transport_output_is(m, "x\n"));
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -431,14 +431,14 @@ END_TEST
 START_TEST(test_raw_mode_gets_the_rest_of_the_buffer_and_later_chunks)
 {
     behaviour b = {.raw_at = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "go\r\nraw\r\nbytes");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "go\r\nraw\r\nbytes");
     ck_assert_str_eq(log_of(m), "L(go)R(raw\r\nbytes)");
     ck_assert_int_eq(tw_line_receiver_line_mode(&proto_of(m)->lr), 0);
-    tu_mem_feed_str(m, "more\r\n");
+    tw_string_transport_feed_str(m, "more\r\n");
     ck_assert_str_eq(log_of(m), "L(go)R(raw\r\nbytes)R(more\r\n)");
     ck_assert_uint_eq(tw_line_receiver_buffered(&proto_of(m)->lr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -453,61 +453,61 @@ END_TEST
 START_TEST(test_set_line_mode_outside_a_callback_delivers_at_once)
 {
     behaviour b = {0};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     tw_line_receiver_set_raw_mode(&t->lr);
     ck_assert_int_eq(tw_line_receiver_set_line_mode(&t->lr, "a\r\nb", 4), 0);
     ck_assert_int_eq(tw_line_receiver_line_mode(&t->lr), 1);
     ck_assert_str_eq(log_of(m), "L(a)");
-    tu_mem_feed_str(m, "\r\n");
+    tw_string_transport_feed_str(m, "\r\n");
     ck_assert_str_eq(log_of(m), "L(a)L(b)");
     ck_assert_int_eq(tw_line_receiver_set_line_mode(&t->lr, NULL, 0), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_closing_from_a_handler_stops_the_buffered_lines)
 {
     behaviour b = {.close_at = 2};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "a\r\nb\r\nc\r\nd\r\n");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "a\r\nb\r\nc\r\nd\r\n");
     ck_assert_str_eq(log_of(m), "L(a)L(b)");
     ck_assert_int_eq(m->lose_calls, 1);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_aborting_from_a_handler_stops_the_buffered_lines)
 {
     behaviour b = {.abort_at = 1};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "a\r\nb\r\nc\r\n");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "a\r\nb\r\nc\r\n");
     ck_assert_str_eq(log_of(m), "L(a)");
     ck_assert_int_eq(m->abort_calls, 1);
-    ck_assert_int_eq(tu_mem_run_close(m), 1);
+    ck_assert_int_eq(tw_string_transport_run_close(m), 1);
     ck_assert_int_eq(m->lost_code, TW_EABORTED);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_pausing_from_a_handler_stops_delivery_until_resumed)
 {
     behaviour b = {.pause_at = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
-    tu_mem_feed_str(m, "a\r\nb\r\nc\r\n");
+    tw_string_transport_feed_str(m, "a\r\nb\r\nc\r\n");
     ck_assert_str_eq(log_of(m), "L(a)");
     ck_assert(tw_line_receiver_paused(&t->lr));
     ck_assert_int_eq(m->reading_paused, 1);
     ck_assert_uint_eq(tw_line_receiver_buffered(&t->lr), 6);
-    tu_mem_feed_str(m, "d\r\n"); /* already in flight when reading stopped */
+    tw_string_transport_feed_str(m, "d\r\n"); /* already in flight when reading stopped */
     ck_assert_str_eq(log_of(m), "L(a)");
     tw_line_receiver_resume_producing(&t->lr);
     ck_assert_str_eq(log_of(m), "L(a)L(b)L(c)L(d)");
     ck_assert_int_eq(m->reading_paused, 0);
     ck_assert(!tw_line_receiver_paused(&t->lr));
     ck_assert_uint_eq(tw_line_receiver_buffered(&t->lr), 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -521,14 +521,14 @@ END_TEST
 START_TEST(test_paused_raw_data_waits_for_resume)
 {
     behaviour b = {.raw_at = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     tw_line_receiver_pause_producing(&t->lr);
-    tu_mem_feed_str(m, "x\r\nraw");
+    tw_string_transport_feed_str(m, "x\r\nraw");
     ck_assert_str_eq(log_of(m), "");
     tw_line_receiver_resume_producing(&t->lr);
     ck_assert_str_eq(log_of(m), "L(x)R(raw)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -537,20 +537,20 @@ START_TEST(test_write_buffer_high_watermark_pauses_the_lines)
     /* An echoing protocol whose peer does not read: the queue passes the
      * high watermark, the transport calls pause_producing, lines stop. */
     behaviour b = {.echo = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     tw_transport_set_write_watermarks(&m->base, 10, 4);
-    tu_mem_set_hold(m, 1);
-    tu_mem_feed_str(m, "aaaa\r\nbbbb\r\ncccc\r\n");
+    tw_string_transport_set_hold(m, 1);
+    tw_string_transport_feed_str(m, "aaaa\r\nbbbb\r\ncccc\r\n");
     ck_assert_str_eq(log_of(m), "L(aaaa)L(bbbb)");
     ck_assert_int_eq(m->producer_pause_calls, 1);
     ck_assert(tw_line_receiver_paused(&t->lr));
     ck_assert_int_eq(m->reading_paused, 1);
-    tu_mem_drain(m, 8);
+    tw_string_transport_drain(m, 8);
     ck_assert_str_eq(log_of(m), "L(aaaa)L(bbbb)L(cccc)");
     ck_assert_int_eq(m->reading_paused, 0);
-    ck_assert(tu_mem_output_is(m, "aaaa\r\nbbbb\r\ncccc\r\n"));
-    tu_mem_free(m);
+    ck_assert(tw_string_transport_output_is(m, "aaaa\r\nbbbb\r\ncccc\r\n"));
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -558,28 +558,28 @@ START_TEST(test_data_fed_from_a_handler_is_queued_behind_the_buffer)
 {
     /* Twisted appends it to the end of its buffer: "part" came first. */
     behaviour b = {.feed_at = 1, .feed = "X\r\n"};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "a\r\nb\r\npart");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "a\r\nb\r\npart");
     ck_assert_str_eq(log_of(m), "L(a)L(b)L(partX)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     /* The same when the first line was already buffered. */
     m = open_with(&b);
-    tu_mem_feed_str(m, "a");
-    tu_mem_feed_str(m, "\r\nb\r\npart");
+    tw_string_transport_feed_str(m, "a");
+    tw_string_transport_feed_str(m, "\r\nb\r\npart");
     ck_assert_str_eq(log_of(m), "L(a)L(b)L(partX)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_data_fed_by_a_handler_that_paused_keeps_stream_order)
 {
     behaviour b = {.pause_at = 1, .feed_at = 1, .feed = "X\r\n"};
-    tu_mem *m = open_with(&b);
-    tu_mem_feed_str(m, "a\r\nb\r\n");
+    tw_string_transport *m = open_with(&b);
+    tw_string_transport_feed_str(m, "a\r\nb\r\n");
     ck_assert_str_eq(log_of(m), "L(a)");
     tw_line_receiver_resume_producing(&proto_of(m)->lr);
     ck_assert_str_eq(log_of(m), "L(a)L(b)L(X)");
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -593,14 +593,14 @@ END_TEST
 START_TEST(test_nothing_stays_buffered_after_whole_lines)
 {
     behaviour b = {0};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
-    tu_mem_feed_str(m, "a\r\nb");
+    tw_string_transport_feed_str(m, "a\r\nb");
     ck_assert_uint_eq(tw_line_receiver_buffered(&t->lr), 1);
-    tu_mem_feed_str(m, "\r\n");
+    tw_string_transport_feed_str(m, "\r\n");
     ck_assert_uint_eq(tw_line_receiver_buffered(&t->lr), 0);
     ck_assert_ptr_null(t->lr.buf); /* an idle receiver holds no memory */
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
@@ -610,40 +610,40 @@ START_TEST(test_finding_the_delimiter_in_a_long_line_is_linear)
      * chunk would read ~2^39 bytes and time out; a resumed scan reads 8 MiB. */
     enum { TOTAL = 8 << 20, CHUNK = 64 };
     behaviour b = {.max_length = TOTAL};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     tproto *t = proto_of(m);
     char chunk[CHUNK];
     memset(chunk, 'q', sizeof chunk);
     chunk[CHUNK - 1] = '\r'; /* a delimiter prefix in every chunk */
     long long t0 = tu_now_ms();
     for (size_t at = 0; at < TOTAL; at += CHUNK)
-        tu_mem_feed(m, chunk, CHUNK);
-    tu_mem_feed_str(m, "\r\n");
+        tw_string_transport_feed(m, chunk, CHUNK);
+    tw_string_transport_feed_str(m, "\r\n");
     ck_assert_int_eq(t->lines, 1);
     ck_assert_uint_eq(t->log_len, (size_t)TOTAL + 3);
     ck_assert_uint_eq(tw_line_receiver_buffered(&t->lr), 0);
     ck_assert_int_lt(tu_now_ms() - t0, 20000);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 
 START_TEST(test_many_lines_in_one_chunk_are_all_delivered_in_order)
 {
     behaviour b = {.echo = 1};
-    tu_mem *m = open_with(&b);
+    tw_string_transport *m = open_with(&b);
     enum { N = 10000 };
     char *in = malloc(N * 8);
     size_t len = 0;
     for (int i = 0; i < N; i++)
         len += (size_t)sprintf(in + len, "%05d\r\n", i);
-    tu_mem_feed(m, in, len);
+    tw_string_transport_feed(m, in, len);
     ck_assert_int_eq(proto_of(m)->lines, N);
     size_t out_len;
-    const char *out = tu_mem_output(m, &out_len);
+    const char *out = tw_string_transport_output(m, &out_len);
     ck_assert_uint_eq(out_len, len);
     ck_assert_int_eq(memcmp(out, in, len), 0);
     free(in);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
 }
 END_TEST
 

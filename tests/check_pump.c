@@ -13,7 +13,7 @@
 #include <string.h>
 #include <twine.h>
 
-#include "mempump.h"
+#include <twine/testing.h>
 
 typedef struct {
     tw_protocol base;
@@ -63,13 +63,13 @@ START_TEST(test_a_conversation_runs_one_byte_at_a_time)
 {
     tw_factory *f;
     client c = {.base = {.ops = &client_ops}};
-    tu_pump pump;
-    ck_assert_int_eq(tu_pump_connect(&pump, &c.base, echo_server(&f)), 0);
-    size_t rounds = tu_pump_flush(&pump, 1, 1000);
+    tw_pump pump;
+    ck_assert_int_eq(tw_pump_connect(&pump, NULL, &c.base, echo_server(&f)), 0);
+    size_t rounds = tw_pump_flush(&pump, 1, 1000);
     ck_assert_uint_eq(c.len, 11);
     ck_assert(memcmp(c.got, "hello, pump", 11) == 0);
     ck_assert_uint_ge(rounds, 11); /* really one byte per step */
-    tu_pump_free(&pump);
+    tw_pump_free(&pump);
     tw_factory_free(f);
 }
 END_TEST
@@ -78,16 +78,16 @@ START_TEST(test_a_lose_reaches_the_peer_as_a_clean_close_after_the_data)
 {
     tw_factory *f;
     client c = {.base = {.ops = &client_ops}};
-    tu_pump pump;
-    tu_pump_connect(&pump, &c.base, echo_server(&f));
+    tw_pump pump;
+    tw_pump_connect(&pump, NULL, &c.base, echo_server(&f));
     tw_transport_write(pump.server->base.protocol->transport, "bye", 3);
     tw_transport_lose_connection(pump.server->base.protocol->transport);
-    tu_pump_flush(&pump, 0, 100);
+    tw_pump_flush(&pump, 0, 100);
     ck_assert_int_eq(c.lost, 1);
     ck_assert_int_eq(c.lost_code, TW_EDONE);
     ck_assert_ptr_nonnull(memmem(c.got, c.len, "bye", 3));
     ck_assert_int_eq(pump.server->lost_code, TW_EDONE);
-    tu_pump_free(&pump);
+    tw_pump_free(&pump);
     tw_factory_free(f);
 }
 END_TEST
@@ -96,15 +96,15 @@ START_TEST(test_an_abort_reaches_the_peer_as_a_reset_and_drops_the_rest)
 {
     tw_factory *f;
     client c = {.base = {.ops = &client_ops}};
-    tu_pump pump;
-    tu_pump_connect(&pump, &c.base, echo_server(&f));
+    tw_pump pump;
+    tw_pump_connect(&pump, NULL, &c.base, echo_server(&f));
     tw_transport_write(pump.server->base.protocol->transport, "never", 5);
     tw_transport_abort_connection(pump.server->base.protocol->transport);
-    tu_pump_flush(&pump, 0, 100);
+    tw_pump_flush(&pump, 0, 100);
     ck_assert_int_eq(c.lost_code, -ECONNRESET);
     ck_assert_ptr_null(memmem(c.got, c.len, "never", 5));
     ck_assert_int_eq(pump.server->lost_code, TW_EABORTED);
-    tu_pump_free(&pump);
+    tw_pump_free(&pump);
     tw_factory_free(f);
 }
 END_TEST

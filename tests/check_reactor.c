@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <twine.h>
+#include <twine/testing.h>
 #include <twine/looping.h>
 
 #include "testutil.h"
@@ -287,7 +288,7 @@ START_TEST(test_two_reactors_in_two_threads_do_not_interfere)
 }
 END_TEST
 
-/* ---------------------------------------------------------------- fake clock */
+/* ------------------------------------------------ a clock the test sets */
 
 static double fake_now;
 
@@ -295,12 +296,6 @@ static double fake_clock(void *arg)
 {
     (void)arg;
     return fake_now;
-}
-
-static void advance(tw_reactor *r, double seconds)
-{
-    fake_now += seconds;
-    tw_reactor_run_due_calls(r);
 }
 
 START_TEST(test_a_fake_clock_drives_timers_deterministically)
@@ -319,7 +314,8 @@ START_TEST(test_a_fake_clock_drives_timers_deterministically)
     ck_assert_int_eq(rec.n, 2);
     ck_assert_int_eq(rec.order[0], 1);
     ck_assert_int_eq(rec.order[1], 2);
-    advance(r, 0.5);
+    fake_now = 103;
+    ck_assert_uint_eq(tw_reactor_run_due_calls(r), 1);
     ck_assert_int_eq(rec.n, 3);
     ck_assert_int_eq(rec.order[2], 3);
     tw_reactor_free(r);
@@ -329,9 +325,8 @@ END_TEST
 START_TEST(test_a_million_pending_timers_are_scheduled_and_cancelled)
 {
     enum { N = 1000000 };
-    tw_reactor *r = tw_reactor_new();
-    fake_now = 0;
-    tw_reactor_set_clock(r, fake_clock, NULL);
+    tw_clock *clock = tw_clock_new();
+    tw_reactor *r = tw_clock_reactor(clock);
     tw_call **h = malloc(sizeof *h * N);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(tw_reactor_call_later(r, (double)(((long long)i * 7919) % 1000), count_call, NULL, &h[i]), 0);
@@ -343,12 +338,12 @@ START_TEST(test_a_million_pending_timers_are_scheduled_and_cancelled)
     }
     ck_assert_uint_eq(tw_reactor_pending_calls(r), 0);
     calls = 0;
-    advance(r, 2000);
+    tw_clock_advance(clock, 2000);
     ck_assert_int_eq(calls, 0);
     for (int i = 0; i < N; i++)
         tw_call_release(h[i]);
     free(h);
-    tw_reactor_free(r);
+    tw_clock_free(clock);
 }
 END_TEST
 
@@ -604,9 +599,8 @@ static void on_loop_done(tw_deferred *d, tw_result *res, void *arg)
 
 START_TEST(test_looping_call_runs_on_its_grid_and_counts_skipped_ticks)
 {
-    tw_reactor *r = tw_reactor_new();
-    fake_now = 0;
-    tw_reactor_set_clock(r, fake_clock, NULL);
+    tw_clock *clock = tw_clock_new();
+    tw_reactor *r = tw_clock_reactor(clock);
     loop_state s = {0};
     tw_looping_call *lc = tw_looping_call_new(r, loop_fn, &s);
     tw_deferred *done;
@@ -615,53 +609,51 @@ START_TEST(test_looping_call_runs_on_its_grid_and_counts_skipped_ticks)
     ck_assert_int_eq(tw_looping_call_start(lc, 1.0, 1, NULL), TW_ESTATE);
     tw_deferred_add_both(done, on_loop_done, NULL);
     ck_assert_int_eq(s.runs, 1); /* now=1 runs at once */
-    advance(r, 1.0);
+    tw_clock_advance(clock, 1.0);
     ck_assert_int_eq(s.runs, 2);
-    advance(r, 3.5); /* late: the ticks at 3 and 4 were missed */
+    tw_clock_advance(clock, 3.5); /* late: the ticks at 3 and 4 were missed */
     ck_assert_int_eq(s.runs, 3);
     ck_assert_uint_eq(tw_looping_call_skipped(lc), 2);
-    advance(r, 0.5); /* t=5: back on the grid */
+    tw_clock_advance(clock, 0.5); /* t=5: back on the grid */
     ck_assert_int_eq(s.runs, 4);
     ck_assert_int_eq(stopped_value, 0);
     ck_assert_int_eq(tw_looping_call_stop(lc), 0);
     ck_assert_int_eq(stopped_value, 1);
-    advance(r, 10);
+    tw_clock_advance(clock, 10);
     ck_assert_int_eq(s.runs, 4);
     ck_assert_int_eq(tw_looping_call_stop(lc), TW_ESTATE);
     tw_deferred_unref(done);
     tw_looping_call_free(lc);
-    tw_reactor_free(r);
+    tw_clock_free(clock);
 }
 END_TEST
 
 START_TEST(test_looping_call_waits_for_a_returned_deferred)
 {
-    tw_reactor *r = tw_reactor_new();
-    fake_now = 0;
-    tw_reactor_set_clock(r, fake_clock, NULL);
+    tw_clock *clock = tw_clock_new();
+    tw_reactor *r = tw_clock_reactor(clock);
     loop_state s = {.hold_runs = 1};
     tw_looping_call *lc = tw_looping_call_new(r, loop_fn, &s);
     ck_assert_int_eq(tw_looping_call_start(lc, 1.0, 1, NULL), 0);
-    advance(r, 5);
+    tw_clock_advance(clock, 5);
     ck_assert_int_eq(s.runs, 1); /* still waiting on the first run */
     tw_deferred *h = s.hold;
     s.hold = NULL;
     tw_deferred_callback(h, NULL, NULL);
     tw_deferred_unref(h);
-    advance(r, 1);
+    tw_clock_advance(clock, 1);
     ck_assert_int_eq(s.runs, 2);
     tw_looping_call_free(lc); /* stops it; the pending run is let go */
     tw_deferred_callback(s.hold, NULL, NULL);
     tw_deferred_unref(s.hold);
-    tw_reactor_free(r);
+    tw_clock_free(clock);
 }
 END_TEST
 
 START_TEST(test_looping_call_fails_its_deferred_when_the_function_fails)
 {
-    tw_reactor *r = tw_reactor_new();
-    fake_now = 0;
-    tw_reactor_set_clock(r, fake_clock, NULL);
+    tw_clock *clock = tw_clock_new();
+    tw_reactor *r = tw_clock_reactor(clock);
     loop_state s = {.fail_on = 3};
     tw_looping_call *lc = tw_looping_call_new(r, loop_fn, &s);
     tw_deferred *done;
@@ -670,13 +662,13 @@ START_TEST(test_looping_call_fails_its_deferred_when_the_function_fails)
     tw_deferred_add_both(done, on_loop_done, NULL);
     ck_assert_int_eq(s.runs, 0); /* now=0 waits one interval */
     for (int i = 0; i < 5; i++)
-        advance(r, 0.5);
+        tw_clock_advance(clock, 0.5);
     ck_assert_int_eq(s.runs, 3);
     ck_assert_int_eq(stopped_failed, TW_EFAIL);
     ck_assert(!tw_looping_call_running(lc));
     tw_deferred_unref(done);
     tw_looping_call_free(lc);
-    tw_reactor_free(r);
+    tw_clock_free(clock);
 }
 END_TEST
 

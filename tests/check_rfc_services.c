@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <twine.h>
 
-#include "memtransport.h"
+#include <twine/testing.h>
 #include "testutil.h"
 
 #define EPOCH_1900_OFFSET 2208988800LL
@@ -191,15 +191,15 @@ END_TEST
 START_TEST(test_line_module_echoes_a_chunk_of_lines_in_one_write)
 {
     tw_factory *f = make_factory(NULL, "line", NULL, 0);
-    tu_mem *m = tu_mem_open(f);
+    tw_string_transport *m = tw_string_transport_open(NULL, f);
     ck_assert_ptr_nonnull(m);
-    tu_mem_feed_str(m, "a\r\nbb\r\nccc\r\npartial");
-    ck_assert(tu_mem_output_is(m, "a\r\nbb\r\nccc\r\n"));
+    tw_string_transport_feed_str(m, "a\r\nbb\r\nccc\r\npartial");
+    ck_assert(tw_string_transport_output_is(m, "a\r\nbb\r\nccc\r\n"));
     ck_assert_uint_eq(m->writes, 1);
-    tu_mem_feed_str(m, " line\r\n");
-    ck_assert(tu_mem_output_is(m, "a\r\nbb\r\nccc\r\npartial line\r\n"));
+    tw_string_transport_feed_str(m, " line\r\n");
+    ck_assert(tw_string_transport_output_is(m, "a\r\nbb\r\nccc\r\npartial line\r\n"));
     ck_assert_uint_eq(m->writes, 2);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     tw_factory_free(f);
 }
 END_TEST
@@ -208,13 +208,13 @@ START_TEST(test_line_module_answers_the_lines_before_a_too_long_one)
 {
     const char *kv[] = {"max-length=4", "delimiter=lf"};
     tw_factory *f = make_factory(NULL, "line", kv, 2);
-    tu_mem *m = tu_mem_open(f);
+    tw_string_transport *m = tw_string_transport_open(NULL, f);
     tw_log_set_level(TW_LOG_ERROR);
-    tu_mem_feed_str(m, "ab\ncdef\ntoo long\nlost\n");
+    tw_string_transport_feed_str(m, "ab\ncdef\ntoo long\nlost\n");
     tw_log_set_level(TW_LOG_INFO);
-    ck_assert(tu_mem_output_is(m, "ab\ncdef\n"));
+    ck_assert(tw_string_transport_output_is(m, "ab\ncdef\n"));
     ck_assert_int_eq(m->lose_calls, 1);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     tw_factory_free(f);
 }
 END_TEST
@@ -222,18 +222,18 @@ END_TEST
 START_TEST(test_line_module_stops_reading_while_its_peer_does_not_read)
 {
     tw_factory *f = make_factory(NULL, "line", NULL, 0);
-    tu_mem *m = tu_mem_open(f);
+    tw_string_transport *m = tw_string_transport_open(NULL, f);
     tw_transport_set_write_watermarks(&m->base, 16, 4);
-    tu_mem_set_hold(m, 1);
-    tu_mem_feed_str(m, "0123456789\r\n0123456789\r\n");
+    tw_string_transport_set_hold(m, 1);
+    tw_string_transport_feed_str(m, "0123456789\r\n0123456789\r\n");
     ck_assert_int_eq(m->producer_pause_calls, 1);
     ck_assert_int_eq(m->reading_paused, 1);
-    tu_mem_feed_str(m, "later\r\n"); /* already in flight: kept, not answered */
+    tw_string_transport_feed_str(m, "later\r\n"); /* already in flight: kept, not answered */
     ck_assert_uint_eq(m->out_len, 24);
-    tu_mem_drain(m, (size_t)-1);
+    tw_string_transport_drain(m, (size_t)-1);
     ck_assert_int_eq(m->reading_paused, 0);
-    ck_assert(tu_mem_output_is(m, "0123456789\r\n0123456789\r\nlater\r\n"));
-    tu_mem_free(m);
+    ck_assert(tw_string_transport_output_is(m, "0123456789\r\n0123456789\r\nlater\r\n"));
+    tw_string_transport_free(m);
     tw_factory_free(f);
 }
 END_TEST
@@ -390,8 +390,8 @@ START_TEST(test_chargen_pauses_at_the_high_watermark_and_resumes_at_the_low)
 {
     tw_reactor *r = tw_reactor_new();
     tw_factory *f = make_factory(r, "chargen", NULL, 0);
-    tu_mem *m = tu_mem_open(f);
-    tu_mem_set_hold(m, 1); /* a peer that reads nothing */
+    tw_string_transport *m = tw_string_transport_open(NULL, f);
+    tw_string_transport_set_hold(m, 1); /* a peer that reads nothing */
     ck_assert_uint_eq(m->out_len, 0); /* it produces from the loop, not from connection_made */
     for (int i = 0; i < 100 && !m->producer_paused; i++)
         tw_reactor_iterate(r, 0.001);
@@ -405,7 +405,7 @@ START_TEST(test_chargen_pauses_at_the_high_watermark_and_resumes_at_the_low)
     ck_assert_uint_eq(m->out_len, at_pause);
     ck_assert_uint_eq(tw_reactor_pending_calls(r), 0);
     /* Draining to the low watermark resumes it. */
-    tu_mem_drain(m, m->queued - TW_WRITE_LOW_WATERMARK);
+    tw_string_transport_drain(m, m->queued - TW_WRITE_LOW_WATERMARK);
     ck_assert_int_eq(m->producer_resume_calls, 1);
     for (int i = 0; i < 100 && !m->producer_paused; i++)
         tw_reactor_iterate(r, 0.001);
@@ -413,9 +413,9 @@ START_TEST(test_chargen_pauses_at_the_high_watermark_and_resumes_at_the_low)
     ck_assert_uint_gt(m->out_len, at_pause);
     check_chargen_pattern((const unsigned char *)m->out, m->out_len);
     /* Once the connection is lost, its pending turn is cancelled. */
-    tu_mem_drain(m, (size_t)-1);
+    tw_string_transport_drain(m, (size_t)-1);
     ck_assert_uint_eq(tw_reactor_pending_calls(r), 1);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     ck_assert_uint_eq(tw_reactor_pending_calls(r), 0);
     tw_reactor_free(r);
     tw_factory_free(f);
@@ -572,19 +572,19 @@ END_TEST
 START_TEST(test_time_closes_after_four_bytes_and_discard_answers_nothing)
 {
     tw_factory *f = make_factory(NULL, "time", NULL, 0);
-    tu_mem *m = tu_mem_open(f);
+    tw_string_transport *m = tw_string_transport_open(NULL, f);
     ck_assert_uint_eq(m->out_len, 4);
     ck_assert_int_eq(m->lose_calls, 1);
-    ck_assert_int_eq(tu_mem_run_close(m), 1);
-    tu_mem_free(m);
+    ck_assert_int_eq(tw_string_transport_run_close(m), 1);
+    tw_string_transport_free(m);
     tw_factory_free(f);
 
     f = make_factory(NULL, "discard", NULL, 0);
-    m = tu_mem_open(f);
-    tu_mem_feed_str(m, "anything at all\r\n");
+    m = tw_string_transport_open(NULL, f);
+    tw_string_transport_feed_str(m, "anything at all\r\n");
     ck_assert_uint_eq(m->out_len, 0);
     ck_assert_int_eq(m->lose_calls, 0);
-    tu_mem_free(m);
+    tw_string_transport_free(m);
     tw_factory_free(f);
 }
 END_TEST

@@ -2,7 +2,7 @@
 /*
  * Transports: the connection a protocol writes to. The calls here work on
  * every kind of stream transport (TCP over IPv4 and IPv6, UNIX sockets, and
- * in-memory transports used by tests).
+ * the test kit's string transport, <twine/testing.h>).
  *
  * Writes never block. When nothing is queued a write goes straight to the
  * socket, and only what the kernel refuses is queued (in a libevent
@@ -75,7 +75,7 @@ typedef struct tw_transport_ops {
 struct tw_transport {
     const tw_transport_ops *ops; /**< private to the implementation */
     tw_protocol *protocol;       /**< read-only */
-    tw_reactor *reactor;         /**< read-only; NULL for in-memory transports */
+    tw_reactor *reactor;         /**< read-only; may be NULL for a string transport */
 };
 
 /**

@@ -1,21 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The in-memory test transport: see memtransport.h.
+ * The string transport of the test kit (include/twine/testing.h): a
+ * tw_transport_ops table whose "socket" is an output record and a counter
+ * of queued bytes. It keeps the stream transport's rules (src/stream.c) --
+ * writes refused once closing, watermarks crossed on the way up and down,
+ * producers paused, pulled and stopped -- so that a protocol tested here
+ * behaves the same over a socket; only the timing is the test's: what the
+ * loop would do later (connection_lost, write_connection_lost) happens when
+ * the test calls tw_string_transport_run_close().
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "memtransport.h"
+#include "testing_internal.h"
 
-static tu_mem *from(tw_transport *t)
+static tw_string_transport *from(tw_transport *t)
 {
-    return tw_container_of(t, tu_mem, base);
+    return tw_container_of(t, tw_string_transport, base);
 }
 
-static void check_high_watermark(tu_mem *m)
+static void check_high_watermark(tw_string_transport *m)
 {
     if (m->queued <= m->high_wm)
         return;
@@ -36,7 +44,7 @@ static void check_high_watermark(tu_mem *m)
 
 static int mem_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     if (m->closing || m->write_shut_requested || m->lost)
         return TW_ESTATE;
     if (iovcnt < 0)
@@ -44,10 +52,15 @@ static int mem_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
     if (m->write_error != 0)
         return m->write_error;
     size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SIZE_MAX / 2 - total)
+            return -ENOMEM; /* a record that large could never be allocated */
         total += iov[i].iov_len;
+    }
     if (total == 0)
         return 0;
+    if (total > SIZE_MAX / 2 - m->out_len)
+        return -ENOMEM;
     if (m->out_len + total > m->out_cap) {
         size_t cap = m->out_cap ? m->out_cap : 1024;
         while (cap < m->out_len + total)
@@ -73,14 +86,14 @@ static int mem_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
 
 static void mem_lose(tw_transport *t)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     m->lose_calls++;
     m->closing = 1;
 }
 
 static void mem_abort(tw_transport *t)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     m->abort_calls++;
     m->closing = 1;
     m->queued = 0;
@@ -88,7 +101,7 @@ static void mem_abort(tw_transport *t)
 
 static int mem_lose_write(tw_transport *t)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     if (m->closing || m->write_shut_requested || m->lost)
         return TW_ESTATE;
     m->lose_write_calls++;
@@ -98,14 +111,14 @@ static int mem_lose_write(tw_transport *t)
 
 static void mem_pause(tw_transport *t)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     m->pause_calls++;
     m->reading_paused = 1;
 }
 
 static void mem_resume(tw_transport *t)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     m->resume_calls++;
     m->reading_paused = 0;
 }
@@ -129,14 +142,14 @@ static size_t mem_buffer_size(tw_transport *t)
 
 static void mem_set_watermarks(tw_transport *t, size_t high, size_t low)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     m->high_wm = high;
     m->low_wm = low > high ? high : low;
 }
 
 static int mem_register_producer(tw_transport *t, tw_producer *prod, int streaming)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     if (m->producer != NULL)
         return TW_ESTATE;
     if (m->closing || m->lost) {
@@ -154,15 +167,21 @@ static int mem_register_producer(tw_transport *t, tw_producer *prod, int streami
 
 static void mem_unregister_producer(tw_transport *t)
 {
-    tu_mem *m = from(t);
+    tw_string_transport *m = from(t);
     m->producer = NULL;
     m->registered_paused = 0;
 }
 
 static int mem_disconnecting(tw_transport *t)
 {
-    const tu_mem *m = (const tu_mem *)t;
+    const tw_string_transport *m = from(t);
     return m->closing || m->lost;
+}
+
+static int mem_fileno(tw_transport *t)
+{
+    (void)t;
+    return -1; /* no descriptor behind it, as documented for tw_transport_fileno() */
 }
 
 static const tw_transport_ops mem_ops = {
@@ -176,20 +195,20 @@ static const tw_transport_ops mem_ops = {
     .get_host = mem_get_host,
     .write_buffer_size = mem_buffer_size,
     .set_write_watermarks = mem_set_watermarks,
-    .fileno = NULL,
+    .fileno = mem_fileno,
     .register_producer = mem_register_producer,
     .unregister_producer = mem_unregister_producer,
     .disconnecting = mem_disconnecting,
 };
 
-static tu_mem *attach(tw_protocol *p)
+tw_string_transport *tw__string_transport_attach(tw_reactor *r, tw_protocol *p)
 {
-    tu_mem *m = calloc(1, sizeof *m);
+    tw_string_transport *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
     m->base.ops = &mem_ops;
     m->base.protocol = p;
-    m->base.reactor = NULL;
+    m->base.reactor = r;
     m->high_wm = TW_WRITE_HIGH_WATERMARK;
     m->low_wm = TW_WRITE_LOW_WATERMARK;
     tw_address_from_ip(&m->peer, "127.0.0.1", 40000);
@@ -198,7 +217,7 @@ static tu_mem *attach(tw_protocol *p)
     return m;
 }
 
-static void make(tu_mem *m)
+void tw__string_transport_make(tw_string_transport *m)
 {
     tw_protocol *p = m->base.protocol;
     m->made = 1;
@@ -206,15 +225,15 @@ static void make(tu_mem *m)
         p->ops->connection_made(p);
 }
 
-tu_mem *tu_mem_new(tw_protocol *p)
+TW_API tw_string_transport *tw_string_transport_new(tw_reactor *r, tw_protocol *p)
 {
-    tu_mem *m = attach(p);
+    tw_string_transport *m = tw__string_transport_attach(r, p);
     if (m != NULL)
-        make(m);
+        tw__string_transport_make(m);
     return m;
 }
 
-tu_mem *tu_mem_open(tw_factory *f)
+TW_API tw_string_transport *tw_string_transport_open(tw_reactor *r, tw_factory *f)
 {
     tw_address peer;
     tw_address_from_ip(&peer, "127.0.0.1", 40000);
@@ -225,7 +244,7 @@ tu_mem *tu_mem_open(tw_factory *f)
         return NULL;
     }
     p->factory = f;
-    tu_mem *m = attach(p);
+    tw_string_transport *m = tw__string_transport_attach(r, p);
     if (m == NULL) {
         if (p->ops->destroy != NULL)
             p->ops->destroy(p);
@@ -233,48 +252,80 @@ tu_mem *tu_mem_open(tw_factory *f)
         return NULL;
     }
     m->factory = f;
-    make(m);
+    tw__string_transport_make(m);
     return m;
 }
 
-void tu_mem_feed(tu_mem *m, const void *data, size_t len)
+TW_API void tw_string_transport_feed(tw_string_transport *m, const void *data, size_t len)
 {
     tw_protocol *p = m->base.protocol;
-    if (!m->lost && !m->closing && p->ops->data_received != NULL)
+    if (!m->lost && !m->closing && !m->read_eof && p->ops->data_received != NULL)
         p->ops->data_received(p, data, len);
 }
 
-void tu_mem_feed_str(tu_mem *m, const char *s)
+TW_API void tw_string_transport_feed_str(tw_string_transport *m, const char *s)
 {
-    tu_mem_feed(m, s, strlen(s));
+    tw_string_transport_feed(m, s, strlen(s));
 }
 
-const char *tu_mem_output(const tu_mem *m, size_t *len)
+static void deliver_lost(tw_string_transport *m, int code)
+{
+    if (m->lost)
+        return;
+    m->lost = 1;
+    m->lost_code = code;
+    tw_producer *prod = m->producer;
+    m->producer = NULL;
+    if (prod != NULL && prod->ops->stop_producing != NULL)
+        prod->ops->stop_producing(prod);
+    tw_protocol *p = m->base.protocol;
+    tw_failure *reason = tw_failure_new(code, NULL);
+    if (p->ops->connection_lost != NULL)
+        p->ops->connection_lost(p, reason);
+    tw_failure_unref(reason);
+}
+
+TW_API void tw_string_transport_feed_eof(tw_string_transport *m)
+{
+    if (m->lost || m->closing || m->read_eof)
+        return;
+    m->read_eof = 1;
+    tw_protocol *p = m->base.protocol;
+    /* As src/stream.c: half-close only for a protocol that opted in and
+     * whose own output is still open; any other EOF closes. */
+    if (p->ops->read_connection_lost != NULL && !m->write_shut_requested) {
+        p->ops->read_connection_lost(p);
+        return;
+    }
+    deliver_lost(m, TW_EDONE);
+}
+
+TW_API const char *tw_string_transport_output(const tw_string_transport *m, size_t *len)
 {
     if (len != NULL)
         *len = m->out_len;
     return m->out;
 }
 
-int tu_mem_output_is(const tu_mem *m, const char *s)
+TW_API int tw_string_transport_output_is(const tw_string_transport *m, const char *s)
 {
     size_t n = strlen(s);
     return m->out_len == n && (n == 0 || memcmp(m->out, s, n) == 0);
 }
 
-void tu_mem_clear_output(tu_mem *m)
+TW_API void tw_string_transport_clear_output(tw_string_transport *m)
 {
     m->out_len = 0;
 }
 
-void tu_mem_set_hold(tu_mem *m, int on)
+TW_API void tw_string_transport_set_hold(tw_string_transport *m, int on)
 {
     m->hold = on;
     if (!on)
-        tu_mem_drain(m, (size_t)-1);
+        tw_string_transport_drain(m, (size_t)-1);
 }
 
-void tu_mem_drain(tu_mem *m, size_t n)
+TW_API void tw_string_transport_drain(tw_string_transport *m, size_t n)
 {
     m->queued = n >= m->queued ? 0 : m->queued - n;
     if (m->lost)
@@ -292,38 +343,21 @@ void tu_mem_drain(tu_mem *m, size_t n)
         if (prod->ops->resume_producing != NULL)
             prod->ops->resume_producing(prod);
     } else if (prod != NULL && !m->streaming && m->queued == 0 && !m->closing) {
-        tu_mem_pull(m);
+        tw_string_transport_pull(m);
     }
 }
 
-int tu_mem_pull(tu_mem *m)
+TW_API int tw_string_transport_pull(tw_string_transport *m)
 {
     tw_producer *prod = m->producer;
     if (prod == NULL || m->streaming)
-        return -1;
+        return TW_ESTATE;
     if (prod->ops->resume_producing != NULL)
         prod->ops->resume_producing(prod);
     return 0;
 }
 
-static void deliver_lost(tu_mem *m, int code)
-{
-    if (m->lost)
-        return;
-    m->lost = 1;
-    m->lost_code = code;
-    tw_producer *prod = m->producer;
-    m->producer = NULL;
-    if (prod != NULL && prod->ops->stop_producing != NULL)
-        prod->ops->stop_producing(prod);
-    tw_protocol *p = m->base.protocol;
-    tw_failure *reason = tw_failure_new(code, NULL);
-    if (p->ops->connection_lost != NULL)
-        p->ops->connection_lost(p, reason);
-    tw_failure_unref(reason);
-}
-
-int tu_mem_run_close(tu_mem *m)
+TW_API int tw_string_transport_run_close(tw_string_transport *m)
 {
     if (m->lost)
         return 0;
@@ -332,6 +366,11 @@ int tu_mem_run_close(tu_mem *m)
         m->write_lost = 1;
         if (p->ops->write_connection_lost != NULL)
             p->ops->write_connection_lost(p);
+        /* Both directions are shut now: the connection is over. */
+        if (m->read_eof) {
+            deliver_lost(m, TW_EDONE);
+            return 1;
+        }
     }
     if (m->abort_calls > 0) {
         deliver_lost(m, TW_EABORTED);
@@ -344,12 +383,12 @@ int tu_mem_run_close(tu_mem *m)
     return 0;
 }
 
-void tu_mem_lose(tu_mem *m, int code)
+TW_API void tw_string_transport_lose(tw_string_transport *m, int code)
 {
     deliver_lost(m, code);
 }
 
-void tu_mem_free(tu_mem *m)
+TW_API void tw_string_transport_free(tw_string_transport *m)
 {
     if (m == NULL)
         return;
