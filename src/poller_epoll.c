@@ -61,10 +61,12 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
         if (ev & (EPOLLERR | EPOLLHUP))
             ready |= TW__POLL_IN | TW__POLL_OUT; /* the read or write reports it */
         ready &= p->mask;
+        if (ready == 0 && (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+            ready = TW__POLL_HUP; /* reported even with no interest */
         if (ready == 0) {
-            /* An error or hangup is reported even with no interest, and
-             * level-triggered it would wake us every round. Leave the set
-             * until the stream wants something again. */
+            /* Readiness the stream no longer wants, level-triggered: it
+             * would wake us every round. Leave the set until the stream
+             * wants something again. */
             epoll_ctl(r->poller->epfd, EPOLL_CTL_DEL, p->fd, NULL);
             p->added = 0;
             continue;
@@ -124,6 +126,8 @@ int tw__poll_set(tw_reactor *r, tw__pollable *p, int mask)
         ev.events |= EPOLLIN;
     if (mask & TW__POLL_OUT)
         ev.events |= EPOLLOUT;
+    if (mask & TW__POLL_HUP)
+        ev.events |= EPOLLRDHUP;
     if (epoll_ctl(r->poller->epfd, p->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p->fd, &ev) < 0)
         return -errno;
     p->added = 1;

@@ -25,6 +25,10 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
         ready |= TW__POLL_IN;
     if (what & EV_WRITE)
         ready |= TW__POLL_OUT;
+#ifdef EV_CLOSED
+    if (what & EV_CLOSED)
+        ready |= TW__POLL_HUP;
+#endif
     ready &= p->mask;
     if (ready != 0)
         tw__stream_ready(p, ready);
@@ -50,6 +54,10 @@ int tw__poll_set(tw_reactor *r, tw__pollable *p, int mask)
         want |= EV_READ;
     if (mask & TW__POLL_OUT)
         want |= EV_WRITE;
+#ifdef EV_CLOSED
+    if (mask & TW__POLL_HUP)
+        want |= EV_CLOSED; /* where the backend supports it */
+#endif
     /* An event's interest is fixed once assigned: take it out, reassign. */
     if (p->added)
         event_del(&p->ev);

@@ -23,8 +23,11 @@
 
 #include "reactor_internal.h"
 
-/* Interest and readiness bits. */
-enum { TW__POLL_IN = 1, TW__POLL_OUT = 2 };
+/* Interest and readiness bits. TW__POLL_HUP as interest asks to hear the
+ * peer's FIN while not reading; as readiness it reports an error, a hangup
+ * or that FIN outside the other interest, so a stream that watches nothing
+ * still learns that its peer reset. */
+enum { TW__POLL_IN = 1, TW__POLL_OUT = 2, TW__POLL_HUP = 4 };
 
 /* One descriptor watched by the poller; embedded in its owner. */
 typedef struct tw__pollable {

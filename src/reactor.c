@@ -18,6 +18,9 @@
 #include "reactor_internal.h"
 
 #define DEFAULT_SHUTDOWN_TIMEOUT 30.0
+/* nginx's lingering_timeout: a peer that read our FIN closes within a round
+ * trip; one that goes on sending for this long is cut off. */
+#define DEFAULT_LINGER_TIMEOUT 5.0
 
 /* Shutdown phases beyond tw_trigger_phase's three. */
 enum { PHASE_NONE = -1, PHASE_DONE = 3 };
@@ -30,6 +33,7 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->base = base;
     r->owns_base = owns_base;
     r->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
+    r->linger_timeout = DEFAULT_LINGER_TIMEOUT;
     r->clock = tw__monotonic;
     r->phase = PHASE_NONE;
     r->pool_size = TW_THREAD_POOL_DEFAULT_SIZE;
@@ -226,6 +230,12 @@ TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds)
 {
     if (isfinite(seconds) && seconds >= 0)
         r->shutdown_timeout = seconds;
+}
+
+TW_API void tw_reactor_set_linger_timeout(tw_reactor *r, double seconds)
+{
+    if (isfinite(seconds) && seconds >= 0)
+        r->linger_timeout = seconds;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

@@ -87,6 +87,7 @@ struct tw_reactor {
     int running;
     int stopping;
     double shutdown_timeout;
+    double linger_timeout; /* how long a closing stream waits for the peer's EOF */
     double (*clock)(void *arg); /* replaced by tests' fake clock */
     void *clock_arg;
 

@@ -17,6 +17,18 @@
  * protocol's call (a pull producer's next pull, a deferred write shutdown):
  * one libevent event per reactor drains it.
  *
+ * An orderly close (lose_connection, the peer's EOF for a protocol that is
+ * not half-close aware, a graceful stop, an idle timeout) never drops what is
+ * queued and never resets: the queue flushes, shutdown(SHUT_WR) sends FIN,
+ * and then the stream lingers, reading and discarding whatever the peer
+ * still sends, until the peer's EOF or the reactor's linger timeout (nginx's
+ * lingering close). close() with unread input would make the kernel send an
+ * RST, and the peer would lose the output it had not read yet. Input that
+ * arrives while the queue flushes is discarded too, so a peer that writes
+ * everything before it reads does not stall the close. Only
+ * abort_connection (and the timeouts that give up on a peer that does not
+ * read) closes with RST.
+ *
  * A closed stream is freed at once unless a pointer to it may still be held:
  * while it is on the pending list (the list's run frees it) or while the
  * poller or the pending run is dispatching (r->stream_busy; the stream goes
@@ -63,7 +75,10 @@ enum {
     F_PRODUCER_PAUSED = 1 << 11, /* we paused the registered producer */
     F_WROTE = 1 << 12,          /* a pull producer wrote since it was asked */
     F_IDLE_TRACK = 1 << 13,     /* the listener closes idle connections */
-    F_CLIENT = 1 << 14          /* an outgoing connection */
+    F_CLIENT = 1 << 14,         /* an outgoing connection */
+    F_LINGER = 1 << 15,         /* FIN sent: discarding input until the peer's EOF */
+    F_HUP_SEEN = 1 << 16,       /* a hangup the stream could not act on yet */
+    F_LOST = 1 << 17            /* the protocol heard connection_lost and is gone */
 };
 
 /* Every idle connection pays for this header, so it is packed tight: keep
@@ -75,11 +90,12 @@ typedef struct tw__stream {
     struct evbuffer *out; /* NULL while nothing is queued */
     tw_listener *listener;
     tw_producer *producer; /* registered producer, borrowed */
+    tw_call *linger;       /* ends the linger (F_LINGER), owned */
     uint32_t high_wm, low_wm;
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
     tw__pollable io;      /* the socket and what is watched on it */
     int16_t error; /* negated errno or TW_E* that will close the stream, or 0 */
-    uint16_t flags;
+    uint32_t flags;
 } tw__stream;
 
 static const tw_transport_ops stream_ops;
@@ -162,8 +178,14 @@ static void update_events(tw__stream *s)
     if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
         return; /* closing: the pending run does the rest */
     int want = 0;
-    if (!(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
+    if (s->flags & F_DISCONNECTING) {
+        if (!(s->flags & F_READ_EOF))
+            want |= TW__POLL_IN; /* to discard: see the comment at the top */
+    } else if (!(s->flags & (F_READ_PAUSED | F_READ_EOF))) {
         want |= TW__POLL_IN;
+    } else if (!(s->flags & (F_READ_EOF | F_HUP_SEEN))) {
+        want |= TW__POLL_HUP; /* not reading: still hear the peer leave */
+    }
     if (queued(s) > 0)
         want |= TW__POLL_OUT;
     int rc = tw__poll_set(s->base.reactor, &s->io, want);
@@ -198,23 +220,16 @@ void tw__stream_reap(tw_reactor *r)
     }
 }
 
-static void close_now(tw__stream *s, int code)
+/* The protocol's side of the end: its producer stops, it hears
+ * connection_lost(@p code) and is destroyed, and its factory and listener
+ * learn that it is gone. With @p closed the stream is closed for good and
+ * is unregistered and released here; otherwise it lingers on (F_LOST),
+ * still counted by the reactor, so that a graceful stop waits for it. */
+static void end_protocol(tw__stream *s, int code, int closed)
 {
     tw_reactor *r = s->base.reactor;
     tw_protocol *p = s->base.protocol;
-    int fd = stream_fd(s);
-
-    s->flags |= F_CLOSED;
-    tw__poll_remove(r, &s->io);
-    if (code == TW_EABORTED) {
-        /* Linger 0 turns close() into an RST, as abortConnection promises. */
-        struct linger lg = {1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    close(fd);
-    if (s->out != NULL)
-        evbuffer_free(s->out);
-    s->out = NULL;
+    s->flags |= F_LOST;
 
     tw_producer *producer = s->producer;
     s->producer = NULL;
@@ -229,8 +244,11 @@ static void close_now(tw__stream *s, int code)
         p->ops->destroy(p);
 
     tw_listener *l = s->listener;
-    tw__reactor_unregister_conn(r, &s->node);
-    release(r, s);
+    s->listener = NULL;
+    if (closed) {
+        tw__reactor_unregister_conn(r, &s->node);
+        release(r, s);
+    }
     if (client && f->ops->client_connection_lost != NULL)
         f->ops->client_connection_lost(f, reason);
     tw_failure_unref(reason);
@@ -240,11 +258,72 @@ static void close_now(tw__stream *s, int code)
         tw_factory_stop(f); /* adopted and client connections count themselves */
 }
 
+static void close_now(tw__stream *s, int code)
+{
+    tw_reactor *r = s->base.reactor;
+    int fd = stream_fd(s);
+
+    s->flags |= F_CLOSED;
+    tw__poll_remove(r, &s->io);
+    if (s->linger != NULL) {
+        tw_call_cancel(s->linger);
+        tw_call_release(s->linger);
+        s->linger = NULL;
+    }
+    if (s->flags & F_ABORTING) {
+        /* Linger 0 turns close() into an RST, as abortConnection promises. */
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(fd);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
+    s->out = NULL;
+
+    if (!(s->flags & F_LOST)) {
+        end_protocol(s, code, 1);
+        return;
+    }
+    /* A lingering stream: its protocol is gone already. */
+    tw__reactor_unregister_conn(r, &s->node);
+    release(r, s);
+}
+
 static int close_code(const tw__stream *s)
 {
-    if (s->flags & F_ABORTING)
+    /* An idle connection that would not take its output is aborted but
+     * still tells its protocol why. */
+    if ((s->flags & F_ABORTING) && s->error != TW_EIDLE)
         return TW_EABORTED;
     return s->error != 0 ? s->error : TW_EDONE;
+}
+
+/* The linger timeout passed: close with whatever the peer still sends. */
+static void linger_expired(void *arg)
+{
+    tw__stream *s = arg;
+    tw_call_release(s->linger);
+    s->linger = NULL;
+    close_now(s, close_code(s));
+}
+
+/* The queue of a closing stream is empty: send FIN, then linger. */
+static void begin_linger(tw__stream *s)
+{
+    tw_reactor *r = s->base.reactor;
+    s->flags |= F_LINGER;
+    if (!(s->flags & F_WRITE_SHUT)) {
+        shutdown(stream_fd(s), SHUT_WR);
+        s->flags |= F_WRITE_SHUT;
+    }
+    if ((s->flags & F_READ_EOF) || r->linger_timeout <= 0 ||
+        tw_reactor_call_later(r, r->linger_timeout, linger_expired, s, &s->linger) < 0) {
+        schedule_close(s); /* nothing more will come, or no time to wait */
+        return;
+    }
+    /* The connection is over for the protocol: it can send nothing more
+     * and will be given nothing more. Only the socket lingers. */
+    end_protocol(s, close_code(s), 0);
 }
 
 /* Send as much of the queue as the kernel takes. @return 0 or a negated errno. */
@@ -296,7 +375,7 @@ static void check_high_watermark(tw__stream *s)
 static void pull(tw__stream *s)
 {
     tw_producer *prod = s->producer;
-    s->flags &= (uint16_t)~F_WROTE;
+    s->flags &= (uint32_t)~F_WROTE;
     if (prod->ops->resume_producing != NULL)
         prod->ops->resume_producing(prod);
 }
@@ -306,12 +385,12 @@ static void after_drain(tw__stream *s)
 {
     tw_protocol *p = s->base.protocol;
     if ((s->flags & F_PROTO_PAUSED) && queued(s) <= s->low_wm) {
-        s->flags &= (uint16_t)~F_PROTO_PAUSED;
+        s->flags &= (uint32_t)~F_PROTO_PAUSED;
         if (p->ops->resume_producing != NULL)
             p->ops->resume_producing(p);
     }
     if ((s->flags & F_PRODUCER_PAUSED) && queued(s) <= s->low_wm && s->producer != NULL) {
-        s->flags &= (uint16_t)~F_PRODUCER_PAUSED;
+        s->flags &= (uint32_t)~F_PRODUCER_PAUSED;
         if (s->producer->ops->resume_producing != NULL)
             s->producer->ops->resume_producing(s->producer);
     }
@@ -332,7 +411,8 @@ static void after_drain(tw__stream *s)
         s->out = NULL;
     }
     if (s->flags & F_DISCONNECTING) {
-        schedule_close(s);
+        if (!(s->flags & F_LINGER))
+            begin_linger(s);
         return;
     }
     if ((s->flags & F_WRITE_SHUT_REQ) && !(s->flags & F_WRITE_SHUT)) {
@@ -345,6 +425,55 @@ static void after_drain(tw__stream *s)
     }
 }
 
+static void stream_lose(tw_transport *t);
+
+/* The peer sent FIN: it will send nothing more. */
+static void peer_eof(tw__stream *s)
+{
+    tw_protocol *p = s->base.protocol;
+    s->flags |= F_READ_EOF;
+    if ((s->flags & (F_LINGER | F_WRITE_SHUT)) && queued(s) == 0) {
+        schedule_close(s); /* both directions are done */
+        return;
+    }
+    if (s->flags & F_DISCONNECTING) {
+        update_events(s); /* the flush goes on; nothing more to read */
+        return;
+    }
+    /* A protocol that opted in to half-close keeps the connection. */
+    if (p->ops->read_connection_lost != NULL && !(s->flags & F_WRITE_SHUT)) {
+        update_events(s);
+        p->ops->read_connection_lost(p);
+        return;
+    }
+    /* Otherwise the connection ends, but what was queued still goes out. */
+    stream_lose(&s->base);
+}
+
+/* The poller reported an error or hangup while the stream was not reading. */
+static void handle_hangup(tw__stream *s)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(stream_fd(s), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        /* A reset: nothing queued can reach the peer any more. */
+        set_error(s, -err);
+        close_now(s, -err);
+        return;
+    }
+    tw_protocol *p = s->base.protocol;
+    if (!(s->flags & (F_READ_EOF | F_DISCONNECTING)) && p->ops->read_connection_lost == NULL) {
+        /* The peer's FIN, seen while paused: a protocol that is not
+         * half-close aware would end on it once it read that far, and the
+         * input it paused on can only be answered to a peer that left. */
+        peer_eof(s);
+        return;
+    }
+    /* Nothing to do about it now; the next read or write reports it. */
+    s->flags |= F_HUP_SEEN;
+    tw__poll_remove(s->base.reactor, &s->io);
+}
+
 static void handle_read(tw__stream *s)
 {
     tw_reactor *r = s->base.reactor;
@@ -355,6 +484,8 @@ static void handle_read(tw__stream *s)
     while (n < 0 && errno == EINTR);
 
     if (n > 0) {
+        if (s->flags & F_DISCONNECTING)
+            return; /* closing: discarded, and no sign of life either */
         touch(s);
         p->ops->data_received(p, r->read_buf, (size_t)n);
         return;
@@ -366,14 +497,7 @@ static void handle_read(tw__stream *s)
         schedule_close(s);
         return;
     }
-    /* EOF. A protocol that opted in to half-close keeps the connection. */
-    if (p->ops->read_connection_lost != NULL && !(s->flags & F_WRITE_SHUT)) {
-        s->flags |= F_READ_EOF;
-        update_events(s);
-        p->ops->read_connection_lost(p);
-        return;
-    }
-    schedule_close(s);
+    peer_eof(s);
 }
 
 /* The socket is ready for @p what (TW__POLL_*), or the stream was kicked
@@ -395,7 +519,13 @@ static void handle_event(tw__stream *s, int what)
         if (s->flags & F_CLOSE_PENDING)
             return; /* the pending run does the close */
     }
-    if ((what & TW__POLL_IN) && !(s->flags & (F_READ_PAUSED | F_DISCONNECTING | F_READ_EOF)))
+    if (what & TW__POLL_HUP) {
+        handle_hangup(s);
+        if (s->flags & F_CLOSED)
+            return;
+    }
+    if ((what & TW__POLL_IN) && !(s->flags & F_READ_EOF) &&
+        (!(s->flags & F_READ_PAUSED) || (s->flags & F_DISCONNECTING)))
         handle_read(s);
     update_events(s);
 }
@@ -421,7 +551,7 @@ static void on_pending(evutil_socket_t fd, short what, void *arg)
     while (s != NULL) {
         tw__stream *next = s->next_pending;
         s->next_pending = NULL;
-        s->flags &= (uint16_t)~F_PENDING;
+        s->flags &= (uint32_t)~F_PENDING;
         if (s->flags & F_CLOSED)
             release(r, s); /* closed while it waited: its free was left to us */
         else
@@ -460,8 +590,9 @@ void tw__streams_free(tw_reactor *r)
 static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
 {
     tw__stream *s = (tw__stream *)t;
-    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED |
-                    F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+    /* After lose_connection, writes are still taken until the FIN, as
+     * Twisted takes them until the connection is lost. */
+    if (s->flags & (F_ABORTING | F_CLOSE_PENDING | F_CLOSED | F_WRITE_SHUT_REQ | F_WRITE_SHUT))
         return TW_ESTATE;
     if (iovcnt < 0)
         return -EINVAL;
@@ -510,10 +641,10 @@ static void stream_lose(tw_transport *t)
     if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSED))
         return;
     s->flags |= F_DISCONNECTING;
-    if (queued(s) == 0)
-        schedule_close(s);
-    else
-        update_events(s); /* stop reading; keep flushing */
+    /* The protocol may still write in this call: flush, FIN and linger
+     * from the loop. */
+    kick(s);
+    update_events(s);
 }
 
 static void stream_abort(tw_transport *t)
@@ -522,7 +653,7 @@ static void stream_abort(tw_transport *t)
     if (s->flags & (F_ABORTING | F_CLOSED))
         return;
     s->flags |= F_ABORTING;
-    s->flags &= (uint16_t)~F_CLOSE_PENDING; /* a queued close now aborts instead */
+    s->flags &= (uint32_t)~F_CLOSE_PENDING; /* a queued close now aborts instead */
     if (s->out != NULL) {
         evbuffer_free(s->out);
         s->out = NULL;
@@ -552,7 +683,7 @@ static void stream_pause(tw_transport *t)
 static void stream_resume(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
-    s->flags &= (uint16_t)~F_READ_PAUSED;
+    s->flags &= (uint32_t)~F_READ_PAUSED;
     update_events(s);
 }
 
@@ -603,7 +734,7 @@ static int stream_register_producer(tw_transport *t, tw_producer *prod, int stre
         return TW_ESTATE;
     }
     s->producer = prod;
-    s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+    s->flags &= (uint32_t)~(F_STREAMING | F_PRODUCER_PAUSED);
     if (streaming) {
         s->flags |= F_STREAMING;
         check_high_watermark(s);
@@ -617,7 +748,7 @@ static void stream_unregister_producer(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
     s->producer = NULL;
-    s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+    s->flags &= (uint32_t)~(F_STREAMING | F_PRODUCER_PAUSED);
 }
 
 static int stream_disconnecting(tw_transport *t)
@@ -732,11 +863,23 @@ void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout)
         tw__stream *s = tw_container_of(c, tw__stream, node);
         if (s->listener != l || !(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
             continue;
-        if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED))
+        if (s->flags & (F_ABORTING | F_CLOSE_PENDING | F_CLOSED | F_LINGER))
+            continue; /* closing already; a linger ends on its own timer */
+        if (s->flags & F_DISCONNECTING) {
+            /* Closing, but not a byte of the queue went out for a whole
+             * timeout: the peer does not read, and waiting longer would
+             * hold the connection for ever. */
+            tw_log(TW_LOG_INFO, "stream", "aborting a connection whose peer read nothing for %.3g s",
+                   timeout);
+            if (s->error == 0)
+                set_error(s, TW_EIDLE);
+            stream_abort(&s->base);
             continue;
+        }
         /* Nothing was heard or sent for the whole timeout: an orderly close
-         * whose reason says why. */
+         * whose reason says why. It gets one more timeout to flush. */
         set_error(s, TW_EIDLE);
+        s->last_active = now;
         stream_lose(&s->base);
     }
 }

@@ -323,6 +323,9 @@ START_TEST(test_stop_under_host_loop_completes_without_ending_it)
 
     int after = 0;
     ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_AFTER, after_trigger, &after, NULL), 0);
+    /* The peer reads nothing until the loop ends: the connection's linger
+     * after its FIN must end well within the guard. */
+    tw_reactor_set_linger_timeout(r, 0.05);
     tw_reactor_stop(r);
     /* Shutdown drains the connection through the host's loop; only the
      * host's own guard may end that loop. */

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # What `make install` gives an embedder works on its own. This installs
 # twine into a temporary DESTDIR, checks that the headers, libtwine, twine.pc,
-# reactord and the manual pages are there, then builds examples/embed out of
+# reactord, the manual pages (with nothing left unexpanded in them), the
+# documentation and the examples are there, then builds examples/embed out of
 # tree the way its Makefile says -- with nothing but pkg-config and the
 # installed files -- links it twice (against the installed libtwine.so, and
 # statically against libtwine.a with `pkg-config --static`, which proves
@@ -104,6 +105,30 @@ for page in "$srcdir"/*.[1-8] "$srcdir"/docs/*.[1-8] "$srcdir"/docs/man/*.[1-8];
     fi
 done
 if [ $pages -gt 0 ]; then ok "$pages manual page(s) installed"; else fail "no manual page was installed"; fi
+# An installed page must read as written: no make variable or configure
+# substitution left unexpanded, such as $(pkglibdir), ${libdir} or @bindir@
+# (a shell's "$(cat FILE)" in an example is meant).
+unexpanded='\$\([A-Za-z_][A-Za-z0-9_]*\)|\$\{(prefix|exec_prefix|[a-z_]*dir)\}|@[A-Za-z_]+@'
+for page in "$mandir"/man*/*; do
+    [ -f "$page" ] || continue
+    if grep -n -E "$unexpanded" "$page" >"$tmp/unexpanded"; then
+        fail "the installed ${page#"$dest"} holds unexpanded text:"
+        sed 's/^/    /' "$tmp/unexpanded"
+    fi
+done
+# The documentation and the examples, where packagers and readers look.
+docdir=$dest${TWINE_DOCDIR:-/usr/local/share/doc/twine}
+for f in README.md COPYING tutorial.md api.md; do
+    [ -f "$docdir/$f" ] || fail "$f was not installed in ${docdir#"$dest"}"
+done
+missing_examples=0
+for f in $(cd "$srcdir" && find examples -type f \( -name '*.c' -o -name '*.h' -o -name Makefile \)); do
+    if [ ! -f "$docdir/$f" ]; then
+        fail "$f was not installed in ${docdir#"$dest"}/examples"
+        missing_examples=1
+    fi
+done
+[ $missing_examples -eq 0 ] && ok "the docs and every example installed in ${docdir#"$dest"}"
 
 # 3. twine.pc itself.
 version=$(sed -n 's/^#define TW_VERSION_STRING "\(.*\)"/\1/p' "$builddir/include/twine/version.h")

@@ -22,7 +22,7 @@
 #
 # No other fence is accepted, so no block escapes checking. The sh blocks
 # run with the build tree's reactord and examples/client/client first on
-# PATH, with `pkg-config twine` answering for the build tree (a generated
+# PATH, with `pkg-config twine` answering for the build tree (the build's
 # twine-uninstalled.pc), and with `cc` standing for the build's compiler and
 # flags, so a sanitizer build checks the tutorial's programs too. Servers
 # they start in the background are killed when the script ends; everything
@@ -119,7 +119,7 @@ fi
 # 2. Extract the tutorial's blocks. Each C block becomes a file named by
 #    its file=; the sh blocks become one script; anything else is refused.
 work=$tmp/tutorial
-mkdir -p "$work/pkgconfig" || exit 99
+mkdir -p "$work" || exit 99
 if ! awk -v dir="$work" '
     function bad(msg) { printf "%s:%d: %s\n", FILENAME, NR, msg > "/dev/stderr"; err = 1 }
     !inblock && /^[ \t]*```/ {
@@ -166,14 +166,9 @@ if [ ! -s "$work/c-blocks" ] || [ ! -s "$work/blocks.sh" ]; then
 fi
 
 # 3. Compile every C block.
-cat >"$work/pkgconfig/twine-uninstalled.pc" <<EOF
-Name: twine
-Description: twine, from the build tree
-Version: 0
-Cflags: -I$srcdir/include -I$builddir/include
-Libs: -L$builddir/.libs -ltwine
-EOF
-PKG_CONFIG_PATH=$work/pkgconfig
+# The build's twine-uninstalled.pc answers for the build tree, as the
+# tutorial tells its reader.
+PKG_CONFIG_PATH=$builddir
 export PKG_CONFIG_PATH
 twine_flags=$(pkg-config --cflags --libs twine) || { fail "pkg-config twine"; exit 1; }
 while read -r file kind; do

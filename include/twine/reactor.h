@@ -93,6 +93,21 @@ TW_API int tw_reactor_stopping(const tw_reactor *r);
 TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds);
 
 /**
+ * How long a connection that twine closes in order (lose_connection, the
+ * peer's EOF, a graceful stop, an idle timeout, a protocol's limit) waits,
+ * once its output is flushed and its FIN sent, for the peer to close too.
+ * Meanwhile whatever the peer still sends is read and discarded, so the
+ * kernel never answers unread input with a reset that would destroy output
+ * the peer has not read yet. The protocol hears connection_lost when the
+ * FIN is sent; only the socket lingers, and tw_reactor_stop() waits for it
+ * (within the shutdown timeout). Applies to connections that start closing
+ * from now on.
+ * @param seconds 0 closes as soon as the FIN is sent; the default is 5.
+ *        Negative or non-finite values are ignored.
+ */
+TW_API void tw_reactor_set_linger_timeout(tw_reactor *r, double seconds);
+
+/**
  * Make SIGINT and SIGTERM call tw_reactor_stop() on this reactor. Signals
  * are process-wide, so only an embedder that owns them should ask for this;
  * twine never touches signal dispositions otherwise.

@@ -80,8 +80,11 @@ struct tw_transport {
 
 /**
  * Queue @p len bytes for sending; the bytes are copied (or sent at once).
- * @return 0; TW_ESTATE after lose_connection/abort or once the connection is
- *         lost (the data is dropped, as Twisted drops it); -ENOMEM.
+ * Writes made after tw_transport_lose_connection() are still taken and sent
+ * before the FIN, as Twisted takes them until the connection is lost.
+ * @return 0; TW_ESTATE after abort, after the write side was shut (FIN sent)
+ *         or once the connection is lost (the data is dropped, as Twisted
+ *         drops it); -ENOMEM.
  *         A socket error is not returned here: it closes the connection and
  *         reaches connection_lost with its errno.
  */
@@ -91,8 +94,11 @@ TW_API int tw_transport_write(tw_transport *t, const void *data, size_t len);
 TW_API int tw_transport_writev(tw_transport *t, const struct iovec *iov, int iovcnt);
 
 /**
- * Close after everything queued was sent. Reading stops now;
- * connection_lost(TW_EDONE) follows from the loop. Idempotent.
+ * Close in order: everything queued (and written until then) is sent, then
+ * a FIN, and connection_lost(TW_EDONE) follows from the loop. Input is no
+ * longer delivered: what arrives is discarded, and after the FIN the socket
+ * lingers until the peer's EOF or the reactor's linger timeout
+ * (tw_reactor_set_linger_timeout()), so the close sends no reset. Idempotent.
  */
 TW_API void tw_transport_lose_connection(tw_transport *t);
 

@@ -4,21 +4,31 @@ A Twisted AMP server for twine's client to call.
 
 Usage: amp_server.py [UNIX_SOCKET_PATH]
 
-Serves Sum, Echo, Divide (declaring ZERO_DIVISION) and Delay with Twisted's
-amp.AMP on 127.0.0.1, port 0, and also on UNIX_SOCKET_PATH when given.
+Serves Sum, Echo, Divide (declaring ZERO_DIVISION), Delay and Explain (which
+fails with UNKNOWN and the description it is given) with Twisted's amp.AMP on 127.0.0.1, port 0, and also on UNIX_SOCKET_PATH when given.
 Prints "listening on 127.0.0.1:PORT" once ready, then runs until its
 standard input closes, it is killed, or 60 seconds pass.
 """
 import sys
 
 from twisted.internet import protocol, reactor, stdio, task
+from twisted.protocols import amp
 
 import amp_commands
+
+
+class Explain(amp.Command):
+    arguments = [(b"why", amp.Unicode())]
+    response = []
 
 
 class Server(amp_commands.Server):
     """Delay answers once the delay has passed, so pipelined answers come
     back out of order."""
+
+    @Explain.responder
+    def explain(self, why):
+        raise amp.RemoteAmpError(amp.UNKNOWN_ERROR_CODE, why)
 
     def delayed_answer(self, seconds):
         return task.deferLater(reactor, seconds, lambda: {"done": True})

@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Closing loses nothing: an orderly close flushes what is queued, sends a
+ * FIN and never a reset, even when the peer sent input that was never read;
+ * writes made after lose_connection still go out; a peer's half-close gets
+ * the whole reply; a stream that is not reading still notices its peer
+ * leave; an idle timeout gives up on a peer that stopped reading; and a
+ * graceful stop drains clients that write everything before they read.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <twine.h>
+
+#include "recorder.h"
+#include "testutil.h"
+
+/* The bytes every test sends: position-dependent, so a lost or repeated
+ * chunk shows. */
+static unsigned char pattern_at(size_t off)
+{
+    return (unsigned char)(off % 251);
+}
+
+static void fill_pattern(unsigned char *buf, size_t off, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pattern_at(off + i);
+}
+
+static int is_pattern(const unsigned char *buf, size_t off, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != pattern_at(off + i))
+            return 0;
+    return 1;
+}
+
+#define MAX_CONNS 16
+
+/* A protocol told what to do by its factory. */
+typedef struct {
+    tw_factory base;
+    int built, lost;
+    int lost_code;
+    int pause_in_made;     /* never read: the peer's input stays unread */
+    size_t write_in_made;  /* pattern bytes written by connection_made */
+    size_t reply_on_data;  /* pattern bytes written on the first data */
+    int lose_on_data;      /* lose_connection after that reply */
+    int echo;              /* echo, pausing reading while the queue is high */
+    int paused[MAX_CONNS]; /* echo: reading paused now */
+    size_t written[MAX_CONNS];
+    tw_transport *last;
+} cl_factory;
+
+typedef struct {
+    tw_protocol base;
+    cl_factory *f;
+    int idx;
+    int replied;
+} cl_proto;
+
+static void cl_write(cl_proto *c, size_t len)
+{
+    unsigned char *buf = malloc(len);
+    ck_assert_ptr_nonnull(buf);
+    fill_pattern(buf, c->f->written[c->idx], len);
+    ck_assert_int_eq(tw_transport_write(c->base.transport, buf, len), 0);
+    c->f->written[c->idx] += len;
+    free(buf);
+}
+
+static void cl_made(tw_protocol *p)
+{
+    cl_proto *c = (cl_proto *)p;
+    c->f->last = p->transport;
+    if (c->f->pause_in_made)
+        tw_transport_pause_producing(p->transport);
+    if (c->f->write_in_made > 0)
+        cl_write(c, c->f->write_in_made);
+}
+
+static void cl_data(tw_protocol *p, const void *data, size_t len)
+{
+    cl_proto *c = (cl_proto *)p;
+    cl_factory *f = c->f;
+    if (f->echo) {
+        ck_assert_int_eq(tw_transport_write(p->transport, data, len), 0);
+        f->written[c->idx] += len;
+        return;
+    }
+    if (c->replied++ > 0)
+        return;
+    if (f->reply_on_data > 0)
+        cl_write(c, f->reply_on_data);
+    if (f->lose_on_data)
+        tw_transport_lose_connection(p->transport);
+}
+
+static void cl_pause(tw_protocol *p)
+{
+    cl_proto *c = (cl_proto *)p;
+    if (c->f->echo) {
+        c->f->paused[c->idx] = 1;
+        tw_transport_pause_producing(p->transport);
+    }
+}
+
+static void cl_resume(tw_protocol *p)
+{
+    cl_proto *c = (cl_proto *)p;
+    if (c->f->echo) {
+        c->f->paused[c->idx] = 0;
+        tw_transport_resume_producing(p->transport);
+    }
+}
+
+static void cl_lost(tw_protocol *p, const tw_failure *reason)
+{
+    cl_proto *c = (cl_proto *)p;
+    c->f->lost++;
+    c->f->lost_code = tw_failure_code(reason);
+    c->f->last = NULL;
+}
+
+static void cl_destroy(tw_protocol *p)
+{
+    free(p);
+}
+
+static const tw_protocol_ops cl_ops = {
+    .connection_made = cl_made,
+    .data_received = cl_data,
+    .connection_lost = cl_lost,
+    .pause_producing = cl_pause,
+    .resume_producing = cl_resume,
+    .destroy = cl_destroy,
+};
+
+static tw_protocol *cl_build(tw_factory *fb, const tw_address *addr)
+{
+    (void)addr;
+    cl_factory *f = (cl_factory *)fb;
+    ck_assert_int_lt(f->built, MAX_CONNS);
+    cl_proto *c = calloc(1, sizeof *c);
+    c->base.ops = &cl_ops;
+    c->f = f;
+    c->idx = f->built++;
+    return &c->base;
+}
+
+static const tw_factory_ops cl_factory_ops = {.build_protocol = cl_build};
+
+static void cl_init(cl_factory *f)
+{
+    memset(f, 0, sizeof *f);
+    f->base.ops = &cl_factory_ops;
+}
+
+static tw_listener *cl_listen(tw_reactor *r, cl_factory *f, const tw_listen_options *o, int *port)
+{
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    tw_listener *l;
+    ck_assert_int_eq(tw_listen(r, &a, o, &f->base, &l), 0);
+    tw_address bound;
+    tw_listener_address(l, &bound);
+    *port = tw_address_port(&bound);
+    return l;
+}
+
+static int cl_adopt(tw_reactor *r, cl_factory *f)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(tw_transport_adopt(r, sv[0], &f->base), 0);
+    return sv[1];
+}
+
+/* Run the loop until *flag is nonzero or @p ms pass. */
+static void spin_until(tw_reactor *r, const int *flag, int ms)
+{
+    long long deadline = tu_now_ms() + ms;
+    while (*flag == 0 && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+}
+
+/* Read the pattern from @p fd until EOF, an error or @p ms; the loop turns
+ * meanwhile. @return bytes read; *end is 1 on EOF, -errno on an error, 0 on
+ * timeout or a byte out of pattern. */
+static size_t read_to_eof(tw_reactor *r, int fd, int ms, int *end)
+{
+    unsigned char buf[65536];
+    size_t got = 0;
+    long long deadline = tu_now_ms() + ms;
+    *end = 0;
+    while (tu_now_ms() < deadline) {
+        if (r != NULL)
+            tw_reactor_iterate(r, 0);
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, r != NULL ? 5 : 50) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0) {
+            *end = 1;
+            break;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            *end = -errno;
+            break;
+        }
+        if (!is_pattern(buf, got, (size_t)n))
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+/* ------------------------------------------------------------ item 1 */
+
+/* The protocol closes with 4 MB queued while 256 KiB of the peer's input
+ * sits unread: close() would answer that input with an RST, and the peer
+ * would lose what it had not read yet. */
+START_TEST(test_lose_with_unread_input_delivers_all_and_no_reset)
+{
+    tw_reactor *r = tw_reactor_new();
+    cl_factory f;
+    cl_init(&f);
+    f.pause_in_made = 1;
+    f.write_in_made = 4 << 20;
+    int port;
+    tw_listener *l = cl_listen(r, &f, NULL, &port);
+    int c = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    spin_until(r, &f.built, 2000);
+    ck_assert_ptr_nonnull(f.last);
+    size_t unread = 256 << 10;
+    unsigned char *junk = calloc(1, unread);
+    ck_assert_int_eq(tu_write_all(c, junk, unread), 0);
+    free(junk);
+    tw_transport_lose_connection(f.last);
+    /* The peer starts reading only once the server is waiting for it. */
+    long long t0 = tu_now_ms();
+    while (tu_now_ms() - t0 < 200)
+        tw_reactor_iterate(r, 0.01);
+    int end;
+    size_t got = read_to_eof(r, c, 10000, &end);
+    ck_assert_uint_eq(got, f.write_in_made);
+    ck_assert_int_eq(end, 1); /* a FIN, not ECONNRESET */
+    close(c);
+    spin_until(r, &f.lost, 2000);
+    ck_assert_int_eq(f.lost_code, TW_EDONE);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* A closing stream whose peer never closes gives up after the linger
+ * timeout, and a graceful stop waits for it. */
+START_TEST(test_linger_ends_at_the_timeout_and_stop_waits_for_it)
+{
+    tw_reactor *r = tw_reactor_new();
+    tw_reactor_set_linger_timeout(r, 0.2);
+    cl_factory f;
+    cl_init(&f);
+    f.reply_on_data = 10;
+    f.lose_on_data = 1;
+    int peer = cl_adopt(r, &f);
+    ck_assert_int_eq(send(peer, "go", 2, 0), 2);
+    spin_until(r, &f.lost, 2000);
+    ck_assert_int_eq(f.lost_code, TW_EDONE);
+    unsigned char buf[16];
+    ck_assert_uint_eq(tu_read_exact(peer, buf, 10, 1000), 10);
+    /* The FIN is out, the protocol is gone; the socket lingers. */
+    struct pollfd pfd = {peer, POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+    ck_assert_int_eq(recv(peer, buf, 1, MSG_DONTWAIT), 0);
+    ck_assert_int_eq(send(peer, "more", 4, MSG_NOSIGNAL), 4); /* read and dropped */
+    long long t0 = tu_now_ms();
+    tw_reactor_stop(r);
+    ck_assert_int_eq(tw_reactor_run(r), 0);
+    long long took = tu_now_ms() - t0;
+    ck_assert_int_ge(took, 100); /* the stop waited for the linger */
+    ck_assert_int_le(took, 5000);
+    /* The linger ended with a plain close: our end sees EOF or EPIPE. */
+    ck_assert_int_eq(tu_wait_eof(peer, 1000), 1);
+    close(peer);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ item 2 */
+
+START_TEST(test_writes_after_lose_connection_are_sent)
+{
+    tw_reactor *r = tw_reactor_new();
+    cl_factory f;
+    cl_init(&f);
+    int peer = cl_adopt(r, &f);
+    tw_transport *t = f.last;
+    ck_assert_int_eq(tw_transport_write(t, "one,", 4), 0);
+    tw_transport_lose_connection(t);
+    ck_assert_int_ne(tw_transport_disconnecting(t), 0);
+    ck_assert_int_eq(tw_transport_write(t, "two", 3), 0);
+    spin_until(r, &f.lost, 2000);
+    ck_assert_int_eq(f.lost_code, TW_EDONE);
+    char buf[16] = {0};
+    ck_assert_uint_eq(tu_read_exact(peer, buf, 7, 1000), 7);
+    ck_assert_str_eq(buf, "one,two");
+    ck_assert_int_eq(tu_wait_eof(peer, 1000), 1);
+    close(peer);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ item 3 */
+
+/* The peer sends its request and half-closes at once (nc -N); the reply,
+ * 2 MB and mostly queued, must all arrive before the FIN. */
+START_TEST(test_peer_half_close_still_gets_the_whole_reply)
+{
+    tw_reactor *r = tw_reactor_new();
+    cl_factory f;
+    cl_init(&f);
+    f.reply_on_data = 2 << 20;
+    int peer = cl_adopt(r, &f);
+    ck_assert_int_eq(send(peer, "go", 2, 0), 2);
+    ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+    /* Let the server see both the request and the EOF before we read. */
+    long long t0 = tu_now_ms();
+    while (tu_now_ms() - t0 < 200)
+        tw_reactor_iterate(r, 0.01);
+    int end;
+    size_t got = read_to_eof(r, peer, 10000, &end);
+    ck_assert_uint_eq(got, f.reply_on_data);
+    ck_assert_int_eq(end, 1);
+    spin_until(r, &f.lost, 2000);
+    ck_assert_int_eq(f.lost_code, TW_EDONE);
+    close(peer);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ item 5 */
+
+/* A stream that is not reading (paused by its protocol) still notices its
+ * peer leave, by a reset or by a FIN, and closes. */
+static void paused_peer_leaves(int reset)
+{
+    tw_reactor *r = tw_reactor_new();
+    cl_factory f;
+    cl_init(&f);
+    f.pause_in_made = 1;
+    int port;
+    tw_listener *l = cl_listen(r, &f, NULL, &port);
+    int c = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    spin_until(r, &f.built, 2000);
+    ck_assert_int_eq(send(c, "requests", 8, 0), 8);
+    spin_ms(r, 50);
+    if (reset) {
+        struct linger lg = {1, 0};
+        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    }
+    close(c);
+    spin_until(r, &f.lost, 3000);
+    ck_assert_int_eq(f.lost, 1);
+    ck_assert_int_eq(f.lost_code, reset ? -ECONNRESET : TW_EDONE);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+
+START_TEST(test_paused_stream_notices_a_reset)
+{
+    paused_peer_leaves(1);
+}
+END_TEST
+
+START_TEST(test_paused_stream_notices_a_fin)
+{
+    paused_peer_leaves(0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ item 6 */
+
+/* The peer stopped reading: the idle close cannot flush, so it must give up
+ * (abort) instead of holding the connection for ever. */
+START_TEST(test_idle_timeout_aborts_a_peer_that_stopped_reading)
+{
+    tw_reactor *r = tw_reactor_new();
+    cl_factory f;
+    cl_init(&f);
+    f.write_in_made = 8 << 20;
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.idle_timeout = 0.2;
+    int port;
+    tw_listener *l = cl_listen(r, &f, &o, &port);
+    int c = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    spin_until(r, &f.lost, 5000);
+    ck_assert_int_eq(f.lost, 1);
+    ck_assert_int_eq(f.lost_code, TW_EIDLE);
+    /* An abort: the peer's unread output is dropped with a reset. */
+    int end;
+    read_to_eof(NULL, c, 2000, &end);
+    ck_assert_int_eq(end, -ECONNRESET);
+    close(c);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------ graceful stop */
+
+#define STOP_CLIENTS 10
+#define STOP_BYTES (16u << 20)
+
+typedef struct {
+    int fd[STOP_CLIENTS];
+    size_t sent[STOP_CLIENTS], got[STOP_CLIENTS];
+    int end[STOP_CLIENTS]; /* 1 EOF, -errno, 0 unfinished */
+    int corrupt[STOP_CLIENTS];
+} stop_clients;
+
+/* Each client sends all its bytes before it reads any (the echo server's
+ * input stays unread, its output queued), then reads to the end. */
+static void *stop_clients_run(void *arg)
+{
+    stop_clients *sc = arg;
+    static unsigned char out[65536];
+    unsigned char in[65536];
+    long long deadline = tu_now_ms() + 60000;
+    int open = STOP_CLIENTS;
+    while (open > 0 && tu_now_ms() < deadline) {
+        struct pollfd pfd[STOP_CLIENTS];
+        for (int i = 0; i < STOP_CLIENTS; i++) {
+            pfd[i].fd = sc->end[i] != 0 ? -1 : sc->fd[i];
+            pfd[i].events = sc->sent[i] < STOP_BYTES ? POLLOUT : POLLIN;
+            pfd[i].revents = 0;
+        }
+        if (poll(pfd, STOP_CLIENTS, 100) <= 0)
+            continue;
+        for (int i = 0; i < STOP_CLIENTS; i++) {
+            if (pfd[i].revents == 0)
+                continue;
+            if (sc->sent[i] < STOP_BYTES) {
+                size_t len = STOP_BYTES - sc->sent[i];
+                if (len > sizeof out)
+                    len = sizeof out;
+                fill_pattern(out, sc->sent[i], len);
+                ssize_t n = send(sc->fd[i], out, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n > 0) {
+                    sc->sent[i] += (size_t)n;
+                } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                    sc->end[i] = -errno;
+                    open--;
+                }
+                continue;
+            }
+            ssize_t n = recv(sc->fd[i], in, sizeof in, MSG_DONTWAIT);
+            if (n > 0) {
+                if (!is_pattern(in, sc->got[i], (size_t)n))
+                    sc->corrupt[i] = 1;
+                sc->got[i] += (size_t)n;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                sc->end[i] = n == 0 ? 1 : -errno;
+                open--;
+            }
+        }
+    }
+    return NULL;
+}
+
+typedef struct {
+    tw_reactor *r;
+    cl_factory *f;
+    long long started;
+    tw_call *call;
+} stop_watch;
+
+/* Stop once every connection has its output queued and its reading paused
+ * (the clients are all still sending), or after 5 s whatever the state. */
+static void stop_when_all_paused(void *arg)
+{
+    stop_watch *w = arg;
+    tw_call_release(w->call);
+    w->call = NULL;
+    int paused = 0;
+    for (int i = 0; i < w->f->built; i++)
+        paused += w->f->paused[i];
+    if (paused == STOP_CLIENTS || tu_now_ms() - w->started > 5000) {
+        tw_reactor_stop(w->r);
+        return;
+    }
+    ck_assert_int_eq(tw_reactor_call_later(w->r, 0.01, stop_when_all_paused, w, &w->call), 0);
+}
+
+START_TEST(test_graceful_stop_drains_clients_that_have_not_read)
+{
+    tw_reactor *r = tw_reactor_new();
+    tw_reactor_set_shutdown_timeout(r, 20);
+    cl_factory f;
+    cl_init(&f);
+    f.echo = 1;
+    int port;
+    tw_listener *l = cl_listen(r, &f, NULL, &port);
+    stop_clients sc;
+    memset(&sc, 0, sizeof sc);
+    for (int i = 0; i < STOP_CLIENTS; i++) {
+        sc.fd[i] = tu_connect("127.0.0.1", port);
+        ck_assert_int_ge(sc.fd[i], 0);
+    }
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, stop_clients_run, &sc), 0);
+    stop_watch w = {r, &f, tu_now_ms(), NULL};
+    ck_assert_int_eq(tw_reactor_call_later(r, 0.01, stop_when_all_paused, &w, &w.call), 0);
+    ck_assert_int_eq(tw_reactor_run(r), 0);
+    long long drained = tu_now_ms() - w.started;
+    pthread_join(th, NULL);
+
+    ck_assert_int_eq(f.built, STOP_CLIENTS);
+    ck_assert_int_eq(f.lost, STOP_CLIENTS);
+    ck_assert_int_eq(f.lost_code, TW_EDONE);
+    size_t got = 0, written = 0;
+    for (int i = 0; i < STOP_CLIENTS; i++) {
+        ck_assert_uint_eq(sc.sent[i], STOP_BYTES);
+        ck_assert_int_eq(sc.end[i], 1); /* EOF, never ECONNRESET */
+        ck_assert_int_eq(sc.corrupt[i], 0);
+        got += sc.got[i];
+        written += f.written[i];
+        close(sc.fd[i]);
+    }
+    /* Every byte the server echoed arrived. */
+    ck_assert_uint_eq(got, written);
+    ck_assert_uint_gt(written, 0);
+    ck_assert_int_lt(drained, 20000); /* within the shutdown timeout */
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
+static Suite *closing_suite(void)
+{
+    Suite *s = suite_create("closing");
+    TCase *tc = tcase_create("orderly");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_lose_with_unread_input_delivers_all_and_no_reset);
+    tcase_add_test(tc, test_linger_ends_at_the_timeout_and_stop_waits_for_it);
+    tcase_add_test(tc, test_writes_after_lose_connection_are_sent);
+    tcase_add_test(tc, test_peer_half_close_still_gets_the_whole_reply);
+    tcase_add_test(tc, test_graceful_stop_drains_clients_that_have_not_read);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("hostile");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_paused_stream_notices_a_reset);
+    tcase_add_test(tc, test_paused_stream_notices_a_fin);
+    tcase_add_test(tc, test_idle_timeout_aborts_a_peer_that_stopped_reading);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(closing_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
