@@ -16,7 +16,6 @@
 #include <twine/concurrency.h>
 
 #include "deferred_internal.h"
-#include "list_internal.h"
 
 typedef struct item {
     tw__link link; /* first: an item is its link */
@@ -24,38 +23,12 @@ typedef struct item {
     tw_free_fn free_fn;
 } item;
 
-typedef struct getter {
-    tw__link link; /* first: a getter is its link */
-    tw_deferred *d; /* the queue's reference, until it fires d */
-    tw_deferred_queue *q; /* NULL once it left the queue */
-} getter;
-
 struct tw_deferred_queue {
     size_t size, backlog;
     tw__list items; /* of item, oldest first */
-    tw__list getters; /* of getter, first come first served */
+    tw__waiters getters; /* first come first served */
     int freeing; /* tw_deferred_queue_free() is failing the getters */
 };
-
-/* Take the first getter off the queue; @return its deferred (our reference). */
-static tw_deferred *shift_getter(tw_deferred_queue *q)
-{
-    getter *g = (getter *)tw__list_shift(&q->getters);
-    g->q = NULL;
-    return g->d;
-}
-
-/* Canceller of a waiting get: it leaves the queue and fails. */
-static void cancel_get(tw_deferred *d, void *arg)
-{
-    getter *g = arg;
-    (void)d;
-    if (g->q == NULL)
-        return;
-    tw__list_remove(&g->q->getters, &g->link);
-    g->q = NULL;
-    tw_deferred_unref(g->d);
-}
 
 TW_API tw_deferred_queue *tw_deferred_queue_new(size_t size, size_t backlog)
 {
@@ -78,8 +51,8 @@ TW_API void tw_deferred_queue_free(tw_deferred_queue *q)
             it->free_fn(it->value);
         free(it);
     }
-    while (q->getters.head != NULL) {
-        tw_deferred *d = shift_getter(q);
+    tw_deferred *d;
+    while ((d = tw__waiters_shift(&q->getters)) != NULL) {
         tw_deferred_errback(d, tw_failure_new(TW_ECANCELLED, "queue freed while waiting"));
         tw_deferred_unref(d);
     }
@@ -88,8 +61,8 @@ TW_API void tw_deferred_queue_free(tw_deferred_queue *q)
 
 TW_API int tw_deferred_queue_put(tw_deferred_queue *q, void *value, tw_free_fn free_fn)
 {
-    if (q->getters.head != NULL) {
-        tw_deferred *d = shift_getter(q);
+    tw_deferred *d = tw__waiters_shift(&q->getters);
+    if (d != NULL) {
         tw_deferred_callback(d, value, free_fn);
         tw_deferred_unref(d);
         return 0;
@@ -118,21 +91,10 @@ TW_API tw_deferred *tw_deferred_queue_get(tw_deferred_queue *q)
         free(it);
         return d;
     }
-    if (q->backlog != TW_DEFERRED_QUEUE_UNBOUNDED && q->getters.count >= q->backlog)
+    if (q->backlog != TW_DEFERRED_QUEUE_UNBOUNDED && q->getters.list.count >= q->backlog)
         return tw_deferred_fail(tw_failure_new(TW_EUNDERFLOW, "%zu getters already wait on the queue",
-                                               q->getters.count));
-    getter *g = calloc(1, sizeof *g);
-    if (g == NULL)
-        return NULL;
-    tw_deferred *d = tw__deferred_new_full(cancel_get, g, free, __FILE__, __LINE__);
-    if (d == NULL) {
-        free(g);
-        return NULL;
-    }
-    g->d = tw_deferred_ref(d);
-    g->q = q;
-    tw__list_append(&q->getters, &g->link);
-    return d;
+                                               q->getters.list.count));
+    return tw__waiters_add(&q->getters, __FILE__, __LINE__);
 }
 
 TW_API size_t tw_deferred_queue_pending(const tw_deferred_queue *q)
@@ -142,5 +104,5 @@ TW_API size_t tw_deferred_queue_pending(const tw_deferred_queue *q)
 
 TW_API size_t tw_deferred_queue_waiting(const tw_deferred_queue *q)
 {
-    return q->getters.count;
+    return q->getters.list.count;
 }

@@ -19,13 +19,6 @@
 #include <twine/concurrency.h>
 
 #include "deferred_internal.h"
-#include "list_internal.h"
-
-typedef struct waiter {
-    tw__link link; /* first: a waiter is its link */
-    tw_deferred *d; /* the semaphore's reference, until it fires d */
-    tw_deferred_semaphore *s; /* NULL once it left the queue */
-} waiter;
 
 struct tw_deferred_semaphore {
     size_t refs;
@@ -33,7 +26,7 @@ struct tw_deferred_semaphore {
     int handing;          /* hand_out() is on the stack */
     size_t tokens, limit; /* free tokens, and how many exist */
     void *self;           /* what acquirers receive: the semaphore or its lock */
-    tw__list waiters;     /* of waiter, first come first served */
+    tw__waiters waiters;  /* first come first served */
 };
 
 /* The lock is a semaphore of one token; the semaphore comes first, so the
@@ -48,38 +41,15 @@ static void sem_unref(tw_deferred_semaphore *s)
         free(s);
 }
 
-/* Take the first waiter off the queue; @return its deferred (our reference). */
-static tw_deferred *shift_waiter(tw_deferred_semaphore *s)
-{
-    waiter *w = (waiter *)tw__list_shift(&s->waiters);
-    w->s = NULL;
-    return w->d;
-}
-
-/* Canceller of a waiting acquire: it leaves the queue; the deferred then
- * fails with TW_ECANCELLED. */
-static void cancel_wait(tw_deferred *d, void *arg)
-{
-    waiter *w = arg;
-    (void)d;
-    tw_deferred_semaphore *s = w->s;
-    if (s == NULL)
-        return;
-    tw__list_remove(&s->waiters, &w->link);
-    w->s = NULL;
-    tw_deferred_unref(w->d);
-}
-
 static void hand_out(tw_deferred_semaphore *s)
 {
     if (s->handing)
         return; /* the loop below is running and will see the token */
     s->handing = 1;
     s->refs++;
-    while (!s->freed && s->tokens > 0 && s->waiters.head != NULL) {
-        tw_deferred *d = shift_waiter(s);
+    while (!s->freed && s->tokens > 0 && s->waiters.list.head != NULL) {
+        tw_deferred *d = tw__waiters_shift(&s->waiters);
         s->tokens--;
-        /* The waiter's record is freed as the deferred fires; d is ours. */
         tw_deferred_callback(d, s->self, NULL);
         tw_deferred_unref(d);
     }
@@ -108,8 +78,8 @@ TW_API void tw_deferred_semaphore_free(tw_deferred_semaphore *s)
         return;
     s->freed = 1;
     s->refs++; /* an errback below may release a run's token */
-    while (s->waiters.head != NULL) {
-        tw_deferred *d = shift_waiter(s);
+    tw_deferred *d;
+    while ((d = tw__waiters_shift(&s->waiters)) != NULL) {
         tw_deferred_errback(d, tw_failure_new(TW_ECANCELLED, "semaphore freed while waiting"));
         tw_deferred_unref(d);
     }
@@ -119,24 +89,13 @@ TW_API void tw_deferred_semaphore_free(tw_deferred_semaphore *s)
 
 TW_API tw_deferred *tw_deferred_semaphore_acquire(tw_deferred_semaphore *s)
 {
-    if (s->tokens > 0 && s->waiters.head == NULL) {
+    if (s->tokens > 0 && s->waiters.list.head == NULL) {
         tw_deferred *d = tw_deferred_succeed(s->self, NULL);
         if (d != NULL)
             s->tokens--;
         return d;
     }
-    waiter *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return NULL;
-    tw_deferred *d = tw__deferred_new_full(cancel_wait, w, free, __FILE__, __LINE__);
-    if (d == NULL) {
-        free(w);
-        return NULL;
-    }
-    w->d = tw_deferred_ref(d);
-    w->s = s;
-    tw__list_append(&s->waiters, &w->link);
-    return d;
+    return tw__waiters_add(&s->waiters, __FILE__, __LINE__);
 }
 
 TW_API int tw_deferred_semaphore_release(tw_deferred_semaphore *s)
@@ -217,7 +176,7 @@ TW_API size_t tw_deferred_semaphore_tokens(const tw_deferred_semaphore *s)
 
 TW_API size_t tw_deferred_semaphore_waiting(const tw_deferred_semaphore *s)
 {
-    return s->waiters.count;
+    return s->waiters.list.count;
 }
 
 TW_API tw_deferred_lock *tw_deferred_lock_new(void)
