@@ -11,11 +11,14 @@
  *
  * Every box is also decoded against a few commands' argument lists (Sum's
  * Integers, and one of each type: String, Unicode, Boolean, Float, ListOf
- * Integer/Float/Unicode, ListOf(ListOf(String))). What decodes must encode
+ * Integer/Float/Unicode, ListOf(ListOf(String)), Decimal, DateTime, Path,
+ * ListOf(Decimal), AmpList with a nested AmpList). What decodes must encode
  * again (unless it grew past 65535 bytes, as "1e5" does becoming
  * "100000.0") and decode back to equal values. Every value is also tried as
- * a Float and an Integer: a plain decimal number must read as strtod() and
- * strtoll() read it, and a Float's repr() must read back to the same double.
+ * a Float, an Integer and a Decimal: a plain decimal number must read as
+ * strtod() and strtoll() read it, a Float's repr() must read back to the
+ * same double, an Integer's text past 64 bits must be kept as canonical
+ * text, and a Decimal's canonical text must be its own canonical text.
  *
  * Input: [max box size][flags][seed x4] then the stream.
  */
@@ -36,6 +39,20 @@ static const tw_amp_type list_of_float = {TW_AMP_LIST, &tw_amp_type_float};
 static const tw_amp_type list_of_unicode = {TW_AMP_LIST, &tw_amp_type_unicode};
 static const tw_amp_type list_of_string = {TW_AMP_LIST, &tw_amp_type_string};
 static const tw_amp_type list_of_list = {TW_AMP_LIST, &list_of_string};
+static const tw_amp_type list_of_decimal = {TW_AMP_LIST, &tw_amp_type_decimal};
+
+/* AmpList rows: a few types, and rows of their own. */
+static const tw_amp_arg inner_row[] = {
+    {"i", TW_AMP_T_INTEGER, 0},
+    {"t", TW_AMP_T_DATETIME, 1},
+    {NULL, NULL, 0},
+};
+static const tw_amp_arg outer_row[] = {
+    {"d", TW_AMP_T_DECIMAL, 1},
+    {"p", TW_AMP_T_PATH, 1},
+    {"r", TW_AMP_AMPLIST_OF(inner_row), 1},
+    {NULL, NULL, 0},
+};
 
 static const tw_amp_arg sum_args[] = {
     {"a", TW_AMP_T_INTEGER, 0},
@@ -67,7 +84,16 @@ static const tw_amp_arg lists[] = {
     {NULL, NULL, 0},
 };
 
-static const tw_amp_arg *const specs[] = {sum_args, every_type, delay_args, divide_args, lists};
+/* The types beyond the first five, under keys the seeds use. */
+static const tw_amp_arg more_types[] = {
+    {"d", TW_AMP_T_DECIMAL, 1},    {"t", TW_AMP_T_DATETIME, 1},
+    {"p", TW_AMP_T_PATH, 1},       {"ld", &list_of_decimal, 1},
+    {"r", TW_AMP_AMPLIST_OF(outer_row), 1}, {"i", TW_AMP_T_INTEGER, 1},
+    {NULL, NULL, 0},
+};
+
+static const tw_amp_arg *const specs[] = {sum_args,    every_type, delay_args,
+                                          divide_args, lists,      more_types};
 
 /* ------------------------------------------------------------ values */
 
@@ -78,11 +104,41 @@ static int same_double(double a, double b)
     return a == b && !signbit(a) == !signbit(b);
 }
 
+static int same_value(const tw_amp_value *a, const tw_amp_value *b);
+
+/* The same names with the same values, in any order. */
+static int same_values(const tw_amp_values *a, const tw_amp_values *b)
+{
+    if (tw_amp_values_count(a) != tw_amp_values_count(b))
+        return 0;
+    const char *name;
+    const tw_amp_value *x;
+    for (size_t i = 0; tw_amp_values_entry(a, i, &name, &x) == 0; i++) {
+        const tw_amp_value *y = tw_amp_values_get(b, name);
+        if (y == NULL || !same_value(x, y))
+            return 0;
+    }
+    return 1;
+}
+
 static int same_value(const tw_amp_value *a, const tw_amp_value *b)
 {
     if (a->kind != b->kind)
         return 0;
     switch (a->kind) {
+    case TW_AMP_DATETIME: {
+        const tw_amp_datetime *x = &a->u.datetime, *y = &b->u.datetime;
+        return x->year == y->year && x->month == y->month && x->day == y->day &&
+               x->hour == y->hour && x->minute == y->minute && x->second == y->second &&
+               x->microsecond == y->microsecond && x->utc_offset == y->utc_offset;
+    }
+    case TW_AMP_AMPLIST:
+        if (a->u.rows.count != b->u.rows.count)
+            return 0;
+        for (size_t i = 0; i < a->u.rows.count; i++)
+            if (!same_values(a->u.rows.items[i], b->u.rows.items[i]))
+                return 0;
+        return 1;
     case TW_AMP_INTEGER:
         return a->u.integer == b->u.integer;
     case TW_AMP_FLOAT:
@@ -91,6 +147,9 @@ static int same_value(const tw_amp_value *a, const tw_amp_value *b)
         return a->u.boolean == b->u.boolean;
     case TW_AMP_STRING:
     case TW_AMP_UNICODE:
+    case TW_AMP_DECIMAL:
+    case TW_AMP_PATH:
+    case TW_AMP_BIG_INTEGER:
         return a->u.bytes.len == b->u.bytes.len &&
                memcmp(a->u.bytes.data, b->u.bytes.data, a->u.bytes.len) == 0 &&
                a->u.bytes.data[a->u.bytes.len] == '\0';
@@ -127,6 +186,55 @@ static void check_value(const tw_amp_value *v)
     if (v->kind == TW_AMP_LIST)
         for (size_t i = 0; i < v->u.list.count; i++)
             check_value(&v->u.list.items[i]);
+    if (v->kind == TW_AMP_BIG_INTEGER)
+        FZ_CHECK(tw_amp_integer_parse(v->u.bytes.data, v->u.bytes.len, NULL) == -ERANGE &&
+                     v->u.bytes.data[0] != '0' && v->u.bytes.data[v->u.bytes.len] == '\0',
+                 "a big Integer '%s' is not canonical or not big", v->u.bytes.data);
+    if (v->kind == TW_AMP_AMPLIST)
+        for (size_t i = 0; i < v->u.rows.count; i++) {
+            const char *name;
+            const tw_amp_value *x;
+            for (size_t k = 0; tw_amp_values_entry(v->u.rows.items[i], k, &name, &x) == 0; k++)
+                check_value(x);
+        }
+}
+
+/* Integer text of any size and Decimal text: canonical forms are fixed points. */
+static void check_exact_numbers(const char *v, size_t n)
+{
+    if (strlen(v) != n)
+        return; /* the setters take C strings */
+    tw_amp_values *set = tw_amp_values_new();
+    FZ_CHECK(set != NULL, "out of memory");
+    int parsed = tw_amp_integer_parse(v, n, NULL);
+    int rc = tw_amp_values_set_integer_text(set, "i", v);
+    FZ_CHECK(rc == ((parsed == 0 || parsed == -ERANGE) ? 0 : -EINVAL),
+             "integer text '%s' set with %d, parsed with %d", v, rc, parsed);
+    if (rc == 0) {
+        char text[70000];
+        size_t len;
+        FZ_CHECK(tw_amp_values_get_integer_text(set, "i", text, sizeof text, &len) == 0,
+                 "integer text of '%s'", v);
+        FZ_CHECK(tw_amp_values_set_integer_text(set, "j", text) == 0, "'%s' refused", text);
+        char again[70000];
+        tw_amp_values_get_integer_text(set, "j", again, sizeof again, NULL);
+        FZ_CHECK(strcmp(text, again) == 0, "'%s' became '%s'", text, again);
+    }
+    rc = tw_amp_values_set_decimal(set, "d", v);
+    FZ_CHECK(rc == 0 || rc == -EINVAL, "set_decimal returned %d", rc);
+    if (rc == 0) {
+        const char *text;
+        size_t len;
+        FZ_CHECK(tw_amp_values_get_decimal(set, "d", &text, &len) == 0 && strlen(text) == len,
+                 "decimal text of '%s'", v);
+        if (len <= TW_AMP_MAX_VALUE_LENGTH) {
+            FZ_CHECK(tw_amp_values_set_decimal(set, "e", text) == 0, "'%s' refused", text);
+            const char *again;
+            tw_amp_values_get_decimal(set, "e", &again, NULL);
+            FZ_CHECK(strcmp(text, again) == 0, "decimal '%s' became '%s'", text, again);
+        }
+    }
+    tw_amp_values_free(set);
 }
 
 /* Decode @p box against @p spec; what decodes must survive a round trip. */
@@ -300,6 +408,7 @@ static void check_box(const tw_amp_box *b, size_t max_box)
         prevlen = klen;
         wire += 4 + klen + vlen;
         check_numbers(v, vlen);
+        check_exact_numbers(v, vlen);
     }
     FZ_CHECK(wire == n, "entries add up to %zu bytes, encoded %zu", wire, n);
 

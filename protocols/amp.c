@@ -6,14 +6,15 @@
  *   Echo(value: String) -> value: String
  *   Sum(a: Integer, b: Integer) -> total: Integer        errors: OVERFLOW
  *   Divide(numerator: Integer, denominator: Integer) -> result: Float
- *                                                        errors: ZERO_DIVISION
+ *                                              errors: ZERO_DIVISION, OVERFLOW
  *   Time() -> now: Float              seconds since the epoch (wall clock)
  *   Delay(seconds: Float) -> done: Boolean              errors: BAD_DELAY
  *        answered True by a reactor timer after the delay, so that answers
  *        to pipelined requests come back out of order
  *
- * Python's integers do not overflow; twine's Integer is 64 bits, so a Sum
- * that would leave them fails with the declared OVERFLOW error instead of
+ * Python's integers do not overflow; this module computes in 64 bits, so
+ * a Sum or Divide given an Integer outside them, or a Sum whose total
+ * would leave them, fails with the declared OVERFLOW error instead of
  * closing the connection. Divide is Python's true division, correctly
  * rounded like it.
  *
@@ -56,9 +57,8 @@ static tw_deferred *sum_responder(tw_amp *amp, const tw_amp_values *args, void *
     (void)amp;
     (void)arg;
     int64_t a = 0, b = 0, total;
-    tw_amp_values_get_integer(args, "a", &a);
-    tw_amp_values_get_integer(args, "b", &b);
-    if (__builtin_add_overflow(a, b, &total))
+    if (tw_amp_values_get_integer(args, "a", &a) < 0 ||
+        tw_amp_values_get_integer(args, "b", &b) < 0 || __builtin_add_overflow(a, b, &total))
         return tw_amp_fail("OVERFLOW", NULL);
     tw_amp_values *v = tw_amp_values_new();
     return answer(v, v ? tw_amp_values_set_integer(v, "total", total) : -ENOMEM);
@@ -95,8 +95,9 @@ static tw_deferred *divide_responder(tw_amp *amp, const tw_amp_values *args, voi
     (void)amp;
     (void)arg;
     int64_t n = 0, d = 0;
-    tw_amp_values_get_integer(args, "numerator", &n);
-    tw_amp_values_get_integer(args, "denominator", &d);
+    if (tw_amp_values_get_integer(args, "numerator", &n) < 0 ||
+        tw_amp_values_get_integer(args, "denominator", &d) < 0)
+        return tw_amp_fail("OVERFLOW", NULL);
     if (d == 0)
         return tw_amp_fail("ZERO_DIVISION", NULL);
     tw_amp_values *v = tw_amp_values_new();

@@ -16,7 +16,7 @@ const tw_amp_command amp_sum_command = {
                                       {"b", TW_AMP_T_INTEGER, 0},
                                       {NULL, NULL, 0}},
     .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    .errors = (const tw_amp_error_spec[]){{"OVERFLOW", "the total does not fit in 64 bits", 0},
+    .errors = (const tw_amp_error_spec[]){{"OVERFLOW", "the numbers do not fit in 64 bits", 0},
                                           {NULL, NULL, 0}},
 };
 
@@ -27,6 +27,7 @@ const tw_amp_command amp_divide_command = {
                                       {NULL, NULL, 0}},
     .response = (const tw_amp_arg[]){{"result", TW_AMP_T_FLOAT, 0}, {NULL, NULL, 0}},
     .errors = (const tw_amp_error_spec[]){{"ZERO_DIVISION", "division by zero", 0},
+                                          {"OVERFLOW", "the numbers do not fit in 64 bits", 0},
                                           {NULL, NULL, 0}},
 };
 

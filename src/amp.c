@@ -417,26 +417,29 @@ static const tw_amp_error_spec *declared_error(const tw_amp_command *c, const ch
     return NULL;
 }
 
-/* The responder failed: a declared error, or UNKNOWN and close. */
+/*
+ * The responder failed. An AMP error is answered with its code, declared or
+ * not, as Twisted answers any RemoteAmpError; a declared one may fill in
+ * its description and close the connection. Anything else is UNKNOWN, and
+ * closes it.
+ */
 static void request_failed(tw_amp *amp, request *rq, const tw_failure *f)
 {
     const char *code = NULL, *desc = NULL;
-    const tw_amp_error_spec *spec = NULL;
-    if (tw_amp_error_info(f, &code, &desc) == 0)
-        spec = declared_error(rq->command, code);
-    if (spec != NULL && rq->has_ask) {
-        if (desc == NULL || desc[0] == '\0')
-            desc = spec->description != NULL ? spec->description : "";
-        send_error(amp, rq->ask, rq->asklen, spec->code, desc);
-        if (spec->fatal)
+    if (tw_amp_error_info(f, &code, &desc) == 0 && rq->has_ask) {
+        const tw_amp_error_spec *spec = declared_error(rq->command, code);
+        if (spec != NULL && desc[0] == '\0' && spec->description != NULL)
+            desc = spec->description;
+        send_error(amp, rq->ask, rq->asklen, code, desc);
+        if (spec != NULL && spec->fatal)
             amp_close(amp);
         return;
     }
     char text[512];
     tw_failure_format(f, text, sizeof text);
     if (rq->has_ask) {
-        tw_log(TW_LOG_WARN, "amp", "%s failed with an undeclared error (%s); answering UNKNOWN "
-                                   "and closing the connection",
+        tw_log(TW_LOG_WARN, "amp", "%s failed with an error that is not an AMP error (%s); "
+                                   "answering UNKNOWN and closing the connection",
                rq->command->name, text);
         send_error(amp, rq->ask, rq->asklen, "UNKNOWN", "Unknown Error");
     } else {

@@ -78,4 +78,20 @@ void tw__amp_parser_recycle(tw_amp_parser *p, tw_amp_box *box);
 /* Free the box kept for reuse, so an idle connection holds none. */
 void tw__amp_parser_trim(tw_amp_parser *p);
 
+/*
+ * The canonical text of an Integer of any size read as Python's int()
+ * reads it, or of a Decimal read as decimal.Decimal() reads it and written
+ * as its str() writes it (amp_numbers.c). The text is malloc'd and
+ * NUL-terminated. @return 0, -EINVAL for text Python refuses, -ENOMEM.
+ */
+int tw__amp_integer_canonical(const char *text, size_t len, char **out, size_t *outlen);
+int tw__amp_decimal_canonical(const char *text, size_t len, char **out, size_t *outlen);
+
+/* DateTime's wire text, 32 bytes (amp_datetime.c). */
+#define TW__AMP_DATETIME_LENGTH 32
+/* Write @p dt as Twisted does, NUL-terminated. @return 0, or -EINVAL for a field out of range. */
+int tw__amp_datetime_format(const tw_amp_datetime *dt, char out[TW__AMP_DATETIME_LENGTH + 1]);
+/* Read @p text as Twisted does. @return 0, or -EINVAL for text Twisted or Python refuses. */
+int tw__amp_datetime_parse(const char *text, size_t len, tw_amp_datetime *out);
+
 #endif

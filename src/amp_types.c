@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * AMP argument types: how Integer, String, Unicode, Boolean, Float and
- * ListOf values become bytes and back, and the named value sets that
- * commands carry.
+ * AMP argument types: how Integer, String, Unicode, Boolean, Float,
+ * Decimal, DateTime, Path, ListOf and AmpList values become bytes and back,
+ * and the named value sets that commands carry. The text forms of Decimal
+ * and of Integers past 64 bits live in amp_numbers.c, DateTime's in
+ * amp_datetime.c.
  *
  * Every encoding is Twisted's, and every decoder accepts what Twisted's
  * accepts, because the peer is often Python: Integer text is what int()
@@ -36,6 +38,15 @@ TW_API const tw_amp_type tw_amp_type_string = {TW_AMP_STRING, NULL};
 TW_API const tw_amp_type tw_amp_type_unicode = {TW_AMP_UNICODE, NULL};
 TW_API const tw_amp_type tw_amp_type_boolean = {TW_AMP_BOOLEAN, NULL};
 TW_API const tw_amp_type tw_amp_type_float = {TW_AMP_FLOAT, NULL};
+TW_API const tw_amp_type tw_amp_type_decimal = {TW_AMP_DECIMAL, NULL};
+TW_API const tw_amp_type tw_amp_type_datetime = {TW_AMP_DATETIME, NULL};
+TW_API const tw_amp_type tw_amp_type_path = {TW_AMP_PATH, NULL};
+
+/* The rows' fields of an AmpList type, which is the base of a tw_amp_amplist_type. */
+static const tw_amp_arg *amplist_fields(const tw_amp_type *t)
+{
+    return ((const tw_amp_amplist_type *)t)->fields;
+}
 
 /*
  * A set's names and String/Unicode bytes are carved from a small arena
@@ -72,18 +83,48 @@ static const char *kind_name(tw_amp_kind k)
         return "Float";
     case TW_AMP_LIST:
         return "ListOf";
+    case TW_AMP_DECIMAL:
+        return "Decimal";
+    case TW_AMP_DATETIME:
+        return "DateTime";
+    case TW_AMP_PATH:
+        return "Path";
+    case TW_AMP_AMPLIST:
+        return "AmpList";
+    case TW_AMP_BIG_INTEGER:
+        return "Integer";
     }
     return "unknown type";
 }
 
 /* ------------------------------------------------------------ values */
 
+/* The type kind a value kind belongs to: a big Integer is an Integer. */
+static tw_amp_kind type_kind(tw_amp_kind k)
+{
+    return k == TW_AMP_BIG_INTEGER ? TW_AMP_INTEGER : k;
+}
+
+static void rows_free(tw_amp_value *v)
+{
+    tw_amp_values **rows = (tw_amp_values **)v->u.rows.items;
+    for (size_t i = 0; i < v->u.rows.count; i++)
+        tw_amp_values_free(rows[i]);
+    free(rows);
+}
+
 static void value_clear(tw_amp_value *v)
 {
     switch (v->kind) {
     case TW_AMP_STRING:
     case TW_AMP_UNICODE:
+    case TW_AMP_PATH:
+    case TW_AMP_DECIMAL:
+    case TW_AMP_BIG_INTEGER:
         free((char *)v->u.bytes.data);
+        break;
+    case TW_AMP_AMPLIST:
+        rows_free(v);
         break;
     case TW_AMP_LIST: {
         tw_amp_value *items = (tw_amp_value *)v->u.list.items;
@@ -100,7 +141,7 @@ static void value_clear(tw_amp_value *v)
 
 static int valid_kind(tw_amp_kind k)
 {
-    return k >= TW_AMP_INTEGER && k <= TW_AMP_LIST;
+    return k >= TW_AMP_INTEGER && k <= TW_AMP_BIG_INTEGER;
 }
 
 static char *dup_bytes(const char *data, size_t len)
@@ -114,6 +155,22 @@ static char *dup_bytes(const char *data, size_t len)
     return copy;
 }
 
+static int value_copy(tw_amp_value *dst, const tw_amp_value *src);
+
+/* A deep copy of @p src, or NULL (-EINVAL or -ENOMEM in @p rc). */
+static tw_amp_values *values_copy(const tw_amp_values *src, int *rc)
+{
+    tw_amp_values *copy = tw_amp_values_new();
+    *rc = copy != NULL ? 0 : -ENOMEM;
+    for (size_t i = 0; *rc == 0 && i < tw_amp_values_count(src); i++)
+        *rc = tw_amp_values_set(copy, src->items[i].name, &src->items[i].value);
+    if (*rc < 0) {
+        tw_amp_values_free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 /* Deep copy @p src into @p dst. @return 0, -EINVAL or -ENOMEM (dst cleared). */
 static int value_copy(tw_amp_value *dst, const tw_amp_value *src)
 {
@@ -121,8 +178,32 @@ static int value_copy(tw_amp_value *dst, const tw_amp_value *src)
     if (!valid_kind(src->kind))
         return -EINVAL;
     switch (src->kind) {
+    case TW_AMP_AMPLIST: {
+        size_t n = src->u.rows.count;
+        if (n > 0 && src->u.rows.items == NULL)
+            return -EINVAL;
+        tw_amp_values **rows = calloc(n ? n : 1, sizeof *rows);
+        if (rows == NULL)
+            return -ENOMEM;
+        dst->kind = TW_AMP_AMPLIST;
+        dst->u.rows.items = (const tw_amp_values *const *)rows;
+        for (size_t i = 0; i < n; i++) {
+            int rc = -EINVAL;
+            if (src->u.rows.items[i] != NULL)
+                rows[i] = values_copy(src->u.rows.items[i], &rc);
+            if (rows[i] == NULL) {
+                value_clear(dst);
+                return rc;
+            }
+            dst->u.rows.count = i + 1;
+        }
+        return 0;
+    }
     case TW_AMP_STRING:
-    case TW_AMP_UNICODE: {
+    case TW_AMP_UNICODE:
+    case TW_AMP_PATH:
+    case TW_AMP_DECIMAL:
+    case TW_AMP_BIG_INTEGER: {
         if (src->u.bytes.data == NULL && src->u.bytes.len > 0)
             return -EINVAL;
         char *copy = dup_bytes(src->u.bytes.data, src->u.bytes.len);
@@ -143,7 +224,7 @@ static int value_copy(tw_amp_value *dst, const tw_amp_value *src)
         dst->kind = TW_AMP_LIST;
         dst->u.list.items = items;
         for (size_t i = 0; i < n; i++) {
-            if (src->u.list.items[i].kind != src->u.list.items[0].kind) {
+            if (type_kind(src->u.list.items[i].kind) != type_kind(src->u.list.items[0].kind)) {
                 value_clear(dst);
                 return -EINVAL;
             }
@@ -345,6 +426,70 @@ TW_API int tw_amp_values_set_float(tw_amp_values *v, const char *name, double va
     return tw_amp_values_set(v, name, &x);
 }
 
+/* Store malloc'd text (taken over, even on error) as a value of @p kind. */
+static int values_put_text(tw_amp_values *v, const char *name, tw_amp_kind kind, char *text,
+                           size_t len)
+{
+    tw_amp_value x = {.kind = kind, .u.bytes = {text, len}};
+    return values_put(v, name, &x, 1);
+}
+
+TW_API int tw_amp_values_set_integer_text(tw_amp_values *v, const char *name, const char *text)
+{
+    if (v == NULL || name == NULL || name[0] == '\0' || text == NULL)
+        return -EINVAL;
+    size_t len = strlen(text);
+    if (len > TW_AMP_MAX_VALUE_LENGTH)
+        return -EINVAL;
+    int64_t small;
+    int rc = tw_amp_integer_parse(text, len, &small);
+    if (rc == 0)
+        return tw_amp_values_set_integer(v, name, small);
+    if (rc != -ERANGE)
+        return -EINVAL;
+    char *canon;
+    size_t n;
+    rc = tw__amp_integer_canonical(text, len, &canon, &n);
+    return rc < 0 ? rc : values_put_text(v, name, TW_AMP_BIG_INTEGER, canon, n);
+}
+
+TW_API int tw_amp_values_set_decimal(tw_amp_values *v, const char *name, const char *text)
+{
+    if (v == NULL || name == NULL || name[0] == '\0' || text == NULL)
+        return -EINVAL;
+    size_t len = strlen(text);
+    if (len > TW_AMP_MAX_VALUE_LENGTH)
+        return -EINVAL;
+    char *canon;
+    size_t n;
+    int rc = tw__amp_decimal_canonical(text, len, &canon, &n);
+    return rc < 0 ? rc : values_put_text(v, name, TW_AMP_DECIMAL, canon, n);
+}
+
+TW_API int tw_amp_values_set_datetime(tw_amp_values *v, const char *name,
+                                      const tw_amp_datetime *value)
+{
+    if (value == NULL)
+        return -EINVAL;
+    tw_amp_value x = {.kind = TW_AMP_DATETIME, .u.datetime = *value};
+    return tw_amp_values_set(v, name, &x);
+}
+
+TW_API int tw_amp_values_set_path(tw_amp_values *v, const char *name, const char *path)
+{
+    if (path == NULL)
+        return -EINVAL;
+    tw_amp_value x = {.kind = TW_AMP_PATH, .u.bytes = {path, strlen(path)}};
+    return tw_amp_values_set(v, name, &x);
+}
+
+TW_API int tw_amp_values_set_amplist(tw_amp_values *v, const char *name,
+                                     const tw_amp_values *const *rows, size_t count)
+{
+    tw_amp_value x = {.kind = TW_AMP_AMPLIST, .u.rows = {rows, count}};
+    return tw_amp_values_set(v, name, &x);
+}
+
 TW_API const tw_amp_value *tw_amp_values_get(const tw_amp_values *v, const char *name)
 {
     if (v == NULL || name == NULL)
@@ -359,7 +504,8 @@ static int get_kind(const tw_amp_values *v, const char *name, tw_amp_kind kind,
     const tw_amp_value *x = tw_amp_values_get(v, name);
     if (x == NULL)
         return -ENOENT;
-    if (x->kind != kind && !(kind == TW_AMP_STRING && x->kind == TW_AMP_UNICODE))
+    if (type_kind(x->kind) != kind &&
+        !(kind == TW_AMP_STRING && (x->kind == TW_AMP_UNICODE || x->kind == TW_AMP_PATH)))
         return -EINVAL;
     *out = x;
     return 0;
@@ -369,9 +515,35 @@ TW_API int tw_amp_values_get_integer(const tw_amp_values *v, const char *name, i
 {
     const tw_amp_value *x;
     int rc = get_kind(v, name, TW_AMP_INTEGER, &x);
+    if (rc == 0 && x->kind == TW_AMP_BIG_INTEGER)
+        return -ERANGE;
     if (rc == 0 && out != NULL)
         *out = x->u.integer;
     return rc;
+}
+
+TW_API int tw_amp_values_get_integer_text(const tw_amp_values *v, const char *name, char *buf,
+                                          size_t cap, size_t *len)
+{
+    const tw_amp_value *x;
+    int rc = get_kind(v, name, TW_AMP_INTEGER, &x);
+    if (rc < 0)
+        return rc;
+    char small[24];
+    const char *text = small;
+    size_t n;
+    if (x->kind == TW_AMP_BIG_INTEGER) {
+        text = x->u.bytes.data;
+        n = x->u.bytes.len;
+    } else {
+        n = (size_t)snprintf(small, sizeof small, "%" PRId64, x->u.integer);
+    }
+    if (len != NULL)
+        *len = n;
+    if (buf == NULL || n >= cap)
+        return -ENOSPC;
+    memcpy(buf, text, n + 1);
+    return 0;
 }
 
 TW_API int tw_amp_values_get_string(const tw_amp_values *v, const char *name, const char **data,
@@ -403,6 +575,44 @@ TW_API int tw_amp_values_get_float(const tw_amp_values *v, const char *name, dou
     int rc = get_kind(v, name, TW_AMP_FLOAT, &x);
     if (rc == 0 && out != NULL)
         *out = x->u.number;
+    return rc;
+}
+
+TW_API int tw_amp_values_get_decimal(const tw_amp_values *v, const char *name, const char **text,
+                                     size_t *len)
+{
+    const tw_amp_value *x;
+    int rc = get_kind(v, name, TW_AMP_DECIMAL, &x);
+    if (rc == 0) {
+        if (text != NULL)
+            *text = x->u.bytes.data;
+        if (len != NULL)
+            *len = x->u.bytes.len;
+    }
+    return rc;
+}
+
+TW_API int tw_amp_values_get_datetime(const tw_amp_values *v, const char *name,
+                                      tw_amp_datetime *out)
+{
+    const tw_amp_value *x;
+    int rc = get_kind(v, name, TW_AMP_DATETIME, &x);
+    if (rc == 0 && out != NULL)
+        *out = x->u.datetime;
+    return rc;
+}
+
+TW_API int tw_amp_values_get_amplist(const tw_amp_values *v, const char *name,
+                                     const tw_amp_values *const **rows, size_t *count)
+{
+    const tw_amp_value *x;
+    int rc = get_kind(v, name, TW_AMP_AMPLIST, &x);
+    if (rc == 0) {
+        if (rows != NULL)
+            *rows = x->u.rows.items;
+        if (count != NULL)
+            *count = x->u.rows.count;
+    }
     return rc;
 }
 
@@ -815,10 +1025,49 @@ static int buf_put(buffer *b, const void *data, size_t len)
     return 0;
 }
 
+/* Append canonical text, or say that @p v is not a valid @p what. */
+static int put_canonical(int (*canonical)(const char *, size_t, char **, size_t *),
+                         const tw_amp_value *v, buffer *b, const char *name, const char *what,
+                         char *err, size_t errlen)
+{
+    char *text;
+    size_t n;
+    int rc = canonical(v->u.bytes.data, v->u.bytes.len, &text, &n);
+    if (rc == -EINVAL)
+        seterr(err, errlen, "'%s' is not a valid %s", name, what);
+    if (rc < 0)
+        return rc;
+    rc = buf_put(b, text, n);
+    free(text);
+    return rc;
+}
+
+static int encode_rows(const tw_amp_type *t, const tw_amp_value *v, buffer *b, const char *name,
+                       char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < v->u.rows.count; i++) {
+        tw_amp_box box;
+        tw__amp_box_init(&box);
+        char why[200] = "";
+        rc = tw_amp_values_to_box(amplist_fields(t), v->u.rows.items[i], &box, 0, why, sizeof why);
+        if (rc == -EINVAL)
+            seterr(err, errlen, "row %zu of '%s': %s", i, name, why);
+        if (rc == 0) {
+            size_t n = tw_amp_box_encoded_size(&box);
+            rc = buf_reserve(b, n);
+            if (rc == 0)
+                b->len += tw_amp_box_encode(&box, b->data + b->len, n);
+        }
+        tw__amp_box_release(&box);
+    }
+    return rc;
+}
+
 static int encode_value(const tw_amp_type *t, const tw_amp_value *v, buffer *b,
                         const char *name, char *err, size_t errlen)
 {
-    if (t == NULL || v->kind != t->kind) {
+    if (t == NULL || type_kind(v->kind) != t->kind) {
         seterr(err, errlen, "'%s' should be %s, not %s", name,
                t != NULL ? kind_name(t->kind) : "typed", kind_name(v->kind));
         return -EINVAL;
@@ -826,21 +1075,41 @@ static int encode_value(const tw_amp_type *t, const tw_amp_value *v, buffer *b,
     char tmp[40];
     switch (t->kind) {
     case TW_AMP_INTEGER: {
+        if (v->kind == TW_AMP_BIG_INTEGER)
+            return put_canonical(tw__amp_integer_canonical, v, b, name, "Integer", err, errlen);
         int n = snprintf(tmp, sizeof tmp, "%" PRId64, v->u.integer);
         return buf_put(b, tmp, (size_t)n);
     }
+    case TW_AMP_DECIMAL:
+        return put_canonical(tw__amp_decimal_canonical, v, b, name, "Decimal", err, errlen);
+    case TW_AMP_DATETIME:
+        if (tw__amp_datetime_format(&v->u.datetime, tmp) < 0) {
+            seterr(err, errlen, "'%s' is not a valid DateTime", name);
+            return -EINVAL;
+        }
+        return buf_put(b, tmp, TW__AMP_DATETIME_LENGTH);
     case TW_AMP_FLOAT: {
         size_t n = tw_amp_float_repr(v->u.number, tmp, sizeof tmp);
         return buf_put(b, tmp, n);
     }
     case TW_AMP_BOOLEAN:
         return v->u.boolean ? buf_put(b, "True", 4) : buf_put(b, "False", 5);
+    case TW_AMP_PATH:
+        if (v->u.bytes.len > 0 && memchr(v->u.bytes.data, '\0', v->u.bytes.len) != NULL) {
+            seterr(err, errlen, "'%s' is a Path with a NUL byte", name);
+            return -EINVAL;
+        }
+        /* fall through */
     case TW_AMP_UNICODE:
         if (!utf8_valid((const unsigned char *)v->u.bytes.data, v->u.bytes.len)) {
             seterr(err, errlen, "'%s' is not valid UTF-8", name);
             return -EINVAL;
         }
         return buf_put(b, v->u.bytes.data, v->u.bytes.len);
+    case TW_AMP_AMPLIST:
+        return encode_rows(t, v, b, name, err, errlen);
+    case TW_AMP_BIG_INTEGER:
+        break; /* never a type's kind */
     case TW_AMP_STRING:
         return buf_put(b, v->u.bytes.data, v->u.bytes.len);
     case TW_AMP_LIST:
@@ -920,6 +1189,87 @@ TW_API int tw_amp_values_to_box(const tw_amp_arg *spec, const tw_amp_values *val
 
 /* ------------------------------------------------------------ decoding */
 
+/* Decode text into its canonical form, a value of @p kind in @p out. */
+static int decode_canonical(int (*canonical)(const char *, size_t, char **, size_t *),
+                            tw_amp_kind kind, const char *data, size_t len, tw_amp_value *out,
+                            const char *name, char *err, size_t errlen)
+{
+    char *text;
+    size_t n;
+    int rc = canonical(data, len, &text, &n);
+    if (rc < 0) {
+        seterr(err, errlen, rc == -ENOMEM ? "out of memory" : "'%s' is not a valid %s", name,
+               kind_name(kind));
+        return rc;
+    }
+    out->kind = kind;
+    out->u.bytes.data = text;
+    out->u.bytes.len = n;
+    return 0;
+}
+
+/* The rows of an AmpList being decoded, one per box the parser completes. */
+typedef struct {
+    const tw_amp_type *t;
+    tw_amp_value *out;
+    size_t cap;
+    const char *name;
+    char *err;
+    size_t errlen;
+    int rc;
+} rows_decoder;
+
+static int decode_row(tw_amp_box *box, void *arg)
+{
+    rows_decoder *d = arg;
+    tw_amp_value *out = d->out;
+    char why[200] = "";
+    tw_amp_values *row = tw_amp_values_from_box(amplist_fields(d->t), box, why, sizeof why);
+    tw_amp_box_free(box);
+    if (row == NULL) {
+        seterr(d->err, d->errlen, "row %zu of '%s': %s", out->u.rows.count, d->name, why);
+        return d->rc = -EINVAL;
+    }
+    if (out->u.rows.count == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 4;
+        tw_amp_values **rows = realloc((void *)out->u.rows.items, cap * sizeof *rows);
+        if (rows == NULL) {
+            tw_amp_values_free(row);
+            seterr(d->err, d->errlen, "out of memory");
+            return d->rc = -ENOMEM;
+        }
+        out->u.rows.items = (const tw_amp_values *const *)rows;
+        d->cap = cap;
+    }
+    ((tw_amp_values **)out->u.rows.items)[out->u.rows.count++] = row;
+    return 0;
+}
+
+/*
+ * The boxes of an AmpList value, read as Twisted's parseString() reads
+ * them: with the connection's own parser, so the rules are the same, and a
+ * trailing incomplete box is left unread as Twisted leaves it.
+ */
+static int decode_rows(const tw_amp_type *t, const char *data, size_t len, tw_amp_value *out,
+                       const char *name, char *err, size_t errlen)
+{
+    out->kind = TW_AMP_AMPLIST;
+    rows_decoder d = {t, out, 0, name, err, errlen, 0};
+    tw_amp_parser *p = tw_amp_parser_new(0);
+    int rc = p != NULL ? tw_amp_parser_feed(p, data, len, decode_row, &d, NULL) : -ENOMEM;
+    if (rc != 0 && d.rc == 0) {
+        seterr(err, errlen, rc == -ENOMEM ? "out of memory" : "'%s' is not a valid AmpList: %s",
+               name, p != NULL ? tw_amp_parser_error(p) : "");
+        rc = rc == -ENOMEM ? rc : -EINVAL;
+    }
+    tw_amp_parser_free(p);
+    if (rc != 0) {
+        value_clear(out);
+        return rc;
+    }
+    return 0;
+}
+
 static int decode_value(const tw_amp_type *t, const char *data, size_t len, tw_amp_value *out,
                         const char *name, char *err, size_t errlen)
 {
@@ -931,15 +1281,30 @@ static int decode_value(const tw_amp_type *t, const char *data, size_t len, tw_a
     switch (t->kind) {
     case TW_AMP_INTEGER: {
         int rc = tw_amp_integer_parse(data, len, &out->u.integer);
+        if (rc == -ERANGE)
+            return decode_canonical(tw__amp_integer_canonical, TW_AMP_BIG_INTEGER, data, len,
+                                    out, name, err, errlen);
         if (rc < 0) {
-            seterr(err, errlen, rc == -ERANGE ? "'%s' is an Integer outside 64 bits"
-                                              : "'%s' is not a valid Integer",
-                   name);
+            seterr(err, errlen, "'%s' is not a valid Integer", name);
             return -EINVAL;
         }
         out->kind = TW_AMP_INTEGER;
         return 0;
     }
+    case TW_AMP_DECIMAL:
+        return decode_canonical(tw__amp_decimal_canonical, TW_AMP_DECIMAL, data, len, out, name,
+                                err, errlen);
+    case TW_AMP_DATETIME:
+        if (tw__amp_datetime_parse(data, len, &out->u.datetime) < 0) {
+            seterr(err, errlen, "'%s' is not a valid DateTime", name);
+            return -EINVAL;
+        }
+        out->kind = TW_AMP_DATETIME;
+        return 0;
+    case TW_AMP_AMPLIST:
+        return decode_rows(t, data, len, out, name, err, errlen);
+    case TW_AMP_BIG_INTEGER:
+        break; /* never a type's kind */
     case TW_AMP_FLOAT: {
         int rc = tw_amp_float_parse(data, len, &out->u.number);
         if (rc < 0) {
@@ -961,6 +1326,12 @@ static int decode_value(const tw_amp_type *t, const char *data, size_t len, tw_a
         }
         out->kind = TW_AMP_BOOLEAN;
         return 0;
+    case TW_AMP_PATH:
+        if (len > 0 && memchr(data, '\0', len) != NULL) {
+            seterr(err, errlen, "'%s' is a Path with a NUL byte", name);
+            return -EINVAL;
+        }
+        /* fall through */
     case TW_AMP_UNICODE:
         if (!utf8_valid((const unsigned char *)data, len)) {
             seterr(err, errlen, "'%s' is not valid UTF-8", name);

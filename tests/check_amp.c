@@ -497,10 +497,23 @@ START_TEST(test_a_missing_argument_gets_unknown_then_the_connection_closes)
 }
 END_TEST
 
-START_TEST(test_an_undeclared_failure_gets_unknown_then_the_connection_closes)
+START_TEST(test_an_amp_error_the_command_does_not_declare_passes_through_as_in_twisted)
 {
-    const char *hows[] = {"plain", "undeclared", "null"};
-    for (int i = 0; i < 3; i++) {
+    /* Twisted's formatError answers any RemoteAmpError with its own code. */
+    raw rw;
+    raw_open(&rw, SERVER);
+    raw_send_kv(&rw, "_command", "Fail", "_ask", "1", "how", "undeclared", KV_END);
+    expect_error(&rw, "1", "OTHER", "not in the list");
+    raw_send_kv(&rw, "_command", "Sum", "_ask", "2", "a", "1", "b", "2", KV_END);
+    expect_sum(&rw, "2", "3");
+    raw_close(&rw);
+}
+END_TEST
+
+START_TEST(test_a_failure_that_is_not_an_amp_error_gets_unknown_then_the_connection_closes)
+{
+    const char *hows[] = {"plain", "null"};
+    for (int i = 0; i < 2; i++) {
         raw rw;
         raw_open(&rw, SERVER);
         raw_send_kv(&rw, "_command", "Fail", "_ask", "7", "how", hows[i], KV_END);
@@ -1115,6 +1128,18 @@ START_TEST(test_the_amp_module_answers_its_commands)
     ck_assert_str_eq(o.remote_code, "OVERFLOW");
     tu_amp_outcome_free(&o);
 
+    /* An Integer past 64 bits decodes; the module answers it with OVERFLOW. */
+    tw_amp_values *big = sum_args(0, 1);
+    tw_amp_values_set_integer_text(big, "a", "9223372036854775808");
+    call(&amp_sum_command, big, &o);
+    ck_assert_str_eq(o.remote_code, "OVERFLOW");
+    tu_amp_outcome_free(&o);
+    big = divide_args(1, 0);
+    tw_amp_values_set_integer_text(big, "denominator", "-9223372036854775809");
+    call(&amp_divide_command, big, &o);
+    ck_assert_str_eq(o.remote_code, "OVERFLOW");
+    tu_amp_outcome_free(&o);
+
     /* (2**62 + 1) / 3 == 1.5372286728091292e+18 in Python */
     call(&amp_divide_command, divide_args(((int64_t)1 << 62) + 1, 3), &o);
     double r;
@@ -1299,7 +1324,10 @@ static Suite *amp_suite(void)
     tcase_add_test(server,
                    test_arguments_that_do_not_decode_get_unknown_then_the_connection_closes);
     tcase_add_test(server, test_a_missing_argument_gets_unknown_then_the_connection_closes);
-    tcase_add_test(server, test_an_undeclared_failure_gets_unknown_then_the_connection_closes);
+    tcase_add_test(server,
+                   test_an_amp_error_the_command_does_not_declare_passes_through_as_in_twisted);
+    tcase_add_test(server,
+                   test_a_failure_that_is_not_an_amp_error_gets_unknown_then_the_connection_closes);
     tcase_add_test(server,
                    test_a_response_that_does_not_encode_gets_unknown_then_the_connection_closes);
     tcase_add_test(server,

@@ -289,21 +289,170 @@ static tw_amp_values *ints(const char *n1, int64_t v1, const char *n2, int64_t v
     return v;
 }
 
-START_TEST(test_twines_client_calls_a_twisted_amp_server)
+/* twine's AMP client (connected_amp) connected to a fresh Twisted server. */
+typedef struct {
+    child server;
+    tw_reactor *r;
+    tw_factory *f;
+} twisted_peer;
+
+static void twisted_peer_open(twisted_peer *p)
 {
     require_twisted();
-    child server;
-    twisted_server(&server, "");
-    int port = child_port(&server, 20000);
-
-    tw_reactor *r = tw_reactor_new();
-    tw_factory *f = tw_amp_factory_new();
-    tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL);
+    twisted_server(&p->server, "");
+    int port = child_port(&p->server, 20000);
+    p->r = tw_reactor_new();
+    p->f = tw_amp_factory_new();
+    tw_amp_factory_set_callbacks(p->f, on_connected, on_lost, NULL);
     int fd = tu_connect("127.0.0.1", port);
     ck_assert_int_ge(fd, 0);
     connected_amp = NULL;
-    ck_assert_int_eq(tw_transport_adopt(r, fd, f), 0);
+    ck_assert_int_eq(tw_transport_adopt(p->r, fd, p->f), 0);
     ck_assert_ptr_nonnull(connected_amp);
+}
+
+static void twisted_peer_close(twisted_peer *p)
+{
+    tw_amp_lose_connection(connected_amp);
+    long long deadline = tu_now_ms() + 3000;
+    while (connected_amp != NULL && tu_now_ms() < deadline)
+        tw_reactor_iterate(p->r, 0.01);
+    ck_assert_ptr_null(connected_amp);
+    tw_reactor_free(p->r);
+    tw_factory_free(p->f);
+    twisted_server_stop(&p->server);
+}
+
+/* The commands of tests/interop/amp_types.py. */
+static const tw_amp_arg TYPES_ROW[] = {
+    {"a", TW_AMP_T_INTEGER, 0},
+    {"b", TW_AMP_T_UNICODE, 0},
+    {"when", TW_AMP_T_DATETIME, 1},
+    {NULL, NULL, 0},
+};
+static const tw_amp_arg TYPES_VALUES[] = {
+    {"big", TW_AMP_T_INTEGER, 0},
+    {"dec", TW_AMP_T_DECIMAL, 0},
+    {"decs", TW_AMP_LIST_OF(TW_AMP_T_DECIMAL), 0},
+    {"when", TW_AMP_T_DATETIME, 0},
+    {"path", TW_AMP_T_PATH, 0},
+    {"rows", TW_AMP_AMPLIST_OF(TYPES_ROW), 0},
+    {NULL, NULL, 0},
+};
+static const tw_amp_command TYPES = {"Types", TYPES_VALUES, TYPES_VALUES, NULL};
+static const tw_amp_command REFUSE = {.name = "Refuse"};
+
+/* amp_types.SAMPLE, built with twine's API. */
+static tw_amp_values *types_sample(void)
+{
+    tw_amp_values *v = tw_amp_values_new();
+    ck_assert_int_eq(tw_amp_values_set_integer_text(v, "big", "-1180591620717411303424"), 0);
+    ck_assert_int_eq(tw_amp_values_set_decimal(v, "dec", "-1.50E-9"), 0);
+    const tw_amp_value decs[] = {{.kind = TW_AMP_DECIMAL, .u.bytes = {"NaN12", 5}},
+                                 {.kind = TW_AMP_DECIMAL, .u.bytes = {"-Infinity", 9}},
+                                 {.kind = TW_AMP_DECIMAL, .u.bytes = {"0E+3", 4}},
+                                 {.kind = TW_AMP_DECIMAL, .u.bytes = {"-sNaN", 5}}};
+    const tw_amp_value list = {.kind = TW_AMP_LIST, .u.list = {decs, 4}};
+    ck_assert_int_eq(tw_amp_values_set(v, "decs", &list), 0);
+    const tw_amp_datetime when = {2024, 2, 29, 23, 59, 59, 5, -210};
+    ck_assert_int_eq(tw_amp_values_set_datetime(v, "when", &when), 0);
+    ck_assert_int_eq(tw_amp_values_set_path(v, "path", "/tmp/\xc3\xa9 x"), 0);
+    tw_amp_values *rows[2] = {tw_amp_values_new(), tw_amp_values_new()};
+    tw_amp_values_set_integer_text(rows[0], "a", "18446744073709551616");
+    tw_amp_values_set_unicode(rows[0], "b", "\xc3\xa9t\xc3\xa9");
+    const tw_amp_datetime first = {1, 1, 1, 0, 0, 0, 0, 0};
+    tw_amp_values_set_integer(rows[1], "a", -1);
+    tw_amp_values_set_unicode(rows[1], "b", "");
+    tw_amp_values_set_datetime(rows[1], "when", &first);
+    ck_assert_int_eq(
+        tw_amp_values_set_amplist(v, "rows", (const tw_amp_values *const *)rows, 2), 0);
+    tw_amp_values_free(rows[0]);
+    tw_amp_values_free(rows[1]);
+    return v;
+}
+
+/* Echo every argument back, as amp_types.TypesServer does. */
+static tw_deferred *types_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    tw_amp_values *v = tw_amp_values_new();
+    const char *name;
+    const tw_amp_value *value;
+    for (size_t i = 0; tw_amp_values_entry(args, i, &name, &value) == 0; i++)
+        ck_assert_int_eq(tw_amp_values_set(v, name, value), 0);
+    return tw_amp_succeed(v);
+}
+
+/* Fail with an AMP error REFUSE does not declare, as amp_types.TypesServer does. */
+static tw_deferred *refuse_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)args;
+    (void)arg;
+    return tw_amp_fail("NOT_DECLARED", "said so");
+}
+
+/* The bytes @p v encodes to against TYPES_VALUES, into @p out. */
+static size_t types_bytes(const tw_amp_values *v, unsigned char *out, size_t cap)
+{
+    tw_amp_box *box = tw_amp_box_new();
+    char err[256] = "";
+    ck_assert_msg(tw_amp_values_to_box(TYPES_VALUES, v, box, 1, err, sizeof err) == 0, "%s",
+                  err);
+    size_t n = tw_amp_box_encode(box, out, cap);
+    ck_assert_uint_le(n, cap);
+    tw_amp_box_free(box);
+    return n;
+}
+
+START_TEST(test_every_amp_type_round_trips_through_a_twisted_server)
+{
+    twisted_peer peer;
+    twisted_peer_open(&peer);
+    tw_reactor *r = peer.r;
+
+    /* Twisted decodes every value and encodes it back to the same bytes. */
+    tu_amp_outcome o;
+    tw_amp_values *sample = types_sample();
+    static unsigned char sent[4096], got[4096];
+    size_t sentlen = types_bytes(sample, sent, sizeof sent);
+    call(r, &TYPES, sample, &o);
+    ck_assert_msg(!o.failed, "%s", o.message);
+    size_t gotlen = types_bytes(o.values, got, sizeof got);
+    ck_assert(gotlen == sentlen && memcmp(got, sent, sentlen) == 0);
+    tw_amp_values_free(o.values);
+
+    /* Twisted's Sum answers a total past 64 bits, which twine now reads. */
+    tw_amp_values *big = ints("a", 0, "b", 1);
+    tw_amp_values_set_integer_text(big, "a", "18446744073709551616");
+    call(r, &amp_sum_command, big, &o);
+    ck_assert_msg(!o.failed, "%s", o.message);
+    char total[32];
+    ck_assert_int_eq(tw_amp_values_get_integer_text(o.values, "total", total, sizeof total, NULL),
+                     0);
+    ck_assert_str_eq(total, "18446744073709551617");
+    ck_assert_int_eq(tw_amp_values_get_integer(o.values, "total", NULL), -ERANGE);
+    tw_amp_values_free(o.values);
+
+    /* An AMP error the command does not declare comes through; the connection stays. */
+    call(r, &REFUSE, NULL, &o);
+    ck_assert(o.failed);
+    ck_assert_str_eq(o.remote_code, "NOT_DECLARED");
+    ck_assert_str_eq(o.remote_desc, "said so");
+    call(r, &amp_sum_command, ints("a", 1, "b", 2), &o);
+    ck_assert_msg(!o.failed, "%s", o.message);
+    tw_amp_values_free(o.values);
+
+    twisted_peer_close(&peer);
+}
+END_TEST
+
+START_TEST(test_twines_client_calls_a_twisted_amp_server)
+{
+    twisted_peer peer;
+    twisted_peer_open(&peer);
+    tw_reactor *r = peer.r;
 
     tu_amp_outcome o;
     call(r, &amp_sum_command, ints("a", 13, "b", 81), &o);
@@ -376,14 +525,7 @@ START_TEST(test_twines_client_calls_a_twisted_amp_server)
     for (int i = 0; i < 23; i++)
         tw_deferred_unref(ds[i]);
 
-    tw_amp_lose_connection(connected_amp);
-    long long deadline = tu_now_ms() + 3000;
-    while (connected_amp != NULL && tu_now_ms() < deadline)
-        tw_reactor_iterate(r, 0.01);
-    ck_assert_ptr_null(connected_amp);
-    tw_reactor_free(r);
-    tw_factory_free(f);
-    twisted_server_stop(&server);
+    twisted_peer_close(&peer);
 }
 END_TEST
 
@@ -586,11 +728,15 @@ static void check_client_bytes(tw_reactor *r, const char *name, const unsigned c
     } else if (strcmp(name, "delay") == 0) {
         cmd = &amp_delay_command;
         tw_amp_values_set_float(v, "seconds", 0.1);
+    } else if (strcmp(name, "types") == 0) {
+        cmd = &TYPES;
+        tw_amp_values_free(v);
+        v = types_sample();
     }
     ck_assert_msg(cmd != NULL, "no twine call for '%s'", name);
     tw_deferred *d = tw_amp_call_remote(connected_amp, cmd, v);
     tw_amp_values_free(v);
-    unsigned char got[512];
+    static unsigned char got[4096];
     size_t n = read_spinning(r, sv[1], got, wantlen, 2000);
     ck_assert_msg(n == wantlen && memcmp(got, want, wantlen) == 0,
                   "twine's %s request differs from Twisted's", name);
@@ -612,7 +758,8 @@ static void check_server_bytes(tw_reactor *r, tw_factory *module, const char *na
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     ck_assert_int_eq(tw_transport_adopt(r, sv[0], module), 0);
     ck_assert_int_eq(tu_write_all(sv[1], request, reqlen), 0);
-    unsigned char got[1024];
+    static unsigned char got[8192];
+    ck_assert_uint_le(wantlen, sizeof got);
     size_t n = read_spinning(r, sv[1], got, wantlen, 2000);
     ck_assert_msg(n == wantlen && memcmp(got, want, wantlen) == 0,
                   "twine's answer for %s differs from Twisted's (%zu of %zu bytes)", name, n,
@@ -635,6 +782,10 @@ START_TEST(test_twines_bytes_are_twisteds_bytes)
 
     tw_reactor *r = tw_reactor_new();
     tw_factory *module = amp_module(r);
+    /* The types commands join the module's, as a plugin's commands would. */
+    tw_amp_dispatcher *d = tw_amp_factory_dispatcher(module);
+    ck_assert_int_eq(tw_amp_register(d, &TYPES, types_responder, NULL), 0);
+    ck_assert_int_eq(tw_amp_register(d, &REFUSE, refuse_responder, NULL), 0);
     int clients = 0, servers = 0;
     char *save = NULL;
     for (char *line = strtok_r(c.out, "\n", &save); line != NULL;
@@ -655,8 +806,8 @@ START_TEST(test_twines_bytes_are_twisteds_bytes)
             servers++;
         }
     }
-    ck_assert_int_eq(clients, 4);
-    ck_assert_int_eq(servers, 12);
+    ck_assert_int_eq(clients, 5);
+    ck_assert_int_eq(servers, 16);
     tw_reactor_free(r);
     tw_factory_free(module);
 }
@@ -669,6 +820,7 @@ static Suite *amp_interop_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_a_twisted_client_calls_every_command_of_reactord_amp);
     tcase_add_test(tc, test_twines_client_calls_a_twisted_amp_server);
+    tcase_add_test(tc, test_every_amp_type_round_trips_through_a_twisted_server);
     tcase_add_test(tc, test_twine_call_against_reactord_amp);
     tcase_add_test(tc, test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix);
     tcase_add_test(tc, test_twine_call_exit_codes_follow_sysexits);

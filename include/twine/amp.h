@@ -25,11 +25,12 @@
  *   - an unknown command is answered with _error_code UNHANDLED and the
  *     description "Unhandled Command: b'NAME'" (Python's repr of the name);
  *     the connection stays open;
- *   - a responder's failure made with tw_amp_error_new() whose code the
- *     command declares is answered with that code and description; the
- *     connection stays open, unless the declaration says fatal (an AMP
- *     error with a code the command does not declare counts as undeclared,
- *     where Twisted would pass a RemoteAmpError raised by hand through);
+ *   - a responder's failure made with tw_amp_error_new() is answered with
+ *     its code and description, and the connection stays open: when the
+ *     command declares the code, an empty description is replaced by the
+ *     declared one and a fatal declaration closes the connection after the
+ *     answer; a code the command does not declare passes through as it is,
+ *     as Twisted passes a RemoteAmpError raised by a responder;
  *   - arguments that do not decode (a missing required one, "notanumber"
  *     for an Integer), any other failure, or a response that does not encode
  *     against the declared response, are logged and answered with UNKNOWN /
@@ -44,11 +45,16 @@
  * same read are not dispatched.
  *
  * Argument types, with Twisted's encodings:
- *   Integer  ASCII decimal. twine holds it in an int64_t: it decodes what
+ *   Integer  ASCII decimal, of any size, as Python's int. It decodes what
  *            Python's int() accepts (surrounding ASCII whitespace, a sign,
- *            single underscores between digits, leading zeros) and rejects a
- *            value outside int64_t as a bad argument, where Python would
- *            grow a big integer.
+ *            single underscores between digits, leading zeros). A value
+ *            within int64_t is a TW_AMP_INTEGER; one outside it a
+ *            TW_AMP_BIG_INTEGER holding its canonical decimal text ("-"
+ *            and digits without leading zeros), so int64_t users read it
+ *            with tw_amp_values_get_integer(), which reports -ERANGE for
+ *            a big one, and others with tw_amp_values_get_integer_text().
+ *            (Python refuses more than 4300 digits by default; twine takes
+ *            any number that fits in a value.)
  *   String   raw bytes, unchanged.
  *   Unicode  UTF-8, validated strictly (no overlong forms, no surrogates,
  *            nothing past U+10FFFF) both ways.
@@ -56,9 +62,26 @@
  *   Float    Python's repr(): "1.0", "0.1", "1e+100", "-0.0", "inf", "-inf",
  *            "nan", the shortest digits that read back to the same double;
  *            decoding accepts what Python's float() accepts.
+ *   Decimal  Python's str() of a decimal.Decimal: "1.50", "1E+2", "-0",
+ *            "0E-7", "Infinity", "-NaN12", "sNaN". twine keeps the text
+ *            (digits are exact, of any length): it decodes what
+ *            decimal.Decimal() accepts and holds and sends the canonical
+ *            str() form, so a value always encodes as Twisted encodes it.
+ *   DateTime "YYYY-MM-DDTHH:MM:SS.ffffff+HH:MM", 32 bytes, as a
+ *            tw_amp_datetime with its UTC offset in minutes; an offset of
+ *            0 is written "-00:00", as Twisted writes it. Decoding reads
+ *            the fields where Twisted reads them, with int()'s rules, and
+ *            checks them as Python's datetime does; an offset of 24 hours
+ *            or more, which Python accepts but cannot use, is refused.
+ *   Path     a file path as UTF-8 text (Twisted's FilePath, which makes it
+ *            absolute on the Python side); twine refuses a NUL byte in it.
  *   ListOf(T) the elements' encodings, each with a u16 big-endian length,
  *            concatenated. As in Twisted, trailing bytes too short to hold
  *            a complete element are ignored.
+ *   AmpList(fields) a list of value sets, each encoded as a box against
+ *            @c fields (sorted keys, end marker) and concatenated. As in
+ *            Twisted, a trailing incomplete box is ignored, and a key over
+ *            255 bytes or a row missing a required field does not decode.
  * An optional argument that has no value is left out of the box.
  *
  * Values handed to and from C code are tw_amp_value / tw_amp_values (a map
@@ -216,7 +239,16 @@ typedef enum tw_amp_kind {
     TW_AMP_UNICODE,     /**< UTF-8 text */
     TW_AMP_BOOLEAN,     /**< "True" / "False" */
     TW_AMP_FLOAT,       /**< double, Python repr() */
-    TW_AMP_LIST         /**< ListOf(element) */
+    TW_AMP_LIST,        /**< ListOf(element) */
+    TW_AMP_DECIMAL,     /**< decimal.Decimal, as its canonical text */
+    TW_AMP_DATETIME,    /**< tw_amp_datetime */
+    TW_AMP_PATH,        /**< a file path, UTF-8 */
+    TW_AMP_AMPLIST,     /**< AmpList(fields): a list of value sets */
+    /**
+     * Only a value's kind, never a type's: an Integer outside int64_t, as
+     * its canonical decimal text. The Integer type encodes and decodes it.
+     */
+    TW_AMP_BIG_INTEGER
 } tw_amp_kind;
 
 /** A type: a kind, and for lists the element type. */
@@ -225,27 +257,64 @@ typedef struct tw_amp_type {
     const struct tw_amp_type *element; /**< TW_AMP_LIST only */
 } tw_amp_type;
 
+/**
+ * An AmpList type: its base (kind TW_AMP_AMPLIST, no element), which is
+ * what command descriptions point to, and the fields of each row.
+ */
+typedef struct tw_amp_amplist_type {
+    tw_amp_type base;                /**< {TW_AMP_AMPLIST, NULL} */
+    const struct tw_amp_arg *fields; /**< NULL-name-terminated */
+} tw_amp_amplist_type;
+
 /** The scalar types, shared constants of the library. */
 TW_API extern const tw_amp_type tw_amp_type_integer;
 TW_API extern const tw_amp_type tw_amp_type_string;
 TW_API extern const tw_amp_type tw_amp_type_unicode;
 TW_API extern const tw_amp_type tw_amp_type_boolean;
 TW_API extern const tw_amp_type tw_amp_type_float;
+TW_API extern const tw_amp_type tw_amp_type_decimal;
+TW_API extern const tw_amp_type tw_amp_type_datetime;
+TW_API extern const tw_amp_type tw_amp_type_path;
 
 /*
  * Type constants for command descriptions, e.g.
  *     {"values", TW_AMP_LIST_OF(TW_AMP_T_INTEGER), 0}
  * The scalar ones are addresses of the constants above and work anywhere.
- * TW_AMP_LIST_OF is a compound literal, which lives as long as the program
- * only at file scope -- where command descriptions belong; inside a
- * function, define a static tw_amp_type {TW_AMP_LIST, element} instead.
+ * TW_AMP_LIST_OF and TW_AMP_AMPLIST_OF are compound literals, which live
+ * as long as the program only at file scope -- where command descriptions
+ * belong; inside a function, define a static tw_amp_type
+ * {TW_AMP_LIST, element}, or a static tw_amp_amplist_type
+ * {{TW_AMP_AMPLIST, NULL}, fields} and use &its.base, instead.
  */
 #define TW_AMP_T_INTEGER (&tw_amp_type_integer)
 #define TW_AMP_T_STRING (&tw_amp_type_string)
 #define TW_AMP_T_UNICODE (&tw_amp_type_unicode)
 #define TW_AMP_T_BOOLEAN (&tw_amp_type_boolean)
 #define TW_AMP_T_FLOAT (&tw_amp_type_float)
+#define TW_AMP_T_DECIMAL (&tw_amp_type_decimal)
+#define TW_AMP_T_DATETIME (&tw_amp_type_datetime)
+#define TW_AMP_T_PATH (&tw_amp_type_path)
 #define TW_AMP_LIST_OF(element_type) (&(const tw_amp_type){TW_AMP_LIST, (element_type)})
+#define TW_AMP_AMPLIST_OF(field_args)                                                           \
+    (&(const tw_amp_amplist_type){{TW_AMP_AMPLIST, NULL}, (field_args)}.base)
+
+/**
+ * A DateTime: a date and time of day in the Gregorian calendar, with a
+ * fixed offset from UTC, as Python's datetime with a tzinfo carries it.
+ */
+typedef struct tw_amp_datetime {
+    int16_t year;        /**< 1-9999 */
+    uint8_t month;       /**< 1-12 */
+    uint8_t day;         /**< 1 to the month's last day */
+    uint8_t hour;        /**< 0-23 */
+    uint8_t minute;      /**< 0-59 */
+    uint8_t second;      /**< 0-59 */
+    int32_t microsecond; /**< 0-999999 */
+    int16_t utc_offset;  /**< minutes east of UTC, -1439 to 1439 */
+} tw_amp_datetime;
+
+/** A set of named values: a command's arguments or response. */
+typedef struct tw_amp_values tw_amp_values;
 
 /**
  * A typed value. Values a caller builds are only read by twine (it copies
@@ -260,16 +329,18 @@ typedef struct tw_amp_value {
         struct {
             const char *data; /**< decoded values are followed by a NUL byte */
             size_t len;
-        } bytes; /**< TW_AMP_STRING and TW_AMP_UNICODE */
+        } bytes; /**< STRING, UNICODE, PATH, DECIMAL and BIG_INTEGER (its text) */
         struct {
             const struct tw_amp_value *items;
             size_t count;
         } list; /**< TW_AMP_LIST */
+        struct {
+            const tw_amp_values *const *items;
+            size_t count;
+        } rows;                   /**< TW_AMP_AMPLIST: one set per row */
+        tw_amp_datetime datetime; /**< TW_AMP_DATETIME */
     } u;
 } tw_amp_value;
-
-/** A set of named values: a command's arguments or response. */
-typedef struct tw_amp_values tw_amp_values;
 
 /** @return an empty set owned by the caller, or NULL when memory runs out. */
 TW_API tw_amp_values *tw_amp_values_new(void);
@@ -295,14 +366,56 @@ TW_API int tw_amp_values_set_unicode(tw_amp_values *v, const char *name, const c
 TW_API int tw_amp_values_set_boolean(tw_amp_values *v, const char *name, int value);
 /** Set a Float. @return as tw_amp_values_set(). */
 TW_API int tw_amp_values_set_float(tw_amp_values *v, const char *name, double value);
+/**
+ * Set an Integer of any size from its decimal text, as Python's int()
+ * reads it ("12", " -0_1 ", "123456789012345678901234567890"): a
+ * TW_AMP_INTEGER within int64_t, else a TW_AMP_BIG_INTEGER holding the
+ * canonical text. @return as tw_amp_values_set(); -EINVAL also for text
+ * int() refuses or longer than a value (65535 bytes).
+ */
+TW_API int tw_amp_values_set_integer_text(tw_amp_values *v, const char *name, const char *text);
+/**
+ * Set a Decimal from text decimal.Decimal() accepts ("1.50", "-1e3", "nan",
+ * "sNaN"); the canonical str() form is kept. @return as tw_amp_values_set();
+ * -EINVAL also for text Decimal() refuses or longer than a value.
+ */
+TW_API int tw_amp_values_set_decimal(tw_amp_values *v, const char *name, const char *text);
+/**
+ * Set a DateTime (copied; checked when encoded). @return as
+ * tw_amp_values_set().
+ */
+TW_API int tw_amp_values_set_datetime(tw_amp_values *v, const char *name,
+                                      const tw_amp_datetime *value);
+/** Set a Path from NUL-terminated UTF-8 (validated when encoded). @return as set(). */
+TW_API int tw_amp_values_set_path(tw_amp_values *v, const char *name, const char *path);
+/**
+ * Set an AmpList of @p count rows, each a deep copy of @p rows[i] (borrowed
+ * during the call). @return as tw_amp_values_set().
+ */
+TW_API int tw_amp_values_set_amplist(tw_amp_values *v, const char *name,
+                                     const tw_amp_values *const *rows, size_t count);
 
 /** @return the value called @p name (borrowed from @p v), or NULL. */
 TW_API const tw_amp_value *tw_amp_values_get(const tw_amp_values *v, const char *name);
 
-/** Read an Integer. @return 0, -ENOENT when absent, -EINVAL for another kind. */
+/**
+ * Read an Integer within int64_t.
+ * @return 0, -ENOENT when absent, -EINVAL for another kind, -ERANGE for an
+ *         Integer outside int64_t (a TW_AMP_BIG_INTEGER; @p out unchanged).
+ */
 TW_API int tw_amp_values_get_integer(const tw_amp_values *v, const char *name, int64_t *out);
 /**
- * Read a String or a Unicode; the bytes are borrowed from @p v.
+ * Write the decimal text of an Integer of any size into @p buf, with a NUL,
+ * if it fits in @p cap bytes.
+ * @param len if not NULL, receives the text's length (without the NUL),
+ *        also when it did not fit.
+ * @return 0; -ENOENT when absent; -EINVAL for another kind; -ENOSPC when
+ *         @p cap is too small (nothing written).
+ */
+TW_API int tw_amp_values_get_integer_text(const tw_amp_values *v, const char *name, char *buf,
+                                          size_t cap, size_t *len);
+/**
+ * Read a String, a Unicode or a Path; the bytes are borrowed from @p v.
  * @return 0, -ENOENT when absent, -EINVAL for another kind.
  */
 TW_API int tw_amp_values_get_string(const tw_amp_values *v, const char *name, const char **data,
@@ -311,6 +424,21 @@ TW_API int tw_amp_values_get_string(const tw_amp_values *v, const char *name, co
 TW_API int tw_amp_values_get_boolean(const tw_amp_values *v, const char *name, int *out);
 /** Read a Float. @return 0, -ENOENT when absent, -EINVAL for another kind. */
 TW_API int tw_amp_values_get_float(const tw_amp_values *v, const char *name, double *out);
+/**
+ * Read a Decimal's canonical text, borrowed from @p v (NUL-terminated).
+ * @return 0, -ENOENT when absent, -EINVAL for another kind.
+ */
+TW_API int tw_amp_values_get_decimal(const tw_amp_values *v, const char *name, const char **text,
+                                     size_t *len);
+/** Read a DateTime. @return 0, -ENOENT when absent, -EINVAL for another kind. */
+TW_API int tw_amp_values_get_datetime(const tw_amp_values *v, const char *name,
+                                      tw_amp_datetime *out);
+/**
+ * Read an AmpList: @p rows receives its array of rows, borrowed from @p v.
+ * @return 0, -ENOENT when absent, -EINVAL for another kind.
+ */
+TW_API int tw_amp_values_get_amplist(const tw_amp_values *v, const char *name,
+                                     const tw_amp_values *const **rows, size_t *count);
 
 /** @return the number of values in the set. */
 TW_API size_t tw_amp_values_count(const tw_amp_values *v);
@@ -430,11 +558,11 @@ typedef struct tw_amp_dispatcher tw_amp_dispatcher;
  * @return a deferred (a new reference that twine takes over) that fires
  *         with a tw_amp_values * matching the command's response (the chain
  *         keeps owning it; tw_amp_succeed() makes one), or fails: with
- *         tw_amp_error_new() for a declared error, with anything else for
- *         UNKNOWN. NULL counts as an undeclared failure. It may fire before
- *         the responder returns, or much later (after a timer, another
- *         call_remote...). When the connection is lost first, twine cancels
- *         it, so a canceller should stop the work.
+ *         tw_amp_error_new() for an AMP error (declared or not), with
+ *         anything else for UNKNOWN. NULL counts as an undeclared
+ *         failure. It may fire before the responder returns, or much later
+ *         (after a timer, another call_remote...). When the connection is
+ *         lost first, twine cancels it, so a canceller should stop the work.
  */
 typedef tw_deferred *(*tw_amp_responder_fn)(tw_amp *amp, const tw_amp_values *args, void *arg);
 

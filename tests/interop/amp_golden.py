@@ -21,6 +21,7 @@ from twisted.logger import globalLogBeginner
 from twisted.protocols import amp
 
 from amp_commands import Delay, Divide, Echo, Server, Sum
+from amp_types import SAMPLE, Refuse, Types, TypesServer
 
 
 def hexed(data):
@@ -35,13 +36,25 @@ def client(name, command, **kw):
     print("client", name, hexed(transport.value()))
 
 
-def server(name, **box):
+def server(name, server_class=Server, **box):
     request = amp.AmpBox(**box).serialize()
-    proto = Server()
+    answer(name, server_class, request)
+
+
+def answer(name, server_class, request):
+    proto = server_class()
     transport = StringTransport()
     proto.makeConnection(transport)
     proto.dataReceived(request)
     print("server", name, hexed(request), hexed(transport.value()))
+
+
+def client_request(command, **kw):
+    proto = amp.AMP()
+    transport = StringTransport()
+    proto.makeConnection(transport)
+    proto.callRemote(command, **kw)
+    return transport.value()
 
 
 def main():
@@ -51,6 +64,7 @@ def main():
     client("echo", Echo, value=b"\x00hello\xff")
     client("divide", Divide, numerator=-7, denominator=2)
     client("delay", Delay, seconds=0.1)
+    client("types", Types, **SAMPLE)
 
     server("sum", _command=b"Sum", _ask=b"1", a=b"13", b=b"81")
     server("sum_any_key_order", b=b"81", _ask=b"ff", a=b" -13 ", _command=b"Sum")
@@ -66,6 +80,21 @@ def main():
     server("unhandled_quoted", _command=b"it's", _ask=b"9")
     server("bad_argument", _command=b"Sum", _ask=b"a", a=b"notanumber", b=b"1")
     server("missing_argument", _command=b"Sum", _ask=b"b", a=b"1")
+
+    # Every type, as Twisted's client sends it and as it arrives loosely written.
+    answer("types", TypesServer, client_request(Types, **SAMPLE))
+    rows = (b"\x00\x01a\x00\x02+0\x00\x01b\x00\x00\x00\x00"
+            b"\x00\x01a\x00\x19 0_018446744073709551616\t\x00\x01b\x00\x02\xc3\xa9"
+            b"\x00\x04when\x00\x202000-02-29T00:00:00.000000+00:00\x00\x00"
+            b"\x00\x01a\x00\x01")
+    server("types_loose", TypesServer, _command=b"Types", _ask=b"c",
+           big=b" -0_99999999999999999999 ", dec=b" 1_0.50e0\x1c",
+           decs=b"\x00\x04-nan\x00\x03inf\x00\x06.0e-08\x00\x04snan",
+           when=b" 201/+1/ 3T 4x05:06.0_0007+00:99", path=b"/", rows=rows)
+    server("types_big_integer", TypesServer, _command=b"Types", _ask=b"d",
+           big=b"1" * 4300, dec=b"0", decs=b"", when=b"2000-01-01T00:00:00.000000-00:00",
+           path=b"/", rows=b"")
+    server("undeclared_error", TypesServer, _command=b"Refuse", _ask=b"e")
 
 
 if __name__ == "__main__":
