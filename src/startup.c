@@ -80,9 +80,12 @@ void tw__startup_reset(tw_reactor *r)
 
 static void on_first_pass(evutil_socket_t fd, short what, void *arg)
 {
+    tw_reactor *r = arg;
     (void)fd;
     (void)what;
-    tw__startup_begin(arg);
+    tw__enter(r); /* the triggers run inside the reactor's own callback */
+    tw__startup_begin(r);
+    tw__leave(r);
 }
 
 int tw__startup_init(tw_reactor *r)

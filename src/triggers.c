@@ -57,24 +57,21 @@ TW_API int tw_reactor_remove_trigger(tw_reactor *r, tw_trigger_id id)
     return TW_ESTATE;
 }
 
-/* What a returned deferred counts against: one event's current phase. */
-typedef struct waited {
-    tw_reactor *r;
-    int event;
-    unsigned gen; /* startup's generation, to ignore an abandoned startup */
-} waited;
-
-static void step_done(const waited *w)
-{
-    if (w->event == TW__EVENT_SHUTDOWN)
-        tw__shutdown_step_done(w->r);
-    else
-        tw__startup_step_done(w->r, w->gen);
-}
+/* A startup or shutdown waits for a deferred a trigger returned. The
+ * record outlives the reactor when the reactor is freed first: then it only
+ * lets go. */
+typedef struct trigger_wait {
+    tw__link link;  /* on r->trigger_waits while the reactor waits */
+    tw_reactor *r;  /* NULL once the reactor was freed */
+    tw_deferred *d; /* the reference the trigger handed over */
+    int event;      /* TW__EVENT_* whose phase waits */
+    unsigned gen;   /* startup's generation, to ignore an abandoned startup */
+} trigger_wait;
 
 static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
 {
-    waited *w = arg;
+    trigger_wait *w = arg;
+    (void)d;
     if (tw_result_is_failure(res)) {
         tw_failure *f = tw_result_take_failure(res);
         char text[512];
@@ -83,28 +80,45 @@ static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
                w->event == TW__EVENT_SHUTDOWN ? "shutdown" : "startup", text);
         tw_failure_unref(f);
     }
-    tw_deferred_unref(d); /* the reference the trigger handed over */
-    step_done(w);
+    if (w->r == NULL)
+        return; /* the reactor was freed first and already let go of d */
+    tw_reactor *r = w->r;
+    w->r = NULL;
+    tw__link **p = &r->trigger_waits;
+    while (*p != &w->link)
+        p = &(*p)->next;
+    *p = w->link.next;
+    tw_deferred_unref(w->d); /* the chain holds it until we return */
+    if (w->event == TW__EVENT_SHUTDOWN)
+        tw__shutdown_step_done(r);
+    else
+        tw__startup_step_done(r, w->gen);
 }
 
-/* Count @p d against the phase until it fires. */
+/* Count @p d against @p event's current phase until it fires. */
 static void wait_for(tw_reactor *r, int event, tw_deferred *d)
 {
-    waited *w = malloc(sizeof *w);
-    if (w != NULL) {
-        *w = (waited){.r = r, .event = event, .gen = r->startup_gen};
-        if (tw_deferred_add_callbacks_full(d, trigger_fired, trigger_fired, w, free) == 0) {
-            if (event == TW__EVENT_SHUTDOWN)
-                r->phase_waiting++;
-            else
-                r->startup_waiting++;
-            return;
-        }
-        free(w);
+    trigger_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        tw_log(TW_LOG_ERROR, "reactor", "out of memory: %s goes on without waiting for a trigger",
+               event == TW__EVENT_SHUTDOWN ? "shutdown" : "startup");
+        tw_deferred_unref(d);
+        return;
     }
-    /* Cannot watch it: do not wait for it rather than wait forever. */
-    tw_log(TW_LOG_ERROR, "reactor", "out of memory: not waiting for a trigger's deferred");
-    tw_deferred_unref(d);
+    w->r = r;
+    w->d = d;
+    w->event = event;
+    w->gen = r->startup_gen;
+    w->link.next = r->trigger_waits;
+    r->trigger_waits = &w->link;
+    size_t *waiting = event == TW__EVENT_SHUTDOWN ? &r->phase_waiting : &r->startup_waiting;
+    ++*waiting;
+    if (tw_deferred_add_callbacks_full(d, trigger_fired, trigger_fired, w, free) < 0) {
+        r->trigger_waits = w->link.next;
+        --*waiting;
+        free(w);
+        tw_deferred_unref(d);
+    }
 }
 
 void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase)
@@ -133,6 +147,13 @@ void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase)
 
 void tw__triggers_free(tw_reactor *r)
 {
+    /* Deferreds the stop still waits for: let go of them, unfired. */
+    while (r->trigger_waits != NULL) {
+        trigger_wait *w = (trigger_wait *)r->trigger_waits;
+        r->trigger_waits = w->link.next;
+        w->r = NULL;
+        tw_deferred_unref(w->d); /* may release w, when ours was the last */
+    }
     while (r->triggers != NULL) {
         tw__trigger *t = r->triggers;
         r->triggers = t->next;
