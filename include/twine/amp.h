@@ -247,7 +247,7 @@ typedef enum tw_amp_kind {
     TW_AMP_DECIMAL,     /**< decimal.Decimal, as its canonical text */
     TW_AMP_DATETIME,    /**< tw_amp_datetime */
     TW_AMP_PATH,        /**< a file path, UTF-8 */
-    TW_AMP_AMPLIST,     /**< AmpList(fields): a list of value sets */
+    TW_AMP_AMPLIST,     /**< AmpList: value sets; the type is a tw_amp_amplist_type base */
     /**
      * Only a value's kind, never a type's: an Integer outside int64_t, as
      * its canonical decimal text. The Integer type encodes and decodes it.
