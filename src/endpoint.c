@@ -697,30 +697,47 @@ static const char *family_name(int family)
                                                                                          : "other";
 }
 
+TW_API int tw_endpoint_activated_fds(void)
+{
+    const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+    long pid, nfds;
+    if (pid_text == NULL || fds_text == NULL)
+        return -ENOENT;
+    if (parse_number(pid_text, 1, LONG_MAX, &pid) < 0 || parse_number(fds_text, 0, 65536, &nfds) < 0)
+        return -EINVAL;
+    return pid == (long)getpid() ? (int)nfds : -ESRCH;
+}
+
 /* Socket activation, as sd_listen_fds(3): descriptors from 3 on, for us only. */
 static int listen_systemd(tw_reactor *r, const tw_endpoint *e, const tw_listen_options *o,
                           tw_factory *f, const char *desc, tw_listener **out, tw_failure **fail)
 {
-    const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
-    long pid, nfds;
-    if (pid_text == NULL || fds_text == NULL) {
+    int nfds = tw_endpoint_activated_fds();
+    if (nfds == -ENOENT) {
         *fail = tw_failure_new(-ENOENT,
                                "cannot listen on %s: LISTEN_PID and LISTEN_FDS are not set (the "
                                "process was not started by systemd socket activation)",
                                desc);
         return -ENOENT;
     }
-    if (parse_number(pid_text, 1, LONG_MAX, &pid) < 0 || pid != (long)getpid()) {
+    if (nfds == -ESRCH) {
         *fail = tw_failure_new(-ENOENT,
                                "cannot listen on %s: LISTEN_PID is %.20s, not this process (%ld)",
-                               desc, pid_text, (long)getpid());
+                               desc, getenv("LISTEN_PID"), (long)getpid());
         return -ENOENT;
     }
-    if (parse_number(fds_text, 0, 65536, &nfds) < 0 || e->index >= nfds) {
+    if (nfds < 0) {
+        *fail = tw_failure_new(-EINVAL,
+                               "cannot listen on %s: LISTEN_PID '%.20s' or LISTEN_FDS '%.20s' is "
+                               "not a number in range",
+                               desc, getenv("LISTEN_PID"), getenv("LISTEN_FDS"));
+        return -EINVAL;
+    }
+    if (e->index >= nfds) {
         *fail = tw_failure_new(-EBADF,
-                               "cannot listen on %s: systemd passed %.20s descriptor(s), so index "
+                               "cannot listen on %s: systemd passed %d descriptor(s), so index "
                                "%d is out of range",
-                               desc, fds_text, e->index);
+                               desc, nfds, e->index);
         return -EBADF;
     }
     int fd = 3 + e->index;

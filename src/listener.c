@@ -50,6 +50,7 @@ struct tw_listener {
     size_t max_connections;
     unsigned long long rejected, rejected_logged;
     double last_reject_log;
+    tw_call *reject_report; /* reports the refusals a throttled log held back */
     double idle_timeout;
     tw_call *idle_sweep;
     void (*on_stop)(void *arg); /* tw__listener_on_stop() */
@@ -68,16 +69,19 @@ static void unref(tw_listener *l)
         free(l);
 }
 
+static void report_rejections(tw_listener *l);
+
 static void stop(tw_listener *l)
 {
     if (l->r == NULL)
         return;
-    tw_call *calls[2] = {l->retry, l->idle_sweep};
-    for (int i = 0; i < 2; i++) {
+    report_rejections(l); /* every refusal is counted, the last ones too */
+    tw_call *calls[3] = {l->retry, l->idle_sweep, l->reject_report};
+    for (int i = 0; i < 3; i++) {
         tw_call_cancel(calls[i]);
         tw_call_release(calls[i]);
     }
-    l->retry = l->idle_sweep = NULL;
+    l->retry = l->idle_sweep = l->reject_report = NULL;
     event_free(l->ev);
     l->ev = NULL;
     close(l->fd);
@@ -146,22 +150,42 @@ static void out_of_descriptors(tw_listener *l, int err)
         event_add(l->ev, NULL); /* no timer: keep accepting rather than go deaf */
 }
 
-/* Over max_connections: close at once, and say so at most once a second. */
+/* Log the refusals not reported yet. */
+static void report_rejections(tw_listener *l)
+{
+    if (l->rejected == l->rejected_logged)
+        return;
+    char where[TW_ADDRSTRLEN];
+    tw_log(TW_LOG_WARN, "tcp",
+           "%s: %zu connections open (the limit); refused %llu connection(s) since the last "
+           "report",
+           tw_address_format(&l->addr, where, sizeof where), l->conns,
+           l->rejected - l->rejected_logged);
+    l->rejected_logged = l->rejected;
+    l->last_reject_log = tw_reactor_seconds(l->r);
+}
+
+static void delayed_report(void *arg)
+{
+    tw_listener *l = arg;
+    tw_call_release(l->reject_report);
+    l->reject_report = NULL;
+    report_rejections(l);
+}
+
+/* Over max_connections: close at once, and say so at most once a second;
+ * refusals within that second are reported when it ends. */
 static void reject(tw_listener *l, int fd)
 {
     close(fd);
     l->rejected++;
     double now = tw_reactor_seconds(l->r);
-    if (l->rejected_logged == 0 || now - l->last_reject_log >= 1.0) {
-        char where[TW_ADDRSTRLEN];
-        tw_log(TW_LOG_WARN, "tcp",
-               "%s: %zu connections open (the limit); refused %llu connection(s) since the last "
-               "report",
-               tw_address_format(&l->addr, where, sizeof where), l->conns,
-               l->rejected - l->rejected_logged);
-        l->rejected_logged = l->rejected;
-        l->last_reject_log = now;
-    }
+    if (l->rejected_logged == 0 || now - l->last_reject_log >= 1.0)
+        report_rejections(l);
+    else if (l->reject_report == NULL &&
+             tw_reactor_call_later(l->r, l->last_reject_log + 1.0 - now, delayed_report, l,
+                                   &l->reject_report) < 0)
+        report_rejections(l); /* no timer: report now rather than never */
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)

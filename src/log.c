@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <twine/log.h>
@@ -26,7 +27,9 @@ static struct {
     char *path;
     tw_log_fn fn;
     void *fn_arg;
-} sink = {TW_LOG_INFO, TW_LOG_TEXT, -1, NULL, NULL, NULL};
+    uid_t owner; /* (uid_t)-1: files keep the owner they were created with */
+    gid_t group;
+} sink = {TW_LOG_INFO, TW_LOG_TEXT, -1, NULL, NULL, NULL, (uid_t)-1, (gid_t)-1};
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -60,10 +63,26 @@ TW_API void tw_log_set_format(tw_log_format format)
     sink.format = format;
 }
 
+static int give_to_owner(int fd)
+{
+    struct stat st;
+    if (sink.owner == (uid_t)-1 || fstat(fd, &st) < 0 ||
+        (st.st_uid == sink.owner && st.st_gid == sink.group))
+        return 0;
+    return fchown(fd, sink.owner, sink.group) < 0 ? -errno : 0;
+}
+
 static int open_log(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    return fd < 0 ? -errno : fd;
+    if (fd < 0)
+        return -errno;
+    int rc = give_to_owner(fd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
 }
 
 TW_API int tw_log_set_file(const char *path)
@@ -110,31 +129,72 @@ TW_API int tw_log_reopen(void)
     return 0;
 }
 
+TW_API int tw_log_set_owner(uid_t uid, gid_t gid)
+{
+    sink.owner = uid;
+    sink.group = gid;
+    return sink.fd >= 0 ? give_to_owner(sink.fd) : 0;
+}
+
 TW_API void tw_log_set_handler(tw_log_fn fn, void *arg)
 {
     sink.fn = fn;
     sink.fn_arg = arg;
 }
 
-/* Append @p s to @p out as the inside of a JSON string. */
+/* The length of the valid UTF-8 sequence at @p s (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c >= 0xc2 && c <= 0xdf)
+        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4
+                                                                                         : 0;
+    }
+    return 0;
+}
+
+/* Append @p s to @p out as the inside of a JSON string, stopping before
+ * @p cap. A JSON parser must accept every record, whatever bytes a peer or
+ * a module put in the message: control characters are \u00XX, a byte that
+ * does not start a valid UTF-8 sequence is \ufffd (the replacement
+ * character), and a sequence is copied whole or not at all, so truncation
+ * never cuts one. (The NUL that ends @p s stops the sequence checks, since
+ * it is never a continuation byte.) */
 static size_t json_escape(char *out, size_t at, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    for (; *s != '\0' && at + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        unsigned char c = *p;
+        size_t in = 1, len;
+        char esc[8];
+        const char *src = esc;
         if (c == '"' || c == '\\') {
-            out[at++] = '\\';
-            out[at++] = (char)c;
-        } else if (c < 0x20) {
-            out[at++] = '\\';
-            out[at++] = 'u';
-            out[at++] = '0';
-            out[at++] = '0';
-            out[at++] = hex[c >> 4];
-            out[at++] = hex[c & 15];
+            esc[0] = '\\', esc[1] = (char)c, len = 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4], esc[5] = hex[c & 15], len = 6;
+        } else if (c < 0x80) {
+            esc[0] = (char)c, len = 1;
+        } else if ((in = utf8_sequence(p)) > 0) {
+            src = (const char *)p, len = in;
         } else {
-            out[at++] = (char)c;
+            memcpy(esc, "\\ufffd", 6);
+            in = 1, len = 6;
         }
+        if (at + len >= cap)
+            break;
+        memcpy(out + at, src, len);
+        at += len;
+        p += in;
     }
     return at;
 }

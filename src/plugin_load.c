@@ -412,36 +412,75 @@ static char **list_modules(const char *dir, size_t *n)
     return names;
 }
 
-TW_API size_t tw_plugin_registry_scan(tw_plugin_registry *reg, tw_plugin_refusal_fn on_refusal,
-                                      void *arg)
+TW_API size_t tw_plugin_registry_files(const tw_plugin_registry *reg, tw_plugin_file_fn fn,
+                                       void *arg)
 {
-    size_t refused = 0;
+    size_t count = 0;
     for (size_t i = 0; i < reg->ndirs; i++) {
         size_t n;
         char **names = list_modules(reg->dirs[i], &n);
         for (size_t j = 0; j < n; j++) {
             char *path = join(reg->dirs[i], names[j]);
-            if (path != NULL && !already_loaded(reg, path)) {
-                char err[1024];
-                int rc = tw_plugin_registry_load(reg, path, NULL, err, sizeof err);
-                if (rc == 0) {
-                    names[j][strlen(names[j]) - strlen(MODULE_SUFFIX)] = '\0';
-                    rc = check_file_name(reg, path, names[j], err, sizeof err);
-                }
-                if (rc < 0) {
-                    refused++;
-                    if (on_refusal != NULL)
-                        on_refusal(path, rc, err, arg);
-                    else
-                        tw_log(TW_LOG_WARN, "plugin", "%s", err);
-                }
+            if (path != NULL) {
+                count++;
+                fn(path, arg);
             }
             free(path);
             free(names[j]);
         }
         free(names);
     }
-    return refused;
+    return count;
+}
+
+TW_API int tw_plugin_registry_scan_file(tw_plugin_registry *reg, const char *path, char *err,
+                                        size_t errlen)
+{
+    if (already_loaded(reg, path))
+        return 0;
+    int rc = tw_plugin_registry_load(reg, path, NULL, err, errlen);
+    if (rc < 0)
+        return rc;
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    size_t n = strlen(base);
+    char name[256];
+    if (!has_suffix(base, MODULE_SUFFIX) || n - strlen(MODULE_SUFFIX) >= sizeof name)
+        n = 0;
+    else
+        n -= strlen(MODULE_SUFFIX);
+    memcpy(name, base, n);
+    name[n] = '\0';
+    return check_file_name(reg, path, name, err, errlen);
+}
+
+typedef struct {
+    tw_plugin_registry *reg;
+    tw_plugin_refusal_fn on_refusal;
+    void *arg;
+    size_t refused;
+} scan_state;
+
+static void scan_one(const char *path, void *arg)
+{
+    scan_state *st = arg;
+    char err[1024];
+    int rc = tw_plugin_registry_scan_file(st->reg, path, err, sizeof err);
+    if (rc == 0)
+        return;
+    st->refused++;
+    if (st->on_refusal != NULL)
+        st->on_refusal(path, rc, err, st->arg);
+    else
+        tw_log(TW_LOG_WARN, "plugin", "%s", err);
+}
+
+TW_API size_t tw_plugin_registry_scan(tw_plugin_registry *reg, tw_plugin_refusal_fn on_refusal,
+                                      void *arg)
+{
+    scan_state st = {reg, on_refusal, arg, 0};
+    tw_plugin_registry_files(reg, scan_one, &st);
+    return st.refused;
 }
 
 TW_API size_t tw_plugin_registry_count(const tw_plugin_registry *reg)

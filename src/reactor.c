@@ -213,8 +213,14 @@ TW_API int tw_reactor_stopping(const tw_reactor *r)
 
 TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds)
 {
-    if (isfinite(seconds) && seconds >= 0)
-        r->shutdown_timeout = seconds;
+    if (!isfinite(seconds) || seconds < 0)
+        return;
+    r->shutdown_timeout = seconds;
+    /* An operator who asks again during a drain means it now: the drain
+     * ends after the new timeout, from the timer, never from inside this
+     * call. */
+    if (r->drain_call != NULL)
+        tw_call_reset(r->drain_call, seconds);
 }
 
 TW_API void tw_reactor_set_linger_timeout(tw_reactor *r, double seconds)

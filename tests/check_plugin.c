@@ -351,7 +351,8 @@ START_TEST(test_a_scan_registers_the_good_modules_and_reports_the_rest)
     ck_assert(refused(&r, "unresolved.so"));
     ck_assert(refused(&r, "echo.so"));
     ck_assert(refused(&r, "alias.so"));
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 2);
+    /* good, old and crash (which crashes only when started) */
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 3);
     const tw_plugin *p;
     char err[1024];
     ck_assert_int_eq(tw_plugin_registry_find(reg, "good", &p, err, sizeof err), 0);
@@ -359,7 +360,37 @@ START_TEST(test_a_scan_registers_the_good_modules_and_reports_the_rest)
     /* a second scan finds nothing new and loads nothing twice */
     r.count = 0;
     tw_plugin_registry_scan(reg, collect, &r);
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 2);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 3);
+    tw_plugin_registry_free(reg);
+}
+END_TEST
+
+static void count_file(const char *path, void *arg)
+{
+    size_t *n = arg;
+    size_t len = strlen(path);
+    ck_assert(len > 3 && strcmp(path + len - 3, ".so") == 0);
+    (*n)++;
+}
+
+START_TEST(test_the_module_files_are_listed_without_being_loaded)
+{
+    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry_add_dir(reg, plugin_dir());
+    size_t seen = 0;
+    /* good, old, badmagic, future, newer, nodescriptor, unresolved, echo, alias, crash */
+    ck_assert_uint_eq(tw_plugin_registry_files(reg, count_file, &seen), 10);
+    ck_assert_uint_eq(seen, 10);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count());
+    char path[512], err[1024];
+    snprintf(path, sizeof path, "%s/good.so", plugin_dir());
+    ck_assert_int_eq(tw_plugin_registry_scan_file(reg, path, err, sizeof err), 0);
+    ck_assert_int_eq(tw_plugin_registry_scan_file(reg, path, err, sizeof err), 0);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 1);
+    snprintf(path, sizeof path, "%s/alias.so", plugin_dir());
+    ck_assert_int_eq(tw_plugin_registry_scan_file(reg, path, err, sizeof err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "alias.so declares protocol 'aliased'"));
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 1);
     tw_plugin_registry_free(reg);
 }
 END_TEST
@@ -399,6 +430,7 @@ static Suite *plugin_suite(void)
     tcase_add_test(tc, test_a_refused_module_is_not_passed_over);
     tcase_add_test(tc, test_an_unknown_protocol_lists_the_registered_ones);
     tcase_add_test(tc, test_a_scan_registers_the_good_modules_and_reports_the_rest);
+    tcase_add_test(tc, test_the_module_files_are_listed_without_being_loaded);
     tcase_add_test(tc, test_the_installed_directory_is_compiled_in);
     suite_add_tcase(s, tc);
     return s;

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -50,22 +51,18 @@ static void make_tmpdir(void)
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
 static void remove_tmpdir(void)
 {
     if (tmpdir[0] == '\0')
         return;
-    DIR *d = opendir(tmpdir);
-    struct dirent *de;
-    while (d != NULL && (de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, de->d_name);
-        unlink(p);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(tmpdir);
+    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     tmpdir[0] = '\0';
 }
 
@@ -145,6 +142,9 @@ typedef struct {
     gid_t gid;
     int fd3;                /* dup2 to descriptor 3 (socket activation), or -1 */
     int drop_cap;           /* a capability root runs reactord without, or 0 */
+    const char *trap;       /* plant a link PATH.<pid>.tmp -> trap_target, or NULL */
+    const char *trap_target;
+    int keep_fd;            /* a descriptor reactord inherits (not close-on-exec), or 0 */
 } spawn_opts;
 
 /* The exit code of a child that the unprivileged user cannot run reactord
@@ -184,6 +184,15 @@ static child spawn_reactord(const char *const *args, const spawn_opts *o)
         }
         for (size_t i = 0; o != NULL && o->env != NULL && o->env[i] != NULL; i++)
             putenv((char *)o->env[i]);
+        if (o != NULL && o->trap != NULL) {
+            /* what an account that may write the pidfile's directory plants */
+            char at[512];
+            snprintf(at, sizeof at, "%s.%ld.tmp", o->trap, (long)getpid());
+            if (symlink(o->trap_target, at) < 0)
+                _exit(126);
+        }
+        if (o != NULL && o->keep_fd > 0)
+            fcntl(o->keep_fd, F_SETFD, 0);
         if (o != NULL && o->uid != 0 &&
             (setgroups(0, NULL) < 0 || setgid(o->gid) < 0 || setuid(o->uid) < 0))
             _exit(126);
@@ -431,7 +440,7 @@ START_TEST(test_twine_plugin_path_is_searched_too)
     char env[1024];
     snprintf(env, sizeof env, "TWINE_PLUGIN_PATH=/nonexistent:%s", plugins());
     const char *envs[] = {env, NULL};
-    spawn_opts o = {envs, 0, 0, -1, 0};
+    spawn_opts o = {envs, 0, 0, -1, 0, NULL, NULL, 0};
     const char *args[] = {"--list-protocols", NULL};
     char out[8192];
     int status = run_reactord(args, &o, out, sizeof out, 10000);
@@ -456,7 +465,7 @@ START_TEST(test_plugin_path_comes_before_twine_plugin_path)
     char env[1024];
     snprintf(env, sizeof env, "TWINE_PLUGIN_PATH=%s", plugins());
     const char *envs[] = {env, NULL};
-    spawn_opts o = {envs, 0, 0, -1, 0};
+    spawn_opts o = {envs, 0, 0, -1, 0, NULL, NULL, 0};
     const char *args[] = {"--help-protocol", "good", "--plugin-path", tmpdir, NULL};
     char text[4096];
     int status = run_reactord(args, &o, text, sizeof text, 10000);
@@ -518,7 +527,8 @@ START_TEST(test_amp_serves_the_commands_of_plugin_modules)
     const char *args[] = {"-p", "amp", "--plugin-path", plugins(), "--port", "0",
                           "--interface", "127.0.0.1", NULL};
     tu_reactord d = start(args);
-    ck_assert_ptr_nonnull(strstr(d.log, "module 'good'"));
+    /* the other modules are loaded once privileges are dropped, after listening */
+    ck_assert_msg(wait_log(&d, "module 'good'", 5000), "%s", d.log);
     int fd = tu_connect("127.0.0.1", d.port);
     tw_amp_box *req = tw_amp_box_new();
     tw_amp_box_set_str(req, "_command", "Reverse");
@@ -713,7 +723,7 @@ START_TEST(test_systemd_socket_activation_is_served)
     getsockname(ls, (struct sockaddr *)&a, &len);
     int port = ntohs(a.sin_port);
     const char *args[] = {"-p", "echo", "-l", "systemd:domain=INET:index=0", NULL};
-    spawn_opts o = {NULL, 0, 0, ls, 0};
+    spawn_opts o = {NULL, 0, 0, ls, 0, NULL, NULL, 0};
     child c = spawn_reactord(args, &o);
     close(ls);
     char out[4096] = "";
@@ -869,16 +879,15 @@ START_TEST(test_sigterm_lets_a_transfer_in_flight_finish)
 }
 END_TEST
 
-START_TEST(test_shutdown_timeout_closes_connections_that_do_not_drain)
+/* A client of @p d's echo server that never reads and has a small window,
+ * flooded until the server's output for it can no longer drain. */
+static int stuck_client(tu_reactord *d)
 {
-    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
-                          "--shutdown-timeout", "1", NULL};
-    tu_reactord d = start(args);
     /* A client that never reads, with a small window. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d.port)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d->port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     expect_echo(fd, "accepted"); /* the server holds the connection */
@@ -901,19 +910,28 @@ START_TEST(test_shutdown_timeout_closes_connections_that_do_not_drain)
         }
         /* Our side is full: is the server's still being read? */
         usleep(100000);
-        unread = server_unread(d.port, local_port(fd));
+        unread = server_unread(d->port, local_port(fd));
         steady = unread > 0 && unread == last ? steady + 1 : 0;
         last = unread;
     }
-    tu_reactord_read_log(&d);
+    tu_reactord_read_log(d);
     ck_assert_msg(steady >= 10,
                   "the server never stopped reading: %zu bytes sent from port %d, %ld unread; %s",
-                  flooded, local_port(fd), unread, d.log);
+                  flooded, local_port(fd), unread, d->log);
 #else
     for (int i = 0; i < 256 && send(fd, junk, sizeof junk, MSG_NOSIGNAL) > 0; i++)
         ;
     usleep(500000);
 #endif
+    return fd;
+}
+
+START_TEST(test_shutdown_timeout_closes_connections_that_do_not_drain)
+{
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--shutdown-timeout", "1", NULL};
+    tu_reactord d = start(args);
+    int fd = stuck_client(&d);
     long long t0 = tu_now_ms();
     int status = stop(&d, SIGTERM);
     long long took = tu_now_ms() - t0;
@@ -1102,7 +1120,7 @@ START_TEST(test_a_pidfile_of_another_users_process_counts_as_alive)
     char pidfile[256];
     tmp_path(pidfile, sizeof pidfile, "other.pid");
     pid_t owner = 1; /* init: root's, so kill(1, 0) fails with EPERM for others */
-    spawn_opts o = {NULL, 0, 0, -1, 0};
+    spawn_opts o = {NULL, 0, 0, -1, 0, NULL, NULL, 0};
     if (geteuid() == 0) {
         /* Root may signal anyone: make a process of another user, and run
          * reactord as a root without CAP_KILL, which may not signal it. */
@@ -1195,7 +1213,7 @@ START_TEST(test_a_low_port_without_privilege_exits_77)
                "unprivileged here (net.ipv4.ip_unprivileged_port_start)\n");
         return;
     }
-    spawn_opts o = {NULL, 0, 0, -1, 0};
+    spawn_opts o = {NULL, 0, 0, -1, 0, NULL, NULL, 0};
     if (geteuid() == 0) {
         o.uid = nobody(&o.gid);
         if (o.uid == 0) {
@@ -1210,7 +1228,8 @@ START_TEST(test_a_low_port_without_privilege_exits_77)
     if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == NO_ACCESS) {
         /* nobody may not enter this build directory: be a root without the
          * capability to bind privileged ports instead */
-        spawn_opts unprivileged_root = {NULL, 0, 0, -1, CAP_NET_BIND_SERVICE_NR};
+        spawn_opts unprivileged_root = {NULL,    0,    0, -1, CAP_NET_BIND_SERVICE_NR,
+                                        NULL,    NULL, 0};
         status = run_reactord(args, &unprivileged_root, out, sizeof out, 10000);
     }
     ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 77, "%s", out);
@@ -1440,6 +1459,784 @@ START_TEST(test_help_covers_every_option)
 }
 END_TEST
 
+/* ------------------------------------------------------------ trust (issue 15) */
+
+/* The user that privilege tests switch to, and whether root runs them:
+ * 0 (after saying why the test is skipped) unless both hold. */
+static uid_t test_user(const char *test, gid_t *gid)
+{
+    uid_t uid = geteuid() == 0 ? nobody(gid) : 0;
+    if (uid == 0)
+        printf("skipped %s: needs root and an unprivileged user 'nobody'\n", test);
+    return uid;
+}
+
+/* Whether @p uid may read and enter @p dir (a build tree may be root's alone). */
+static int user_can_read(uid_t uid, gid_t gid, const char *dir)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(setgroups(0, NULL) == 0 && setgid(gid) == 0 && setuid(uid) == 0 &&
+                      access(dir, R_OK | X_OK) == 0
+                  ? 0
+                  : 1);
+    int status = tu_wait_child(pid, 5000);
+    return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* Whether every line of @p path parses as JSON, with Python's parser. */
+static int every_line_is_json(const char *path)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import json, sys\n"
+             "data = open(sys.argv[1], \"rb\").read()\n"
+             "assert data.endswith(b\"\\n\"), data\n"
+             "[json.loads(line) for line in data.split(b\"\\n\")[:-1]]' '%s'",
+             path);
+    return system(cmd) == 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_a_link_planted_at_a_temporary_pidfile_name_is_not_followed)
+{
+    make_tmpdir();
+    char pidfile[256], target[256], text[64];
+    tmp_path(pidfile, sizeof pidfile, "echo.pid");
+    tmp_path(target, sizeof target, "precious");
+    write_file(target, "precious\n");
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--pidfile", pidfile, NULL};
+    spawn_opts o = {NULL, 0, 0, -1, 0, pidfile, target, 0};
+    child c = spawn_reactord(args, &o);
+    char out[4096] = "";
+    long long deadline = tu_now_ms() + 10000;
+    while (strstr(out, "serving protocol") == NULL && tu_now_ms() < deadline) {
+        usleep(10000);
+        collect(&c, out, sizeof out);
+    }
+    ck_assert_msg(strstr(out, "serving protocol") != NULL, "%s", out);
+    ck_assert_str_eq(slurp(target, text, sizeof text), "precious\n");
+    ck_assert_int_eq(pid_from_file(pidfile), c.pid);
+    struct stat st;
+    ck_assert_int_eq(lstat(pidfile, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    kill(c.pid, SIGTERM);
+    int status = tu_wait_child(c.pid, 10000);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_str_eq(slurp(target, text, sizeof text), "precious\n");
+    close(c.out_fd);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_symbolic_link_at_the_pidfile_is_refused_not_followed)
+{
+    make_tmpdir();
+    char pidfile[256], target[256], text[64];
+    tmp_path(pidfile, sizeof pidfile, "echo.pid");
+    tmp_path(target, sizeof target, "precious");
+    write_file(target, "precious\n");
+    ck_assert_int_eq(symlink(target, pidfile), 0);
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--pidfile", pidfile, NULL};
+    expect_failure(args, 73, pidfile, "symbolic link");
+    ck_assert_str_eq(slurp(target, text, sizeof text), "precious\n");
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_pidfile_directory_anyone_may_write_needs_the_sticky_bit)
+{
+    make_tmpdir();
+    char dir[256], pidfile[300];
+    tmp_path(dir, sizeof dir, "run");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    ck_assert_int_eq(chmod(dir, 0777), 0);
+    snprintf(pidfile, sizeof pidfile, "%s/echo.pid", dir);
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--pidfile", pidfile, NULL};
+    expect_failure(args, 73, dir, "sticky bit");
+    ck_assert_int_eq(access(pidfile, F_OK), -1);
+    /* with the sticky bit, as /tmp has it, nobody can replace our file */
+    ck_assert_int_eq(chmod(dir, 01777), 0);
+    tu_reactord d = start(args);
+    ck_assert_int_eq(pid_from_file(pidfile), d.pid);
+    expect_clean_exit(&d);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_pidfile_mistakes_exit_73_as_log_file_mistakes_do)
+{
+    make_tmpdir();
+    char missing[256], dir[256];
+    tmp_path(missing, sizeof missing, "no/such/dir/echo.pid");
+    tmp_path(dir, sizeof dir, "a-directory");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    const char *in_missing[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                                "--pidfile", missing, NULL};
+    expect_failure(in_missing, 73, missing, "No such file");
+    const char *log_missing[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                                 "--logfile", missing, NULL};
+    expect_failure(log_missing, 73, missing, "No such file");
+    const char *is_dir[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                            "--pidfile", dir, NULL};
+    expect_failure(is_dir, 73, dir, "a directory");
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_systemd_socket_of_the_wrong_type_exits_64)
+{
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    const char *args[] = {"-p", "echo", "-l", "systemd:domain=INET:index=0", NULL};
+    spawn_opts o = {NULL, 0, 0, udp, 0, NULL, NULL, 0};
+    char out[4096];
+    int status = run_reactord(args, &o, out, sizeof out, 10000);
+    close(udp);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 64, "%s", out);
+    ck_assert_msg(strstr(out, "not a listening INET stream socket") != NULL, "%s", out);
+}
+END_TEST
+
+START_TEST(test_a_port_in_use_is_said_once_with_workers)
+{
+    const char *first[] = {"-p", "echo", "-l", "tcp:0:interface=127.0.0.1", NULL};
+    tu_reactord d = start(first);
+    char ep[64], want[64];
+    snprintf(ep, sizeof ep, "tcp:%d:interface=127.0.0.1", d.port);
+    snprintf(want, sizeof want, "127.0.0.1:%d", d.port);
+    const char *args[] = {"-p", "echo", "-l", ep, "--workers", "2", NULL};
+    expect_failure(args, 69, want, "already in use");
+    expect_clean_exit(&d);
+}
+END_TEST
+
+START_TEST(test_a_second_reactord_cannot_share_a_port_served_by_workers)
+{
+    const char *first[] = {"-p", "echo", "-l", "tcp:0:interface=127.0.0.1", "--workers", "2",
+                           NULL};
+    tu_reactord d = start(first);
+    ck_assert_msg(wait_log(&d, "all 2 workers running", 10000), "%s", d.log);
+    char ep[64], want[64];
+    snprintf(ep, sizeof ep, "tcp:%d:interface=127.0.0.1", d.port);
+    snprintf(want, sizeof want, "127.0.0.1:%d", d.port);
+    /* SO_REUSEPORT would let it in, even serving another protocol */
+    const char *workers[] = {"-p", "line", "-l", ep, "--workers", "2", NULL};
+    expect_failure(workers, 69, want, "already in use");
+    const char *alone[] = {"-p", "line", "-l", ep, NULL};
+    expect_failure(alone, 69, want, "already in use");
+    for (int i = 0; i < 10; i++)
+        expect_tcp_echo(d.port, "still all mine");
+    expect_clean_exit(&d);
+}
+END_TEST
+
+START_TEST(test_a_start_up_failure_after_listening_is_in_the_log_file)
+{
+    make_tmpdir();
+    const char *first[] = {"-p", "echo", "-l", "tcp:0:interface=127.0.0.1", NULL};
+    tu_reactord d = start(first);
+    char ep[64], want[64], log[256], text[8192];
+    snprintf(ep, sizeof ep, "tcp:%d:interface=127.0.0.1", d.port);
+    snprintf(want, sizeof want, "127.0.0.1:%d", d.port);
+    tmp_path(log, sizeof log, "fail.log");
+    const char *args[] = {"-p", "echo", "-l", "tcp:0:interface=127.0.0.1", "-l", ep,
+                          "--logfile", log, NULL};
+    expect_failure(args, 69, want, "already in use");
+    slurp(log, text, sizeof text);
+    const char *listening = strstr(text, "listening on"), *fatal = strstr(text, "error reactord:");
+    ck_assert_msg(listening != NULL && fatal != NULL && fatal > listening, "%s", text);
+    ck_assert_msg(strstr(fatal, want) != NULL && strstr(fatal, "already in use") != NULL, "%s",
+                  text);
+    expect_clean_exit(&d);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_fatal_sentence_on_stderr_is_json_when_the_log_is)
+{
+    const char *first[] = {"-p", "echo", "-l", "tcp:0:interface=127.0.0.1", NULL};
+    tu_reactord d = start(first);
+    char ep[64], out[4096];
+    snprintf(ep, sizeof ep, "tcp:%d:interface=127.0.0.1", d.port);
+    const char *args[] = {"-p", "echo", "-l", ep, "--log-format", "json", NULL};
+    int status = run_reactord(args, NULL, out, sizeof out, 10000);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 69, "%s", out);
+    const char *line = strstr(out, "{\"time\":");
+    ck_assert_msg(line != NULL && strstr(line, "\"level\":\"error\"") != NULL &&
+                      strstr(line, "already in use") != NULL,
+                  "%s", out);
+    ck_assert_msg(strstr(out, "reactord: ") == NULL, "plain text in a JSON log: %s", out);
+    for (const char *l = out; *l != '\0'; l = strchr(l, '\n') + 1) {
+        ck_assert_msg(*l == '{', "not JSON: %s", out);
+        ck_assert_ptr_nonnull(strchr(l, '\n'));
+    }
+    expect_clean_exit(&d);
+}
+END_TEST
+
+START_TEST(test_every_json_log_line_parses_whatever_bytes_it_carries)
+{
+    make_tmpdir();
+    char log[256], sock[256], ep[300], text[16384];
+    tmp_path(log, sizeof log, "json.log");
+    /* a path that is not UTF-8: a lone continuation byte, a cut sequence */
+    tmp_path(sock, sizeof sock, "s\xff\x80\xc3(");
+    snprintf(ep, sizeof ep, "unix:%s", sock);
+    const char *args[] = {"-p", "echo", "-l", ep, "--log-format", "json", "--logfile", log,
+                          NULL};
+    child c = spawn_reactord(args, NULL);
+    ck_assert(wait_for_text(log, "listening on", 10000));
+    kill(c.pid, SIGTERM);
+    int status = tu_wait_child(c.pid, 10000);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(c.out_fd);
+    ck_assert_msg(strstr(slurp(log, text, sizeof text), "s\\ufffd\\ufffd\\ufffd(") != NULL, "%s",
+                  text);
+    ck_assert_msg(every_line_is_json(log), "%s", text);
+
+    /* a fatal sentence longer than a record, of two-byte characters, cut
+     * wherever the record ends */
+    char name[1501], long_log[256];
+    for (int i = 0; i < 1500; i += 2)
+        memcpy(name + i, "\xc3\xa9", 2);
+    name[1500] = '\0';
+    tmp_path(long_log, sizeof long_log, "long.log");
+    for (int shift = 0; shift < 2; shift++) {
+        const char *fail[] = {"-p", name + shift, "--port", "0", "--log-format", "json",
+                              "--logfile", long_log, NULL};
+        char out[8192];
+        status = run_reactord(fail, NULL, out, sizeof out, 10000);
+        ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 64, "%s", out);
+    }
+    ck_assert_msg(strstr(slurp(long_log, text, sizeof text), "\xc3\xa9\xc3\xa9") != NULL, "%s",
+                  text);
+    ck_assert_msg(every_line_is_json(long_log), "%s", text);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_sigusr1_reopens_the_log_like_sighup)
+{
+    make_tmpdir();
+    char log[256], rotated[256], text[8192];
+    tmp_path(log, sizeof log, "reactord.log");
+    tmp_path(rotated, sizeof rotated, "reactord.log.1");
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--logfile", log, NULL};
+    child c = spawn_reactord(args, NULL);
+    ck_assert(wait_for_text(log, "listening on", 10000));
+    ck_assert_int_eq(rename(log, rotated), 0);
+    kill(c.pid, SIGUSR1);
+    ck_assert(wait_for_text(log, "SIGUSR1: reopened the log file", 10000));
+    ck_assert_int_eq(kill(c.pid, 0), 0);
+    kill(c.pid, SIGTERM);
+    int status = tu_wait_child(c.pid, 10000);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_ptr_nonnull(strstr(slurp(log, text, sizeof text), "stopped"));
+    close(c.out_fd);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_sigusr2_is_ignored_and_sigquit_stops_gracefully)
+{
+    make_tmpdir();
+    char pidfile[256], sock[256], ep[300];
+    tmp_path(pidfile, sizeof pidfile, "echo.pid");
+    tmp_path(sock, sizeof sock, "echo.sock");
+    snprintf(ep, sizeof ep, "unix:%s", sock);
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1", "-l", ep,
+                          "--pidfile", pidfile, NULL};
+    tu_reactord d = start(args);
+    kill(d.pid, SIGUSR2);
+    ck_assert_msg(wait_log(&d, "SIGUSR2: ignored", 10000), "%s", d.log);
+    expect_tcp_echo(d.port, "still here");
+    int status = stop(&d, SIGQUIT);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%d: %s",
+                  status, d.log);
+    ck_assert_ptr_nonnull(strstr(d.log, "SIGQUIT: no longer accepting"));
+    ck_assert_int_eq(access(pidfile, F_OK), -1);
+    ck_assert_int_eq(access(sock, F_OK), -1);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_workers_reopen_on_sigusr1_ignore_sigusr2_and_stop_on_sigquit)
+{
+    make_tmpdir();
+    char log[256], text[16384];
+    tmp_path(log, sizeof log, "workers.log");
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--workers", "2", "--logfile", log, NULL};
+    child c = spawn_reactord(args, NULL);
+    ck_assert(wait_for_text(log, "all 2 workers running", 10000));
+    kill(c.pid, SIGUSR2);
+    ck_assert(wait_for_text(log, "reactord: SIGUSR2: ignored", 10000));
+    kill(c.pid, SIGUSR1);
+    ck_assert(wait_for_text(log, "worker 1: SIGUSR1: reopened", 10000));
+    ck_assert(wait_for_text(log, "worker 2: SIGUSR1: reopened", 10000));
+    ck_assert(wait_for_text(log, "reactord: SIGUSR1: reopened", 10000));
+    ck_assert_ptr_null(strstr(slurp(log, text, sizeof text), "restarting"));
+    kill(c.pid, SIGQUIT);
+    int status = tu_wait_child(c.pid, 20000);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
+                  slurp(log, text, sizeof text));
+    ck_assert_ptr_nonnull(strstr(slurp(log, text, sizeof text), "all workers stopped"));
+    close(c.out_fd);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_second_sigterm_closes_the_remaining_connections_at_once)
+{
+    make_tmpdir();
+    char pidfile[256];
+    tmp_path(pidfile, sizeof pidfile, "echo.pid");
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--shutdown-timeout", "60", "--pidfile", pidfile, NULL};
+    tu_reactord d = start(args);
+    int fd = stuck_client(&d);
+    kill(d.pid, SIGTERM);
+    ck_assert_msg(wait_log(&d, "no longer accepting", 10000), "%s", d.log);
+    long long t0 = tu_now_ms();
+    kill(d.pid, SIGTERM);
+    int status = tu_wait_child(d.pid, 10000);
+    long long took = tu_now_ms() - t0;
+    tu_reactord_read_log(&d);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "still draining %lld ms after the second SIGTERM: %s", took, d.log);
+    ck_assert_ptr_nonnull(strstr(d.log, "SIGTERM again"));
+    ck_assert_int_eq(access(pidfile, F_OK), -1);
+    close(d.err_fd);
+    close(fd);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_worker_without_heartbeat_is_killed_and_restarted)
+{
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--workers", "2", "--worker-timeout", "1", NULL};
+    tu_reactord d = start(args);
+    ck_assert_msg(wait_log(&d, "all 2 workers running", 10000), "%s", d.log);
+    pid_t w1 = worker_pid(d.log, 1, 0);
+    ck_assert_int_gt(w1, 0);
+    /* still answering after several timeouts */
+    usleep(2500000);
+    tu_reactord_read_log(&d);
+    ck_assert_msg(strstr(d.log, "no heartbeat") == NULL, "%s", d.log);
+    kill(w1, SIGSTOP);
+    ck_assert_msg(wait_log(&d, "worker 1 (pid", 10000) && wait_log(&d, "no heartbeat", 10000),
+                  "%s", d.log);
+    long long deadline = tu_now_ms() + 10000;
+    pid_t again = -1;
+    while ((again = worker_pid(d.log, 1, 1)) <= 0 && tu_now_ms() < deadline) {
+        usleep(10000);
+        tu_reactord_read_log(&d);
+    }
+    ck_assert_msg(again > 0 && again != w1, "%s", d.log);
+    ck_assert(process_gone(w1));
+    for (int i = 0; i < 20; i++)
+        expect_tcp_echo(d.port, "answered");
+    expect_clean_exit(&d);
+}
+END_TEST
+
+START_TEST(test_a_daemon_closes_the_descriptors_it_inherited)
+{
+    become_subreaper();
+    make_tmpdir();
+    char pidfile[256], log[256], leak[256];
+    tmp_path(pidfile, sizeof pidfile, "echo.pid");
+    tmp_path(log, sizeof log, "echo.log");
+    tmp_path(leak, sizeof leak, "inherited");
+    int fd = open(leak, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ck_assert_int_ge(fd, 3);
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--daemon", "--pidfile", pidfile, "--logfile", log, NULL};
+    spawn_opts o = {NULL, 0, 0, -1, 0, NULL, NULL, fd};
+    char out[1024];
+    int status = run_reactord(args, &o, out, sizeof out, 10000);
+    close(fd);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
+    pid_t pid = (pid_t)pid_from_file(pidfile);
+    ck_assert_int_gt(pid, 0);
+    watch_daemon(pid);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%ld/fd", (long)pid);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char link[320], target[512];
+        snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = '\0';
+        ck_assert_msg(strcmp(target, leak) != 0, "descriptor %s is still %s", de->d_name, leak);
+    }
+    closedir(d);
+    kill(pid, SIGTERM);
+    status = tu_wait_child(pid, 10000);
+    loose_daemon = 0;
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_module_passed_over_for_a_builtin_is_logged)
+{
+    const char *args[] = {"-p", "echo", "--plugin-path", plugins(), "--port", "0",
+                          "--interface", "127.0.0.1", NULL};
+    tu_reactord d = start(args);
+    char want[600];
+    snprintf(want, sizeof want, "protocol 'echo' is served from built-in; the module %s/echo.so",
+             plugins());
+    ck_assert_msg(strstr(d.log, want) != NULL, "%s", d.log);
+    expect_tcp_echo(d.port, "the built-in one");
+    expect_clean_exit(&d);
+}
+END_TEST
+
+START_TEST(test_every_refused_connection_is_counted_in_the_log)
+{
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--max-connections", "1", NULL};
+    tu_reactord d = start(args);
+    int held = tu_connect("127.0.0.1", d.port);
+    expect_echo(held, "the one allowed");
+    for (int i = 0; i < 5; i++) {
+        int fd = tu_connect("127.0.0.1", d.port);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(tu_wait_eof(fd, 5000), 1); /* refused: accepted and closed */
+        close(fd);
+    }
+    expect_clean_exit(&d);
+    close(held);
+    long total = 0;
+    for (const char *at = d.log; (at = strstr(at, "refused ")) != NULL; at++)
+        total += atol(at + strlen("refused "));
+    ck_assert_msg(total == 5, "%ld refusals logged: %s", total, d.log);
+}
+END_TEST
+
+START_TEST(test_list_protocols_survives_a_module_that_crashes_while_loading)
+{
+    const char *env[] = {"TWINE_TEST_CRASH_ON_LOAD=1", NULL};
+    spawn_opts o = {env, 0, 0, -1, 0, NULL, NULL, 0};
+    const char *args[] = {"--list-protocols", "--plugin-path", plugins(), NULL};
+    char out[8192], want[600];
+    int status = run_reactord(args, &o, out, sizeof out, 20000);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
+    snprintf(want, sizeof want, "warning: module %s/crash.so crashed while loading, with signal",
+             plugins());
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "good         greets") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "old          ") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "echo.so declares protocol 'echo'") != NULL, "%s", out);
+}
+END_TEST
+
+START_TEST(test_an_unknown_protocol_lists_modules_without_loading_them)
+{
+    make_tmpdir();
+    char record[256], env_record[300];
+    tmp_path(record, sizeof record, "loaded");
+    snprintf(env_record, sizeof env_record, "TWINE_TEST_LOAD_RECORD=%s", record);
+    const char *env[] = {env_record, NULL};
+    spawn_opts o = {env, 0, 0, -1, 0, NULL, NULL, 0};
+    const char *args[] = {"-p", "nosuch", "--plugin-path", plugins(), "--port", "0", NULL};
+    char out[8192];
+    int status = run_reactord(args, &o, out, sizeof out, 10000);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 64, "%s", out);
+    ck_assert_msg(strstr(out, "crash") != NULL && strstr(out, "good") != NULL, "%s", out);
+    ck_assert_int_eq(access(record, F_OK), -1);
+    /* nor does serving a protocol load the others */
+    const char *echo[] = {"-p", "echo", "--plugin-path", plugins(), "--port", "0",
+                          "--interface", "127.0.0.1", NULL};
+    child c = spawn_reactord(echo, &o);
+    out[0] = '\0';
+    long long deadline = tu_now_ms() + 10000;
+    while (strstr(out, "serving protocol") == NULL && tu_now_ms() < deadline) {
+        usleep(10000);
+        collect(&c, out, sizeof out);
+    }
+    kill(c.pid, SIGTERM);
+    status = tu_wait_child(c.pid, 10000);
+    close(c.out_fd);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(access(record, F_OK), -1);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_amp_loads_the_other_modules_only_after_dropping_privileges)
+{
+    gid_t gid;
+    uid_t uid = test_user("test_amp_loads_the_other_modules_only_after_dropping_privileges",
+                          &gid);
+    if (uid == 0)
+        return;
+    if (!user_can_read(uid, gid, plugins())) {
+        printf("skipped test_amp_loads_the_other_modules_only_after_dropping_privileges: "
+               "'nobody' cannot read %s\n", plugins());
+        return;
+    }
+    make_tmpdir();
+    ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+    char record[256], env_record[300], text[1024], want[64];
+    tmp_path(record, sizeof record, "loaded");
+    write_file(record, "");
+    ck_assert_int_eq(chmod(record, 0666), 0);
+    snprintf(env_record, sizeof env_record, "TWINE_TEST_LOAD_RECORD=%s", record);
+    const char *env[] = {env_record, NULL};
+    spawn_opts o = {env, 0, 0, -1, 0, NULL, NULL, 0};
+    const char *args[] = {"-p", "amp", "--plugin-path", plugins(), "--port", "0",
+                          "--interface", "127.0.0.1", "--user", "nobody", NULL};
+    child c = spawn_reactord(args, &o);
+    char out[8192] = "";
+    long long deadline = tu_now_ms() + 10000;
+    while (strstr(out, "serving protocol") == NULL && tu_now_ms() < deadline) {
+        usleep(10000);
+        collect(&c, out, sizeof out);
+    }
+    ck_assert_msg(strstr(out, "module 'good'") != NULL, "%s", out);
+    kill(c.pid, SIGTERM);
+    int status = tu_wait_child(c.pid, 10000);
+    close(c.out_fd);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    snprintf(want, sizeof want, "loaded as uid %u\n", (unsigned)uid);
+    ck_assert_str_eq(slurp(record, text, sizeof text), want);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_a_module_that_crashes_starting_exits_70_naming_it)
+{
+    const char *args[] = {"-p", "crash", "--plugin-path", plugins(), "--port", "0",
+                          "--interface", "127.0.0.1", NULL};
+    char want[600];
+    snprintf(want, sizeof want, "protocol 'crash' (%s/crash.so), starting, crashed with signal %d",
+             plugins(), SIGSEGV);
+    expect_failure(args, 70, want, NULL);
+}
+END_TEST
+
+START_TEST(test_a_daemon_whose_module_crashes_says_so_and_logs_it)
+{
+    become_subreaper();
+    make_tmpdir();
+    char log[256], text[4096], want[600];
+    tmp_path(log, sizeof log, "crash.log");
+    const char *args[] = {"-p", "crash", "--plugin-path", plugins(), "--port", "0",
+                          "--interface", "127.0.0.1", "--daemon", "--logfile", log, NULL};
+    snprintf(want, sizeof want, "protocol 'crash' (%s/crash.so), starting, crashed with signal",
+             plugins());
+    expect_failure(args, 70, want, NULL);
+    ck_assert_msg(strstr(slurp(log, text, sizeof text), want) != NULL, "%s", text);
+    /* No daemon was left behind: it exits right after its report. */
+    long long deadline = tu_now_ms() + 5000;
+    while (children_other_than(0) > 0 && tu_now_ms() < deadline)
+        usleep(10000);
+    ck_assert_int_eq(children_other_than(0), 0);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Rotate @p log as logrotate's `create` does: rename it, then create a new
+ * empty file with the old one's owner and mode. */
+static void logrotate_create(const char *log, const char *rotated)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(log, &st), 0);
+    ck_assert_int_eq(rename(log, rotated), 0);
+    int fd = open(log, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(fchown(fd, st.st_uid, st.st_gid), 0);
+    ck_assert_int_eq(fchmod(fd, st.st_mode & 07777), 0);
+    close(fd);
+}
+
+/* Started as root with --user, reactord hands its log to that user, who
+ * reopens it after logrotate in a root-owned directory such as /var/log. */
+static void check_log_rotation_after_user(const char *workers)
+{
+    gid_t gid;
+    uid_t uid = test_user("the --user log rotation tests", &gid);
+    if (uid == 0)
+        return;
+    make_tmpdir();
+    ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+    char dir[256], log[300], rotated[300], text[16384];
+    tmp_path(dir, sizeof dir, "log");
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(log, sizeof log, "%s/echo.log", dir);
+    snprintf(rotated, sizeof rotated, "%s/echo.log.1", dir);
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1", "--user",
+                          "nobody", "--logfile", log, "--workers", workers, NULL};
+    if (strcmp(workers, "0") == 0)
+        args[10] = NULL;
+    child c = spawn_reactord(args, NULL);
+    ck_assert(wait_for_text(log, strcmp(workers, "0") == 0 ? "serving protocol"
+                                                           : "all 2 workers running",
+                            10000));
+    struct stat st;
+    ck_assert_int_eq(stat(log, &st), 0);
+    ck_assert_int_eq(st.st_uid, uid);
+    logrotate_create(log, rotated);
+    kill(c.pid, SIGHUP);
+    if (strcmp(workers, "0") == 0) {
+        ck_assert_msg(wait_for_text(log, "reactord: SIGHUP: reopened the log file", 10000), "%s",
+                      slurp(rotated, text, sizeof text));
+    } else {
+        ck_assert_msg(wait_for_text(log, "worker 1: SIGHUP: reopened the log file", 10000) &&
+                          wait_for_text(log, "worker 2: SIGHUP: reopened the log file", 10000),
+                      "%s", slurp(rotated, text, sizeof text));
+    }
+    ck_assert_ptr_null(strstr(slurp(rotated, text, sizeof text), "cannot reopen"));
+    kill(c.pid, SIGTERM);
+    int status = tu_wait_child(c.pid, 20000);
+    ck_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_ptr_nonnull(strstr(slurp(log, text, sizeof text), "stopped"));
+    close(c.out_fd);
+    remove_tmpdir();
+}
+
+START_TEST(test_with_user_the_log_survives_logrotate_create)
+{
+    check_log_rotation_after_user("0");
+}
+END_TEST
+
+START_TEST(test_with_user_every_worker_reopens_the_log)
+{
+    check_log_rotation_after_user("2");
+}
+END_TEST
+
+/* Byte @p off of client @p c's stream: a pattern, so that every byte
+ * received can be checked against the one sent. */
+static unsigned char stream_byte(int c, size_t off)
+{
+    return (unsigned char)((off * 2654435761u) >> 24) ^ (unsigned char)c;
+}
+
+START_TEST(test_a_graceful_stop_delivers_queued_output_to_clients_that_sent_unread_data)
+{
+    enum { CLIENTS = 10 };
+    const size_t total = (size_t)16 << 20;
+    const char *args[] = {"-p", "echo", "--port", "0", "--interface", "127.0.0.1",
+                          "--shutdown-timeout", "20", NULL};
+    tu_reactord d = start(args);
+    int fd[CLIENTS];
+    size_t sent[CLIENTS] = {0}, got[CLIENTS] = {0};
+    int eof[CLIENTS] = {0};
+    static unsigned char chunk[1 << 16];
+    for (int c = 0; c < CLIENTS; c++) {
+        fd[c] = tu_connect("127.0.0.1", d.port);
+        ck_assert_int_ge(fd[c], 0);
+        fcntl(fd[c], F_SETFL, O_NONBLOCK);
+    }
+    /* Send without reading until the server stops reading from anyone: its
+     * echoes are queued, the rest waits unread in its socket buffers. */
+    long long deadline = tu_now_ms() + 30000;
+    int idle_rounds = 0;
+    while (idle_rounds < 10 && tu_now_ms() < deadline) {
+        int progress = 0;
+        for (int c = 0; c < CLIENTS; c++) {
+            while (sent[c] < total) {
+                size_t n = total - sent[c] < sizeof chunk ? total - sent[c] : sizeof chunk;
+                for (size_t i = 0; i < n; i++)
+                    chunk[i] = stream_byte(c, sent[c] + i);
+                ssize_t w = send(fd[c], chunk, n, MSG_NOSIGNAL);
+                if (w <= 0)
+                    break;
+                sent[c] += (size_t)w;
+                progress = 1;
+            }
+        }
+        idle_rounds = progress ? 0 : idle_rounds + 1;
+        usleep(20000);
+    }
+    ck_assert_msg(idle_rounds >= 10, "the server kept reading everything for 30 s");
+#ifdef __linux__
+    /* What the server read, it echoed: all of it is queued output, which
+     * must arrive whole. (On loopback nothing is in flight in between; the
+     * server may still read a little more before the signal, if its kernel
+     * buffer grows.) */
+    size_t queued[CLIENTS];
+    for (int c = 0; c < CLIENTS; c++) {
+        int outq = 0;
+        ck_assert_int_eq(ioctl(fd[c], SIOCOUTQ, &outq), 0);
+        long unread = server_unread(d.port, local_port(fd[c]));
+        ck_assert_int_ge(unread, 0);
+        queued[c] = sent[c] - (size_t)outq - (size_t)unread;
+    }
+#endif
+
+    long long t0 = tu_now_ms();
+    kill(d.pid, SIGTERM);
+    /* Now read: every byte the server echoed arrives, in order, then EOF. */
+    static unsigned char buf[1 << 16];
+    int open = CLIENTS;
+    deadline = t0 + 25000;
+    while (open > 0 && tu_now_ms() < deadline) {
+        struct pollfd p[CLIENTS];
+        for (int c = 0; c < CLIENTS; c++)
+            p[c] = (struct pollfd){eof[c] ? -1 : fd[c], POLLIN, 0};
+        poll(p, CLIENTS, 100);
+        for (int c = 0; c < CLIENTS; c++) {
+            if (eof[c] || p[c].revents == 0)
+                continue;
+            ssize_t n = recv(fd[c], buf, sizeof buf, 0);
+            if (n < 0 && errno == EAGAIN)
+                continue;
+            ck_assert_msg(n >= 0, "client %d: %s after %zu of %zu bytes echoed", c,
+                          strerror(errno), got[c], sent[c]);
+            if (n == 0) {
+                eof[c] = 1;
+                open--;
+                continue;
+            }
+            ssize_t i = 0;
+            while (i < n && buf[i] == stream_byte(c, got[c] + (size_t)i))
+                i++;
+            ck_assert_msg(i == n, "client %d: byte %zu differs", c, got[c] + (size_t)i);
+            got[c] += (size_t)n;
+        }
+    }
+    long long took = tu_now_ms() - t0;
+    tu_reactord_read_log(&d);
+    ck_assert_msg(open == 0, "%d clients without EOF %lld ms after SIGTERM (client 0: %zu of %zu "
+                  "bytes back): %s", open, took, got[0], sent[0], d.log);
+    ck_assert_msg(took < 20000, "the drain took %lld ms", took);
+    for (int c = 0; c < CLIENTS; c++) {
+        ck_assert_msg(got[c] > 0 && got[c] <= sent[c], "client %d: %zu of %zu", c, got[c],
+                      sent[c]);
+#ifdef __linux__
+        ck_assert_msg(got[c] >= queued[c], "client %d: %zu bytes echoed, %zu were queued", c,
+                      got[c], queued[c]);
+#endif
+        close(fd[c]);
+    }
+    int status = tu_wait_child(d.pid, 20000);
+    tu_reactord_read_log(&d);
+    ck_assert_msg(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", d.log);
+    ck_assert_msg(strstr(d.log, "aborting") == NULL, "%s", d.log);
+    close(d.err_fd);
+}
+END_TEST
+
 static Suite *reactord_suite(void)
 {
     Suite *s = suite_create("reactord");
@@ -1516,6 +2313,36 @@ static Suite *reactord_suite(void)
     tcase_add_test(tc, test_usage_errors_exit_64_with_one_sentence);
     tcase_add_test(tc, test_version_names_the_module_abi);
     tcase_add_test(tc, test_help_covers_every_option);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("trust");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_a_link_planted_at_a_temporary_pidfile_name_is_not_followed);
+    tcase_add_test(tc, test_a_symbolic_link_at_the_pidfile_is_refused_not_followed);
+    tcase_add_test(tc, test_a_pidfile_directory_anyone_may_write_needs_the_sticky_bit);
+    tcase_add_test(tc, test_list_protocols_survives_a_module_that_crashes_while_loading);
+    tcase_add_test(tc, test_an_unknown_protocol_lists_modules_without_loading_them);
+    tcase_add_test(tc, test_amp_loads_the_other_modules_only_after_dropping_privileges);
+    tcase_add_test(tc, test_a_module_that_crashes_starting_exits_70_naming_it);
+    tcase_add_test(tc, test_a_daemon_whose_module_crashes_says_so_and_logs_it);
+    tcase_add_test(tc, test_with_user_the_log_survives_logrotate_create);
+    tcase_add_test(tc, test_with_user_every_worker_reopens_the_log);
+    tcase_add_test(tc, test_a_start_up_failure_after_listening_is_in_the_log_file);
+    tcase_add_test(tc, test_a_fatal_sentence_on_stderr_is_json_when_the_log_is);
+    tcase_add_test(tc, test_every_json_log_line_parses_whatever_bytes_it_carries);
+    tcase_add_test(tc, test_a_second_reactord_cannot_share_a_port_served_by_workers);
+    tcase_add_test(tc, test_sigusr1_reopens_the_log_like_sighup);
+    tcase_add_test(tc, test_sigusr2_is_ignored_and_sigquit_stops_gracefully);
+    tcase_add_test(tc, test_workers_reopen_on_sigusr1_ignore_sigusr2_and_stop_on_sigquit);
+    tcase_add_test(tc, test_a_second_sigterm_closes_the_remaining_connections_at_once);
+    tcase_add_test(tc, test_a_graceful_stop_delivers_queued_output_to_clients_that_sent_unread_data);
+    tcase_add_test(tc, test_a_worker_without_heartbeat_is_killed_and_restarted);
+    tcase_add_test(tc, test_a_daemon_closes_the_descriptors_it_inherited);
+    tcase_add_test(tc, test_a_module_passed_over_for_a_builtin_is_logged);
+    tcase_add_test(tc, test_every_refused_connection_is_counted_in_the_log);
+    tcase_add_test(tc, test_pidfile_mistakes_exit_73_as_log_file_mistakes_do);
+    tcase_add_test(tc, test_a_systemd_socket_of_the_wrong_type_exits_64);
+    tcase_add_test(tc, test_a_port_in_use_is_said_once_with_workers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -100,6 +100,18 @@ TW_API int tw_endpoint_parse_client(const char *s, tw_endpoint *out, char *err, 
 TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len);
 
 /**
+ * How many listening descriptors systemd passed to this process by socket
+ * activation, read from LISTEN_PID and LISTEN_FDS as sd_listen_fds(3)
+ * reads them; they are descriptors 3 to 3 + count - 1. The variables are
+ * left as they are, so a process that hands the sockets to a child can set
+ * LISTEN_PID to the child's pid. Never calls back.
+ * @return the count (0 to 65536); -ENOENT when either variable is unset;
+ *         -ESRCH when LISTEN_PID names another process; -EINVAL when either
+ *         is not a whole number in range.
+ */
+TW_API int tw_endpoint_activated_fds(void);
+
+/**
  * Listen on the server endpoint @p e with @p f.
  *
  * @param opts NULL for the defaults; the endpoint's backlog, when set,

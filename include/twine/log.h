@@ -10,6 +10,7 @@
 #define TWINE_LOG_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 #include <twine/common.h>
 
 TW_BEGIN_DECLS
@@ -57,6 +58,19 @@ TW_API int tw_log_set_file(const char *path);
 
 /** Reopen the file given to tw_log_set_file(). @return 0 or a negated errno. */
 TW_API int tw_log_reopen(void);
+
+/**
+ * Make the log file belong to @p uid and @p gid, now and each time
+ * tw_log_set_file() or tw_log_reopen() opens one, as nginx does for a
+ * server that opens its log as root and then runs as another user: that
+ * user can then reopen it, and logrotate's `create` copies that owner.
+ * Only the open descriptor is changed (fchown), so no path or symbolic link
+ * is followed; a file that already has that owner is left alone. Never calls
+ * back. (uid_t)-1 stops changing owners.
+ * @return 0 (also when no file is open yet), or a negated errno from fchown
+ *         (the file keeps its owner).
+ */
+TW_API int tw_log_set_owner(uid_t uid, gid_t gid);
 
 /** Send records to @p fn instead of a file; NULL restores the file sink. */
 TW_API void tw_log_set_handler(tw_log_fn fn, void *arg);

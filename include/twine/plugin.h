@@ -295,6 +295,31 @@ typedef void (*tw_plugin_refusal_fn)(const char *path, int code, const char *sen
 TW_API size_t tw_plugin_registry_scan(tw_plugin_registry *reg, tw_plugin_refusal_fn on_refusal,
                                       void *arg);
 
+/** Called with the path of one module file (owned by the caller of @p fn). */
+typedef void (*tw_plugin_file_fn)(const char *path, void *arg);
+
+/**
+ * Call @p fn synchronously with the path of every *.so in every search
+ * directory, in the order tw_plugin_registry_scan() loads them, loading
+ * none: a program may list them, or load each where it chooses (reactord
+ * loads each in a child process, so a module that crashes while loading
+ * takes only that child down). @p fn must not change the search path.
+ * @return how many files there are.
+ */
+TW_API size_t tw_plugin_registry_files(const tw_plugin_registry *reg, tw_plugin_file_fn fn,
+                                       void *arg);
+
+/**
+ * Load one module file as tw_plugin_registry_scan() does: with
+ * tw_plugin_registry_load(), then the naming rule (NAME.so declares NAME).
+ * @return 0, also when the file is loaded already; the codes of
+ *         tw_plugin_registry_load(); or -EINVAL for a module whose file
+ *         name is not its protocol's. On error one sentence naming @p path
+ *         is in @p err and the file stays unregistered.
+ */
+TW_API int tw_plugin_registry_scan_file(tw_plugin_registry *reg, const char *path, char *err,
+                                        size_t errlen);
+
 /** @return how many modules are registered, built-ins included. */
 TW_API size_t tw_plugin_registry_count(const tw_plugin_registry *reg);
 

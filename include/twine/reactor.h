@@ -81,7 +81,11 @@ TW_API int tw_reactor_stopping(const tw_reactor *r);
 
 /**
  * How long tw_reactor_stop() lets connections drain before aborting them.
- * @param seconds 0 aborts at once; the default is 30.
+ * Set during a drain, the new timeout counts from now, so 0 aborts the
+ * connections still open on the next turn of the loop (a second SIGTERM, as
+ * operators expect). Never calls back synchronously.
+ * @param seconds 0 aborts at once; the default is 30. A negative or
+ *        non-finite value is ignored.
  */
 TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds);
 

@@ -9,6 +9,11 @@
  * loaded its protocol, listened, switched user and written its pidfile, and
  * exits with the daemon's code and sentence; only then is the daemon
  * considered started. A daemon that fails leaves nothing behind.
+ *
+ * A daemon keeps no descriptor it inherited besides its standard streams,
+ * the status pipe and the sockets systemd passed (LISTEN_FDS): whatever
+ * else the starting shell or service manager left open is closed, as
+ * daemon(7) asks.
  */
 #include "config.h"
 
@@ -20,6 +25,7 @@
 #include <sysexits.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <twine/endpoint.h>
 
 #include "reactord.h"
 
@@ -41,9 +47,23 @@ static int wait_for_daemon(int fd, pid_t middle)
     return 0;
 }
 
+/* Close every descriptor above stderr but @p keep and the @p activated
+ * sockets from descriptor 3 on. */
+static void close_inherited(int keep, int activated)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = 3 + (activated > 0 ? activated : 0); fd < max; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
 int rd_daemonize(int *parent)
 {
     *parent = 0;
+    /* Only the first process can tell: LISTEN_PID names it. */
+    int activated = tw_endpoint_activated_fds();
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return rd_error(EX_OSERR, "cannot create the daemon's status pipe: %s", strerror(errno));
@@ -61,7 +81,7 @@ int rd_daemonize(int *parent)
         return wait_for_daemon(p[0], pid);
     }
     close(p[0]);
-    rd_status_use_pipe(p[1]);
+    rd_status_use_pipe(p[1], 0);
     /* The middle process leaves through main() like the others, so that it
      * frees what it inherited; a failure here is reported by it. */
     *parent = 2;
@@ -71,11 +91,12 @@ int rd_daemonize(int *parent)
     if (pid < 0)
         return rd_error(EX_OSERR, "cannot fork the daemon: %s", strerror(errno));
     if (pid > 0) {
-        rd_status_use_pipe(-1); /* the daemon reports, not us */
+        rd_status_use_pipe(-1, 0); /* the daemon reports, not us */
         close(p[1]);
         return 0;
     }
     *parent = 0;
+    close_inherited(p[1], activated);
     return rd_detach_stdio();
 }
 

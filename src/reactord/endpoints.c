@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <twine/endpoint.h>
 #include <twine/udp.h>
 
@@ -32,18 +34,15 @@ struct rd_endpoint {
 
 static int check_activation(const rd_endpoint *e)
 {
-    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-    char *end;
-    long lpid = pid != NULL ? strtol(pid, &end, 10) : -1;
-    long nfds = fds != NULL ? strtol(fds, &end, 10) : -1;
-    if (lpid != (long)getpid() || nfds < 0)
+    int nfds = tw_endpoint_activated_fds();
+    if (nfds < 0)
         return rd_error(EX_USAGE,
                         "bad endpoint '%s': reactord was not started by systemd socket "
                         "activation (LISTEN_PID and LISTEN_FDS do not name this process)",
                         e->desc);
     if (e->ep.index >= nfds)
         return rd_error(EX_USAGE,
-                        "bad endpoint '%s': systemd passed %ld descriptors, so index %d does "
+                        "bad endpoint '%s': systemd passed %d descriptors, so index %d does "
                         "not exist",
                         e->desc, nfds, e->ep.index);
     return 0;
@@ -163,10 +162,38 @@ static int listen_error(const rd_endpoint *e, int code, const char *detail)
                             at);
         return rd_error(EX_NOPERM, "cannot listen on %s: permission denied", at);
     default:
+        /* A passed socket of the wrong kind is the unit file's mistake. */
+        if (e->ep.type == TW_ENDPOINT_SYSTEMD && detail != NULL)
+            return rd_error(EX_USAGE, "%s", detail);
         if (detail != NULL)
             return rd_error(EX_OSERR, "%s", detail);
         return rd_error(EX_OSERR, "cannot listen on %s: %s", at, tw_strerror(code));
     }
+}
+
+int rd_endpoint_check_free(const rd_endpoint *e, const tw_listen_options *opts)
+{
+    if (e->ep.type != TW_ENDPOINT_TCP && e->ep.type != TW_ENDPOINT_TCP6)
+        return 0;
+    tw_address a;
+    const char *iface = e->ep.interface[0] != '\0'           ? e->ep.interface
+                        : e->ep.type == TW_ENDPOINT_TCP6 ? "::"
+                                                         : "0.0.0.0";
+    if (e->ep.port == 0 || tw_address_from_ip(&a, iface, e->ep.port) < 0)
+        return 0; /* port 0, or an interface listening will name */
+    int fd = socket(tw_address_family(&a), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return rd_error(EX_OSERR, "cannot create a socket to check %s: %s", e->desc,
+                        strerror(errno));
+    /* The options listening uses, but SO_REUSEPORT: a port in TIME_WAIT is
+     * free, a port someone listens on is not, with or without it. */
+    int one = 1, v6only = opts->v6_only ? 1 : 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (tw_address_family(&a) == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    int rc = bind(fd, &a.u.sa, a.len) < 0 ? -errno : 0;
+    close(fd);
+    return rc == -EADDRINUSE ? listen_error(e, rc, NULL) : 0;
 }
 
 typedef struct {

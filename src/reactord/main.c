@@ -79,6 +79,7 @@ int main(int argc, char **argv)
     rd_app app = {.cfg = &cfg};
     rd_run run = {.app = &app};
     char *pidfile = NULL, *chdir_to = NULL;
+    int parent = 0;
     if ((rc = rd_plugins_open(&app)) != 0)
         goto out;
     if (cfg.list_protocols) {
@@ -114,10 +115,9 @@ int main(int argc, char **argv)
     if (cfg.umask >= 0)
         umask((mode_t)cfg.umask);
 
-    int parent = 0;
     if (cfg.daemon && ((rc = rd_daemonize(&parent)) != 0 || parent))
         goto out; /* the original process leaves with the daemon's verdict */
-    if ((rc = rd_logging_open(cfg.logfile)) != 0)
+    if ((rc = rd_logging_open(&run.creds)) != 0)
         goto out;
     if (pidfile != NULL && (rc = rd_pidfile_acquire(pidfile)) != 0)
         goto out;
@@ -132,5 +132,6 @@ out:
     free(pidfile);
     free(chdir_to);
     rd_plugins_close(&app);
-    return rd_status_fail(rc);
+    /* The shell that waited for a daemon prints what the daemon logged. */
+    return parent == 1 ? rd_status_print(rc) : rd_status_fail(rc);
 }

@@ -40,13 +40,16 @@ void rd_options_usage(FILE *out)
             "                             udp:PORT[:interface=ADDR], systemd:domain=INET:index=N\n"
             "      --port PORT            the same as --listen tcp:PORT (repeatable)\n"
             "      --interface ADDR       bind every --port to ADDR (default: all IPv4)\n"
-            "      --max-connections N    per endpoint, accept at most N connections at once;\n"
+            "      --max-connections N    per endpoint and process (with --workers, in each\n"
+            "                             worker), accept at most N connections at once;\n"
             "                             more are accepted and closed at once\n"
             "      --idle-timeout S       close connections silent for S seconds\n"
-            "      --shutdown-timeout S   on SIGTERM/SIGINT, let connections drain S seconds\n"
+            "      --shutdown-timeout S   on SIGTERM, let connections drain S seconds\n"
             "                             before closing them (default 30)\n"
             "      --workers N            run N worker processes sharing each TCP port\n"
             "                             with SO_REUSEPORT, restarted if they die\n"
+            "      --worker-timeout S     restart a worker silent for S seconds (default 30;\n"
+            "                             0: never)\n"
             "\n"
             "Process:\n"
             "  -d, --daemon               detach; exit with the daemon's start-up status\n"
@@ -67,7 +70,8 @@ void rd_options_usage(FILE *out)
             "  -h, --help                 show this help and exit\n"
             "  -V, --version              show the version and exit\n"
             "\n"
-            "SIGTERM or SIGINT stops gracefully and exits 0; SIGHUP reopens the log.\n"
+            "SIGTERM, SIGINT or SIGQUIT stops gracefully and exits 0 (a second one closes the\n"
+            "connections still open at once); SIGHUP or SIGUSR1 reopens the log.\n"
             "Exit codes (sysexits.h): 64 usage, 67 unknown user or group, 69 unavailable\n"
             "(address in use, pidfile held), 70 internal error, 71 system error, 73 cannot\n"
             "create a file, 77 permission denied, 78 configuration (a module refused).\n"
@@ -139,7 +143,8 @@ enum {
     OPT_UMASK,
     OPT_MAXCONN,
     OPT_IDLE,
-    OPT_WORKERS
+    OPT_WORKERS,
+    OPT_WORKER_TIMEOUT
 };
 
 static const struct option longopts[] = {
@@ -164,6 +169,7 @@ static const struct option longopts[] = {
     {"max-connections", required_argument, NULL, OPT_MAXCONN},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"workers", required_argument, NULL, OPT_WORKERS},
+    {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -258,6 +264,8 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
             return EX_USAGE;
         cfg->workers = (unsigned)n;
         return 0;
+    case OPT_WORKER_TIMEOUT:
+        return parse_seconds("--worker-timeout", arg, &cfg->worker_timeout);
     default:
         return rd_error(EX_SOFTWARE, "option %d is not handled", c);
     }
@@ -267,6 +275,7 @@ int rd_options_parse(int argc, char **argv, rd_config *cfg, int *done)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->shutdown_timeout = 30;
+    cfg->worker_timeout = 30;
     cfg->umask = -1;
     cfg->log_level = TW_LOG_INFO;
     cfg->log_format = TW_LOG_TEXT;

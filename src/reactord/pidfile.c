@@ -9,6 +9,14 @@
  * place, so no one ever reads a half-written pidfile, and two servers
  * starting at once cannot both win.
  *
+ * reactord often writes it as root into a directory that the --user
+ * account can write, so nothing that account plants there may be
+ * followed: the temporary name is unpredictable and created exclusively
+ * (mkstemp), link() never follows or replaces what is at the pidfile's
+ * name, and an existing pidfile is read without following a symbolic link
+ * and only if it is a regular file. A directory that every user may write
+ * without the sticky bit is refused: there, anyone could swap the file.
+ *
  * Only the process that created the file removes it, and only while it
  * still holds that process's id: worker processes forked later, or a file
  * replaced by someone else, are left alone.
@@ -22,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "reactord.h"
@@ -29,12 +38,19 @@
 static char *owned_path;
 static pid_t owner;
 
-/* @return the pid in @p path; 0 when it holds none; -errno when unreadable. */
+/* @return the pid in @p path; 0 when it holds none; -errno when unreadable
+ * (-ELOOP for a symbolic link, -EISDIR or -EINVAL when not a regular file). */
 static long read_pid(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+        close(fd);
+        return -e;
+    }
     char buf[32];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     int e = errno;
@@ -51,21 +67,46 @@ static long read_pid(const char *path)
 
 static int create_code(int e)
 {
-    return e == EACCES || e == EPERM || e == EROFS ? EX_CANTCREAT : EX_OSERR;
+    return e == EACCES || e == EPERM || e == EROFS || e == ENOENT || e == ENOTDIR ||
+                   e == EISDIR || e == ELOOP || e == EINVAL
+               ? EX_CANTCREAT
+               : EX_OSERR;
+}
+
+/* Refuse a directory where another user could replace the pidfile. */
+static int check_directory(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    if (n >= sizeof dir)
+        return rd_error(EX_USAGE, "the pidfile path %s is too long", path);
+    memcpy(dir, slash == NULL ? "." : path, n);
+    dir[n] = '\0';
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return rd_error(create_code(errno), "cannot create the pidfile %s: %s", path,
+                        strerror(errno));
+    if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+        return rd_error(EX_CANTCREAT,
+                        "refusing to create the pidfile %s: its directory %s is writable by "
+                        "every user and has no sticky bit, so any of them could replace it",
+                        path, dir);
+    return 0;
 }
 
 static int write_new(const char *path)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
         return rd_error(EX_USAGE, "the pidfile path %s is too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return rd_error(create_code(errno), "cannot create the pidfile %s: %s", path,
                         strerror(errno));
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-    ssize_t w = write(fd, buf, (size_t)n);
+    ssize_t w = fchmod(fd, 0644) < 0 ? -1 : write(fd, buf, (size_t)n);
     int e = errno;
     close(fd);
     if (w != n) {
@@ -73,7 +114,8 @@ static int write_new(const char *path)
         return rd_error(EX_IOERR, "cannot write the pidfile %s: %s", path,
                         w < 0 ? strerror(e) : "short write");
     }
-    /* link() fails with EEXIST rather than replacing: creation is atomic. */
+    /* link() fails with EEXIST rather than replacing or following whatever
+     * is at @p path: creation is atomic. */
     int rc = link(tmp, path) < 0 ? -errno : 0;
     unlink(tmp);
     return rc;
@@ -81,8 +123,11 @@ static int write_new(const char *path)
 
 int rd_pidfile_acquire(const char *path)
 {
+    int rc = check_directory(path);
+    if (rc != 0)
+        return rc;
     for (int attempt = 0; attempt < 5; attempt++) {
-        int rc = write_new(path);
+        rc = write_new(path);
         if (rc > 0)
             return rc; /* a code from rd_error() */
         if (rc == 0) {
@@ -100,6 +145,12 @@ int rd_pidfile_acquire(const char *path)
         long pid = read_pid(path);
         if (pid == -ENOENT)
             continue; /* removed meanwhile */
+        if (pid == -ELOOP || pid == -EISDIR || pid == -EINVAL)
+            return rd_error(EX_CANTCREAT,
+                            "cannot create the pidfile %s: something other than a pidfile is "
+                            "there (%s); remove it or choose another --pidfile",
+                            path, pid == -ELOOP ? "a symbolic link" : pid == -EISDIR ? "a directory"
+                                                                                     : "not a regular file");
         if (pid < 0)
             return rd_error(EX_NOPERM, "cannot read the existing pidfile %s: %s", path,
                             strerror((int)-pid));

@@ -5,14 +5,26 @@
  * then the installed module directory; built-ins come before all of them.
  * This file also answers --list-protocols and --help-protocol, and hands an
  * AMP factory the commands of every module that has an AMP hook.
+ *
+ * Loading a module runs its code, so reactord loads only the module asked
+ * for while it may still be root. The modules that add AMP commands are
+ * loaded after privileges are dropped; --list-protocols loads each file in
+ * a short-lived child, so a module that crashes is one warning naming it;
+ * the protocols an unknown name is compared with are file names, not
+ * loaded modules. A crash in a module's own code while reactord starts it
+ * is reported in one sentence naming the module, with exit code 70, not a
+ * bare SIGSEGV and an empty log.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <twine/amp.h>
 
 #include "reactord.h"
@@ -46,31 +58,127 @@ void rd_plugins_close(rd_app *app)
     app->reg = NULL;
 }
 
-static void warn_refusal(const char *path, int code, const char *sentence, void *arg)
+/* ---------------------------------------------------------- crash guard */
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+#define NFATAL (sizeof fatal_signals / sizeof *fatal_signals)
+static char crash_sentence[NFATAL][768];
+static struct sigaction crash_saved[NFATAL];
+
+static void on_crash(int sig)
 {
-    (void)path;
-    (void)code;
-    (void)arg;
-    fprintf(stderr, "reactord: warning: %s\n", sentence);
+    for (size_t i = 0; i < NFATAL; i++)
+        if (fatal_signals[i] == sig)
+            rd_status_crash(EX_SOFTWARE, crash_sentence[i]);
+    _exit(EX_SOFTWARE);
 }
 
-static void ignore_refusal(const char *path, int code, const char *sentence, void *arg)
+/* Until unguard(), a crash is reported as "@p what crashed with signal N". */
+static void guard(const char *what)
 {
-    (void)path;
-    (void)code;
-    (void)sentence;
-    (void)arg;
+    /* On its own stack, so a module that overflowed its stack is reported too. */
+    static char altstack[1 << 16];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    for (size_t i = 0; i < NFATAL; i++) {
+        snprintf(crash_sentence[i], sizeof crash_sentence[i],
+                 "%s crashed with signal %d (%s); reactord stopped", what, fatal_signals[i],
+                 strsignal(fatal_signals[i]));
+        sigaction(fatal_signals[i], &sa, &crash_saved[i]);
+    }
+}
+
+static void unguard(void)
+{
+    for (size_t i = 0; i < NFATAL; i++)
+        sigaction(fatal_signals[i], &crash_saved[i], NULL);
+}
+
+/* ---------------------------------------------------------- --list-protocols */
+
+typedef struct {
+    rd_app *app;
+    char **ok; /* files that loaded, in order */
+    size_t nok, cap;
+} listing;
+
+/* In a child: load the files that loaded before (so a protocol declared
+ * twice is refused as the registry refuses it), then @p path, and print
+ * its line or its refusal. */
+static void list_in_child(listing *l, const char *path)
+{
+    char err[1024];
+    for (size_t i = 0; i < l->nok; i++)
+        tw_plugin_registry_scan_file(l->app->reg, l->ok[i], err, sizeof err);
+    size_t before = tw_plugin_registry_count(l->app->reg);
+    if (tw_plugin_registry_scan_file(l->app->reg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "reactord: warning: %s\n", err);
+        fflush(NULL);
+        _exit(1);
+    }
+    if (tw_plugin_registry_count(l->app->reg) > before) {
+        const char *origin;
+        const tw_plugin *p = tw_plugin_registry_at(l->app->reg, before, &origin);
+        printf("%-12s %s (%s%s)\n", p->name, p->description ? p->description : "", origin,
+               tw_plugin_amp_hook(p) != NULL ? "; adds AMP commands" : "");
+    }
+    fflush(NULL);
+    _exit(0);
+}
+
+static void list_file(const char *path, void *arg)
+{
+    listing *l = arg;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        list_in_child(l, path);
+    int status = 0;
+    if (pid < 0) {
+        fprintf(stderr, "reactord: warning: cannot fork to load %s: %s\n", path,
+                strerror(errno));
+        return;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "reactord: warning: module %s crashed while loading, with signal %d "
+                        "(%s); it is not listed\n",
+                path, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return;
+    if (l->nok == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->ok, cap * sizeof *v);
+        if (v == NULL)
+            return;
+        l->ok = v;
+        l->cap = cap;
+    }
+    if ((l->ok[l->nok] = strdup(path)) != NULL)
+        l->nok++;
 }
 
 int rd_plugins_list(rd_app *app)
 {
-    tw_plugin_registry_scan(app->reg, warn_refusal, NULL);
     for (size_t i = 0; i < tw_plugin_registry_count(app->reg); i++) {
         const char *origin;
         const tw_plugin *p = tw_plugin_registry_at(app->reg, i, &origin);
         printf("%-12s %s (%s%s)\n", p->name, p->description ? p->description : "", origin,
                tw_plugin_amp_hook(p) != NULL ? "; adds AMP commands" : "");
     }
+    listing l = {app, NULL, 0, 0};
+    tw_plugin_registry_files(app->reg, list_file, &l);
+    for (size_t i = 0; i < l.nok; i++)
+        free(l.ok[i]);
+    free(l.ok);
     return fflush(stdout) == 0 ? 0 : EX_IOERR;
 }
 
@@ -88,10 +196,41 @@ static const char *type_name(tw_option_type t)
     }
 }
 
+typedef struct {
+    char text[1024];
+    size_t at;
+} name_list;
+
+/* Append @p name once ("a, b, c"). */
+static void add_name(const char *name, name_list *l)
+{
+    size_t n = strlen(name);
+    for (const char *at = l->text; (at = strstr(at, name)) != NULL; at += n)
+        if ((at == l->text || at[-1] == ' ') && (at[n] == ',' || at[n] == '\0'))
+            return;
+    int k = snprintf(l->text + l->at, sizeof l->text - l->at, "%s%s", l->at ? ", " : "", name);
+    if (k > 0 && (size_t)k < sizeof l->text - l->at)
+        l->at += (size_t)k;
+}
+
+static void add_file_name(const char *path, void *arg)
+{
+    const char *base = strrchr(path, '/');
+    char name[256];
+    snprintf(name, sizeof name, "%s", base != NULL ? base + 1 : path);
+    size_t n = strlen(name);
+    if (n > 3)
+        name[n - 3] = '\0'; /* NAME.so */
+    add_name(name, arg);
+}
+
 static int find(rd_app *app, const char *name, const tw_plugin **out)
 {
-    char err[1024];
+    char err[1024], what[600];
+    snprintf(what, sizeof what, "the module of protocol '%s', while loading,", name);
+    guard(what);
     int rc = tw_plugin_registry_find(app->reg, name, out, err, sizeof err);
+    unguard();
     if (rc == 0) {
         const char *origin = TW_PLUGIN_ORIGIN_BUILTIN;
         for (size_t i = 0; i < tw_plugin_registry_count(app->reg); i++)
@@ -102,19 +241,13 @@ static int find(rd_app *app, const char *name, const tw_plugin **out)
     }
     if (rc != -ENOENT)
         return rd_error(EX_CONFIG, "%s", err);
-    /* List every protocol there is, not only those loaded so far. */
-    tw_plugin_registry_scan(app->reg, ignore_refusal, NULL);
-    char known[1024];
-    size_t at = 0;
-    known[0] = '\0';
-    for (size_t i = 0; i < tw_plugin_registry_count(app->reg) && at < sizeof known; i++) {
-        int n = snprintf(known + at, sizeof known - at, "%s%s", i ? ", " : "",
-                         tw_plugin_registry_at(app->reg, i, NULL)->name);
-        if (n < 0)
-            break;
-        at += (size_t)n;
-    }
-    return rd_error(EX_USAGE, "unknown protocol '%s'; known protocols: %s", name, known);
+    /* List every protocol there is, by file name: loading them all would
+     * run their code just to print their names. */
+    name_list known = {"", 0};
+    for (size_t i = 0; i < tw_plugin_registry_count(app->reg); i++)
+        add_name(tw_plugin_registry_at(app->reg, i, NULL)->name, &known);
+    tw_plugin_registry_files(app->reg, add_file_name, &known);
+    return rd_error(EX_USAGE, "unknown protocol '%s'; known protocols: %s", name, known.text);
 }
 
 int rd_plugins_help(rd_app *app, const char *name)
@@ -145,11 +278,28 @@ int rd_plugins_help(rd_app *app, const char *name)
     return fflush(stdout) == 0 ? 0 : EX_IOERR;
 }
 
+/* The first of built-ins and search directories wins; say so when a file
+ * of the same name is passed over, or an operator may believe it serves. */
+static void log_shadowed(const rd_app *app)
+{
+    for (size_t i = 0; i < tw_plugin_registry_dir_count(app->reg); i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.so", tw_plugin_registry_dir(app->reg, i),
+                 app->plugin->name);
+        if (strcmp(path, app->origin) != 0 && access(path, F_OK) == 0)
+            tw_log(TW_LOG_WARN, "reactord",
+                   "protocol '%s' is served from %s; the module %s, later in the search "
+                   "order, is not loaded",
+                   app->plugin->name, app->origin, path);
+    }
+}
+
 int rd_plugins_resolve(rd_app *app)
 {
     int rc = find(app, app->cfg->protocol, &app->plugin);
     if (rc != 0)
         return rc;
+    log_shadowed(app);
     char err[1024];
     app->opts = tw_options_parse(app->plugin->options, app->cfg->options, app->cfg->noptions,
                                  err, sizeof err);
@@ -159,21 +309,29 @@ int rd_plugins_resolve(rd_app *app)
 }
 
 /* Every module in the search path that has an AMP hook adds its commands. */
-static int add_amp_commands(rd_app *app, tw_amp_dispatcher *d)
+int rd_plugins_add_amp_commands(rd_app *app, tw_factory *f)
 {
+    tw_amp_dispatcher *d = tw_amp_factory_dispatcher(f);
+    if (d == NULL)
+        return 0;
+    guard("a module in the search path, loaded for its AMP commands,");
     tw_plugin_registry_scan(app->reg, NULL, NULL);
+    unguard();
     for (size_t i = 0; i < tw_plugin_registry_count(app->reg); i++) {
         const char *origin;
         const tw_plugin *p = tw_plugin_registry_at(app->reg, i, &origin);
         tw_plugin_amp_fn hook = tw_plugin_amp_hook(p);
         if (hook == NULL || p == app->plugin)
             continue;
-        char err[1024] = "";
+        char err[1024] = "", what[600];
         tw_options *defaults = tw_options_parse(p->options, NULL, 0, err, sizeof err);
         if (defaults == NULL)
             return rd_error(EX_CONFIG, "module '%s' (%s): %s", p->name, origin, err);
         size_t before = tw_amp_dispatcher_count(d);
+        snprintf(what, sizeof what, "module '%s' (%s), adding its AMP commands,", p->name, origin);
+        guard(what);
         int rc = hook(d, defaults, err, sizeof err);
+        unguard();
         tw_options_free(defaults);
         if (rc < 0)
             return rd_error(EX_CONFIG, "module '%s' (%s) could not add its AMP commands: %s",
@@ -186,19 +344,14 @@ static int add_amp_commands(rd_app *app, tw_amp_dispatcher *d)
 
 int rd_plugins_make_factory(rd_app *app, tw_reactor *r, tw_factory **out)
 {
-    char err[1024] = "";
+    char err[1024] = "", what[600];
+    snprintf(what, sizeof what, "protocol '%s' (%s), starting,", app->plugin->name, app->origin);
+    guard(what);
     tw_factory *f = app->plugin->make_factory(r, app->opts, err, sizeof err);
+    unguard();
     if (f == NULL)
         return rd_error(EX_CONFIG, "protocol '%s' could not start: %s", app->plugin->name,
                         err[0] ? err : "its module gave no reason");
-    tw_amp_dispatcher *d = tw_amp_factory_dispatcher(f);
-    if (d != NULL) {
-        int rc = add_amp_commands(app, d);
-        if (rc != 0) {
-            tw_factory_free(f);
-            return rc;
-        }
-    }
     *out = f;
     return 0;
 }
@@ -207,7 +360,12 @@ int rd_plugins_make_datagram(rd_app *app, tw_reactor *r, tw_datagram_protocol **
 {
     tw_plugin_datagram_fn make = tw_plugin_datagram_hook(app->plugin);
     char err[1024] = "";
+    char what[600];
+    snprintf(what, sizeof what, "protocol '%s' (%s), starting over UDP,", app->plugin->name,
+             app->origin);
+    guard(what);
     tw_datagram_protocol *p = make != NULL ? make(r, app->opts, err, sizeof err) : NULL;
+    unguard();
     if (p == NULL)
         return rd_error(EX_CONFIG, "protocol '%s' could not start over UDP: %s",
                         app->plugin->name, err[0] ? err : "its module gave no reason");

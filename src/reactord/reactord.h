@@ -52,6 +52,7 @@ typedef struct rd_config {
     tw_listen_options listen_opts;
     double shutdown_timeout;
     unsigned workers; /* 0: no supervisor */
+    double worker_timeout; /* seconds without a heartbeat; 0: never */
 } rd_config;
 
 /* Parse argv into @p cfg. --help and --version are answered here, with
@@ -69,8 +70,10 @@ int rd_error(int code, const char *fmt, ...) TW_PRINTF(2, 3);
 /* The sentence last recorded by rd_error(). */
 const char *rd_error_message(void);
 
-/* Send the start-up outcome through @p fd instead of stderr (daemon, worker). */
-void rd_status_use_pipe(int fd);
+/* Send the start-up outcome through @p fd instead of stderr (daemon,
+ * worker); @p reader_logs when the reader logs the sentence itself (a
+ * worker's supervisor), so a failure here is not logged twice. */
+void rd_status_use_pipe(int fd, int reader_logs);
 
 /* The descriptor set by rd_status_use_pipe(), or -1. */
 int rd_status_pipe(void);
@@ -80,8 +83,17 @@ int rd_status_pipe(void);
 void rd_status_report(int code, const char *detail);
 
 /* Tell the operator about @p code and the recorded sentence (stderr or the
- * pipe), once; then return @p code. */
+ * pipe), once, and log it (rd_logging_fatal); then return @p code. */
 int rd_status_fail(int code);
+
+/* rd_status_fail() without logging: for a sentence already logged by the
+ * process that failed (a daemon, for the shell that waited for it). */
+int rd_status_print(int code);
+
+/* From a crash handler: report @p sentence with @p code as rd_status_fail()
+ * would, with write(2) alone, then log it, under an alarm that ends the
+ * process should the crash have left the log unusable. */
+void rd_status_crash(int code, const char *sentence);
 
 /* Read one report from a status pipe until EOF or @p timeout_ms.
  * @return 1 with *code and @p msg set, 0 on EOF without a report, -1 on
@@ -113,9 +125,13 @@ int rd_plugins_help(rd_app *app, const char *name);
 /* Find the protocol of cfg->protocol and validate the -o options. */
 int rd_plugins_resolve(rd_app *app);
 
-/* Make the protocol's factory, and give an AMP factory the commands of
- * every module with an AMP hook. @return 0 or a code. */
+/* Make the protocol's factory. @return 0 or a code. */
 int rd_plugins_make_factory(rd_app *app, tw_reactor *r, tw_factory **out);
+
+/* Give an AMP factory the commands of every module in the search path with
+ * an AMP hook, loading them: call it after dropping privileges. Nothing for
+ * other factories. @return 0 or a code. */
+int rd_plugins_add_amp_commands(rd_app *app, tw_factory *f);
 
 /* Make the module's datagram protocol for one udp: endpoint. */
 int rd_plugins_make_datagram(rd_app *app, tw_reactor *r, struct tw_datagram_protocol **out);
@@ -148,6 +164,11 @@ void rd_endpoint_set_port(rd_endpoint *e, int port);
 /* Whether it is a udp: endpoint, served by the module's datagram protocol. */
 int rd_endpoint_is_datagram(const rd_endpoint *e);
 
+/* Fail with EX_UNAVAILABLE, as listening would, when another socket
+ * listens on the TCP port of @p e (a port 0 is always free): for workers,
+ * whose SO_REUSEPORT would otherwise share it silently. @return 0 or a code. */
+int rd_endpoint_check_free(const rd_endpoint *e, const tw_listen_options *opts);
+
 /* Listen on a stream endpoint. @return 0, or a sysexits code with the
  * sentence recorded. */
 int rd_endpoint_listen(rd_endpoint *e, tw_reactor *r, tw_factory *f,
@@ -159,12 +180,13 @@ int rd_endpoint_listen_udp(rd_endpoint *e, tw_reactor *r, struct tw_datagram_pro
 
 /* ------------------------------------------------------------ privileges.c */
 
-typedef struct rd_credentials {
+struct rd_credentials {
     int change;  /* nonzero if --user or --group was given */
     uid_t uid;
     gid_t gid;
     char *user; /* for initgroups; NULL with --group alone; owned */
-} rd_credentials;
+};
+typedef struct rd_credentials rd_credentials;
 
 /* Look the names up (before forking, so a typo fails fast). */
 int rd_credentials_resolve(const rd_config *cfg, rd_credentials *out);
@@ -200,20 +222,33 @@ void rd_pidfile_release(void);
 /* Level and format, before anything is logged. */
 void rd_logging_configure(const rd_config *cfg);
 
-/* Open the log file. @return 0 or a code. */
-int rd_logging_open(const char *path);
+/* Open the log file of the configuration, if any, owned by @p owner when
+ * privileges will be dropped (so that process can reopen it); NULL keeps
+ * the owner. @return 0 or a code. */
+int rd_logging_open(const struct rd_credentials *owner);
+
+/* Log a fatal @p sentence in the configured log and format, opening the log
+ * file if start-up failed before it was opened. @return 1 when that log is
+ * standard error in JSON (the record is the operator's sentence there), 0
+ * when stderr still needs the plain sentence. */
+int rd_logging_fatal(const char *sentence);
 
 /* The subsystem this process logs under: "reactord", or "worker N". */
 void rd_logging_name_process(const char *name);
 const char *rd_logging_system(void);
 
-/* SIGHUP: reopen the log file and say so. */
-void rd_logging_reopen(void);
+/* "SIGTERM" and the other signals an operator sends, for log lines. */
+const char *rd_signal_name(int sig);
+
+/* SIGHUP or SIGUSR1 (@p sig): reopen the log file and say so. */
+void rd_logging_reopen(int sig);
 
 /* ------------------------------------------------------------ serve.c */
 
 typedef struct rd_worker {
-    unsigned index; /* 1-based */
+    unsigned index;    /* 1-based */
+    int beat_fd;       /* the heartbeat pipe to the supervisor */
+    double beat_every; /* seconds between heartbeats; 0: none */
 } rd_worker;
 
 typedef struct rd_run {

@@ -6,11 +6,15 @@
  * report "started", so that a start-up report of success means the server
  * is reachable and no longer root.
  *
- * Signals: SIGTERM and SIGINT stop accepting at once and let open
- * connections drain for --shutdown-timeout seconds before they are closed,
- * then the process exits 0; SIGHUP reopens the log file. They are libevent
- * signal events on the reactor's own base, so their handlers run in the
- * loop like any other callback.
+ * Signals: SIGTERM, SIGINT and SIGQUIT stop accepting at once and let open
+ * connections drain for --shutdown-timeout seconds before they are
+ * aborted, then the process exits 0; a second one during the drain aborts
+ * the connections still open at once, as operators of nginx and twistd
+ * expect. SIGHUP and SIGUSR1 (twistd's and nginx's log-rotation signal)
+ * reopen the log file; SIGUSR2 is logged and ignored. No signal an
+ * operator commonly sends kills the process without its shutdown path.
+ * They are libevent signal events on the reactor's own base, so their
+ * handlers run in the loop like any other callback.
  */
 #include "config.h"
 
@@ -29,34 +33,61 @@ typedef struct {
     double drain;
 } serve_ctx;
 
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
+static const int reopen_signals[] = {SIGHUP, SIGUSR1};
+#define NSIGNALS 6 /* the above and SIGUSR2 */
+
 static void on_stop(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     serve_ctx *s = arg;
-    if (!tw_reactor_stopping(s->r))
+    if (!tw_reactor_stopping(s->r)) {
         tw_log(TW_LOG_INFO, rd_logging_system(),
                "%s: no longer accepting; open connections may drain for up to %g s",
-               sig == SIGTERM ? "SIGTERM" : "SIGINT", s->drain);
-    tw_reactor_stop(s->r);
+               rd_signal_name((int)sig), s->drain);
+        tw_reactor_stop(s->r);
+        return;
+    }
+    tw_log(TW_LOG_INFO, rd_logging_system(),
+           "%s again: closing the connections still open now", rd_signal_name((int)sig));
+    tw_reactor_set_shutdown_timeout(s->r, 0);
 }
 
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+static void on_reopen(evutil_socket_t sig, short what, void *arg)
 {
-    (void)sig;
     (void)what;
     (void)arg;
-    rd_logging_reopen();
+    rd_logging_reopen((int)sig);
 }
 
-static int watch_signals(tw_reactor *r, serve_ctx *s, struct event *ev[3])
+static void on_ignored(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    tw_log(TW_LOG_INFO, rd_logging_system(), "%s: ignored", rd_signal_name((int)sig));
+}
+
+/* A worker tells its supervisor that its loop still turns. */
+static tw_deferred *heartbeat(void *arg)
+{
+    const rd_worker *w = arg;
+    ssize_t n = write(w->beat_fd, "", 1);
+    (void)n; /* a full pipe already says it */
+    return NULL;
+}
+
+static int watch_signals(tw_reactor *r, serve_ctx *s, struct event *ev[NSIGNALS])
 {
     struct event_base *base = tw_reactor_event_base(r);
-    ev[0] = evsignal_new(base, SIGTERM, on_stop, s);
-    ev[1] = evsignal_new(base, SIGINT, on_stop, s);
-    ev[2] = evsignal_new(base, SIGHUP, on_hup, s);
-    for (int i = 0; i < 3; i++)
+    int n = 0;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof *stop_signals; i++)
+        ev[n++] = evsignal_new(base, stop_signals[i], on_stop, s);
+    for (size_t i = 0; i < sizeof reopen_signals / sizeof *reopen_signals; i++)
+        ev[n++] = evsignal_new(base, reopen_signals[i], on_reopen, s);
+    ev[n++] = evsignal_new(base, SIGUSR2, on_ignored, s);
+    for (int i = 0; i < n; i++)
         if (ev[i] == NULL || evsignal_add(ev[i], NULL) < 0)
-            return rd_error(EX_OSERR, "cannot watch SIGTERM, SIGINT and SIGHUP");
+            return rd_error(EX_OSERR, "cannot watch the signals an operator sends");
     return 0;
 }
 
@@ -66,7 +97,8 @@ int rd_serve(rd_run *run, const rd_worker *w)
     tw_factory *f = NULL;
     tw_listener *listeners[RD_MAX_LISTEN] = {NULL};
     tw_udp_port *ports_udp[RD_MAX_LISTEN] = {NULL};
-    struct event *sig[3] = {NULL, NULL, NULL};
+    struct event *sig[NSIGNALS] = {NULL};
+    tw_looping_call *heartbeat_call = NULL;
     char ports[RD_MAX_LISTEN * 8] = "";
     size_t at = 0;
     int rc;
@@ -110,7 +142,8 @@ int rd_serve(rd_run *run, const rd_worker *w)
         at += (size_t)snprintf(ports + at, sizeof ports - at, "%s%d", i ? " " : "",
                                tw_address_port(&bound));
     }
-    if ((rc = rd_credentials_apply(&run->creds)) != 0)
+    if ((rc = rd_credentials_apply(&run->creds)) != 0 ||
+        (rc = rd_plugins_add_amp_commands(run->app, f)) != 0)
         goto out;
     if (run->chdir != NULL && chdir(run->chdir) < 0) {
         rc = rd_error(errno == EACCES ? EX_NOPERM : EX_CONFIG, "cannot change directory to %s: %s",
@@ -118,6 +151,15 @@ int rd_serve(rd_run *run, const rd_worker *w)
         goto out;
     }
 
+    if (w != NULL && w->beat_every > 0) {
+        tw_looping_call *beat = tw_looping_call_new(r, heartbeat, (void *)w);
+        if (beat == NULL || tw_looping_call_start(beat, w->beat_every, 1, NULL) < 0) {
+            tw_looping_call_free(beat);
+            rc = rd_error(EX_OSERR, "cannot start the heartbeat: out of memory");
+            goto out;
+        }
+        heartbeat_call = beat;
+    }
     if (w == NULL)
         tw_log(TW_LOG_INFO, "reactord", "reactord %s (pid %ld) serving protocol '%s' from %s",
                tw_version(), (long)getpid(), run->app->plugin->name, run->app->origin);
@@ -130,7 +172,8 @@ int rd_serve(rd_run *run, const rd_worker *w)
         tw_log(TW_LOG_INFO, rd_logging_system(), "stopped");
 
 out:
-    for (int i = 0; i < 3; i++)
+    tw_looping_call_free(heartbeat_call);
+    for (int i = 0; i < NSIGNALS; i++)
         if (sig[i] != NULL)
             event_free(sig[i]);
     for (size_t i = 0; i < run->nendpoints; i++) {

@@ -9,6 +9,11 @@
  *
  * A report is one write(2) of "CODE\nSENTENCE", then the pipe is closed; a
  * process that dies before reporting leaves a bare EOF.
+ *
+ * A fatal sentence is also logged, once, in the configured log and format
+ * (logging.c): by the process that failed, unless it is a worker, whose
+ * supervisor logs the sentence it relays, or the operator's shell waiting
+ * for a daemon, which logged it already.
  */
 #include "config.h"
 
@@ -27,6 +32,7 @@
 static char message[1024];
 static int status_fd = -1;
 static int reported;
+static int relayed; /* the reader of the pipe logs the sentence */
 
 int rd_error(int code, const char *fmt, ...)
 {
@@ -46,10 +52,11 @@ const char *rd_error_message(void)
     return message;
 }
 
-void rd_status_use_pipe(int fd)
+void rd_status_use_pipe(int fd, int reader_logs)
 {
     status_fd = fd;
     reported = 0;
+    relayed = reader_logs;
 }
 
 int rd_status_pipe(void)
@@ -86,10 +93,52 @@ int rd_status_fail(int code)
     if (code == 0)
         return 0;
     /* A detached process has no terminal: its log is all that remains. */
-    if (status_fd >= 0)
-        tw_log(TW_LOG_ERROR, "reactord", "%s", message);
+    int on_stderr = !relayed && rd_logging_fatal(message);
+    if (on_stderr && status_fd < 0)
+        reported = 1; /* the log is stderr, and has it in its format */
     rd_status_report(code, message);
     return code;
+}
+
+int rd_status_print(int code)
+{
+    relayed = 1;
+    return rd_status_fail(code);
+}
+
+/* Append @p s to @p buf at @p at, within @p cap; async-signal-safe. */
+static size_t put(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s != '\0' && at < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+void rd_status_crash(int code, const char *sentence)
+{
+    char buf[1200], num[12];
+    size_t at = 0, k = sizeof num;
+    num[--k] = '\0';
+    do
+        num[--k] = (char)('0' + code % 10);
+    while ((code /= 10) > 0 && k > 0);
+    if (status_fd >= 0) {
+        at = put(buf, at, sizeof buf, num + k);
+        at = put(buf, at, sizeof buf, "\n");
+        at = put(buf, at, sizeof buf, sentence);
+    } else {
+        at = put(buf, at, sizeof buf, "reactord: ");
+        at = put(buf, at, sizeof buf, sentence);
+        at = put(buf, at, sizeof buf, "\n");
+    }
+    ssize_t w = write(status_fd >= 0 ? status_fd : STDERR_FILENO, buf, at);
+    (void)w; /* nothing more can be done about it */
+    if (relayed)
+        return;
+    /* tw_log is not async-signal-safe: a crash inside malloc could leave it
+     * waiting forever, and the alarm's default action ends the process. */
+    alarm(2);
+    rd_logging_fatal(sentence);
 }
 
 static long long now_ms(void)

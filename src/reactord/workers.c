@@ -12,10 +12,22 @@
  * same port. Start-up fails as a whole if any worker fails to start.
  * Afterwards, a worker that dies is restarted after a delay that doubles
  * with each quick death (a worker that ran for a while starts over at the
- * shortest delay), so a crash loop cannot spin. SIGHUP reopens the
- * supervisor's log and is forwarded; SIGTERM or SIGINT is forwarded as
- * SIGTERM, the workers drain, and the supervisor exits once they all have,
- * killing any that outlive the shutdown timeout by a grace period.
+ * shortest delay), so a crash loop cannot spin. SIGHUP or SIGUSR1 reopens
+ * the supervisor's log and is forwarded, so every worker reopens too;
+ * SIGTERM, SIGINT or SIGQUIT is forwarded as SIGTERM, the workers drain,
+ * and the supervisor exits once they all have, killing any that outlive the
+ * shutdown timeout by a grace period; a second one is forwarded again, and
+ * the workers abort what is left. SIGUSR2 is ignored.
+ *
+ * A worker that hangs (stopped, or stuck in a module) would keep taking
+ * its share of new connections, so each worker's loop writes a heartbeat
+ * byte to a pipe every third of --worker-timeout; one silent for that long
+ * is logged, killed and restarted like a worker that died.
+ *
+ * Two servers must not share a port by accident: SO_REUSEPORT would let a
+ * second reactord, of any protocol, take part of the traffic silently. So
+ * before forking, the supervisor binds each port once without it, which
+ * fails while anyone listens there.
  *
  * The supervisor logs "worker I running as pid P" for each worker, which is
  * how operators (and tests) find them. Signals reach the loop through a
@@ -50,6 +62,8 @@
 typedef struct {
     pid_t pid;         /* 0 when not running */
     int status_fd;     /* -1 once its start-up report was read */
+    int beat_fd;       /* the heartbeat pipe, -1 when not running */
+    double last_beat;  /* when it last wrote one (or became ready) */
     int ready;
     double started;    /* when it was forked */
     double restart_at; /* 0: no restart scheduled */
@@ -69,7 +83,7 @@ typedef struct {
 
 static int self_pipe[2] = {-1, -1};
 
-static const int watched[] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+static const int watched[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
 #define NWATCHED (sizeof watched / sizeof watched[0])
 
 static void on_signal(int sig)
@@ -113,19 +127,22 @@ static void describe_exit(int status, char *buf, size_t len)
 }
 
 /* In the new worker: shed everything that belongs to the supervisor. */
-static int become_worker(supervisor *s, unsigned i, int status_fd, sigset_t *old,
+static int become_worker(supervisor *s, unsigned i, int status_fd, int beat_fd, sigset_t *old,
                          pid_t supervisor_pid)
 {
     set_handlers(SIG_DFL);
     close(self_pipe[0]);
     close(self_pipe[1]);
-    for (unsigned j = 0; j < s->n; j++)
+    for (unsigned j = 0; j < s->n; j++) {
         if (s->slots[j].status_fd >= 0)
             close(s->slots[j].status_fd);
+        if (s->slots[j].beat_fd >= 0)
+            close(s->slots[j].beat_fd);
+    }
     /* The daemon's status pipe is the supervisor's to answer. */
     if (rd_status_pipe() >= 0)
         close(rd_status_pipe());
-    rd_status_use_pipe(status_fd);
+    rd_status_use_pipe(status_fd, 1);
 #ifdef __linux__
     /* An orphaned worker would hold the port forever: follow the supervisor. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -138,7 +155,8 @@ static int become_worker(supervisor *s, unsigned i, int status_fd, sigset_t *old
     char name[32];
     snprintf(name, sizeof name, "worker %u", i + 1);
     rd_logging_name_process(name);
-    rd_worker w = {i + 1};
+    double timeout = s->run->app->cfg->worker_timeout;
+    rd_worker w = {i + 1, beat_fd, timeout > 0 ? timeout / 3 : 0};
     return rd_serve(s->run, &w);
 }
 
@@ -148,10 +166,17 @@ static int become_worker(supervisor *s, unsigned i, int status_fd, sigset_t *old
 static int start_worker(supervisor *s, unsigned i, int *is_worker, int *worker_rc)
 {
     slot *sl = &s->slots[i];
-    int p[2];
+    int p[2], beat[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return rd_error(EX_OSERR, "cannot create a status pipe for worker %u: %s", i + 1,
                         strerror(errno));
+    if (pipe2(beat, O_CLOEXEC | O_NONBLOCK) < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return rd_error(EX_OSERR, "cannot create a heartbeat pipe for worker %u: %s", i + 1,
+                        strerror(e));
+    }
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
@@ -160,19 +185,23 @@ static int start_worker(supervisor *s, unsigned i, int *is_worker, int *worker_r
     pid_t pid = fork();
     if (pid == 0) {
         close(p[0]);
+        close(beat[0]);
         *is_worker = 1;
-        *worker_rc = become_worker(s, i, p[1], &old, supervisor_pid);
+        *worker_rc = become_worker(s, i, p[1], beat[1], &old, supervisor_pid);
         return 0;
     }
     int e = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(p[1]);
+    close(beat[1]);
     if (pid < 0) {
         close(p[0]);
+        close(beat[0]);
         return rd_error(EX_OSERR, "cannot fork worker %u: %s", i + 1, strerror(e));
     }
     sl->pid = pid;
     sl->status_fd = p[0];
+    sl->beat_fd = beat[0];
     sl->ready = 0;
     sl->started = now();
     sl->restart_at = 0;
@@ -240,6 +269,7 @@ static void read_report(supervisor *s, unsigned i, int *is_worker, int *worker_r
         return;
     }
     sl->ready = 1;
+    sl->last_beat = now();
     tw_log(TW_LOG_INFO, "reactord", "worker %u running as pid %ld", i + 1, (long)sl->pid);
     if (!s->starting)
         return;
@@ -272,6 +302,8 @@ static void reap(supervisor *s)
         char how[128];
         describe_exit(status, how, sizeof how);
         sl->pid = 0;
+        close(sl->beat_fd);
+        sl->beat_fd = -1;
         if (sl->status_fd >= 0) {
             /* Its last words may be waiting in the pipe, behind SIGCHLD. */
             int code = 0;
@@ -322,26 +354,43 @@ static unsigned running(const supervisor *s)
 static void drain_signals(supervisor *s)
 {
     unsigned char buf[64];
-    int stop = 0, hup = 0, chld = 0;
+    int stop = 0, reopen = 0, chld = 0;
     ssize_t n;
     while ((n = read(self_pipe[0], buf, sizeof buf)) > 0) {
         for (ssize_t k = 0; k < n; k++) {
-            if (buf[k] == SIGTERM || buf[k] == SIGINT)
+            if (buf[k] == SIGTERM || buf[k] == SIGINT || buf[k] == SIGQUIT)
                 stop = buf[k];
-            else if (buf[k] == SIGHUP)
-                hup = 1;
+            else if (buf[k] == SIGHUP || buf[k] == SIGUSR1)
+                reopen = buf[k];
+            else if (buf[k] == SIGUSR2)
+                tw_log(TW_LOG_INFO, "reactord", "SIGUSR2: ignored");
             else if (buf[k] == SIGCHLD)
                 chld = 1;
         }
     }
-    if (stop)
-        begin_stop(s, stop == SIGTERM ? "SIGTERM" : "SIGINT");
-    if (hup) {
-        rd_logging_reopen();
-        signal_all(s, SIGHUP);
+    if (stop && s->stopping && !s->starting) {
+        /* The workers abort what is left on a second SIGTERM. */
+        tw_log(TW_LOG_INFO, "reactord", "%s again: the workers close their connections now",
+               rd_signal_name(stop));
+        signal_all(s, SIGTERM);
+    } else if (stop) {
+        begin_stop(s, rd_signal_name(stop));
+    }
+    if (reopen) {
+        rd_logging_reopen(reopen);
+        signal_all(s, reopen);
     }
     if (chld)
         reap(s);
+}
+
+/* Read the heartbeats of worker @p i. */
+static void read_beats(slot *sl)
+{
+    char buf[64];
+    ssize_t n;
+    while ((n = read(sl->beat_fd, buf, sizeof buf)) > 0)
+        sl->last_beat = now();
 }
 
 static int loop(supervisor *s, int *is_worker, int *worker_rc)
@@ -349,8 +398,9 @@ static int loop(supervisor *s, int *is_worker, int *worker_rc)
     for (;;) {
         if (s->stopping && running(s) == 0)
             break;
-        struct pollfd pfd[1 + 1024];
-        unsigned owner[1 + 1024];
+        struct pollfd pfd[1 + 2 * 1024];
+        unsigned owner[1 + 2 * 1024];
+        double beat_timeout = s->run->app->cfg->worker_timeout;
         nfds_t nfd = 0;
         pfd[nfd++] = (struct pollfd){self_pipe[0], POLLIN, 0};
         double t = now(), wake = t + 3600;
@@ -364,6 +414,13 @@ static int loop(supervisor *s, int *is_worker, int *worker_rc)
             }
             if (sl->pid == 0 && sl->restart_at > 0 && !s->stopping && sl->restart_at < wake)
                 wake = sl->restart_at;
+            if (sl->pid > 0 && sl->beat_fd >= 0) {
+                owner[nfd] = i;
+                pfd[nfd++] = (struct pollfd){sl->beat_fd, POLLIN, 0};
+                if (sl->ready && beat_timeout > 0 && !s->stopping &&
+                    sl->last_beat + beat_timeout < wake)
+                    wake = sl->last_beat + beat_timeout;
+            }
         }
         if (s->stopping && !s->killed && s->kill_at < wake)
             wake = s->kill_at;
@@ -374,7 +431,10 @@ static int loop(supervisor *s, int *is_worker, int *worker_rc)
         if (pr > 0 && (pfd[0].revents & POLLIN))
             drain_signals(s);
         for (nfds_t k = 1; pr > 0 && k < nfd; k++) {
-            if (pfd[k].revents == 0 || s->slots[owner[k]].status_fd != pfd[k].fd)
+            slot *sl = &s->slots[owner[k]];
+            if (pfd[k].revents != 0 && sl->beat_fd == pfd[k].fd)
+                read_beats(sl);
+            if (pfd[k].revents == 0 || sl->status_fd != pfd[k].fd)
                 continue;
             read_report(s, owner[k], is_worker, worker_rc);
             if (*is_worker)
@@ -389,6 +449,13 @@ static int loop(supervisor *s, int *is_worker, int *worker_rc)
                 kill(sl->pid, SIGKILL);
                 close(sl->status_fd);
                 sl->status_fd = -1;
+            }
+            if (sl->pid > 0 && sl->ready && beat_timeout > 0 && !s->stopping &&
+                t > sl->last_beat + beat_timeout) {
+                tw_log(TW_LOG_ERROR, "reactord", "worker %u (pid %ld) sent no heartbeat for %g s "
+                       "(--worker-timeout); killing it", i + 1, (long)sl->pid, beat_timeout);
+                kill(sl->pid, SIGKILL);
+                sl->ready = 0; /* once: reap() restarts it */
             }
             if (sl->pid == 0 && sl->restart_at > 0 && t >= sl->restart_at && !s->stopping) {
                 sl->restart_at = 0;
@@ -426,6 +493,8 @@ int rd_workers_check(const rd_run *run)
 int rd_supervise(rd_run *run)
 {
     int rc = rd_workers_check(run);
+    for (size_t i = 0; i < run->nendpoints && rc == 0; i++)
+        rc = rd_endpoint_check_free(run->endpoints[i], &run->app->cfg->listen_opts);
     if (rc != 0)
         return rc;
     if (pipe2(self_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
@@ -439,7 +508,7 @@ int rd_supervise(rd_run *run)
         return rd_error(EX_OSERR, "out of memory for %u workers", s.n);
     }
     for (unsigned i = 0; i < s.n; i++)
-        s.slots[i].status_fd = -1;
+        s.slots[i].status_fd = s.slots[i].beat_fd = -1;
     set_handlers(on_signal);
     tw_log(TW_LOG_DEBUG, "reactord", "supervisor pid %ld starting %u workers", (long)getpid(),
            s.n);
@@ -458,9 +527,12 @@ int rd_supervise(rd_run *run)
     set_handlers(SIG_DFL);
     close(self_pipe[0]);
     close(self_pipe[1]);
-    for (unsigned i = 0; i < s.n; i++)
+    for (unsigned i = 0; i < s.n; i++) {
         if (s.slots[i].status_fd >= 0)
             close(s.slots[i].status_fd);
+        if (s.slots[i].beat_fd >= 0)
+            close(s.slots[i].beat_fd);
+    }
     free(s.slots);
     if (s.failure)
         return s.failure;
