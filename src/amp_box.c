@@ -12,6 +12,10 @@
  * is a single allocation, or none when it lives on the stack.
  *
  * The parser is a four-state machine (key length, key, value length, value).
+ * It appends each entry to the index and sorts the index once, when the box
+ * is complete, if the keys did not arrive in order: inserting each key in
+ * place would cost a memmove per key, quadratic for a box of many keys in
+ * descending order. A box holds at most TW_AMP_MAX_KEYS keys.
  * It reserves arena room for an entry only after the value's length was
  * read and checked against the box size limit, so a hostile peer cannot
  * make it hold more than one box of at most max_box_size bytes (twice that
@@ -132,6 +136,23 @@ static size_t entry_new(tw_amp_box *b, const void *key, size_t klen, size_t vlen
     return off;
 }
 
+/* Room in the index for one more entry. @return 0 or -ENOMEM. */
+static int items_reserve(tw_amp_box *b)
+{
+    if (b->count < b->cap)
+        return 0;
+    size_t cap = b->cap * 2;
+    tw__amp_slot *items = malloc(cap * sizeof *items);
+    if (items == NULL)
+        return -ENOMEM;
+    memcpy(items, b->items, b->count * sizeof *items);
+    if (b->items != b->inline_items)
+        free(b->items);
+    b->items = items;
+    b->cap = cap;
+    return 0;
+}
+
 /* Put the entry at @p off, already in the arena, into the sorted index. */
 static int box_insert(tw_amp_box *b, size_t off, size_t klen, size_t vlen)
 {
@@ -146,24 +167,70 @@ static int box_insert(tw_amp_box *b, size_t off, size_t klen, size_t vlen)
         b->wire += 4 + klen + vlen;
         return 0;
     }
-    if (b->count == b->cap) {
-        size_t cap = b->cap * 2;
-        tw__amp_slot *items = malloc(cap * sizeof *items);
-        if (items == NULL) {
-            b->dead += klen + vlen + 2;
-            return -ENOMEM;
-        }
-        memcpy(items, b->items, b->count * sizeof *items);
-        if (b->items != b->inline_items)
-            free(b->items);
-        b->items = items;
-        b->cap = cap;
+    if (items_reserve(b) < 0) {
+        b->dead += klen + vlen + 2;
+        return -ENOMEM;
     }
     memmove(b->items + at + 1, b->items + at, (b->count - at) * sizeof *b->items);
     b->items[at] = s;
     b->count++;
     b->wire += 4 + klen + vlen;
     return 0;
+}
+
+/* Append the entry at @p off to the index, which the caller sorts with
+ * box_sort() before anyone looks it up. @return 1 if it is still sorted
+ * (the key is past the last one), 0 if not, -ENOMEM. */
+static int box_append(tw_amp_box *b, size_t off, size_t klen, size_t vlen)
+{
+    if (items_reserve(b) < 0) {
+        b->dead += klen + vlen + 2;
+        return -ENOMEM;
+    }
+    int in_order = 1;
+    if (b->count > 0) {
+        const tw__amp_slot *last = &b->items[b->count - 1];
+        in_order = key_cmp(slot_key(b, last), last->klen, b->arena + off, klen) < 0;
+    }
+    b->items[b->count++] = (tw__amp_slot){off, klen, vlen};
+    b->wire += 4 + klen + vlen;
+    return in_order;
+}
+
+/* qsort() has no context argument: slots are compared through the box
+ * being sorted. One parse runs at a time per thread. */
+static _Thread_local const tw_amp_box *sorting;
+
+/* By key, then by arrival: the arena offsets of appended entries grow in
+ * arrival order, and arena_reserve()'s compaction keeps the index order. */
+static int slot_order(const void *a, const void *b)
+{
+    const tw__amp_slot *x = a, *y = b;
+    int c = key_cmp(slot_key(sorting, x), x->klen, slot_key(sorting, y), y->klen);
+    if (c != 0)
+        return c;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Sort an appended index, keeping the last entry of a repeated key as
+ * box_insert() would: n log n whatever the order the keys came in. */
+static void box_sort(tw_amp_box *b)
+{
+    sorting = b;
+    qsort(b->items, b->count, sizeof *b->items, slot_order);
+    sorting = NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        tw__amp_slot *s = &b->items[i];
+        if (i + 1 < b->count &&
+            key_cmp(slot_key(b, s), s->klen, slot_key(b, s + 1), s[1].klen) == 0) {
+            b->wire -= 4 + s->klen + s->vlen; /* replaced by a later one */
+            b->dead += slot_bytes(s);
+            continue;
+        }
+        b->items[kept++] = *s;
+    }
+    b->count = kept;
 }
 
 void tw__amp_box_init(tw_amp_box *b)
@@ -345,6 +412,7 @@ struct tw_amp_parser {
     size_t klen, key_have;
     size_t val_off, val_len; /* the value being filled, in the box's arena */
     size_t val_have;
+    int unsorted; /* the box's keys came out of order: sort it when complete */
     tw_amp_box *spare; /* a box handed back by tw__amp_parser_recycle(), for the next one */
     unsigned char key[TW_AMP_MAX_KEY_LENGTH];
     char error[160];
@@ -440,8 +508,11 @@ static int take_hdr(tw_amp_parser *p, const unsigned char **at, const unsigned c
 static int value_done(tw_amp_parser *p)
 {
     p->box_bytes += p->val_len;
-    if (box_insert(p->box, p->val_off, p->klen, p->val_len) < 0)
+    int in_order = box_append(p->box, p->val_off, p->klen, p->val_len);
+    if (in_order < 0)
         return parser_break(p, -ENOMEM, "out of memory");
+    if (!in_order)
+        p->unsorted = 1;
     p->state = S_KEYLEN;
     return 0;
 }
@@ -457,6 +528,8 @@ static int value_start(tw_amp_parser *p, const void *key, size_t n)
     p->box_bytes += 2;
     if (p->box == NULL && (p->box = parser_box(p)) == NULL)
         return parser_break(p, -ENOMEM, "out of memory");
+    if (p->box->count >= TW_AMP_MAX_KEYS)
+        return parser_break(p, TW_ETOOBIG, "a box exceeds the limit of %d keys", TW_AMP_MAX_KEYS);
     p->val_off = entry_new(p->box, key, p->klen, n);
     p->val_len = n;
     if (p->val_off == (size_t)-1)
@@ -491,6 +564,9 @@ TW_API int tw_amp_parser_feed(tw_amp_parser *p, const void *data, size_t len, tw
                     rc = parser_break(p, -ENOMEM, "out of memory");
                     goto out;
                 }
+                if (p->unsorted)
+                    box_sort(box);
+                p->unsorted = 0;
                 rc = fn(box, arg);
                 if (rc != 0)
                     goto out;

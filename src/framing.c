@@ -6,8 +6,10 @@
  * The parser never needs to look back: a prefix is gathered into four bytes
  * of state, netstring digits are folded into a number as they arrive (so a
  * length that exceeds the limit is refused at the digit that makes it too
- * big), and only a payload split across chunks is copied, into one buffer
- * allocated at its final size once its length has passed the limit check.
+ * big), and only a payload split across chunks is copied, into a buffer
+ * that grows with what has arrived (payload_room()), never with what the
+ * prefix announced: a peer that announces the maximum and sends five bytes
+ * holds a few KiB, not the maximum.
  *
  * Bytes that cannot be parsed yet because the receiver is paused, or that a
  * callback fed while the receiver was busy, wait in @c pending, always in
@@ -49,6 +51,21 @@ static int is_netstring(const tw_string_receiver *sr)
 static size_t message_size(const tw_string_receiver *sr)
 {
     return sr->length + (is_netstring(sr) ? 1 : 0);
+}
+
+/* First room for a split payload. */
+#define PAYLOAD_MIN_ROOM 4096
+
+/* The room the payload buffer has when @p have of the @p need bytes have
+ * arrived: doubling from PAYLOAD_MIN_ROOM, up to the message's size. A
+ * function of @p have alone, so the receiver (whose struct is public and
+ * embedded) keeps no capacity field. */
+static size_t payload_room(size_t have, size_t need)
+{
+    size_t room = PAYLOAD_MIN_ROOM;
+    while (room < have && room < need)
+        room *= 2;
+    return room < need ? room : need;
 }
 
 static void drop_buffers(tw_string_receiver *sr)
@@ -245,13 +262,18 @@ static size_t parse_one(tw_string_receiver *sr, const unsigned char *p, size_t n
         }
         if (i == n)
             return i; /* the length ended the chunk: nothing to gather yet */
-        if (sr->payload == NULL && (sr->payload = malloc(need)) == NULL) {
-            *rc = -ENOMEM;
-            return i;
-        }
         size_t take = need - sr->have;
         if (take > n - i)
             take = n - i;
+        size_t room = payload_room(sr->have + take, need);
+        if (sr->payload == NULL || room > payload_room(sr->have, need)) {
+            char *grown = realloc(sr->payload, room);
+            if (grown == NULL) {
+                *rc = -ENOMEM;
+                return i;
+            }
+            sr->payload = grown;
+        }
         memcpy(sr->payload + sr->have, p + i, take);
         sr->have += take;
         i += take;
@@ -446,5 +468,5 @@ TW_API int tw_string_receiver_broken(const tw_string_receiver *sr)
 
 TW_API size_t tw_string_receiver_buffered(const tw_string_receiver *sr)
 {
-    return (sr->payload != NULL ? message_size(sr) : 0) + sr->pending_cap;
+    return (sr->payload != NULL ? payload_room(sr->have, message_size(sr)) : 0) + sr->pending_cap;
 }

@@ -12,6 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* libasan's own count; its header is not installed everywhere. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#elif defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <twine.h>
 
 #include "ampbytes.h"
@@ -384,6 +391,139 @@ START_TEST(test_parser_counts_every_key_of_a_box_against_its_limit)
 }
 END_TEST
 
+/* A box of @p nkeys distinct 5-byte keys, each with a value of @p vlen
+ * bytes, in the given order: 0 ascending, 1 descending, 2 shuffled; with
+ * @p repeat, every key twice. @return its bytes (malloc'd), *len its size. */
+static unsigned char *many_keys_box(size_t nkeys, size_t vlen, int order, int repeat, size_t *len)
+{
+    size_t entries = nkeys * (repeat ? 2 : 1);
+    size_t size = entries * (2 + 5 + 2 + vlen) + 2;
+    unsigned char *buf = malloc(size), *at = buf;
+    size_t *idx = malloc(entries * sizeof *idx);
+    for (size_t i = 0; i < entries; i++)
+        idx[i] = order == 1 ? nkeys - 1 - i % nkeys : i % nkeys;
+    unsigned long long seed = 7;
+    for (size_t i = entries; order == 2 && i > 1; i--) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t j = (size_t)(seed >> 33) % i, t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+    for (size_t i = 0; i < entries; i++) {
+        size_t k = idx[i];
+        *at++ = 0;
+        *at++ = 5;
+        for (int b = 4; b >= 0; b--)
+            *at++ = (unsigned char)(k >> (8 * b));
+        *at++ = (unsigned char)(vlen >> 8);
+        *at++ = (unsigned char)vlen;
+        memset(at, (int)(i < nkeys ? 'a' : 'b'), vlen);
+        at += vlen;
+    }
+    *at++ = 0;
+    *at++ = 0;
+    free(idx);
+    *len = (size_t)(at - buf);
+    return buf;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Parse @p buf whole; @return the CPU seconds it took, *rc the result. */
+static double timed_parse(const unsigned char *buf, size_t len, collected *c, int *rc)
+{
+    tw_amp_parser *p = tw_amp_parser_new(0);
+    double t0 = cpu_seconds();
+    *rc = tw_amp_parser_feed(p, buf, len, collect, c, NULL);
+    double took = cpu_seconds() - t0;
+    tw_amp_parser_free(p);
+    return took;
+}
+
+START_TEST(test_parser_refuses_a_box_of_more_than_the_most_keys)
+{
+    size_t len;
+    unsigned char *buf = many_keys_box(TW_AMP_MAX_KEYS, 0, 1, 0, &len);
+    collected c = {0};
+    int rc;
+    timed_parse(buf, len, &c, &rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(c.n, 1);
+    ck_assert_uint_eq(tw_amp_box_count(c.boxes[0]), TW_AMP_MAX_KEYS);
+    collected_free(&c);
+    free(buf);
+
+    buf = many_keys_box(TW_AMP_MAX_KEYS + 1, 0, 0, 0, &len);
+    memset(&c, 0, sizeof c);
+    timed_parse(buf, len, &c, &rc);
+    ck_assert_int_eq(rc, TW_ETOOBIG);
+    ck_assert_uint_eq(c.n, 0);
+    free(buf);
+}
+END_TEST
+
+/* Inserting each key in place made a 1 MiB box of 116,479 keys in
+ * descending order cost 2.3 s of CPU. Every 1 MiB box must now be cheap
+ * whatever its key order: the target is 20 ms on the development machine,
+ * asserted with a generous margin for sanitizer builds and busy machines. */
+START_TEST(test_no_1mib_box_costs_much_cpu_whatever_its_key_order)
+{
+    static const struct {
+        const char *what;
+        size_t nkeys, vlen;
+        int order, repeat, ok;
+    } cases[] = {
+        {"116,479 keys, descending", 116479, 0, 1, 0, 0},
+        {"116,479 keys, shuffled", 116479, 0, 2, 0, 0},
+        {"4,096 keys, descending, 246-byte values", TW_AMP_MAX_KEYS, 246, 1, 0, 1},
+        {"4,096 keys, shuffled, 246-byte values", TW_AMP_MAX_KEYS, 246, 2, 0, 1},
+        {"2,048 keys twice, shuffled", TW_AMP_MAX_KEYS / 2, 246, 2, 1, 1},
+        {"4,096 keys, ascending", TW_AMP_MAX_KEYS, 246, 0, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len;
+        unsigned char *buf = many_keys_box(cases[i].nkeys, cases[i].vlen, cases[i].order,
+                                           cases[i].repeat, &len);
+        ck_assert_uint_le(len, TW_AMP_DEFAULT_MAX_BOX_SIZE);
+        ck_assert_uint_gt(len, TW_AMP_DEFAULT_MAX_BOX_SIZE - 4096);
+        collected c = {0};
+        int rc;
+        double took = timed_parse(buf, len, &c, &rc);
+        printf("1 MiB AMP box, %s: %.2f ms of CPU\n", cases[i].what, took * 1e3);
+        fflush(stdout);
+        ck_assert_msg(took < 0.2, "%s took %.1f ms", cases[i].what, took * 1e3);
+        ck_assert_int_eq(rc, cases[i].ok ? 0 : TW_ETOOBIG);
+        if (cases[i].ok) {
+            ck_assert_uint_eq(c.n, 1);
+            tw_amp_box *box = c.boxes[0];
+            ck_assert_uint_eq(tw_amp_box_count(box), cases[i].nkeys);
+            /* Sorted as Twisted sorts, the later of a repeated key kept. */
+            unsigned char key[5] = {0, 0, 0, 0, 1};
+            size_t vlen;
+            const char *v = tw_amp_box_getn(box, key, 5, &vlen);
+            ck_assert_ptr_nonnull(v);
+            ck_assert_uint_eq(vlen, cases[i].vlen);
+            ck_assert_int_eq(cases[i].vlen > 0 ? v[0] : 'a', cases[i].repeat ? 'b' : 'a');
+            const char *prev = NULL, *k;
+            size_t klen;
+            for (size_t e = 0; tw_amp_box_entry(box, e, &k, &klen, NULL, NULL) == 0; e++) {
+                ck_assert(prev == NULL || memcmp(prev, k, 5) < 0);
+                prev = k;
+            }
+            size_t unique = cases[i].repeat ? (len - 2) / 2 + 2 : len;
+            ck_assert_uint_eq(tw_amp_box_encoded_size(box), unique);
+        }
+        collected_free(&c);
+        free(buf);
+    }
+}
+END_TEST
+
 START_TEST(test_parser_hands_over_an_empty_box_for_the_protocol_to_reject)
 {
     static const unsigned char empty[] = {0x00, 0x00};
@@ -674,6 +814,73 @@ START_TEST(test_list_decoding_ignores_a_truncated_last_element_as_twisted_does)
 }
 END_TEST
 
+/* Heap bytes in use now, or 0 where the C library cannot tell. */
+static size_t heap_in_use(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return __sanitizer_get_current_allocated_bytes();
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd; /* small chunks and mmapped ones */
+#else
+    return 0;
+#endif
+}
+
+/* A 65,534-byte ListOf(String) of 32,767 empty strings took 1.8 MB of heap
+ * to decode (28 times its size, a malloc per element): bounded now by one
+ * tw_amp_value and the bytes per element. */
+START_TEST(test_list_of_strings_decodes_within_a_bounded_expansion)
+{
+    static const tw_amp_type list_of_strings = {TW_AMP_LIST, TW_AMP_T_STRING};
+    static const tw_amp_type list_of_unicode = {TW_AMP_LIST, TW_AMP_T_UNICODE};
+    const tw_amp_type *types[] = {&list_of_strings, &list_of_unicode};
+    size_t len = 65534;
+    char *raw = calloc(1, len);
+    for (size_t t = 0; t < 2; t++) {
+        tw_amp_arg spec[] = {{"l", types[t], 0}, {NULL, NULL, 0}};
+        tw_amp_box *b = tw_amp_box_new();
+        ck_assert_int_eq(tw_amp_box_set(b, "l", 1, raw, len), 0);
+        size_t before = heap_in_use();
+        tw_amp_values *v = tw_amp_values_from_box(spec, b, NULL, 0);
+        size_t used = heap_in_use() - before;
+        ck_assert_ptr_nonnull(v);
+        const tw_amp_value *l = tw_amp_values_get(v, "l");
+        ck_assert_uint_eq(l->u.list.count, len / 2);
+        ck_assert_uint_eq(l->u.list.items[len / 2 - 1].u.bytes.len, 0);
+        ck_assert_str_eq(l->u.list.items[7].u.bytes.data, "");
+        printf("ListOf %s, 32,767 empty elements: %zu bytes of heap (%.1fx)\n",
+               t == 0 ? "String" : "Unicode", used, (double)used / (double)len);
+        fflush(stdout);
+        if (before != 0)
+            ck_assert_uint_le(used, 14 * len);
+        /* A copy of it is packed too, and frees the same way. */
+        tw_amp_values *copy = tw_amp_values_new();
+        ck_assert_int_eq(tw_amp_values_set(copy, "l", l), 0);
+        ck_assert_uint_eq(tw_amp_values_get(copy, "l")->u.list.count, len / 2);
+        tw_amp_values_free(copy);
+        tw_amp_values_free(v);
+        tw_amp_box_free(b);
+    }
+    /* Elements of every length, the last one truncated and ignored. */
+    tw_amp_arg spec[] = {{"l", &list_of_unicode, 0}, {NULL, NULL, 0}};
+    tw_amp_box *b = tw_amp_box_new();
+    tw_amp_box_set(b, "l", 1, "\x00\x02h\xc3\x00\x00\x00\x03" "abc\x00\x05" "ab", 15);
+    ck_assert_ptr_null(tw_amp_values_from_box(spec, b, NULL, 0)); /* "h\xc3" is not UTF-8 */
+    tw_amp_box_set(b, "l", 1, "\x00\x03h\xc3\xa9\x00\x00\x00\x03" "abc\x00\x05" "ab", 16);
+    tw_amp_values *v = tw_amp_values_from_box(spec, b, NULL, 0);
+    ck_assert_ptr_nonnull(v);
+    const tw_amp_value *l = tw_amp_values_get(v, "l");
+    ck_assert_uint_eq(l->u.list.count, 3);
+    ck_assert_str_eq(l->u.list.items[0].u.bytes.data, "h\xc3\xa9");
+    ck_assert_uint_eq(l->u.list.items[1].u.bytes.len, 0);
+    ck_assert_str_eq(l->u.list.items[2].u.bytes.data, "abc");
+    tw_amp_values_free(v);
+    tw_amp_box_free(b);
+    free(raw);
+}
+END_TEST
+
 static int decodes(const tw_amp_type *t, const char *raw, size_t len)
 {
     tw_amp_arg spec[] = {{"x", t, 0}, {NULL, NULL, 0}};
@@ -902,6 +1109,8 @@ static Suite *amp_box_suite(void)
     tcase_add_test(parser, test_parser_refuses_a_value_past_the_box_limit_before_allocating_it);
     tcase_add_test(parser, test_parser_counts_every_key_of_a_box_against_its_limit);
     tcase_add_test(parser, test_parser_hands_over_an_empty_box_for_the_protocol_to_reject);
+    tcase_add_test(parser, test_parser_refuses_a_box_of_more_than_the_most_keys);
+    tcase_add_test(parser, test_no_1mib_box_costs_much_cpu_whatever_its_key_order);
     tcase_add_test(parser, test_a_callback_can_stop_the_parse_and_learn_how_much_was_used);
     suite_add_tcase(s, parser);
 
@@ -916,6 +1125,7 @@ static Suite *amp_box_suite(void)
     tcase_add_test(types, test_every_type_encodes_as_twisted_encodes_it);
     tcase_add_test(types, test_every_type_decodes_back_to_the_same_values);
     tcase_add_test(types, test_list_decoding_ignores_a_truncated_last_element_as_twisted_does);
+    tcase_add_test(types, test_list_of_strings_decodes_within_a_bounded_expansion);
     tcase_add_test(types, test_boolean_is_exactly_true_or_false);
     tcase_add_test(types, test_unicode_is_strict_utf8_both_ways);
     tcase_add_test(types, test_a_missing_required_argument_fails_and_an_optional_one_is_left_out);

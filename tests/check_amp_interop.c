@@ -601,9 +601,9 @@ END_TEST
 START_TEST(test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix)
 {
     require_twisted();
-    char path[128];
-    snprintf(path, sizeof path, "/tmp/twine-amp-%d.sock", (int)getpid());
-    unlink(path);
+    char dir[] = "/tmp/twine-amp-XXXXXX", path[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/amp.sock", dir);
     child server;
     twisted_server(&server, path);
     int port = child_port(&server, 20000);
@@ -617,6 +617,7 @@ START_TEST(test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix)
     ck_assert_str_eq(c.out, "total=94\n");
     twisted_server_stop(&server);
     unlink(path);
+    rmdir(dir);
 }
 END_TEST
 

@@ -4,8 +4,8 @@
 # against Twisted's AMP server (tests/interop/amp_server.py), both on UNIX
 # sockets in a private directory: --json (one object per call: answer,
 # error or failure), the quoted text form for values with newlines or bytes
-# that are not UTF-8, --raw, calls from standard input (KEY=VALUE lines and
-# JSON), the server's own description of an UNKNOWN error, the exit codes
+# that are not UTF-8 (read back byte for byte), --raw, calls from standard
+# input (KEY=VALUE lines and JSON), the server's own description of an UNKNOWN error, the exit codes
 # 65 and 74, and that --help and twine-call.1 list the same exit codes.
 # Twisted is required (/usr/bin/python3 or $PYTHON_TWISTED): without it
 # this fails, it never skips.
@@ -138,6 +138,30 @@ if ! "$reactord" -p amp -l "unix:$tmp/amp.sock" --daemon --pidfile "$tmp/reactor
 fi
 scenarios "unix:$tmp/amp.sock" reactord
 bad_input "unix:$tmp/amp.sock"
+
+# Unambiguous: random values made of the awkward bytes come back from the
+# text form and from the JSON form, given to --stdin, byte for byte.
+if "$py" - "$call" "unix:$tmp/amp.sock" <<'EOF'; then
+import json, random, subprocess, sys
+call, ep = sys.argv[1], sys.argv[2]
+pieces = [b"a", b"=", b'"', b"\\", b"\n", b"\r", b"\t", b"\xff", b"\xc3\xa9", b"\xe2\x80",
+          b" ", b"\x7f", b"\x01"]
+rng = random.Random(20)
+for _ in range(40):
+    v = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+    def run(*args, data=None):
+        return subprocess.run([call, *args], input=data, capture_output=True, timeout=20).stdout
+    text = run(ep, "Echo", b"value=" + v)
+    answer = json.loads(run("--json", ep, "Echo", b"value=" + v))["answer"]
+    for form, data in (("text", text), ("JSON", json.dumps(answer).encode())):
+        back = run("--raw", ep, "Echo", "-", data=data)
+        if back != b"value=" + v + b"\n":
+            sys.exit("%r printed in the %s form as %r reads back as %r" % (v, form, data, back))
+EOF
+    ok "40 awkward values read back from the text and JSON forms, byte for byte"
+else
+    fail "a value printed by twine-call does not read back as the same bytes"
+fi
 
 input ''
 timeout 20 "$call" "unix:$tmp/amp.sock" Sum a=1 b=2 >/dev/full 2>"$tmp/err" </dev/null

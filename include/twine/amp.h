@@ -120,6 +120,12 @@ TW_BEGIN_DECLS
 #define TW_AMP_MAX_KEY_LENGTH 255
 /** The longest value, in bytes. */
 #define TW_AMP_MAX_VALUE_LENGTH 65535
+/**
+ * The most keys a received box may hold. A box's keys are its command's
+ * arguments or answer fields; a peer that sends more breaks the connection
+ * (TW_ETOOBIG), so no box costs more than this many entries to parse.
+ */
+#define TW_AMP_MAX_KEYS 4096
 /** The default bound on one received box, counting every byte of it. */
 #define TW_AMP_DEFAULT_MAX_BOX_SIZE (1024 * 1024)
 /**
@@ -216,8 +222,11 @@ TW_API void tw_amp_parser_free(tw_amp_parser *p);
  * call.
  * @param consumed if not NULL, receives how many bytes were used (all of
  *        them unless @p fn stopped the parse or an error occurred).
+ * Parsing a box costs time linear in its size whatever the order of its
+ * keys (those out of order are sorted once, when the box is complete).
  * @return 0; the nonzero value @p fn returned; TW_EPROTO for a key longer
- *         than 255 bytes; TW_ETOOBIG for a box over the size limit; -ENOMEM.
+ *         than 255 bytes; TW_ETOOBIG for a box over the size limit or with
+ *         more than TW_AMP_MAX_KEYS keys; -ENOMEM.
  *         The three errors leave the parser broken: it refuses everything
  *         after with the same code, and tw_amp_parser_error() says why.
  */
