@@ -465,6 +465,61 @@ START_TEST(test_paused_stream_notices_a_fin)
 }
 END_TEST
 
+/* ------------------------------------------------------------ item 8 */
+
+/* Six peers each stall a 900 KB AMP box, under the 1 MiB box limit: past
+ * the 2 MiB input budget the connections holding the most are closed with
+ * a logged reason, and a well-behaved client is still answered. */
+START_TEST(test_the_input_budget_closes_the_connections_holding_the_most)
+{
+    const char *args[] = {"--protocol", "amp", "--port", "0", "--interface", "127.0.0.1",
+                          "--input-budget", "2097152", NULL};
+    tu_reactord d;
+    ck_assert_msg(tu_reactord_start(&d, args) == 0, "reactord did not start: %s", d.log);
+    enum { PEERS = 6, ENTRIES = 14 };
+    size_t entry = 2 + 2 + 2 + 65535;
+    unsigned char *box = malloc(ENTRIES * entry), *at = box;
+    for (int i = 0; i < ENTRIES; i++) {
+        memcpy(at, "\x00\x02k", 3);
+        at[3] = (unsigned char)('a' + i);
+        at[4] = 0xff;
+        at[5] = 0xff;
+        memset(at + 6, 'v', 65535);
+        at += entry;
+    }
+    int c[PEERS];
+    for (int i = 0; i < PEERS; i++) {
+        c[i] = tu_connect("127.0.0.1", d.port);
+        ck_assert_int_ge(c[i], 0);
+        tu_write_all(c[i], box, (size_t)(at - box)); /* never ended */
+    }
+    free(box);
+    int closed = 0;
+    for (int i = 0; i < PEERS; i++)
+        closed += tu_wait_eof(c[i], 500) == 1;
+    ck_assert_int_ge(closed, PEERS - 2);
+    ck_assert_int_lt(closed, PEERS); /* only as many as the budget needs */
+    long long deadline = tu_now_ms() + 5000;
+    while (strstr(d.log, "input budget of 2097152 bytes exceeded") == NULL &&
+           tu_now_ms() < deadline) {
+        usleep(10000);
+        tu_reactord_read_log(&d);
+    }
+    ck_assert_ptr_nonnull(strstr(d.log, "input budget of 2097152 bytes exceeded"));
+    int ok = tu_connect("127.0.0.1", d.port);
+    ck_assert_int_eq(tu_write_all(ok, SUM_REQUEST, sizeof SUM_REQUEST), 0);
+    unsigned char answer[sizeof SUM_ANSWER];
+    ck_assert_uint_eq(tu_read_exact(ok, answer, sizeof answer, 5000), sizeof answer);
+    ck_assert_int_eq(memcmp(answer, SUM_ANSWER, sizeof answer), 0);
+    close(ok);
+    for (int i = 0; i < PEERS; i++)
+        close(c[i]);
+    kill(d.pid, SIGTERM);
+    ck_assert_int_ne(tu_wait_child(d.pid, 10000), -1);
+    close(d.err_fd);
+}
+END_TEST
+
 /* ------------------------------------------------------------ item 6 */
 
 /* The peer stopped reading: the idle close cannot flush, so it must give up
@@ -642,6 +697,7 @@ static Suite *closing_suite(void)
     tcase_add_test(tc, test_paused_stream_notices_a_reset);
     tcase_add_test(tc, test_paused_stream_notices_a_fin);
     tcase_add_test(tc, test_idle_timeout_aborts_a_peer_that_stopped_reading);
+    tcase_add_test(tc, test_the_input_budget_closes_the_connections_holding_the_most);
     suite_add_tcase(s, tc);
     return s;
 }
