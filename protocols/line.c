@@ -4,14 +4,15 @@
  * is sent back with the delimiter; a line longer than max-length is logged
  * and closes the connection.
  *
- *     reactord --protocol line --port 9001 -o delimiter=crlf -o max-length=4096
+ *     reactord --protocol line --port 9001 -o max-length=4096
+ *     reactord --protocol line --port 9001 -o delimiter=lf      # for nc
  *
- * Options: delimiter ("lf", the default, or "crlf") and max-length (default
- * 16384, as Twisted's LineReceiver). The default is LF, unlike the line
- * receiver's own CRLF, because it serves both kinds of client an operator
- * tries first: nc sends LF-terminated lines and gets each one back at once,
- * and a CRLF line from telnet comes back byte for byte (its CR is part of
- * the line). With delimiter=crlf a lone LF is ordinary data, as in Twisted.
+ * Options: delimiter ("crlf", the default, or "lf") and max-length (default
+ * 16384). The defaults are Twisted's LineReceiver's, so a Twisted client
+ * (or telnet) is served exactly as a Twisted server would serve it: a CRLF
+ * line of max-length bytes is accepted, and a lone LF is ordinary data.
+ * With delimiter=lf, lines end at LF (what nc sends) and a CR before it is
+ * part of the line, so it counts against max-length and comes back.
  *
  * The echoes of all the lines found in one chunk leave in a single write:
  * they are gathered in a scratch buffer that the factory owns and every
@@ -179,7 +180,7 @@ static const tw_factory_ops line_factory_ops = {
 };
 
 static const tw_option_spec line_options[] = {
-    {"delimiter", TW_OPTION_STRING, "lf", "line delimiter: lf (\\n) or crlf (\\r\\n)"},
+    {"delimiter", TW_OPTION_STRING, "crlf", "line delimiter: crlf (\\r\\n) or lf (\\n)"},
     {"max-length", TW_OPTION_INT, "16384", "longest line in bytes; a longer one closes"},
     {NULL, 0, NULL, NULL},
 };
@@ -191,7 +192,7 @@ static tw_factory *line_make_factory(tw_reactor *r, const tw_options *opts, char
     const char *delim = tw_options_get(opts, "delimiter");
     long long max = tw_options_get_int(opts, "max-length", TW_LINE_DEFAULT_MAX_LENGTH);
     if (delim == NULL)
-        delim = "lf";
+        delim = "crlf";
     if (strcmp(delim, "crlf") != 0 && strcmp(delim, "lf") != 0) {
         snprintf(err, errlen, "option 'delimiter' must be 'lf' or 'crlf', not '%s'", delim);
         return NULL;

@@ -835,7 +835,9 @@ static int box_received(tw_amp_box *box, void *arg)
                   tw_amp_box_count(box));
     if (!taken)
         tw__amp_parser_recycle(amp->parser, box);
-    return amp->closing ? 1 : 0;
+    /* A responder that closed or aborted the transport itself ends the
+     * delivery too: the boxes after it have no connection to answer on. */
+    return amp->closing || tw_transport_disconnecting(amp->base.transport) ? 1 : 0;
 }
 
 static void amp_connection_made(tw_protocol *p)

@@ -91,6 +91,27 @@ static void quiesce(attempt *a)
     }
 }
 
+/*
+ * Tell the factory and fail the deferred with @p reason (taken), then free
+ * the attempt. The attempt lives until the end: the factory's callbacks may
+ * cancel the deferred, whose canceller reaches it (and then finds it done,
+ * and the deferred failed by the cancel, which wins).
+ */
+static void report_failure(attempt *a, tw_failure *reason)
+{
+    tw_factory *f = a->f;
+    tw_deferred *d = a->d;
+    if (f->ops->client_connection_failed != NULL)
+        f->ops->client_connection_failed(f, reason);
+    tw_factory_stop(f);
+    if (!tw_deferred_called(d))
+        tw_deferred_errback(d, reason);
+    else
+        tw_failure_unref(reason);
+    release(a);
+    tw_deferred_unref(d);
+}
+
 /* The failure exit. Takes @p reason. */
 static void fail(attempt *a, tw_failure *reason)
 {
@@ -101,14 +122,7 @@ static void fail(attempt *a, tw_failure *reason)
         return;
     }
     quiesce(a);
-    tw_factory *f = a->f;
-    tw_deferred *d = a->d;
-    release(a);
-    if (f->ops->client_connection_failed != NULL)
-        f->ops->client_connection_failed(f, reason);
-    tw_factory_stop(f);
-    tw_deferred_errback(d, reason);
-    tw_deferred_unref(d);
+    report_failure(a, reason);
 }
 
 /* The failure of the last address tried, naming its errno. */
@@ -129,6 +143,7 @@ static tw_failure *connect_failure(const attempt *a)
 }
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
+static void attempt_event(attempt *a, evutil_socket_t fd, short what);
 
 static void connected(attempt *a)
 {
@@ -151,8 +166,8 @@ static void connected(attempt *a)
             f->ops->client_connection_failed(f, reason);
             tw_failure_unref(reason);
         }
-        release(a);
         tw_factory_stop(f);
+        release(a);
         tw_deferred_unref(d);
         return;
     }
@@ -162,18 +177,13 @@ static void connected(attempt *a)
                 ? tw_failure_new(-ECONNABORTED, "connect to %s: the factory refused the connection",
                                  a->where)
                 : tw_failure_new(rc, "connect to %s failed: %s", a->where, tw_strerror(rc));
-        release(a);
-        if (f->ops->client_connection_failed != NULL)
-            f->ops->client_connection_failed(f, reason);
-        tw_factory_stop(f);
-        tw_deferred_errback(d, reason);
-        tw_deferred_unref(d);
+        report_failure(a, reason);
         return;
     }
-    release(a);
     tw_factory_stop(f); /* the stream counts itself now (if it started) */
-    if (!fired)
+    if (!fired && !tw_deferred_called(d))
         tw_deferred_callback(d, p, NULL);
+    release(a);
     tw_deferred_unref(d);
 }
 
@@ -274,8 +284,16 @@ static void begin(attempt *a)
 
 static void on_event(evutil_socket_t fd, short what, void *arg)
 {
-    (void)what;
     attempt *a = arg;
+    tw_reactor *r = a->r;
+    tw__enter(r); /* the attempt may go inside; the reactor may not */
+    attempt_event(a, fd, what);
+    tw__leave(r);
+}
+
+static void attempt_event(attempt *a, evutil_socket_t fd, short what)
+{
+    (void)what;
     if (a->stopping) {
         fail(a, tw_failure_new(TW_ESHUTDOWN, "connect to %s failed: %s", a->where,
                                tw_strerror(TW_ESHUTDOWN)));

@@ -10,8 +10,10 @@
  * type's parameters -- keys first, then positional segments into the
  * parameters still free, in the type's order -- and checks every value.
  *
- * UNIX servers own their socket file: a stale one is removed before
- * binding, and the listener removes it (and drops PATH.lock) when it stops.
+ * UNIX servers own their socket file as every UNIX listener does
+ * (listener.c: a stale one is removed before binding, the file goes when
+ * the listener stops); with lockfile=1 they also hold PATH.lock, dropped
+ * when the listener stops.
  */
 #include "config.h"
 
@@ -524,28 +526,19 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- listening */
 
-/* What a UNIX listener must undo when it stops. */
-typedef struct unix_files {
-    dev_t dev;
-    ino_t ino;
-    int lock_fd; /* -1 without lockfile */
-    char path[TW_ENDPOINT_PATH_MAX];
-    char lock_path[TW_ENDPOINT_PATH_MAX + sizeof ".lock"];
-} unix_files;
+/* The lock file a UNIX listener with lockfile=1 holds until it stops. */
+typedef struct unix_lock {
+    int fd;
+    char path[TW_ENDPOINT_PATH_MAX + sizeof ".lock"];
+} unix_lock;
 
-static void unix_files_release(void *arg)
+static void unix_lock_release(void *arg)
 {
-    unix_files *u = arg;
-    struct stat st;
-    /* Only our own socket file: a server started since may own the path. */
-    if (lstat(u->path, &st) == 0 && st.st_dev == u->dev && st.st_ino == u->ino)
-        unlink(u->path);
-    if (u->lock_fd >= 0) {
-        /* Unlink before unlocking, so the next server never locks a file
-         * that is about to disappear (take_lock checks for that too). */
-        unlink(u->lock_path);
-        close(u->lock_fd);
-    }
+    unix_lock *u = arg;
+    /* Unlink before unlocking, so the next server never locks a file that
+     * is about to disappear (take_lock checks for that too). */
+    unlink(u->path);
+    close(u->fd);
     free(u);
 }
 
@@ -595,41 +588,6 @@ static int take_lock(const char *lock_path, int *out)
     return -EADDRINUSE;
 }
 
-/*
- * Make way for binding @p path: nothing there, or a socket file nobody
- * accepts on (connect is refused), which is removed.
- * @return 0, -EADDRINUSE for a live socket (or a file that is no socket),
- *         or another negated errno.
- */
-static int clear_stale(const tw_address *addr, const char *path, const char **why)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode)) {
-        *why = "the path exists and is not a socket";
-        return -EADDRINUSE;
-    }
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    int rc = connect(s, &addr->u.sa, addr->len);
-    int err = rc < 0 ? errno : 0;
-    close(s);
-    if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
-        *why = "a server is already listening there";
-        return -EADDRINUSE;
-    }
-    if (err == ENOENT)
-        return 0;
-    if (err != ECONNREFUSED)
-        return -err;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return -errno;
-    tw_log(TW_LOG_INFO, "endpoint", "removed stale socket file %s", path);
-    return 0;
-}
-
 static int listen_unix(tw_reactor *r, const tw_endpoint *e, const tw_listen_options *o,
                        tw_factory *f, const char *desc, tw_listener **out, tw_failure **fail)
 {
@@ -639,51 +597,31 @@ static int listen_unix(tw_reactor *r, const tw_endpoint *e, const tw_listen_opti
         *fail = errno_failure(rc, "cannot listen on %s", desc);
         return rc;
     }
-    unix_files *u = calloc(1, sizeof *u);
-    if (u == NULL)
-        return -ENOMEM;
-    u->lock_fd = -1;
-    memcpy(u->path, e->path, strlen(e->path) + 1);
-    snprintf(u->lock_path, sizeof u->lock_path, "%s.lock", e->path);
-
+    unix_lock *lock = NULL;
     const char *why = NULL;
-    int fd = -1, bound = 0;
-    if (e->lockfile && (rc = take_lock(u->lock_path, &u->lock_fd)) < 0) {
-        if (rc == -EADDRINUSE)
-            why = "another server holds its lock file";
-        goto fail;
+    if (e->lockfile) {
+        lock = calloc(1, sizeof *lock);
+        if (lock == NULL)
+            return -ENOMEM;
+        snprintf(lock->path, sizeof lock->path, "%s.lock", e->path);
+        if ((rc = take_lock(lock->path, &lock->fd)) < 0) {
+            free(lock);
+            lock = NULL;
+            if (rc == -EADDRINUSE)
+                why = "another server holds its lock file";
+            goto fail;
+        }
     }
-    if ((rc = clear_stale(&addr, e->path, &why)) < 0)
+    /* The listener applies the stale-file rule and owns the socket file. */
+    if ((rc = tw__listen(r, &addr, e->mode, o, f, out, &why)) < 0)
         goto fail;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, &addr.u.sa, addr.len) < 0)
-        goto fail_errno;
-    bound = 1;
-    struct stat st;
-    if ((e->mode >= 0 && chmod(e->path, (mode_t)e->mode) < 0) || stat(e->path, &st) < 0)
-        goto fail_errno;
-    u->dev = st.st_dev;
-    u->ino = st.st_ino;
-    if (listen(fd, o->backlog > 0 ? o->backlog : 511) < 0)
-        goto fail_errno;
-    if ((rc = tw_listen_fd(r, fd, o, f, out)) < 0)
-        goto fail;
-    /* The listener removes the socket file and lock when it stops. */
-    tw__listener_on_stop(*out, unix_files_release, u);
+    if (lock != NULL)
+        tw__listener_on_stop(*out, unix_lock_release, lock);
     return 0;
 
-fail_errno:
-    rc = -errno;
 fail:
-    if (fd >= 0)
-        close(fd);
-    if (bound)
-        unlink(e->path);
-    if (u->lock_fd >= 0) {
-        unlink(u->lock_path);
-        close(u->lock_fd);
-    }
-    free(u);
+    if (lock != NULL)
+        unix_lock_release(lock);
     if (why != NULL)
         *fail = tw_failure_new(rc, "cannot listen on %s: %s", desc, why);
     else

@@ -39,6 +39,8 @@ TW_API const char *tw_strerror(int code)
         return "reactor is shutting down";
     case TW_EIDLE:
         return "connection was idle too long";
+    case TW_ENOTFOUND:
+        return "host name not found";
     default:
         break;
     }

@@ -13,6 +13,12 @@
  * The listener is reference-counted: its owner holds one reference and every
  * connection it accepted holds one, so a connection can report its end to a
  * listener the owner already closed.
+ *
+ * A UNIX listener owns its socket file: a stale one (a socket nobody
+ * accepts on) is removed before binding, a live one or any other kind of
+ * file is refused, and the file is removed when the listener stops -- if it
+ * is still the one this listener created, since a server started since may
+ * own the path.
  */
 #include "config.h"
 
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -55,12 +62,63 @@ struct tw_listener {
     tw_call *idle_sweep;
     void (*on_stop)(void *arg); /* tw__listener_on_stop() */
     void *on_stop_arg;
+    /* The UNIX socket file this listener created, removed when it stops. */
+    int owns_file;
+    dev_t file_dev;
+    ino_t file_ino;
 };
 
 TW_API void tw_listen_options_init(tw_listen_options *o)
 {
     memset(o, 0, sizeof *o);
     o->backlog = DEFAULT_BACKLOG;
+}
+
+/* A UNIX address naming a file (not an abstract socket, and terminated
+ * within the address): its path, or NULL. */
+static const char *unix_file(const tw_address *addr)
+{
+    const size_t at = offsetof(struct sockaddr_un, sun_path);
+    const char *path = ((const struct sockaddr_un *)&addr->u.storage)->sun_path;
+    if (tw_address_family(addr) != AF_UNIX || addr->len <= at || path[0] == '\0' ||
+        memchr(path, '\0', addr->len - at) == NULL)
+        return NULL;
+    return path;
+}
+
+/*
+ * Make way for binding the UNIX socket file @p path: nothing there, or a
+ * socket nobody accepts on (connect is refused), which is removed.
+ * @return 0, -EADDRINUSE for a live socket or a file that is no socket
+ *         (with *@p why saying which), or another negated errno.
+ */
+static int clear_stale(const tw_address *addr, const char *path, const char **why)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        *why = "the path exists and is not a socket";
+        return -EADDRINUSE;
+    }
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    int rc = connect(s, &addr->u.sa, addr->len);
+    int err = rc < 0 ? errno : 0;
+    close(s);
+    if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
+        *why = "a server is already listening there";
+        return -EADDRINUSE;
+    }
+    if (err == ENOENT)
+        return 0;
+    if (err != ECONNREFUSED)
+        return -err;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    tw_log(TW_LOG_INFO, "unix", "removed stale socket file %s", path);
+    return 0;
 }
 
 static void unref(tw_listener *l)
@@ -91,6 +149,13 @@ static void stop(tw_listener *l)
     l->spare_fd = -1;
     tw__reactor_unregister_listener(l->r, &l->node);
     l->r = NULL;
+    if (l->owns_file) {
+        struct stat st;
+        const char *path = unix_file(&l->addr);
+        if (lstat(path, &st) == 0 && st.st_dev == l->file_dev && st.st_ino == l->file_ino)
+            unlink(path);
+        l->owns_file = 0;
+    }
     if (l->on_stop != NULL) {
         void (*fn)(void *) = l->on_stop;
         l->on_stop = NULL;
@@ -188,14 +253,26 @@ static void reject(tw_listener *l, int fd)
         report_rejections(l); /* no timer: report now rather than never */
 }
 
+static void accept_batch(tw_listener *l, int lfd);
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     tw_listener *l = arg;
+    tw_reactor *r = l->r;
+    l->refs++; /* build_protocol may close the listener: not under us */
+    tw__enter(r);
+    accept_batch(l, (int)lfd);
+    tw__leave(r);
+    unref(l);
+}
+
+static void accept_batch(tw_listener *l, int lfd)
+{
     for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
         tw_address peer;
         peer.len = sizeof peer.u.storage;
-        int fd = accept4((int)lfd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
@@ -289,8 +366,8 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
     return 0;
 }
 
-TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_options *opts,
-                     tw_factory *f, tw_listener **out)
+int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
+               tw_factory *f, tw_listener **out, const char **why)
 {
     tw_listen_options defaults;
     if (opts == NULL) {
@@ -302,11 +379,16 @@ TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_opti
         return -EAFNOSUPPORT;
     if (r->stopping)
         return TW_ESHUTDOWN;
+    const char *path = unix_file(addr);
+    int rc;
+    if (path != NULL && (rc = clear_stale(addr, path, why)) < 0)
+        return rc;
 
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1;
+    int one = 1, bound = 0;
+    struct stat st;
     if (family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (family == AF_INET6) {
@@ -322,23 +404,47 @@ TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_opti
         goto fail;
     }
 #endif
-    if (bind(fd, &addr->u.sa, addr->len) < 0 ||
-        listen(fd, opts->backlog > 0 ? opts->backlog : DEFAULT_BACKLOG) < 0)
+    if (bind(fd, &addr->u.sa, addr->len) < 0)
+        goto fail;
+    bound = 1;
+    /* The mode is set before listen(): nobody connects under a wider one. */
+    if (path != NULL &&
+        ((mode >= 0 && chmod(path, (mode_t)mode) < 0) || lstat(path, &st) < 0))
+        goto fail;
+    if (listen(fd, opts->backlog > 0 ? opts->backlog : DEFAULT_BACKLOG) < 0)
         goto fail;
 
-    tw_address bound;
-    bound.len = sizeof bound.u.storage;
-    if (getsockname(fd, &bound.u.sa, &bound.len) < 0 || family == AF_UNIX)
-        bound = *addr;
-    int rc = start(r, fd, &bound, opts, f, out);
-    if (rc < 0)
+    tw_address name;
+    name.len = sizeof name.u.storage;
+    if (getsockname(fd, &name.u.sa, &name.len) < 0 || family == AF_UNIX)
+        name = *addr;
+    rc = start(r, fd, &name, opts, f, out);
+    if (rc < 0) {
         close(fd);
-    return rc;
+        if (path != NULL)
+            unlink(path);
+        return rc;
+    }
+    if (path != NULL) {
+        (*out)->owns_file = 1;
+        (*out)->file_dev = st.st_dev;
+        (*out)->file_ino = st.st_ino;
+    }
+    return 0;
 
 fail:
     rc = -errno;
     close(fd);
+    if (bound && path != NULL)
+        unlink(path);
     return rc;
+}
+
+TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_options *opts,
+                     tw_factory *f, tw_listener **out)
+{
+    const char *why = NULL;
+    return tw__listen(r, addr, -1, opts, f, out, &why);
 }
 
 TW_API int tw_listen_fd(tw_reactor *r, int fd, const tw_listen_options *opts, tw_factory *f,

@@ -4,8 +4,9 @@
  * After each run the next due index is the first grid point strictly after
  * now, so a late run skips (and counts) the points it missed instead of
  * running them back to back. The looping call is reference-counted: its
- * owner holds one reference and a run that is waiting on the function's
- * deferred holds another, so freeing it while a run is pending is safe.
+ * owner holds one reference and a run holds another while the function
+ * runs and while its deferred is pending, so freeing it from inside the
+ * function, or while a run is pending, is safe.
  */
 #include "config.h"
 
@@ -116,12 +117,15 @@ static void run(void *arg)
         lc->call = NULL;
     }
     lc->runs++;
+    lc->refs++; /* the function may free the looping call: not under us */
     tw_deferred *d = lc->fn(lc->arg);
     if (d == NULL) {
         schedule_next(lc);
+        unref(lc);
         return;
     }
-    lc->refs++; /* held by the pending run */
+    /* The reference passes to the pending run, which run_done drops; if the
+     * looping call was freed meanwhile, run_done only lets it go. */
     tw_deferred_add_both(d, run_done, lc);
     tw_deferred_unref(d);
 }

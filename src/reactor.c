@@ -24,8 +24,21 @@
 /* Shutdown phases beyond tw_trigger_phase's three. */
 enum { PHASE_NONE = -1, PHASE_DONE = 3 };
 
+/* libevent's own messages (evdns's "Nameserver ... has failed", an epoll
+ * error) go to twine's sink rather than straight to stderr, so they reach
+ * reactord's log file, its JSON format, or an embedder's handler. */
+static void libevent_log(int severity, const char *msg)
+{
+    tw_log_level level = severity == EVENT_LOG_DEBUG ? TW_LOG_DEBUG
+                         : severity == EVENT_LOG_MSG ? TW_LOG_INFO
+                         : severity == EVENT_LOG_WARN ? TW_LOG_WARN
+                                                      : TW_LOG_ERROR;
+    tw_log(level, "libevent", "%s", msg);
+}
+
 static tw_reactor *reactor_init(struct event_base *base, int owns_base)
 {
+    event_set_log_callback(libevent_log);
     tw_reactor *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
@@ -82,10 +95,33 @@ static void abort_all(tw__list *list)
     }
 }
 
-TW_API void tw_reactor_free(tw_reactor *r)
+/*
+ * libevent finishes a cancelled evdns request (and frees it, and calls back
+ * the resolver, which then frees its evdns_base) from a deferred callback
+ * in the loop, never inside the cancel. On a base of our own, run what is
+ * active before freeing it, or those requests leak; nothing of twine is
+ * left on the base by then. A host's base runs them in the host's loop.
+ */
+static void flush_deferred(struct event_base *base)
+{
+    for (int pass = 0;
+         pass < 16 && event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0; pass++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+TW_API int tw_reactor_free(tw_reactor *r)
 {
     if (r == NULL)
-        return;
+        return 0;
+    /* Code of ours below the caller still uses the reactor. */
+    if (r->running || r->depth > 0 || r->stream_busy > 0)
+        return TW_ESTATE;
+    /* What the teardown calls back (connection_lost, stop_factory, release
+     * functions) runs inside it: a free from there is refused, and a stop
+     * under way goes no further (the phases left never run). */
+    tw__enter(r);
+    r->freeing = 1;
+    r->draining = 0;
     abort_all(&r->listeners);
     abort_all(&r->conns);
     tw__streams_free(r);
@@ -100,9 +136,12 @@ TW_API void tw_reactor_free(tw_reactor *r)
     if (r->sig_term != NULL)
         event_free(r->sig_term);
     free(r->read_buf);
-    if (r->owns_base && r->base != NULL)
+    if (r->owns_base && r->base != NULL) {
+        flush_deferred(r->base);
         event_base_free(r->base);
+    }
     free(r);
+    return 0;
 }
 
 static void drain_timeout(void *arg)
@@ -117,6 +156,7 @@ static void drain_timeout(void *arg)
 
 static void begin_phase(tw_reactor *r)
 {
+    tw__enter(r);
     r->phase_waiting = 1; /* held until this function is done */
     tw__triggers_run(r, (tw_trigger_phase)r->phase);
     if (r->phase == TW_TRIGGER_DURING) {
@@ -135,11 +175,12 @@ static void begin_phase(tw_reactor *r)
         }
     }
     tw__shutdown_step_done(r);
+    tw__leave(r);
 }
 
 void tw__shutdown_step_done(tw_reactor *r)
 {
-    if (r->phase_waiting == 0 || --r->phase_waiting > 0)
+    if (r->freeing || r->phase_waiting == 0 || --r->phase_waiting > 0)
         return;
     if (r->phase < TW_TRIGGER_AFTER) {
         r->phase++;
@@ -150,8 +191,14 @@ void tw__shutdown_step_done(tw_reactor *r)
     r->phase = PHASE_DONE;
     cancel_drain_timer(r);
     tw__timers_cancel_all(r);
-    if (r->running)
-        event_base_loopbreak(r->base);
+    if (r->running) {
+        event_base_loopbreak(r->base); /* tw_reactor_run() returns, then resets */
+        return;
+    }
+    /* A host drives the loop: the reactor is usable again at once, as after
+     * tw_reactor_run() returns. A stop made before any run still keeps the
+     * next tw_reactor_run() from starting (phase stays PHASE_DONE). */
+    r->stopping = 0;
 }
 
 TW_API int tw_reactor_run(tw_reactor *r)
@@ -200,7 +247,7 @@ TW_API int tw_reactor_iterate(tw_reactor *r, double timeout)
 
 TW_API void tw_reactor_stop(tw_reactor *r)
 {
-    if (r->stopping)
+    if (r->stopping || r->freeing)
         return;
     r->stopping = 1;
     r->phase = TW_TRIGGER_BEFORE;

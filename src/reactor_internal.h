@@ -65,6 +65,7 @@ typedef struct tw__trigger {
 typedef struct tw__thread_call {
     struct tw__thread_call *next;
     tw_call_fn fn;
+    tw_call_fn release; /* runs instead of fn if the reactor is freed first */
     void *arg;
 } tw__thread_call;
 
@@ -104,6 +105,13 @@ struct tw_reactor {
     int phase;              /* shutdown phase running, -1 before stop */
     size_t phase_waiting;   /* deferreds (and drains) the phase waits for */
     int draining;           /* the "during" phase waits for connections */
+    tw__link *trigger_waits; /* trigger deferreds the stop waits for (triggers.c) */
+
+    /* How many of twine's callbacks of this reactor are on the stack (an
+     * event dispatch, a stop, a free): tw_reactor_free() is refused there,
+     * since the code under those callbacks still uses the reactor. */
+    int depth;
+    int freeing;
 
     tw__thread_queue threads;
 
@@ -114,6 +122,17 @@ struct tw_reactor {
     tw__link *reap;            /* streams closed while stream_busy, to free */
     int stream_busy;           /* a dispatch may hold pointers to streams */
 };
+
+/* Bracket a dispatch into code that may call back the user (see depth). */
+static inline void tw__enter(tw_reactor *r)
+{
+    r->depth++;
+}
+
+static inline void tw__leave(tw_reactor *r)
+{
+    r->depth--;
+}
 
 void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
 void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c);

@@ -202,8 +202,14 @@ static void on_retry(void *arg)
 
 static void schedule_retry(tw_reconnect *rc)
 {
-    if (!rc->running || rc->retry != NULL || tw_reactor_stopping(rc->r))
+    if (!rc->running || rc->retry != NULL)
         return;
+    if (tw_reactor_stopping(rc->r)) {
+        /* The reactor's stop ends the service, as tw_reconnect_stop()
+         * would: once the stop completed it may be started again. */
+        tw_reconnect_stop(rc, 0);
+        return;
+    }
     /* initial_delay * factor^(n-1), capped: multiply until the cap. */
     unsigned n = rc->failures > 0 ? rc->failures : 1;
     double d = rc->o.initial_delay;

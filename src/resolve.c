@@ -177,11 +177,15 @@ static tw_failure *lookup_failure(const lookup *lk)
     case EVUTIL_EAI_FAIL:
         return tw_failure_new(-EAGAIN, "DNS lookup of '%s' failed: %s", lk->host,
                               "the name servers did not answer or failed");
-    case 0:
-        return tw_failure_new(-EHOSTUNREACH, "DNS lookup of '%s' found no address%s", lk->host,
+    case 0: /* the name exists, without an address of the family asked for */
+        return tw_failure_new(TW_ENOTFOUND, "DNS lookup of '%s' found no address%s", lk->host,
                               lk->nq == 1 ? (lk->q[0].family == AF_INET ? " of type IPv4"
                                                                          : " of type IPv6")
                                           : "");
+    case EVUTIL_EAI_NONAME:
+    case EVUTIL_EAI_NODATA:
+        return tw_failure_new(TW_ENOTFOUND, "DNS lookup of '%s' failed: %s", lk->host,
+                              tw_strerror(TW_ENOTFOUND));
     default:
         return tw_failure_new(-EHOSTUNREACH, "DNS lookup of '%s' failed: %s", lk->host,
                               evutil_gai_strerror(err));
@@ -242,9 +246,21 @@ static void progress(lookup *lk)
         finish(lk);
 }
 
+static void answer(query *q, int err, struct evutil_addrinfo *ai);
+
 static void on_answer(int err, struct evutil_addrinfo *ai, void *arg)
 {
     query *q = arg;
+    tw_reactor *r = q->lk->res->r; /* NULL once the resolver was detached */
+    if (r != NULL)
+        tw__enter(r);
+    answer(q, err, ai);
+    if (r != NULL)
+        tw__leave(r);
+}
+
+static void answer(query *q, int err, struct evutil_addrinfo *ai)
+{
     lookup *lk = q->lk;
     if (q->req != NULL) {
         q->req = NULL;

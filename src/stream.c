@@ -362,13 +362,15 @@ static int flush(tw__stream *s)
     return 0;
 }
 
-/* The queue grew: pause whoever fills it once it passes the high mark. */
+/* The queue grew: pause whoever fills it once it passes the high mark. As
+ * in Twisted, that is the registered producer when there is one, and the
+ * protocol only when there is none. */
 static void check_high_watermark(tw__stream *s)
 {
     if (queued(s) <= s->high_wm)
         return;
     tw_protocol *p = s->base.protocol;
-    if (!(s->flags & F_PROTO_PAUSED)) {
+    if (s->producer == NULL && !(s->flags & F_PROTO_PAUSED)) {
         s->flags |= F_PROTO_PAUSED;
         if (p->ops->pause_producing != NULL)
             p->ops->pause_producing(p);
@@ -588,8 +590,11 @@ static void handle_event(tw__stream *s, int what)
 void tw__stream_ready(tw__pollable *p, int what)
 {
     tw__stream *s = tw_container_of(p, tw__stream, io);
+    tw_reactor *r = s->base.reactor;
+    tw__enter(r); /* the stream may be freed inside; the reactor may not */
     if (!(s->flags & F_CLOSED))
         handle_event(s, what);
+    tw__leave(r);
 }
 
 /* The pending event: run every stream kicked so far. The list is taken

@@ -43,6 +43,12 @@ void tw__listener_connection_done(tw_listener *l);
  * to remove a UNIX socket file and its lock. One hook per listener. */
 void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg);
 
+/* listener.c: tw_listen(), with @p mode (or -1 for what the umask gives)
+ * set on a UNIX socket file before it accepts. @p why receives a sentence
+ * when the stale-file rule refuses the path (-EADDRINUSE). */
+int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
+               tw_factory *f, tw_listener **out, const char **why);
+
 /* listener.c: the listener's idle timeout in seconds, 0 for none. */
 double tw__listener_idle_timeout(const tw_listener *l);
 

@@ -32,6 +32,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     tw_reactor *r = arg;
+    tw__enter(r);
     drain_wake((int)fd);
     pthread_mutex_lock(&r->threads.lock);
     tw__thread_call *c = r->threads.head;
@@ -43,6 +44,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         free(c);
         c = next;
     }
+    tw__leave(r);
 }
 
 int tw__threads_init(tw_reactor *r)
@@ -78,12 +80,24 @@ void tw__threads_free(tw_reactor *r)
     if (q->ev != NULL)
         event_free(q->ev);
     q->ev = NULL;
-    /* Calls that never ran are dropped: the reactor they were for is gone. */
-    for (tw__thread_call *c = q->head, *next; c != NULL; c = next) {
-        next = c->next;
-        free(c);
+    /* Calls that never ran are dropped, since the reactor they were for is
+     * going; their release functions give back what they carried. A release
+     * that queues another call sees it dropped in turn. */
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        tw__thread_call *c = q->head;
+        q->head = q->tail = NULL;
+        pthread_mutex_unlock(&q->lock);
+        if (c == NULL)
+            break;
+        while (c != NULL) {
+            tw__thread_call *next = c->next;
+            if (c->release != NULL)
+                c->release(c->arg);
+            free(c);
+            c = next;
+        }
     }
-    q->head = q->tail = NULL;
     if (q->wake_read >= 0)
         close(q->wake_read);
     if (q->wake_write >= 0 && q->wake_write != q->wake_read)
@@ -94,6 +108,12 @@ void tw__threads_free(tw_reactor *r)
 
 TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg)
 {
+    return tw_reactor_call_from_thread_full(r, fn, arg, NULL);
+}
+
+TW_API int tw_reactor_call_from_thread_full(tw_reactor *r, tw_call_fn fn, void *arg,
+                                            tw_call_fn release)
+{
     if (fn == NULL)
         return -EINVAL;
     tw__thread_call *c = malloc(sizeof *c);
@@ -101,6 +121,7 @@ TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg)
         return -ENOMEM;
     c->next = NULL;
     c->fn = fn;
+    c->release = release;
     c->arg = arg;
 
     tw__thread_queue *q = &r->threads;

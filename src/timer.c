@@ -181,6 +181,7 @@ static size_t run_due(tw_reactor *r)
     double now = r->clock(r->clock_arg);
     uint64_t cutoff = r->next_seq; /* calls made from here on wait a turn */
     size_t ran = 0;
+    tw__enter(r);
 
     while (r->timers.count > 0) {
         tw_call *c = r->timers.items[0];
@@ -195,6 +196,7 @@ static size_t run_due(tw_reactor *r)
         ran++;
     }
     rearm(r);
+    tw__leave(r);
     return ran;
 }
 
@@ -231,18 +233,31 @@ int tw__timers_init(tw_reactor *r)
 
 void tw__timers_free(tw_reactor *r)
 {
-    for (size_t i = 0; i < r->timers.count; i++) {
-        tw_call *c = r->timers.items[i];
+    /* Take every pending call off the heap before running any release
+     * function: a release may cancel, release or schedule calls (a dropped
+     * deferred timeout lets go of its own handle), and each must then see
+     * the call already dropped. */
+    tw__timer_heap dropped = r->timers;
+    r->timers.items = NULL;
+    r->timers.count = r->timers.cap = 0;
+    for (size_t i = 0; i < dropped.count; i++) {
+        tw_call *c = dropped.items[i];
         c->state = CALL_CANCELLED;
         c->r = NULL;
         c->heap_index = SIZE_MAX;
+        c->running = 1; /* not freed by its release dropping the handle */
+    }
+    for (size_t i = 0; i < dropped.count; i++) {
+        tw_call *c = dropped.items[i];
         if (c->release != NULL)
             c->release(c->arg);
+        c->running = 0;
         release_if_unowned(c);
     }
-    free(r->timers.items);
-    r->timers.items = NULL;
-    r->timers.count = r->timers.cap = 0;
+    free(dropped.items);
+    /* What a release scheduled while the reactor goes is dropped too. */
+    if (r->timers.count > 0)
+        tw__timers_free(r);
     if (r->timer_ev != NULL)
         event_free(r->timer_ev);
     r->timer_ev = NULL;

@@ -48,9 +48,18 @@ TW_API int tw_reactor_remove_trigger(tw_reactor *r, tw_trigger_id id)
     return TW_ESTATE;
 }
 
+/* The stop waits for a deferred a trigger returned. The record outlives
+ * the reactor when the reactor is freed first: then it only lets go. */
+typedef struct trigger_wait {
+    tw__link link; /* on r->trigger_waits while the reactor waits */
+    tw_reactor *r; /* NULL once the reactor was freed */
+    tw_deferred *d; /* the reference the trigger handed over */
+} trigger_wait;
+
 static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
 {
-    tw_reactor *r = arg;
+    trigger_wait *w = arg;
+    (void)d;
     if (tw_result_is_failure(res)) {
         tw_failure *f = tw_result_take_failure(res);
         char text[512];
@@ -58,7 +67,15 @@ static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
         tw_log(TW_LOG_ERROR, "reactor", "shutdown trigger failed: %s", text);
         tw_failure_unref(f);
     }
-    tw_deferred_unref(d); /* the reference the trigger handed over */
+    if (w->r == NULL)
+        return; /* the reactor was freed first and already let go of d */
+    tw_reactor *r = w->r;
+    w->r = NULL;
+    tw__link **p = &r->trigger_waits;
+    while (*p != &w->link)
+        p = &(*p)->next;
+    *p = w->link.next;
+    tw_deferred_unref(w->d); /* the chain holds it until we return */
     tw__shutdown_step_done(r);
 }
 
@@ -77,8 +94,24 @@ void tw__triggers_run(tw_reactor *r, tw_trigger_phase phase)
         tw_deferred *d = t->fn(t->arg);
         free(t);
         if (d != NULL) {
-            r->phase_waiting++;
-            tw_deferred_add_both(d, trigger_fired, r);
+            trigger_wait *w = calloc(1, sizeof *w);
+            if (w == NULL) {
+                tw_log(TW_LOG_ERROR, "reactor",
+                       "out of memory: shutdown goes on without waiting for a trigger");
+                tw_deferred_unref(d);
+            } else {
+                w->r = r;
+                w->d = d;
+                w->link.next = r->trigger_waits;
+                r->trigger_waits = &w->link;
+                r->phase_waiting++;
+                if (tw_deferred_add_callbacks_full(d, trigger_fired, trigger_fired, w, free) < 0) {
+                    r->trigger_waits = w->link.next;
+                    r->phase_waiting--;
+                    free(w);
+                    tw_deferred_unref(d);
+                }
+            }
         }
         p = &r->triggers; /* the list may have changed under us */
     }
@@ -86,6 +119,13 @@ void tw__triggers_run(tw_reactor *r, tw_trigger_phase phase)
 
 void tw__triggers_free(tw_reactor *r)
 {
+    /* Deferreds the stop still waits for: let go of them, unfired. */
+    while (r->trigger_waits != NULL) {
+        trigger_wait *w = (trigger_wait *)r->trigger_waits;
+        r->trigger_waits = w->link.next;
+        w->r = NULL;
+        tw_deferred_unref(w->d); /* may release w, when ours was the last */
+    }
     while (r->triggers != NULL) {
         tw__trigger *t = r->triggers;
         r->triggers = t->next;

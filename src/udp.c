@@ -34,6 +34,9 @@ struct tw_udp_port {
     tw_datagram_protocol *proto;
     int fd;
     tw_address addr;
+    /* Inside on_readable: a close from a callback leaves the memory to
+     * on_readable, which frees it once the callback returned. */
+    unsigned char dispatching, closed;
 };
 
 static void refused(tw_udp_port *u)
@@ -46,6 +49,9 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     tw_udp_port *u = arg;
+    tw_reactor *r = u->r;
+    tw__enter(r);
+    u->dispatching = 1;
     for (int i = 0; i < READ_BATCH && u->r != NULL; i++) {
         tw_address from;
         from.len = sizeof from.u.storage;
@@ -55,10 +61,14 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
                 refused(u);
                 continue;
             }
-            return; /* EAGAIN, or a transient error that the next wake-up retries */
+            break; /* EAGAIN, or a transient error that the next wake-up retries */
         }
         u->proto->ops->datagram_received(u->proto, u->r->read_buf, (size_t)n, &from);
     }
+    u->dispatching = 0;
+    if (u->closed)
+        free(u);
+    tw__leave(r);
 }
 
 static void stop(tw_udp_port *u)
@@ -169,9 +179,13 @@ TW_API void tw_udp_port_close(tw_udp_port *u)
 {
     if (u == NULL)
         return;
+    if (u->closed)
+        return;
     stop(u);
     tw_datagram_protocol *p = u->proto;
-    free(u);
+    u->closed = 1;
+    if (!u->dispatching)
+        free(u);
     if (p->ops->destroy != NULL)
         p->ops->destroy(p);
 }

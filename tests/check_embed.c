@@ -17,6 +17,8 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -345,6 +347,118 @@ START_TEST(test_stop_under_host_loop_completes_without_ending_it)
 }
 END_TEST
 
+typedef struct {
+    tw_reactor *r;
+    int after, stopping_in_after;
+} stop_watch;
+
+static tw_deferred *note_after(void *arg)
+{
+    stop_watch *w = arg;
+    w->after++;
+    w->stopping_in_after = tw_reactor_stopping(w->r);
+    return NULL;
+}
+
+/* A client factory whose protocols count connection_made. */
+typedef struct {
+    tw_factory base;
+    int made;
+} counting_factory;
+
+static void counted_made(tw_protocol *p)
+{
+    ((counting_factory *)p->factory)->made++;
+}
+
+static void counted_destroy(tw_protocol *p)
+{
+    free(p);
+}
+
+static const tw_protocol_ops counted_ops = {.connection_made = counted_made,
+                                            .destroy = counted_destroy};
+
+static tw_protocol *counted_build(tw_factory *f, const tw_address *peer)
+{
+    (void)f;
+    (void)peer;
+    tw_protocol *p = calloc(1, sizeof *p);
+    p->ops = &counted_ops;
+    return p;
+}
+
+static const tw_factory_ops counting_ops = {.build_protocol = counted_build};
+
+START_TEST(test_reactor_is_usable_again_once_a_stop_under_host_loop_completed)
+{
+    struct event_base *base = event_base_new();
+    tw_reactor *r = tw_reactor_new_with_base(base);
+    tw_factory *f = make_echo(r);
+    tw_listener *l;
+    listen_loopback(r, f, &l);
+    stop_watch w = {r, 0, -1};
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_AFTER, note_after, &w, NULL), 0);
+    tw_reactor_stop(r);
+    long long deadline = tu_now_ms() + 5000;
+    while (tw_reactor_stopping(r) && tu_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    /* The stop completed: the after trigger ran (still stopping there), and
+     * then the reactor stopped stopping. */
+    ck_assert_int_eq(w.after, 1);
+    ck_assert_int_eq(w.stopping_in_after, 1);
+    ck_assert_int_eq(tw_reactor_stopping(r), 0);
+    tw_listener_close(l);
+
+    /* New listeners, connects and a restarted reconnecting client work. */
+    int port = listen_loopback(r, f, &l);
+    counting_factory cf;
+    tw_factory_init(&cf.base, &counting_ops);
+    cf.made = 0;
+    char desc[64];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    tw_endpoint e;
+    ck_assert_int_eq(tw_endpoint_parse_client(desc, &e, NULL, 0), 0);
+    tw_reconnect *rc;
+    tw_listener *l2;
+    ck_assert_int_eq(tw_reconnect_new(r, &e, &cf.base, NULL, &rc), 0);
+    ck_assert_int_eq(tw_reconnect_start(rc), 0);
+    deadline = tu_now_ms() + 5000;
+    while ((cf.made == 0 || tw_listener_connections(l) == 0) && tu_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(cf.made, 1);
+    ck_assert_uint_eq(tw_listener_connections(l), 1);
+
+    /* And a second stop runs its phases again. */
+    w.after = 0;
+    ck_assert_int_eq(tw_reactor_add_trigger(r, TW_TRIGGER_AFTER, note_after, &w, NULL), 0);
+    tw_reactor_stop(r);
+    deadline = tu_now_ms() + 5000;
+    while (tw_reactor_stopping(r) && tu_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(w.after, 1);
+    ck_assert_int_eq(tw_reactor_stopping(r), 0);
+
+    /* The stop stopped the service; started again, it connects again. */
+    ck_assert(!tw_reconnect_running(rc));
+    tw_address again;
+    ck_assert_int_eq(tw_address_from_ip(&again, "127.0.0.1", port), 0);
+    ck_assert_int_eq(tw_listen(r, &again, NULL, f, &l2), 0); /* the same port */
+    ck_assert_int_eq(tw_reconnect_start(rc), 0);
+    deadline = tu_now_ms() + 5000;
+    while (cf.made < 2 && tu_now_ms() < deadline)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(cf.made, 2);
+
+    tw_listener_close(l2);
+    tw_reconnect_free(rc);
+    tw_listener_close(l);
+    ck_assert_int_eq(tw_reactor_free(r), 0);
+    tw_factory_free(f);
+    event_base_free(base);
+}
+END_TEST
+
 /* ---- freeing hands the base back ---------------------------------------- */
 
 START_TEST(test_free_leaves_host_base_usable)
@@ -615,6 +729,7 @@ static Suite *embed_suite(void)
     tcase_add_test(tc, test_defer_later_fires_under_host_dispatch);
     tcase_add_test(tc, test_call_from_thread_wakes_host_dispatch);
     tcase_add_test(tc, test_stop_under_host_loop_completes_without_ending_it);
+    tcase_add_test(tc, test_reactor_is_usable_again_once_a_stop_under_host_loop_completed);
     tcase_add_test(tc, test_free_leaves_host_base_usable);
     tcase_add_test(tc, test_two_reactors_in_turn_on_one_host_base);
     suite_add_tcase(s, tc);

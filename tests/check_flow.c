@@ -164,6 +164,37 @@ START_TEST(test_a_streaming_producer_is_paused_resumed_and_stopped)
 }
 END_TEST
 
+/* Twisted tells only the registered producer; the protocol hears nothing. */
+START_TEST(test_only_the_registered_producer_is_paused_and_resumed)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory rf;
+    rec_init(&rf, r);
+    int peer;
+    adopt_pair(r, &rf, &peer);
+    tw_transport *t = rf.last->transport;
+    test_producer tp = {{&prod_ops}, t, 0, 0, 0, 0};
+    ck_assert_int_eq(tw_transport_register_producer(t, &tp.base, 1), 0);
+    tw_transport_write(t, big, sizeof big);
+    ck_assert_int_eq(tp.pauses, 1);
+    long long deadline = tu_now_ms() + 5000;
+    while (tp.resumes == 0 && tu_now_ms() < deadline) {
+        drain_peer(peer);
+        tw_reactor_iterate(r, 0.001);
+    }
+    ck_assert_int_eq(tp.resumes, 1);
+    ck_assert_int_eq(rf.pauses, 0);
+    ck_assert_int_eq(rf.resumes, 0);
+    /* Unregistered, the protocol is the one paused again. */
+    tw_transport_unregister_producer(t);
+    tw_transport_write(t, big, sizeof big);
+    ck_assert_int_eq(rf.pauses, 1);
+    ck_assert_int_eq(tp.pauses, 1);
+    close(peer);
+    tw_reactor_free(r);
+}
+END_TEST
+
 START_TEST(test_a_pull_producer_is_asked_for_each_piece)
 {
     tw_reactor *r = tw_reactor_new();
@@ -470,6 +501,7 @@ static Suite *flow_suite(void)
     tcase_add_test(tc, test_watermarks_are_configurable);
     tcase_add_test(tc, test_a_paused_transport_stops_reading);
     tcase_add_test(tc, test_a_streaming_producer_is_paused_resumed_and_stopped);
+    tcase_add_test(tc, test_only_the_registered_producer_is_paused_and_resumed);
     tcase_add_test(tc, test_a_pull_producer_is_asked_for_each_piece);
     suite_add_tcase(s, tc);
 

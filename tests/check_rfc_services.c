@@ -117,17 +117,61 @@ START_TEST(test_reactord_line_answers_line_by_line)
     const char *args[] = {"--protocol", "line", "--port", "0", "--interface", "127.0.0.1", NULL};
     start(&d, args);
     int fd = connect_to(&d);
-    send_str(fd, "hello\n"); /* what nc sends */
-    expect_str(fd, "hello\n");
-    send_str(fd, "second line\n");
-    expect_str(fd, "second line\n");
+    send_str(fd, "hello\r\n"); /* what telnet and Twisted send */
+    expect_str(fd, "hello\r\n");
+    send_str(fd, "second line\r\n");
+    expect_str(fd, "second line\r\n");
     send_str(fd, "no end yet");
     expect_silence(fd, 200);
-    send_str(fd, " ... now\n");
-    expect_str(fd, "no end yet ... now\n");
+    send_str(fd, " ... now\r\n");
+    expect_str(fd, "no end yet ... now\r\n");
+    send_str(fd, "a\r\nb\r\n\r\nc\r\n");
+    expect_str(fd, "a\r\nb\r\n\r\nc\r\n");
+    send_str(fd, "bare\nlf"); /* a lone LF is data, as in Twisted */
+    expect_silence(fd, 200);
+    send_str(fd, "\r\n");
+    expect_str(fd, "bare\nlf\r\n");
+    close(fd);
+    stop(&d);
+}
+END_TEST
+
+/* Twisted's LineReceiver accepts a line of exactly MAX_LENGTH bytes before
+ * its CRLF; so must the line module by default, or a Twisted client's
+ * longest line drops the connection. */
+START_TEST(test_reactord_line_default_takes_a_crlf_line_of_exactly_max_length)
+{
+    tu_reactord d;
+    const char *args[] = {"--protocol", "line", "--port", "0", "--interface", "127.0.0.1", NULL};
+    start(&d, args);
+    int fd = connect_to(&d);
+    size_t len = TW_LINE_DEFAULT_MAX_LENGTH + 2;
+    char *line = malloc(len + 1);
+    memset(line, 'x', len - 2);
+    memcpy(line + len - 2, "\r\n", 3);
+    send_str(fd, line);
+    char *back = malloc(len);
+    ck_assert_uint_eq(tu_read_exact(fd, back, len, 5000), len);
+    ck_assert(memcmp(back, line, len) == 0);
+    free(back);
+    free(line);
+    close(fd);
+    stop(&d);
+}
+END_TEST
+
+START_TEST(test_reactord_line_with_delimiter_lf_answers_what_nc_sends)
+{
+    tu_reactord d;
+    const char *args[] = {"--protocol", "line", "--port", "0", "--interface", "127.0.0.1",
+                          "-o", "delimiter=lf", NULL};
+    start(&d, args);
+    int fd = connect_to(&d);
+    send_str(fd, "hello\n"); /* what nc sends */
+    expect_str(fd, "hello\n");
     send_str(fd, "a\nb\n\nc\n");
     expect_str(fd, "a\nb\n\nc\n");
-    send_str(fd, "from telnet\r\n"); /* a CRLF line comes back byte for byte */
+    send_str(fd, "from telnet\r\n"); /* the CR is part of the line */
     expect_str(fd, "from telnet\r\n");
     close(fd);
     stop(&d);
@@ -597,6 +641,8 @@ static Suite *services_suite(void)
     tcase_add_test(tc, test_every_service_is_a_registered_builtin);
     tcase_add_test(tc, test_reactord_line_answers_line_by_line);
     tcase_add_test(tc, test_reactord_line_honours_delimiter_and_max_length);
+    tcase_add_test(tc, test_reactord_line_default_takes_a_crlf_line_of_exactly_max_length);
+    tcase_add_test(tc, test_reactord_line_with_delimiter_lf_answers_what_nc_sends);
     tcase_add_test(tc, test_reactord_line_refuses_bad_options_with_a_sentence);
     tcase_add_test(tc, test_line_module_echoes_a_chunk_of_lines_in_one_write);
     tcase_add_test(tc, test_line_module_answers_the_lines_before_a_too_long_one);

@@ -226,19 +226,27 @@ START_TEST(test_hold_mode_pauses_and_resumes_at_the_watermarks)
     tw_string_transport *t = tw_string_transport_new(NULL, &r.base);
     tw_transport_set_write_watermarks(&t->base, 100, 20);
     tw_string_transport_set_hold(t, 1);
-    ck_assert_int_eq(tw_transport_register_producer(&t->base, &pr.base, 1), 0);
     char buf[60] = {0};
+    /* Without a registered producer, the protocol is paused and resumed. */
     tw_transport_write(&t->base, buf, sizeof buf);
     ck_assert_int_eq(r.paused, 0);
     tw_transport_write(&t->base, buf, sizeof buf); /* 120 > 100 */
     ck_assert_int_eq(r.paused, 1);
+    tw_string_transport_drain(t, 100); /* 20: at the low watermark */
+    ck_assert_int_eq(r.resumed, 1);
+    /* With one, only the producer is, as in Twisted. */
+    ck_assert_int_eq(tw_transport_register_producer(&t->base, &pr.base, 1), 0);
+    tw_transport_write(&t->base, buf, sizeof buf);
+    ck_assert_int_eq(pr.paused, 0);
+    tw_transport_write(&t->base, buf, 40); /* 120 > 100 */
     ck_assert_int_eq(pr.paused, 1);
+    ck_assert_int_eq(r.paused, 1);
     ck_assert_uint_eq(tw_transport_write_buffer_size(&t->base), 120);
     tw_string_transport_drain(t, 90); /* 30 left: still above 20 */
-    ck_assert_int_eq(r.resumed, 0);
+    ck_assert_int_eq(pr.resumed, 0);
     tw_string_transport_drain(t, 10); /* 20: at the low watermark */
-    ck_assert_int_eq(r.resumed, 1);
     ck_assert_int_eq(pr.resumed, 1);
+    ck_assert_int_eq(r.resumed, 1);
     ck_assert_uint_eq(tw_transport_write_buffer_size(&t->base), 20);
     tw_string_transport_set_hold(t, 0);
     ck_assert_uint_eq(t->queued, 0);

@@ -11,9 +11,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <twine.h>
 
@@ -460,6 +462,89 @@ START_TEST(test_free_aborts_open_connections_with_connection_lost)
 }
 END_TEST
 
+/* ---------------------------------------------------------- UNIX listeners */
+
+typedef struct {
+    char dir[64];
+    char path[128];
+} unix_place;
+
+static void unix_place_init(unix_place *u)
+{
+    snprintf(u->dir, sizeof u->dir, "/tmp/twine-unix.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(u->dir));
+    snprintf(u->path, sizeof u->path, "%s/s.sock", u->dir);
+}
+
+static void unix_place_free(unix_place *u)
+{
+    unlink(u->path);
+    ck_assert_int_eq(rmdir(u->dir), 0); /* nothing else was left behind */
+}
+
+START_TEST(test_unix_listener_removes_its_file_and_a_restart_binds_at_once)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory rf;
+    rec_init(&rf, r);
+    unix_place u;
+    unix_place_init(&u);
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_unix(&a, u.path), 0);
+    tw_listener *l;
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &rf.base, &l), 0);
+    /* A second server on a live socket is refused, and the file stays. */
+    tw_listener *second;
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &rf.base, &second), -EADDRINUSE);
+    ck_assert_int_eq(access(u.path, F_OK), 0);
+    int c = tu_connect_unix(u.path);
+    ck_assert_int_ge(c, 0);
+    close(c);
+    tw_listener_close(l);
+    ck_assert_int_eq(access(u.path, F_OK), -1); /* the file went with it */
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &rf.base, &l), 0);
+    /* A reactor's stop closes it the same way. */
+    tw_reactor_stop(r);
+    tw_reactor_run(r);
+    ck_assert_int_eq(access(u.path, F_OK), -1);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+    unix_place_free(&u);
+}
+END_TEST
+
+START_TEST(test_unix_listener_replaces_a_stale_socket_and_spares_other_files)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory rf;
+    rec_init(&rf, r);
+    unix_place u;
+    unix_place_init(&u);
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_unix(&a, u.path), 0);
+    /* A crashed server's file: bound, never unlinked, nobody accepting. */
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(s, &a.u.sa, a.len), 0);
+    close(s);
+    tw_listener *l;
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &rf.base, &l), 0);
+    int c = tu_connect_unix(u.path);
+    ck_assert_int_ge(c, 0);
+    close(c);
+    tw_listener_close(l);
+    /* A regular file is never removed. */
+    FILE *fp = fopen(u.path, "w");
+    fputs("data\n", fp);
+    fclose(fp);
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &rf.base, &l), -EADDRINUSE);
+    struct stat st;
+    ck_assert_int_eq(stat(u.path, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    tw_reactor_free(r);
+    unix_place_free(&u);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -488,6 +573,8 @@ static Suite *transport_suite(void)
     tcase_add_test(tcp, test_listening_on_a_port_in_use_fails_with_eaddrinuse);
     tcase_add_test(tcp, test_stop_closes_listeners_and_drains_connections);
     tcase_add_test(tcp, test_free_aborts_open_connections_with_connection_lost);
+    tcase_add_test(tcp, test_unix_listener_removes_its_file_and_a_restart_binds_at_once);
+    tcase_add_test(tcp, test_unix_listener_replaces_a_stale_socket_and_spares_other_files);
     suite_add_tcase(s, tcp);
     return s;
 }

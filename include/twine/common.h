@@ -43,7 +43,8 @@ enum {
     TW_EREMOTE = -30010,        /**< the remote side reported an error */
     TW_EFAIL = -30011,          /**< an application-defined failure */
     TW_ESHUTDOWN = -30012,      /**< the reactor is shutting down */
-    TW_EIDLE = -30013           /**< the connection was idle too long */
+    TW_EIDLE = -30013,          /**< the connection was idle too long */
+    TW_ENOTFOUND = -30014       /**< a host name does not exist, or has no address of the family */
 };
 
 /**

@@ -43,8 +43,14 @@ typedef struct tw_listen_options {
 TW_API void tw_listen_options_init(tw_listen_options *o);
 
 /**
- * Listen on @p addr (IPv4, IPv6 or UNIX). SO_REUSEADDR is set, so a
- * restarted server can bind at once while old connections sit in TIME_WAIT.
+ * Listen on @p addr (IPv4, IPv6 or UNIX). A restarted server can bind at
+ * once: on TCP SO_REUSEADDR is set, so old connections in TIME_WAIT do not
+ * block the port; on a UNIX path the listener owns its socket file, as
+ * endpoint strings' unix: servers do: a stale socket file (one nobody
+ * accepts on) is removed before binding, a live socket or any other kind
+ * of file is refused with -EADDRINUSE and left alone, and the file twine
+ * created is removed when the listener stops (unless another server has
+ * replaced it since). Abstract UNIX addresses have no file.
  *
  * @param opts NULL for the defaults.
  * @param out receives the listener on success.
@@ -74,7 +80,10 @@ TW_API unsigned long long tw_listener_rejected(const tw_listener *l);
 
 /**
  * Stop listening and free the listener. Connections it accepted stay open.
- * NULL is ignored.
+ * It may be called from anywhere, as Twisted's stopListening(): from the
+ * factory's build_protocol and from the callbacks of the protocols it
+ * accepted too; no connection is accepted after it. The handle is invalid
+ * afterwards. NULL is ignored.
  */
 TW_API void tw_listener_close(tw_listener *l);
 

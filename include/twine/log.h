@@ -5,6 +5,12 @@
  * way libevent's event_set_log_callback() works: configure it once at
  * start-up, before threads are started. Each record is written with a single
  * write(2), so records from several threads never interleave.
+ *
+ * libevent's own messages (evdns's "Nameserver ... has failed", say) go to
+ * the same sink, under the subsystem "libevent": making a reactor installs
+ * twine's callback with event_set_log_callback(), which is process-wide. A
+ * host that wants libevent's messages elsewhere sets its own callback after
+ * making its reactors.
  */
 #ifndef TWINE_LOG_H
 #define TWINE_LOG_H

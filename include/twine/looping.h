@@ -45,7 +45,9 @@ TW_API int tw_looping_call_start(tw_looping_call *lc, double interval, int now,
                                  tw_deferred **out);
 
 /**
- * Stop: no further runs; the start deferred fires now (synchronously).
+ * Stop: no further runs; the start deferred fires now (synchronously). It
+ * may be called from anywhere, the looped function included, as Twisted's
+ * LoopingCall.stop().
  * @return 0, or TW_ESTATE if it was not running.
  */
 TW_API int tw_looping_call_stop(tw_looping_call *lc);
@@ -59,7 +61,12 @@ TW_API unsigned long long tw_looping_call_runs(const tw_looping_call *lc);
 /** @return how many ticks were skipped because a run came late. */
 TW_API unsigned long long tw_looping_call_skipped(const tw_looping_call *lc);
 
-/** Stop if running and free the looping call. NULL is ignored. */
+/**
+ * Stop if running (the start deferred fires, synchronously) and free the
+ * looping call. It may be called from inside the looped function or from a
+ * callback of the deferred that function returned: the memory goes once
+ * that call returned. NULL is ignored.
+ */
 TW_API void tw_looping_call_free(tw_looping_call *lc);
 
 TW_END_DECLS

@@ -45,11 +45,30 @@ TW_API tw_reactor *tw_reactor_new(void);
 TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);
 
 /**
- * Free the reactor. Connections still open are aborted (each protocol gets
- * connection_lost first), listeners are closed, and pending timed calls are
- * released without running. Call it only when the reactor is not running.
+ * Free the reactor, in any state: idle, stopped, or in the middle of a
+ * graceful stop on a loop the host drives. Connections still open are
+ * aborted (each protocol gets connection_lost, synchronously), listeners and
+ * UDP ports are stopped, pending timed calls are released without running
+ * (their release functions run), pending DNS lookups fail with
+ * TW_ESHUTDOWN, calls queued by tw_reactor_call_from_thread() are dropped
+ * (their release functions run), and a stop under way goes no further: the
+ * shutdown triggers that have not run never run, and the deferreds the stop
+ * waited for are let go of unfired. A host-owned event_base is left usable;
+ * libevent finishes the DNS questions the free cancelled from a deferred
+ * callback in that base's next loop pass, so a host that frees its base
+ * right away runs one pass first (event_base_loop(base, EVLOOP_NONBLOCK)),
+ * or libevent leaks them.
+ *
+ * It is forbidden, and refused, while the reactor runs code of its own
+ * that will still use it afterwards: inside tw_reactor_run(), or inside any
+ * callback the reactor runs (a timer, an I/O callback, a shutdown trigger,
+ * a call from a thread), also on a loop the host drives. Stop instead, and
+ * free once tw_reactor_run() returned or, on a host-driven loop, once the
+ * callback returned (for example from a timer of the host's own).
+ * @return 0 (also for NULL), or TW_ESTATE, doing nothing, when called from
+ *         inside the reactor's own run or callbacks.
  */
-TW_API void tw_reactor_free(tw_reactor *r);
+TW_API int tw_reactor_free(tw_reactor *r);
 
 /**
  * Run the loop until tw_reactor_stop() completes.
@@ -76,7 +95,16 @@ TW_API int tw_reactor_iterate(tw_reactor *r, double timeout);
  */
 TW_API void tw_reactor_stop(tw_reactor *r);
 
-/** @return nonzero once tw_reactor_stop() was called and until run returns. */
+/**
+ * @return nonzero once tw_reactor_stop() was called and until the stop
+ *         completed: until tw_reactor_run() returns or, on a loop the host
+ *         drives, until the "after" phase is over (its triggers ran and the
+ *         deferreds they returned fired). That is how an embedder learns
+ *         the stop completed: tw_reactor_stopping() is 0 again, and a
+ *         TW_TRIGGER_AFTER trigger is the last thing the stop runs. From
+ *         then on the reactor is usable again: listeners, connects and
+ *         tw_reconnect_start() work as before the stop.
+ */
 TW_API int tw_reactor_stopping(const tw_reactor *r);
 
 /**
@@ -159,7 +187,12 @@ TW_API int tw_reactor_call_later(tw_reactor *r, double seconds, tw_call_fn fn, v
 TW_API int tw_reactor_call_later_full(tw_reactor *r, double seconds, tw_call_fn fn, void *arg,
                                       tw_call_fn release, tw_call **out);
 
-/** Cancel a pending call. @return 0, or TW_ESTATE if it already ran or was cancelled. */
+/**
+ * Cancel a pending call. Inside the call's own function the call is no
+ * longer pending: cancelling it there does nothing, and the handle stays
+ * valid until released (tw_call_release() is safe there too).
+ * @return 0, or TW_ESTATE if it already ran (or is running) or was cancelled.
+ */
 TW_API int tw_call_cancel(tw_call *c);
 
 /** Reschedule a pending call to run @p seconds from now. @return 0, -EINVAL or TW_ESTATE. */
@@ -200,9 +233,23 @@ TW_API size_t tw_reactor_run_due_calls(tw_reactor *r);
  * Run @p fn(@p arg) on the reactor's thread, soon. This is the one function
  * that is safe to call from any thread, at any time while the reactor
  * exists. It wakes the loop; calls run in the order they were submitted.
- * @return 0, or -ENOMEM (then @p fn will not run).
+ * A call still queued when the reactor is freed is dropped without
+ * running; give it a release function with
+ * tw_reactor_call_from_thread_full() when @p arg owns something.
+ * @return 0, -EINVAL for a NULL @p fn, or -ENOMEM (then @p fn will not run).
  */
 TW_API int tw_reactor_call_from_thread(tw_reactor *r, tw_call_fn fn, void *arg);
+
+/**
+ * tw_reactor_call_from_thread(), plus @p release(@p arg), on the reactor's
+ * thread inside tw_reactor_free(), when the reactor is freed before the
+ * call ran: @p fn runs or @p release runs, exactly one of them, once. Safe
+ * from any thread while the reactor exists, as tw_reactor_call_from_thread();
+ * the caller must make sure no thread submits once tw_reactor_free() began.
+ * @return 0, -EINVAL for a NULL @p fn, or -ENOMEM (then neither runs).
+ */
+TW_API int tw_reactor_call_from_thread_full(tw_reactor *r, tw_call_fn fn, void *arg,
+                                            tw_call_fn release);
 
 /* ---- Shutdown triggers -------------------------------------------------- */
 

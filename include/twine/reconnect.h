@@ -19,6 +19,13 @@
  * p->transport; the transport's protocol field, though, is the service's
  * thin wrapper around it.
  *
+ * A reactor's stop (tw_reactor_stop()) ends the service when its
+ * connection or attempt ends: it stops as tw_reconnect_stop() does, and
+ * once the stop completed, tw_reconnect_start() starts it again.
+ *
+ * Callbacks: tw_reconnect_stop() and tw_reconnect_free() may be called from
+ * any callback, the service's own and its protocol's included.
+ *
  * Ownership: the caller owns the service and frees it with
  * tw_reconnect_free(), before freeing the reactor. The endpoint is copied;
  * the factory is borrowed and must outlive the service and its connections.
@@ -41,7 +48,12 @@ typedef struct tw_reconnect_options {
     double factor;        /**< growth of each further delay (>= 1); default 2 */
     double max_delay;     /**< cap on the delay; default 60 */
     double jitter;        /**< relative randomness, 0 to 1; default 0.1 */
-    unsigned max_retries; /**< give up after this many failures in a row; 0 never */
+    /**
+     * Retries after a failed first attempt, as Twisted's maxRetries: the
+     * service gives up when the first attempt and max_retries retries all
+     * failed in a row (max_retries + 1 failures); 0 never gives up.
+     */
+    unsigned max_retries;
     unsigned seed;        /**< seed of the jitter's random numbers; 0 picks one */
 } tw_reconnect_options;
 

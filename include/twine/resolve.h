@@ -72,9 +72,11 @@ TW_API int tw_resolver_configure(tw_reactor *r, const tw_resolver_options *o);
  *         (destroyed with free()). It has already fired on return when the
  *         answer needs no name server: a numeric host, an entry in the hosts
  *         file, or an error in the arguments. Otherwise it fires from the
- *         loop. It fails with -EINVAL for bad arguments, -EHOSTUNREACH when
- *         the name does not exist or has no address of the family asked for,
- *         -EAGAIN when the name servers did not answer or failed,
+ *         loop. It fails with -EINVAL for bad arguments, TW_ENOTFOUND ("host
+ *         name not found") when the name does not exist or has no address
+ *         of the family asked for, -EHOSTUNREACH when a numeric @p host is
+ *         not of that family, -EAGAIN when the name servers did not answer
+ *         or failed,
  *         TW_ESHUTDOWN when the reactor stops first, and TW_ECANCELLED when
  *         cancelled (which abandons the query).
  */

@@ -67,7 +67,9 @@ TW_BEGIN_DECLS
  *     simulated kernel queue until tw_string_transport_drain(); crossing the
  *     high watermark calls the protocol's pause_producing and draining to
  *     the low one resume_producing, exactly as the stream transport does.
- *     A registered producer is driven the same way: a streaming one is
+ *     A registered producer is driven the same way, instead of the
+ *     protocol (which then hears nothing of the watermarks, as with the
+ *     stream transport and in Twisted): a streaming one is
  *     paused and resumed at the watermarks, a pull one is asked for more
  *     each time the queue empties, and it gets stop_producing when the
  *     connection is lost.

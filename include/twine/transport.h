@@ -8,6 +8,10 @@
  * socket, and only what the kernel refuses is queued (in a libevent
  * evbuffer). The queue has a high and a low watermark: crossing the high one
  * calls the protocol's pause_producing, draining below the low one calls
+ * resume_producing. While a producer is registered
+ * (tw_transport_register_producer()) only that producer is paused and
+ * resumed, as in Twisted, where only the registered producer hears of the
+ * watermarks; a protocol paused before the registration still gets its
  * resume_producing.
  *
  * Nothing here calls the protocol back synchronously except
@@ -147,7 +151,9 @@ TW_API void tw_transport_set_write_watermarks(tw_transport *t, size_t high, size
 /**
  * Register @p p to feed this transport, as Twisted's registerProducer.
  * A streaming producer (@p streaming nonzero) writes on its own and is
- * paused and resumed as the queue crosses the watermarks. A pull producer
+ * paused and resumed as the queue crosses the watermarks, instead of the
+ * protocol (which hears nothing of the watermarks while a producer is
+ * registered, as in Twisted). A pull producer
  * (@p streaming zero) is asked for more with resume_producing each time the
  * queue empties, starting at once (from the loop, not from this call). When
  * the connection ends the producer gets stop_producing and is unregistered.

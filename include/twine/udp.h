@@ -72,7 +72,13 @@ TW_API int tw_udp_connect(tw_udp_port *u, const tw_address *peer);
 /** The bound address. @return 0 or a negated errno. */
 TW_API int tw_udp_port_address(const tw_udp_port *u, tw_address *out);
 
-/** Stop the port (stop_protocol, then destroy) and free it. NULL is ignored. */
+/**
+ * Stop the port (stop_protocol, then destroy, both synchronously) and free
+ * it. It may be called from inside the port's own callbacks, as Twisted's
+ * stopListening(): no datagram is delivered after it, and the memory goes
+ * once that callback returned. The handle is invalid afterwards. NULL is
+ * ignored.
+ */
 TW_API void tw_udp_port_close(tw_udp_port *u);
 
 TW_END_DECLS

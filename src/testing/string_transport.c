@@ -28,7 +28,7 @@ static void check_high_watermark(tw_string_transport *m)
     if (m->queued <= m->high_wm)
         return;
     tw_protocol *p = m->base.protocol;
-    if (!m->producer_paused) {
+    if (m->producer == NULL && !m->producer_paused) { /* a registered one instead */
         m->producer_paused = 1;
         m->producer_pause_calls++;
         if (p->ops->pause_producing != NULL)
