@@ -305,7 +305,7 @@ static void limit_close_delivers_all(const char *const *args, const void *reques
 START_TEST(test_an_over_long_line_closes_without_losing_the_answers)
 {
     const char *args[] = {"--protocol", "line", "--port", "0", "--interface", "127.0.0.1",
-                          "-o", "max-length=1000", NULL};
+                          "-o", "max-length=1000", "-o", "delimiter=lf", NULL};
     size_t n = 2000, len = 0;
     char *lines = malloc(n * 16);
     for (size_t i = 0; i < n; i++)
