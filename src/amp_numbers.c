@@ -132,7 +132,12 @@ static long decimal_format(const char *s, size_t len, char *dst, char *digits)
         memcpy(dst + at, "Infinity", 8);
         return (long)(at + 8);
     }
-    size_t special = len >= 3 && word_is(s, 3, "nan") ? 3 : len >= 4 && word_is(s, 4, "snan") ? 4 : 0;
+    /* "nan" or "snan", then the payload's digits. */
+    size_t special = 0;
+    if (len >= 3 && word_is(s, 3, "nan"))
+        special = 3;
+    else if (len >= 4 && word_is(s, 4, "snan"))
+        special = 4;
     if (special > 0) {
         for (size_t i = special; i < len; i++)
             if (!is_digit((unsigned char)s[i]))

@@ -814,6 +814,65 @@ START_TEST(test_twines_bytes_are_twisteds_bytes)
 }
 END_TEST
 
+/* What twine sends back for @p data received as an argument of type @p t: Twisted's RESULT. */
+static void twine_result(const tw_amp_type *t, const unsigned char *data, size_t len, char *out,
+                         size_t cap)
+{
+    const tw_amp_arg spec[] = {{"x", t, 0}, {NULL, NULL, 0}};
+    tw_amp_box *in = tw_amp_box_new(), *back = tw_amp_box_new();
+    ck_assert_int_eq(tw_amp_box_set(in, "x", 1, data, len), 0);
+    char err[256];
+    tw_amp_values *v = tw_amp_values_from_box(spec, in, err, sizeof err);
+    snprintf(out, cap, "ERR");
+    if (v != NULL) {
+        ck_assert_msg(tw_amp_values_to_box(spec, v, back, 1, err, sizeof err) == 0, "%s", err);
+        snprintf(out, cap, "%s", tw_amp_box_get(back, "x", NULL));
+    }
+    tw_amp_values_free(v);
+    tw_amp_box_free(in);
+    tw_amp_box_free(back);
+}
+
+START_TEST(test_integer_decimal_and_datetime_texts_decode_and_encode_as_twisted_does)
+{
+    require_twisted();
+    char dir[] = "/tmp/twine-amp-texts.XXXXXX", path[64], script[4096];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/texts", dir);
+    script_path(script, sizeof script, "amp_texts.py");
+    const char *argv[] = {python(), script, "4000", "20261202", path, NULL};
+    child c;
+    child_start(&c, argv);
+    ck_assert_msg(child_wait(&c, 60000) == 0, "amp_texts.py failed: %s", c.err);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    static char line[140000];
+    int lines = 0, refused = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *kind = strtok(line, " \n"), *hex = strtok(NULL, " \n"), *want = strtok(NULL, "\n");
+        ck_assert(kind != NULL && hex != NULL && want != NULL);
+        const tw_amp_type *t = strcmp(kind, "integer") == 0   ? TW_AMP_T_INTEGER
+                               : strcmp(kind, "decimal") == 0 ? TW_AMP_T_DECIMAL
+                                                              : TW_AMP_T_DATETIME;
+        static unsigned char data[70000];
+        size_t len = strcmp(hex, "-") == 0 ? 0 : unhex(hex, data, sizeof data);
+        static char got[140000];
+        twine_result(t, data, len, got, sizeof got);
+        ck_assert_msg(strcmp(got, want) == 0, "%s %s: twine sends back '%s', Twisted '%s'", kind,
+                      hex, got, want);
+        lines++;
+        refused += strcmp(want, "ERR") == 0;
+    }
+    fclose(f);
+    unlink(path);
+    rmdir(dir);
+    ck_assert_int_eq(lines, 3 * 4000);
+    /* Both outcomes were tried, many times each. */
+    ck_assert_int_gt(refused, 1000);
+    ck_assert_int_lt(refused, 3 * 4000 - 1000);
+}
+END_TEST
+
 static Suite *amp_interop_suite(void)
 {
     Suite *s = suite_create("amp-interop");
@@ -822,6 +881,7 @@ static Suite *amp_interop_suite(void)
     tcase_add_test(tc, test_a_twisted_client_calls_every_command_of_reactord_amp);
     tcase_add_test(tc, test_twines_client_calls_a_twisted_amp_server);
     tcase_add_test(tc, test_every_amp_type_round_trips_through_a_twisted_server);
+    tcase_add_test(tc, test_integer_decimal_and_datetime_texts_decode_and_encode_as_twisted_does);
     tcase_add_test(tc, test_twine_call_against_reactord_amp);
     tcase_add_test(tc, test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix);
     tcase_add_test(tc, test_twine_call_exit_codes_follow_sysexits);

@@ -69,7 +69,7 @@ END_TEST
 /* A release function that schedules, cancels and releases other calls
  * while the reactor is dropping them. */
 static tw_call *other_call;
-static int releases;
+static int releases, late_dropped;
 
 static void release_and_meddle(void *arg)
 {
@@ -79,8 +79,10 @@ static void release_and_meddle(void *arg)
         ck_assert_int_eq(tw_call_cancel(other_call), TW_ESTATE);
         tw_call_release(other_call);
         other_call = NULL;
+        /* A call made while the reactor goes is dropped in turn. */
+        ck_assert_int_eq(
+            tw_reactor_call_later_full(r, 0, fire_count, &late_dropped, release_count, NULL), 0);
     }
-    (void)r;
 }
 
 START_TEST(test_free_with_calls_whose_release_touches_other_calls)
@@ -92,9 +94,11 @@ START_TEST(test_free_with_calls_whose_release_touches_other_calls)
     ck_assert_int_eq(tw_reactor_call_later(r, 6, fire_count, NULL, &other_call), 0);
     ck_assert_int_eq(tw_reactor_call_later_full(r, 7, fire_count, r, release_and_meddle, NULL),
                      0);
-    releases = 0;
+    releases = late_dropped = fired = 0;
     tw_reactor_free(r);
     ck_assert_int_eq(releases, 2);
+    ck_assert_int_eq(late_dropped, 1);
+    ck_assert_int_eq(fired, 0);
     ck_assert(!tw_call_active(c));
     tw_call_release(c);
 }

@@ -82,6 +82,10 @@
  *            @c fields (sorted keys, end marker) and concatenated. As in
  *            Twisted, a trailing incomplete box is ignored, and a key over
  *            255 bytes or a row missing a required field does not decode.
+ *            Each row decodes to its own tw_amp_values (a few hundred
+ *            bytes), so a 64 KiB value of empty rows (fields all optional)
+ *            takes about 12 MB while its request is handled: bound what an
+ *            untrusted peer may send with tw_amp_factory_set_limits().
  * An optional argument that has no value is left out of the box.
  *
  * Values handed to and from C code are tw_amp_value / tw_amp_values (a map
@@ -251,7 +255,7 @@ typedef enum tw_amp_kind {
     TW_AMP_DECIMAL,     /**< decimal.Decimal, as its canonical text */
     TW_AMP_DATETIME,    /**< tw_amp_datetime */
     TW_AMP_PATH,        /**< a file path, UTF-8 */
-    TW_AMP_AMPLIST,     /**< AmpList(fields): a list of value sets */
+    TW_AMP_AMPLIST,     /**< AmpList: value sets; the type is a tw_amp_amplist_type base */
     /**
      * Only a value's kind, never a type's: an Integer outside int64_t, as
      * its canonical decimal text. The Integer type encodes and decodes it.
