@@ -11,8 +11,10 @@
 #include <twine/common.h>
 #include <twine/failure.h>
 #include <twine/deferred.h>
+#include <twine/concurrency.h>
 #include <twine/log.h>
 #include <twine/reactor.h>
+#include <twine/threadpool.h>
 #include <twine/looping.h>
 #include <twine/address.h>
 #include <twine/protocol.h>

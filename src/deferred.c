@@ -438,6 +438,22 @@ TW_API tw_deferred *tw_deferred_fail_at(tw_failure *failure, const char *file, i
     return d;
 }
 
+TW_API tw_deferred *tw_maybe_deferred_at(tw_deferred_fn fn, void *arg, const char *file, int line)
+{
+    if (fn == NULL)
+        return NULL;
+    tw_deferred *d = tw_deferred_succeed_at(NULL, NULL, file, line);
+    if (d == NULL)
+        return NULL;
+    /* A deferred that just fired has nothing queued: fn runs without an
+     * entry, so past the deferred itself nothing can run out of memory. */
+    if (!tw__deferred_run_settled(d, fn, NULL, arg) && tw_deferred_add_callback(d, fn, arg) < 0) {
+        tw_deferred_unref(d);
+        return NULL;
+    }
+    return d;
+}
+
 /* ---- Adding callbacks, pause ------------------------------------------- */
 
 TW_API int tw_deferred_add_callbacks_full(tw_deferred *d, tw_deferred_fn cb, tw_deferred_fn eb,

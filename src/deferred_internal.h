@@ -7,12 +7,15 @@
  * deferreds weakly and must not revive one whose last reference went. amp.c
  * uses the last: a way to hand a settled result to a callback pair without
  * queuing it; the test kit's result readers (src/testing/results.c) use it
- * too, to read a result now or not at all.
+ * too, to read a result now or not at all. Last, the FIFO of waiting
+ * deferreds that the semaphore and the queue share.
  */
 #ifndef TWINE_DEFERRED_INTERNAL_H
 #define TWINE_DEFERRED_INTERNAL_H
 
 #include <twine/deferred.h>
+
+#include "list_internal.h"
 
 /*
  * tw_deferred_new_at() whose canceller argument is owned: @p arg_free runs
@@ -41,5 +44,23 @@ int tw__deferred_run_settled(tw_deferred *d, tw_deferred_fn cb, tw_deferred_fn e
 
 /* Nonzero unless the last reference to @p d is gone and it awaits release. */
 int tw__deferred_alive(const tw_deferred *d);
+
+/*
+ * deferred_waiters.c: a FIFO of waiting deferreds for the concurrency
+ * primitives (semaphore.c, deferred_queue.c). Zero-initialised is empty;
+ * list.count is how many wait.
+ */
+typedef struct tw__waiters {
+    tw__list list;
+} tw__waiters;
+
+/* Append a new waiting deferred whose cancellation takes it out of the
+ * FIFO. @return a new reference for the caller (the FIFO holds another),
+ * or NULL when memory runs out. */
+tw_deferred *tw__waiters_add(tw__waiters *ws, const char *file, int line);
+
+/* Take the first waiter out: @return its deferred with the FIFO's
+ * reference, now the caller's, to fire and release; NULL when none waits. */
+tw_deferred *tw__waiters_shift(tw__waiters *ws);
 
 #endif

@@ -33,7 +33,8 @@ typedef struct slot {
 
 struct gather {
     size_t refs;      /* result's canceller + one per attached entry */
-    int fail_fast;    /* gather: errback at the first failure */
+    int flags;        /* TW_DEFERRED_LIST_* */
+    const char *name; /* "gather" or "list", for the first failure's message */
     size_t remaining; /* inputs that have not delivered */
     size_t attached;  /* inputs whose entry may still run */
     tw_deferred *result;
@@ -65,6 +66,7 @@ static tw_deferred_outcomes *outcomes_new(size_t n)
     if (o != NULL) {
         o->count = n;
         o->items = (tw_deferred_outcome *)(void *)(o + 1);
+        o->fired_by = n;
     }
     return o;
 }
@@ -105,15 +107,18 @@ static void record(gather *g, size_t index, void *value, tw_free_fn free_fn, tw_
     o->failure = failure;
     g->remaining--;
 
-    if (g->fail_fast && failure != NULL) {
+    if ((g->flags & TW_DEFERRED_LIST_FIRE_ON_ONE_ERRBACK) && failure != NULL) {
         tw_failure *first = tw_failure_wrap_index(tw_failure_ref(failure), tw_failure_code(failure),
-                                                  index, "gather: input %zu failed", index);
+                                                  index, "%s: input %zu failed", g->name, index);
         outcomes_free(g->outcomes);
         g->outcomes = NULL;
         tw_deferred *r = take_result(g);
         tw_deferred_errback(r, first);
         tw_deferred_unref(r);
-    } else if (g->remaining == 0) {
+    } else if (g->remaining == 0 ||
+               ((g->flags & TW_DEFERRED_LIST_FIRE_ON_ONE_CALLBACK) && failure == NULL)) {
+        if (g->remaining > 0)
+            g->outcomes->fired_by = index;
         tw_deferred_outcomes *all = g->outcomes;
         g->outcomes = NULL;
         tw_deferred *r = take_result(g);
@@ -127,13 +132,16 @@ static void on_input(tw_deferred *d, tw_result *res, void *arg)
     slot *s = arg;
     (void)d;
     s->input = NULL;
+    int consume = s->g->flags & TW_DEFERRED_LIST_CONSUME_ERRORS;
     if (finished(s->g)) {
-        /* Late failures are consumed, late values left to the input's own
-         * chain, as Twisted's consumeErrors does. */
-        tw_failure_unref(tw_result_take_failure(res));
+        /* Late values are left to the input's own chain, late failures too
+         * unless consumed, as Twisted's DeferredList does. */
+        if (consume)
+            tw_failure_unref(tw_result_take_failure(res));
         return;
     }
-    tw_failure *failure = tw_result_take_failure(res);
+    tw_failure *failure = consume ? tw_result_take_failure(res)
+                                  : tw_failure_ref((tw_failure *)tw_result_failure(res));
     tw_free_fn free_fn = NULL;
     void *value = failure == NULL ? tw_result_take_value(res, &free_fn) : NULL;
     record(s->g, s->index, value, free_fn, failure);
@@ -173,8 +181,8 @@ static void gather_cancel(tw_deferred *d, void *arg)
     gather_unref(g);
 }
 
-static tw_deferred *start(tw_deferred *const *inputs, size_t n, int fail_fast, const char *file,
-                          int line)
+static tw_deferred *start(tw_deferred *const *inputs, size_t n, int flags, const char *name,
+                          const char *file, int line)
 {
     if (n > 0 && inputs == NULL)
         return NULL;
@@ -198,7 +206,8 @@ static tw_deferred *start(tw_deferred *const *inputs, size_t n, int fail_fast, c
         return NULL;
     }
     g->refs = 1; /* the result's canceller */
-    g->fail_fast = fail_fast;
+    g->flags = flags;
+    g->name = name;
     g->remaining = n;
     g->n = n;
     g->outcomes = outcomes;
@@ -239,13 +248,24 @@ static tw_deferred *start(tw_deferred *const *inputs, size_t n, int fail_fast, c
 TW_API tw_deferred *tw_deferred_gather_at(tw_deferred *const *inputs, size_t n, const char *file,
                                           int line)
 {
-    return start(inputs, n, 1, file, line);
+    return start(inputs, n, TW_DEFERRED_LIST_FIRE_ON_ONE_ERRBACK | TW_DEFERRED_LIST_CONSUME_ERRORS,
+                 "gather", file, line);
 }
 
 TW_API tw_deferred *tw_deferred_list_at(tw_deferred *const *inputs, size_t n, const char *file,
                                         int line)
 {
-    return start(inputs, n, 0, file, line);
+    return start(inputs, n, TW_DEFERRED_LIST_CONSUME_ERRORS, "list", file, line);
+}
+
+TW_API tw_deferred *tw_deferred_list_full_at(tw_deferred *const *inputs, size_t n, int flags,
+                                             const char *file, int line)
+{
+    const int known = TW_DEFERRED_LIST_FIRE_ON_ONE_CALLBACK | TW_DEFERRED_LIST_FIRE_ON_ONE_ERRBACK |
+                      TW_DEFERRED_LIST_CONSUME_ERRORS;
+    if ((flags & ~known) != 0)
+        return NULL;
+    return start(inputs, n, flags, "list", file, line);
 }
 
 TW_API int tw_deferred_gather_index(const tw_failure *failure, size_t *index)

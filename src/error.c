@@ -41,6 +41,10 @@ TW_API const char *tw_strerror(int code)
         return "connection was idle too long";
     case TW_ENOTFOUND:
         return "host name not found";
+    case TW_EOVERFLOW:
+        return "queue is full";
+    case TW_EUNDERFLOW:
+        return "too many getters wait on the queue";
     default:
         break;
     }

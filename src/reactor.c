@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <event2/event.h>
 #include <twine/log.h>
+#include <twine/threadpool.h>
 
 #include "reactor_internal.h"
 
@@ -48,9 +49,10 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->linger_timeout = DEFAULT_LINGER_TIMEOUT;
     r->clock = tw__monotonic;
     r->phase = PHASE_NONE;
+    r->pool_size = TW_THREAD_POOL_DEFAULT_SIZE;
     r->read_buf = malloc(TW__READ_SIZE);
     if (r->read_buf == NULL || tw__timers_init(r) < 0 || tw__threads_init(r) < 0 ||
-        tw__streams_init(r) < 0) {
+        tw__streams_init(r) < 0 || tw__startup_init(r) < 0) {
         r->owns_base = 0; /* the caller still owns it on failure */
         tw_reactor_free(r);
         return NULL;
@@ -125,7 +127,9 @@ TW_API int tw_reactor_free(tw_reactor *r)
     abort_all(&r->conns);
     tw__streams_free(r);
     cancel_drain_timer(r);
+    tw__startup_free(r);
     tw__triggers_free(r);
+    tw__pool_free(r); /* joins the pool's threads before what they post to goes */
     tw__threads_free(r);
     tw__timers_free(r);
     if (r->iterate_ev != NULL)
@@ -157,8 +161,11 @@ static void begin_phase(tw_reactor *r)
 {
     tw__enter(r);
     r->phase_waiting = 1; /* held until this function is done */
-    tw__triggers_run(r, (tw_trigger_phase)r->phase);
+    if (r->phase == TW_TRIGGER_DURING)
+        tw__startup_stop(r);
+    tw__triggers_run(r, TW__EVENT_SHUTDOWN, (tw_trigger_phase)r->phase);
     if (r->phase == TW_TRIGGER_DURING) {
+        tw__pool_stop(r);
         abort_all(&r->listeners); /* closing a listener is immediate and clean */
         for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
             next = l->next;
@@ -188,6 +195,7 @@ void tw__shutdown_step_done(tw_reactor *r)
     }
     /* Every phase is over: nothing left may run, nothing may leak. */
     r->phase = PHASE_DONE;
+    tw__startup_reset(r);
     cancel_drain_timer(r);
     tw__timers_cancel_all(r);
     if (r->running) {
@@ -207,9 +215,13 @@ TW_API int tw_reactor_run(tw_reactor *r)
     int rc = 0;
     if (r->phase != PHASE_DONE) { /* unless it was stopped before it ran */
         r->running = 1;
+        /* Startup before the first dispatch, as Twisted's run() fires
+         * "startup" before its main loop; it may stop the reactor. */
+        tw__startup_begin(r);
         /* Like Twisted's reactor.run(), an idle loop waits for work instead
          * of returning: only tw_reactor_stop() ends it. */
-        rc = event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
+        if (r->phase != PHASE_DONE)
+            rc = event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
         r->running = 0;
     }
     if (r->phase == PHASE_DONE) {
@@ -230,6 +242,7 @@ TW_API int tw_reactor_iterate(tw_reactor *r, double timeout)
 {
     if (!isfinite(timeout) || timeout < 0)
         return -EINVAL;
+    tw__startup_begin(r); /* a no-op once it began */
     if (timeout == 0)
         return event_base_loop(r->base, EVLOOP_NONBLOCK) < 0 ? -EIO : 0;
     /* EVLOOP_ONCE blocks until something is active. A timer event of our
@@ -249,6 +262,8 @@ TW_API void tw_reactor_stop(tw_reactor *r)
     if (r->stopping || r->freeing)
         return;
     r->stopping = 1;
+    if (r->startup == TW__STARTUP_IN_PROGRESS)
+        tw__startup_stop(r); /* abandon it; the next run starts up again */
     r->phase = TW_TRIGGER_BEFORE;
     begin_phase(r);
 }

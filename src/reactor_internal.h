@@ -20,18 +20,7 @@ typedef struct tw_listener tw_listener;
 /* Size of the one read buffer a reactor lends to every stream read. */
 #define TW__READ_SIZE 65536
 
-/* An intrusive doubly linked list node; NULL-terminated lists. */
-typedef struct tw__link {
-    struct tw__link *prev, *next;
-} tw__link;
-
-typedef struct tw__list {
-    tw__link *head;
-    size_t count;
-} tw__list;
-
-void tw__list_push(tw__list *l, tw__link *n);
-void tw__list_remove(tw__list *l, tw__link *n);
+#include "list_internal.h"
 
 /* Anything the reactor must close on stop or free registers one of these. */
 typedef struct tw__closeable tw__closeable;
@@ -52,21 +41,38 @@ typedef struct tw__timer_heap {
     size_t count, cap;
 } tw__timer_heap;
 
-/* A shutdown trigger (triggers.c). */
+/* The system events triggers belong to. */
+enum { TW__EVENT_SHUTDOWN, TW__EVENT_STARTUP };
+
+/* Where startup stands (startup.c). */
+enum {
+    TW__STARTUP_NONE,        /* not begun: run, or the first loop pass, begins it */
+    TW__STARTUP_IN_PROGRESS, /* its phases are running */
+    TW__STARTUP_DONE,        /* every phase ran */
+    TW__STARTUP_ABANDONED    /* a stop came first; NONE again once it completes */
+};
+
+/* A system event trigger (triggers.c): @c fn, or for call_when_running a
+ * plain @c call that returns nothing. */
 typedef struct tw__trigger {
     struct tw__trigger *next;
+    int event;
     tw_trigger_phase phase;
     tw_trigger_fn fn;
+    tw_call_fn call;
     void *arg;
     tw_trigger_id id;
 } tw__trigger;
 
-/* A call handed over by tw_reactor_call_from_thread() (threads.c). */
+/* A call handed over by tw_reactor_call_from_thread() (threads.c), or a
+ * node embedded in its owner (the thread pool's), which the queue never
+ * frees. */
 typedef struct tw__thread_call {
     struct tw__thread_call *next;
     tw_call_fn fn;
     tw_call_fn release; /* runs instead of fn if the reactor is freed first */
     void *arg;
+    int embedded;
 } tw__thread_call;
 
 typedef struct tw__thread_queue {
@@ -111,7 +117,16 @@ struct tw_reactor {
     int depth;
     int freeing;
 
+    int startup;            /* TW__STARTUP_* */
+    int startup_phase;      /* startup phase running */
+    size_t startup_waiting; /* deferreds that phase waits for */
+    unsigned startup_gen;   /* changes when a startup begins or is abandoned */
+    int is_running;         /* tw_reactor_running() */
+    struct event *startup_ev; /* begins startup on a host's first loop pass */
+
     tw__thread_queue threads;
+    struct tw__pool *pool; /* threadpool.c; NULL until work first arrives */
+    size_t pool_size;      /* the pool's bound on threads */
 
     /* Streams (stream.c and the poller, poller_internal.h). */
     struct tw__poller *poller; /* readiness backend (poller_internal.h) */
@@ -154,10 +169,39 @@ double tw__monotonic(void *unused);
 int tw__threads_init(tw_reactor *r);
 void tw__threads_free(tw_reactor *r);
 
-/* triggers.c: run the triggers of @p phase; tw__shutdown_phase_done()
- * follows once whatever they returned has fired. */
-void tw__triggers_run(tw_reactor *r, tw_trigger_phase phase);
+/* threads.c: queue @p c (fn and arg set, embedded) to run on the reactor's
+ * thread, as tw_reactor_call_from_thread() does; safe from any thread. */
+void tw__threads_post(tw_reactor *r, tw__thread_call *c);
+/* threads.c: take @p c back out of the queue if it is there. */
+void tw__threads_unpost(tw_reactor *r, tw__thread_call *c);
+
+/* threadpool.c: stop the pool in the "during" shutdown phase (counting in
+ * phase_waiting while queued work finishes); free it with the reactor. */
+void tw__pool_stop(tw_reactor *r);
+void tw__pool_free(tw_reactor *r);
+
+/* triggers.c: add a trigger of @p event (TW__EVENT_*) running @p fn, or
+ * @p call when @p fn is NULL. @return 0, -EINVAL or -ENOMEM. */
+int tw__triggers_add(tw_reactor *r, int event, tw_trigger_phase phase, tw_trigger_fn fn,
+                     tw_call_fn call, void *arg, tw_trigger_id *id);
+/* triggers.c: run the triggers of @p event's @p phase; each deferred they
+ * return counts in phase_waiting (shutdown) or startup_waiting (startup)
+ * until it fires, then the step-done function of that event follows. */
+void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase);
 void tw__triggers_free(tw_reactor *r);
+
+/* startup.c */
+int tw__startup_init(tw_reactor *r);
+void tw__startup_free(tw_reactor *r);
+/* Begin startup unless it began already or the reactor is stopping. */
+void tw__startup_begin(tw_reactor *r);
+/* One thing the current startup phase waited for is done (@p gen: the
+ * startup it belonged to). */
+void tw__startup_step_done(tw_reactor *r, unsigned gen);
+/* The shutdown's "during" phase began: not running any more. */
+void tw__startup_stop(tw_reactor *r);
+/* Shutdown completed: the next tw_reactor_run() starts up again. */
+void tw__startup_reset(tw_reactor *r);
 
 /* reactor.c: one of the things the current phase waits for is done. */
 void tw__shutdown_step_done(tw_reactor *r);

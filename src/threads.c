@@ -40,8 +40,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&r->threads.lock);
     while (c != NULL) {
         tw__thread_call *next = c->next;
+        /* An embedded node may be queued again, or freed, by its own call. */
+        int embedded = c->embedded;
         c->fn(c->arg);
-        free(c);
+        if (!embedded)
+            free(c);
         c = next;
     }
     tw__leave(r);
@@ -92,9 +95,11 @@ void tw__threads_free(tw_reactor *r)
             break;
         while (c != NULL) {
             tw__thread_call *next = c->next;
-            if (c->release != NULL)
-                c->release(c->arg);
-            free(c);
+            if (!c->embedded) { /* an embedded node's owner drops it */
+                if (c->release != NULL)
+                    c->release(c->arg);
+                free(c);
+            }
             c = next;
         }
     }
@@ -119,11 +124,17 @@ TW_API int tw_reactor_call_from_thread_full(tw_reactor *r, tw_call_fn fn, void *
     tw__thread_call *c = malloc(sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    c->next = NULL;
     c->fn = fn;
     c->release = release;
     c->arg = arg;
+    c->embedded = 0;
+    tw__threads_post(r, c);
+    return 0;
+}
 
+void tw__threads_post(tw_reactor *r, tw__thread_call *c)
+{
+    c->next = NULL;
     tw__thread_queue *q = &r->threads;
     pthread_mutex_lock(&q->lock);
     int was_empty = q->head == NULL;
@@ -139,5 +150,23 @@ TW_API int tw_reactor_call_from_thread_full(tw_reactor *r, tw_call_fn fn, void *
         (void)w; /* a full pipe already means "wake up" */
     }
     pthread_mutex_unlock(&q->lock);
-    return 0;
+}
+
+void tw__threads_unpost(tw_reactor *r, tw__thread_call *c)
+{
+    tw__thread_queue *q = &r->threads;
+    pthread_mutex_lock(&q->lock);
+    tw__thread_call *prev = NULL;
+    for (tw__thread_call *it = q->head; it != NULL; prev = it, it = it->next) {
+        if (it != c)
+            continue;
+        if (prev != NULL)
+            prev->next = c->next;
+        else
+            q->head = c->next;
+        if (q->tail == c)
+            q->tail = prev;
+        break;
+    }
+    pthread_mutex_unlock(&q->lock);
 }

@@ -1,51 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * threads: worker threads hand their results to the reactor with
- * tw_reactor_call_from_thread(), the one twine function that is safe to
- * call from any thread.
+ * threads: blocking work on the reactor's thread pool with
+ * tw_defer_to_thread(), Twisted's deferToThread.
  *
- * Each of WORKERS threads counts the primes in its share of [2, LIMIT), one
- * chunk at a time, and sends every chunk's count to the reactor's thread as
- * a report it allocates and the reactor frees. The reactor adds the counts
- * up -- without a lock, because only its thread touches the totals -- and
- * when every worker has sent its last report it prints the totals and stops.
- * A timed call stops it after a minute anyway, so a lost report ends the
+ * The program counts the primes in [2, LIMIT) in chunks of CHUNK numbers.
+ * Every chunk is one job handed to the pool, all at once: the pool runs
+ * them on at most THREADS threads, which it starts as the work arrives,
+ * and each job's result -- a count it allocates -- comes back to the
+ * reactor's thread as the value of a deferred. The callbacks add the counts
+ * up without a lock, because they all run on the reactor's thread; when the
+ * last chunk reported, the reactor stops, which stops and joins the pool. A
+ * timed call stops it after a minute anyway, so a lost result ends the
  * program with an error instead of hanging it.
  *
- *   threads [WORKERS [LIMIT]]    defaults: 4 workers, LIMIT 200000
+ *   threads [THREADS [LIMIT]]    defaults: 4 threads, LIMIT 200000
  *
  * It exits 0 when the total matches a count made afterwards on the main
- * thread alone. make check runs it built with -fsanitize=thread as well.
+ * thread alone. make check also runs it built with -fsanitize=thread.
  */
-#include <pthread.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <twine.h>
 
 #define CHUNK 1000UL
-#define MAX_WORKERS 64
 
-typedef struct {
-    struct app *app;
-    int id;
-    unsigned long lo, hi; /* this worker's numbers: [lo, hi) */
-    pthread_t thread;
-} worker;
-
-/* Reactor-side state: only the reactor's thread writes it. */
+/* Reactor-side state: only the reactor's thread touches it. */
 typedef struct app {
     tw_reactor *r;
-    int workers, finished;
-    unsigned long total, reports, per_worker[MAX_WORKERS];
-    worker w[MAX_WORKERS];
+    unsigned long chunks, reported, total;
 } app;
 
-/* One chunk's result, made by a worker and freed by the reactor. */
-typedef struct {
-    worker *w;
-    unsigned long primes;
-    int last;
-} report;
+/* One job: its numbers, [lo, hi). Owned by the reactor's thread, lent to
+ * the pool thread while the job runs, freed by the job's release. */
+typedef struct chunk {
+    app *a;
+    unsigned long lo, hi;
+} chunk;
 
 static int is_prime(unsigned long n)
 {
@@ -55,90 +46,91 @@ static int is_prime(unsigned long n)
     return n >= 2;
 }
 
-/* Runs on the reactor's thread, in the order the reports were sent. */
-static void on_report(void *arg)
+/* Runs on a pool thread: the count, as a value the deferred will own. */
+static void *count_primes(void *arg, tw_free_fn *free_fn, tw_failure **failure)
 {
-    report *rep = arg;
-    app *a = rep->w->app;
-    a->total += rep->primes;
-    a->reports++;
-    a->per_worker[rep->w->id] += rep->primes;
-    if (rep->last) {
-        printf("worker %d: %lu primes in [%lu, %lu)\n", rep->w->id, a->per_worker[rep->w->id],
-               rep->w->lo, rep->w->hi);
-        if (++a->finished == a->workers) {
-            printf("all %d workers done: %lu primes in %lu reports\n", a->workers, a->total,
-                   a->reports);
-            tw_reactor_stop(a->r);
-        }
+    const chunk *c = arg;
+    unsigned long *count = malloc(sizeof *count);
+    if (count == NULL) {
+        *failure = tw_failure_new(-ENOMEM, "no memory for the count of [%lu, %lu)", c->lo, c->hi);
+        return NULL;
     }
-    free(rep);
+    *count = 0;
+    for (unsigned long n = c->lo; n < c->hi; n++)
+        *count += (unsigned long)is_prime(n);
+    *free_fn = free;
+    return count;
 }
 
-static void *work(void *arg)
+/* Runs on the reactor's thread, once per chunk, with its count. */
+static void on_count(tw_deferred *d, tw_result *res, void *arg)
 {
-    worker *w = arg;
-    unsigned long lo = w->lo;
-    do { /* at least one report, so an empty share still finishes */
-        unsigned long hi = lo + CHUNK < w->hi ? lo + CHUNK : w->hi;
-        report *rep = malloc(sizeof *rep);
-        if (rep == NULL)
-            return NULL; /* the reactor's time limit reports the loss */
-        *rep = (report){.w = w, .last = hi == w->hi};
-        for (unsigned long n = lo; n < hi; n++)
-            rep->primes += (unsigned long)is_prime(n);
-        if (tw_reactor_call_from_thread(w->app->r, on_report, rep) < 0) {
-            free(rep);
-            return NULL;
-        }
-        lo = hi;
-    } while (lo < w->hi);
-    return NULL;
+    app *a = arg;
+    (void)d;
+    a->total += *(unsigned long *)tw_result_value(res);
+    if (++a->reported == a->chunks)
+        tw_reactor_stop(a->r);
+}
+
+static void on_error(tw_deferred *d, tw_result *res, void *arg)
+{
+    app *a = arg;
+    (void)d;
+    char text[256];
+    tw_failure_format(tw_result_failure(res), text, sizeof text);
+    fprintf(stderr, "threads: a chunk failed: %s\n", text);
+    tw_failure_unref(tw_result_take_failure(res));
+    tw_reactor_stop(a->r);
 }
 
 static void give_up(void *arg)
 {
     app *a = arg;
-    fprintf(stderr, "threads: only %d of %d workers reported within a minute\n", a->finished,
-            a->workers);
+    fprintf(stderr, "threads: only %lu of %lu chunks reported within a minute\n", a->reported,
+            a->chunks);
     tw_reactor_stop(a->r);
 }
 
 int main(int argc, char **argv)
 {
-    static app a; /* large; zeroed */
-    a.workers = argc > 1 ? atoi(argv[1]) : 4;
+    app a = {0};
+    long threads = argc > 1 ? atol(argv[1]) : 4;
     unsigned long limit = argc > 2 ? strtoul(argv[2], NULL, 10) : 200000;
-    if (a.workers < 1 || a.workers > MAX_WORKERS || limit < 2) {
-        fprintf(stderr, "usage: threads [WORKERS (1-%d) [LIMIT (>= 2)]]\n", MAX_WORKERS);
+    if (threads < 1 || threads > 64 || limit < 2) {
+        fprintf(stderr, "usage: threads [THREADS (1-64) [LIMIT (>= 2)]]\n");
         return 2;
     }
     a.r = tw_reactor_new();
-    if (a.r == NULL || tw_reactor_call_later(a.r, 60, give_up, &a, NULL) < 0) {
+    if (a.r == NULL || tw_reactor_set_thread_pool_size(a.r, (size_t)threads) < 0 ||
+        tw_reactor_call_later(a.r, 60, give_up, &a, NULL) < 0) {
         fprintf(stderr, "threads: cannot create the reactor\n");
         return 1;
     }
-    /* Workers may report before the loop runs; their calls wait in order. */
-    for (int i = 0; i < a.workers; i++) {
-        worker *w = &a.w[i];
-        *w = (worker){.app = &a, .id = i, .lo = 2 + (limit - 2) * (unsigned long)i / a.workers,
-                      .hi = 2 + (limit - 2) * (unsigned long)(i + 1) / a.workers};
-        if (pthread_create(&w->thread, NULL, work, w) != 0) {
-            fprintf(stderr, "threads: cannot start worker %d\n", i);
+    for (unsigned long lo = 2; lo < limit; lo += CHUNK) {
+        chunk *c = malloc(sizeof *c);
+        if (c == NULL) {
+            fprintf(stderr, "threads: out of memory\n");
             return 1;
         }
+        *c = (chunk){.a = &a, .lo = lo, .hi = lo + CHUNK < limit ? lo + CHUNK : limit};
+        tw_deferred *d = tw_defer_to_thread(a.r, count_primes, c, free);
+        if (d == NULL || tw_deferred_add_callbacks(d, on_count, on_error, &a) < 0) {
+            fprintf(stderr, "threads: cannot hand chunk [%lu, %lu) to the pool\n", c->lo, c->hi);
+            return 1;
+        }
+        tw_deferred_unref(d); /* the pool holds it until it fires */
+        a.chunks++;
     }
+    printf("%lu chunks queued for at most %ld threads\n", a.chunks, threads);
     tw_reactor_run(a.r);
-    /* Join before freeing: a worker may still be inside call_from_thread. */
-    for (int i = 0; i < a.workers; i++)
-        pthread_join(a.w[i].thread, NULL);
+    printf("all %lu chunks done on %ld threads: %lu primes\n", a.reported, threads, a.total);
     tw_reactor_free(a.r);
 
     /* The check: the same count, made again on this thread alone. */
     unsigned long expected = 0;
     for (unsigned long n = 2; n < limit; n++)
         expected += (unsigned long)is_prime(n);
-    int ok = a.finished == a.workers && a.total == expected;
+    int ok = a.reported == a.chunks && a.total == expected;
     printf("counted again: %lu primes below %lu: %s\n", expected, limit, ok ? "match" : "MISMATCH");
     return ok ? 0 : 1;
 }

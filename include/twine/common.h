@@ -44,7 +44,9 @@ enum {
     TW_EFAIL = -30011,          /**< an application-defined failure */
     TW_ESHUTDOWN = -30012,      /**< the reactor is shutting down */
     TW_EIDLE = -30013,          /**< the connection was idle too long */
-    TW_ENOTFOUND = -30014       /**< a host name does not exist, or has no address of the family */
+    TW_ENOTFOUND = -30014,      /**< a host name does not exist, or has no address of the family */
+    TW_EOVERFLOW = -30015,      /**< a bounded queue is full */
+    TW_EUNDERFLOW = -30016      /**< too many getters already wait on a queue */
 };
 
 /**

@@ -317,6 +317,9 @@ typedef struct tw_deferred_outcome {
 typedef struct tw_deferred_outcomes {
     size_t count;               /**< number of inputs */
     tw_deferred_outcome *items; /**< count items, in input order */
+    size_t fired_by;            /**< the input whose value fired a list made with
+                                     TW_DEFERRED_LIST_FIRE_ON_ONE_CALLBACK;
+                                     @c count when every input delivered */
 } tw_deferred_outcomes;
 
 /**
@@ -356,6 +359,43 @@ TW_API tw_deferred *tw_deferred_list_at(tw_deferred *const *inputs, size_t n, co
                                         int line);
 #define tw_deferred_list(inputs, n) tw_deferred_list_at((inputs), (n), __FILE__, __LINE__)
 
+/** Flags of tw_deferred_list_full(), Twisted's DeferredList arguments. */
+enum {
+    /** Fire with the first value an input delivers (fireOnOneCallback). */
+    TW_DEFERRED_LIST_FIRE_ON_ONE_CALLBACK = 1,
+    /** Fail with the first failure an input delivers (fireOnOneErrback). */
+    TW_DEFERRED_LIST_FIRE_ON_ONE_ERRBACK = 2,
+    /** Handle the inputs' failures (consumeErrors); without it a failure
+     *  stays in its input's chain too, where an errback must handle it. */
+    TW_DEFERRED_LIST_CONSUME_ERRORS = 4
+};
+
+/**
+ * Twisted's DeferredList(inputs, fireOnOneCallback, fireOnOneErrback,
+ * consumeErrors), the general form of tw_deferred_list() (which is
+ * CONSUME_ERRORS alone) and tw_deferred_gather() (FIRE_ON_ONE_ERRBACK |
+ * CONSUME_ERRORS). The result fires with a tw_deferred_outcomes:
+ *   - FIRE_ON_ONE_CALLBACK: at the first input that succeeds; @c fired_by
+ *     names it and its item holds the value; items of inputs that failed
+ *     before it hold their failures, the others are empty (ok 0, NULL
+ *     failure). Later inputs keep their results. If every input fails, it
+ *     fires with all of them and @c fired_by is @c count.
+ *   - FIRE_ON_ONE_ERRBACK: at the first input that fails, it errbacks with
+ *     a failure wrapping it (same code, message "list: input N failed",
+ *     the input's failure as cause; tw_deferred_gather_index() recovers N).
+ *   - otherwise once every input delivered.
+ * A value is always taken over from its input (C values have one owner);
+ * a failure is taken (handled) with CONSUME_ERRORS, else the outcome holds
+ * another reference and the input's chain keeps it. Cancelling the result
+ * cancels every input that has not fired.
+ * @return and ownership as tw_deferred_gather(); NULL also for unknown
+ *         @p flags.
+ */
+TW_API tw_deferred *tw_deferred_list_full_at(tw_deferred *const *inputs, size_t n, int flags,
+                                             const char *file, int line);
+#define tw_deferred_list_full(inputs, n, flags)                                                    \
+    tw_deferred_list_full_at((inputs), (n), (flags), __FILE__, __LINE__)
+
 /**
  * Which input made a gather fail (Twisted's FirstError.index).
  * @param failure a failure a gather result errbacked with (borrowed).
@@ -364,6 +404,20 @@ TW_API tw_deferred *tw_deferred_list_at(tw_deferred *const *inputs, size_t n, co
  *         failure is tw_failure_cause(@p failure).
  */
 TW_API int tw_deferred_gather_index(const tw_failure *failure, size_t *index);
+
+/**
+ * Call @p fn now and return a deferred of what it made, as Twisted's
+ * maybeDeferred: @p fn runs synchronously as the first callback of a new
+ * deferred whose value is NULL, and sets the result like any callback --
+ * a value (a synchronous result), a failure (a synchronous error), or
+ * another deferred to wait for (an asynchronous result). Leaving the result
+ * alone gives a NULL value.
+ * @param arg borrowed for the call.
+ * @return a new reference, or NULL when memory runs out (then @p fn was
+ *         not called).
+ */
+TW_API tw_deferred *tw_maybe_deferred_at(tw_deferred_fn fn, void *arg, const char *file, int line);
+#define tw_maybe_deferred(fn, arg) tw_maybe_deferred_at((fn), (arg), __FILE__, __LINE__)
 
 /* ---- Results (inside a callback) --------------------------------------- */
 

@@ -51,7 +51,10 @@ TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);
  * UDP ports are stopped, pending timed calls are released without running
  * (their release functions run), pending DNS lookups fail with
  * TW_ESHUTDOWN, calls queued by tw_reactor_call_from_thread() are dropped
- * (their release functions run), and a stop under way goes no further: the
+ * (their release functions run), the thread pool drops the work that has
+ * not started (release functions run), waits for the work that is running
+ * and joins its threads (twine/threadpool.h), and a stop under way goes no
+ * further: the
  * shutdown triggers that have not run never run, and the deferreds the stop
  * waited for are let go of unfired. A host-owned event_base is left usable;
  * libevent finishes the DNS questions the free cancelled from a deferred
@@ -71,7 +74,10 @@ TW_API tw_reactor *tw_reactor_new_with_base(struct event_base *base);
 TW_API int tw_reactor_free(tw_reactor *r);
 
 /**
- * Run the loop until tw_reactor_stop() completes.
+ * Run the loop until tw_reactor_stop() completes. Startup comes first, before
+ * anything is dispatched: the startup triggers' phases (which may wait for
+ * deferreds while the loop runs) and then the tw_reactor_call_when_running()
+ * calls. Running again after a stop completed starts up again.
  * @return 0, or a negated errno if the event loop failed.
  */
 TW_API int tw_reactor_run(tw_reactor *r);
@@ -86,7 +92,9 @@ TW_API int tw_reactor_iterate(tw_reactor *r, double timeout);
 /**
  * Stop gracefully, in Twisted's phases: the "before" shutdown triggers run
  * (and shutdown waits for the deferreds they return); then, during the
- * "during" triggers, listeners stop accepting and open connections are asked
+ * "during" triggers, the reactor stops "running" (tw_reactor_running()),
+ * the thread pool lets its queued work finish and joins its threads,
+ * listeners stop accepting and open connections are asked
  * to close after flushing their output; once they all closed (or the
  * shutdown timeout passed, after which they are aborted) the "after"
  * triggers run, pending timed calls are released, and tw_reactor_run()
@@ -244,9 +252,10 @@ typedef enum {
 } tw_trigger_phase;
 
 /**
- * A shutdown trigger. It may return a deferred (the caller's reference
- * passes to the reactor) to make shutdown wait until it fires; a failure is
- * logged and shutdown goes on. Return NULL when there is nothing to wait for.
+ * A shutdown or startup trigger. It may return a deferred (the caller's
+ * reference passes to the reactor) to make the event wait until it fires; a
+ * failure is logged and the event goes on. Return NULL when there is nothing
+ * to wait for.
  */
 typedef struct tw_deferred *(*tw_trigger_fn)(void *arg);
 
@@ -263,8 +272,45 @@ typedef unsigned long tw_trigger_id;
 TW_API int tw_reactor_add_trigger(tw_reactor *r, tw_trigger_phase phase, tw_trigger_fn fn,
                                   void *arg, tw_trigger_id *id);
 
-/** Remove a trigger that has not run. @return 0, or TW_ESTATE if unknown. */
+/** Remove a trigger (startup or shutdown) that has not run. @return 0, or TW_ESTATE if unknown. */
 TW_API int tw_reactor_remove_trigger(tw_reactor *r, tw_trigger_id id);
+
+/* ---- Startup triggers and call_when_running ------------------------------ */
+
+/**
+ * Add a system event trigger for startup, as Twisted's
+ * addSystemEventTrigger(phase, "startup", ...): the same phases, order and
+ * waiting as shutdown triggers (a returned deferred, whose reference passes
+ * to the reactor, holds the next phase back until it fires; a failure is
+ * logged and startup goes on). Startup begins when tw_reactor_run() is
+ * called, before it dispatches anything; on an event_base the host drives
+ * (tw_reactor_new_with_base()), on the loop's first pass after the reactor
+ * was made (event_base_dispatch(), event_base_loop() or
+ * tw_reactor_iterate()). A trigger added once startup passed its phase runs
+ * at the next startup, after a stop and a new tw_reactor_run(). A stop
+ * during startup abandons it: triggers that did not run wait for the next
+ * tw_reactor_run(). Remove one with tw_reactor_remove_trigger().
+ * @return 0 and sets @p id (if non-NULL), -EINVAL, or -ENOMEM.
+ */
+TW_API int tw_reactor_add_startup_trigger(tw_reactor *r, tw_trigger_phase phase,
+                                          tw_trigger_fn fn, void *arg, tw_trigger_id *id);
+
+/**
+ * Call @p fn(@p arg) once the reactor is running, as Twisted's
+ * callWhenRunning: at once (synchronously) if it is running, otherwise as
+ * an "after" startup trigger.
+ * @return 0, -EINVAL for a NULL @p fn, or -ENOMEM (then @p fn will not run).
+ */
+TW_API int tw_reactor_call_when_running(tw_reactor *r, tw_call_fn fn, void *arg);
+
+/**
+ * Whether the reactor is running in Twisted's sense: from the start of the
+ * "during" startup phase until tw_reactor_stop() reaches its "during" phase.
+ * For a host-driven event_base that is once the loop's first pass ran the
+ * startup phases (and their deferreds fired), until a stop.
+ * @return nonzero while running.
+ */
+TW_API int tw_reactor_running(const tw_reactor *r);
 
 TW_END_DECLS
 
