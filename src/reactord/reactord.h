@@ -51,6 +51,7 @@ typedef struct rd_config {
     int umask; /* -1: leave it alone */
     tw_listen_options listen_opts;
     double shutdown_timeout;
+    size_t input_budget; /* --input-budget, bytes */
     unsigned workers; /* 0: no supervisor */
     double worker_timeout; /* seconds without a heartbeat; 0: never */
 } rd_config;
