@@ -139,7 +139,13 @@ static void line_destroy(tw_protocol *p)
     free(lp);
 }
 
+static size_t line_buffered_input(tw_protocol *p)
+{
+    return tw_line_receiver_buffered(&tw_container_of(p, line_protocol, base)->lr);
+}
+
 static const tw_protocol_ops line_protocol_ops = {
+    .buffered_input = line_buffered_input,
     .data_received = line_data,
     .connection_lost = line_lost,
     .pause_producing = line_pause,

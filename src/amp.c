@@ -934,7 +934,13 @@ static void amp_destroy(tw_protocol *p)
     free(amp);
 }
 
+static size_t amp_buffered_input(tw_protocol *p)
+{
+    return tw_amp_parser_buffered(tw_amp_from_protocol(p)->parser);
+}
+
 static const tw_protocol_ops amp_protocol_ops = {
+    .buffered_input = amp_buffered_input,
     .connection_made = amp_connection_made,
     .data_received = amp_data_received,
     .connection_lost = amp_connection_lost,

@@ -47,6 +47,7 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->owns_base = owns_base;
     r->shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT;
     r->linger_timeout = DEFAULT_LINGER_TIMEOUT;
+    r->input_budget = TW_REACTOR_DEFAULT_INPUT_BUDGET;
     r->clock = tw__monotonic;
     r->phase = PHASE_NONE;
     r->pool_size = TW_THREAD_POOL_DEFAULT_SIZE;
@@ -283,6 +284,11 @@ TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds)
      * call. */
     if (r->drain_call != NULL)
         tw_call_reset(r->drain_call, seconds);
+}
+
+TW_API void tw_reactor_set_input_budget(tw_reactor *r, size_t bytes)
+{
+    r->input_budget = bytes;
 }
 
 TW_API void tw_reactor_set_linger_timeout(tw_reactor *r, double seconds)

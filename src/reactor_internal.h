@@ -89,6 +89,8 @@ struct tw_reactor {
     int stopping;
     double shutdown_timeout;
     double linger_timeout; /* how long a closing stream waits for the peer's EOF */
+    size_t input_budget;   /* bytes of input protocols may hold in all; 0: none */
+    size_t input_held;     /* what they hold now (stream.c) */
     double (*clock)(void *arg); /* replaced by tests' fake clock */
     void *clock_arg;
 

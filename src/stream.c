@@ -93,6 +93,7 @@ typedef struct tw__stream {
     tw_call *linger;       /* ends the linger (F_LINGER), owned */
     uint32_t high_wm, low_wm;
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
+    uint32_t held;        /* input the protocol holds, counted in r->input_held */
     tw__pollable io;      /* the socket and what is watched on it */
     int16_t error; /* negated errno or TW_E* that will close the stream, or 0 */
     uint32_t flags;
@@ -220,6 +221,14 @@ void tw__stream_reap(tw_reactor *r)
     }
 }
 
+/* The protocol no longer counts against the input budget: it is closing,
+ * and will be given no more input. */
+static void release_held(tw__stream *s)
+{
+    s->base.reactor->input_held -= s->held;
+    s->held = 0;
+}
+
 /* The protocol's side of the end: its producer stops, it hears
  * connection_lost(@p code) and is destroyed, and its factory and listener
  * learn that it is gone. With @p closed the stream is closed for good and
@@ -230,6 +239,7 @@ static void end_protocol(tw__stream *s, int code, int closed)
     tw_reactor *r = s->base.reactor;
     tw_protocol *p = s->base.protocol;
     s->flags |= F_LOST;
+    release_held(s);
 
     tw_producer *producer = s->producer;
     s->producer = NULL;
@@ -428,6 +438,49 @@ static void after_drain(tw__stream *s)
 }
 
 static void stream_lose(tw_transport *t);
+static int stream_get_peer(tw_transport *t, tw_address *out);
+
+/* Over the reactor's input budget: close, in order, the connection whose
+ * protocol holds the most, until the total is back under it. */
+static void enforce_budget(tw_reactor *r)
+{
+    while (r->input_budget > 0 && r->input_held > r->input_budget) {
+        tw__stream *big = NULL;
+        for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
+            tw__closeable *c = (tw__closeable *)n;
+            if (c->ops != &stream_closeable_ops)
+                continue;
+            tw__stream *s = tw_container_of(c, tw__stream, node);
+            if (big == NULL || s->held > big->held)
+                big = s;
+        }
+        if (big == NULL || big->held == 0)
+            return;
+        char peer[TW_ADDRSTRLEN] = "?";
+        tw_address a;
+        if (stream_get_peer(&big->base, &a) == 0)
+            tw_address_format(&a, peer, sizeof peer);
+        tw_log(TW_LOG_WARN, "stream",
+               "input budget of %zu bytes exceeded (%zu held); closing the connection from %s, "
+               "which holds %u",
+               r->input_budget, r->input_held, peer, (unsigned)big->held);
+        if (big->error == 0)
+            set_error(big, -ENOBUFS);
+        stream_lose(&big->base);
+        release_held(big); /* whatever state it was in: it gets no more input */
+    }
+}
+
+/* The protocol now holds @p bytes of input. */
+static void note_held(tw__stream *s, size_t bytes)
+{
+    tw_reactor *r = s->base.reactor;
+    uint32_t now = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+    r->input_held = r->input_held - s->held + now;
+    s->held = now;
+    if (r->input_budget > 0 && r->input_held > r->input_budget)
+        enforce_budget(r);
+}
 
 /* The peer sent FIN: it will send nothing more. */
 static void peer_eof(tw__stream *s)
@@ -490,6 +543,8 @@ static void handle_read(tw__stream *s)
             return; /* closing: discarded, and no sign of life either */
         touch(s);
         p->ops->data_received(p, r->read_buf, (size_t)n);
+        if (p->ops->buffered_input != NULL && !(s->flags & (F_DISCONNECTING | F_CLOSED)))
+            note_held(s, p->ops->buffered_input(p));
         return;
     }
     if (n < 0) {
@@ -646,6 +701,7 @@ static void stream_lose(tw_transport *t)
     if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSED))
         return;
     s->flags |= F_DISCONNECTING;
+    release_held(s);
     /* The protocol may still write in this call: flush, FIN and linger
      * from the loop. */
     kick(s);

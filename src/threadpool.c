@@ -356,11 +356,6 @@ TW_API int tw_call_in_thread(tw_reactor *r, tw_call_fn fn, void *arg, tw_call_fn
     return rc;
 }
 
-static void wake_all_locked(tw__pool *p)
-{
-    pthread_cond_broadcast(&p->work);
-}
-
 void tw__pool_stop(tw_reactor *r)
 {
     tw__pool *p = r->pool;
@@ -368,7 +363,7 @@ void tw__pool_stop(tw_reactor *r)
         return;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
-    wake_all_locked(p);
+    pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->lock);
     r->phase_waiting++; /* until maybe_stopped() sees the queue run dry */
     p->phase_held = 1;
@@ -385,7 +380,7 @@ void tw__pool_free(tw_reactor *r)
     p->stopping = 1;
     tw__list queued = p->queue;
     p->queue = (tw__list){0};
-    wake_all_locked(p);
+    pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->lock);
     join_all(p); /* waits for the jobs running now */
     if (p->posted)
@@ -412,7 +407,7 @@ TW_API int tw_reactor_set_thread_pool_size(tw_reactor *r, size_t threads)
         pthread_mutex_lock(&p->lock);
         p->max = threads;
         /* Surplus idle threads exit; queued work may start more threads. */
-        wake_all_locked(p);
+        pthread_cond_broadcast(&p->work);
         grow(p);
         pthread_mutex_unlock(&p->lock);
     }

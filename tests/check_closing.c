@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include <twine.h>
 
 #include "../src/fd_internal.h"
+#include "ampbytes.h"
 #include "recorder.h"
 #include "testutil.h"
 
@@ -267,6 +270,75 @@ START_TEST(test_lose_with_unread_input_delivers_all_and_no_reset)
 }
 END_TEST
 
+/*
+ * A protocol's own limit closes the connection while the peer's input is
+ * unread: reactord's line and amp modules, fed @p requests whose answers
+ * are @p expected, then @p violation, then 256 KiB the server will never
+ * read, all before the client reads a byte. Every answer must arrive, then
+ * a clean EOF.
+ */
+static void limit_close_delivers_all(const char *const *args, const void *requests, size_t rlen,
+                                     const void *expected, size_t elen, const void *violation,
+                                     size_t vlen)
+{
+    tu_reactord d;
+    ck_assert_msg(tu_reactord_start(&d, args) == 0, "reactord did not start: %s", d.log);
+    int c = tu_connect("127.0.0.1", d.port);
+    ck_assert_int_ge(c, 0);
+    ck_assert_int_eq(tu_write_all(c, requests, rlen), 0);
+    ck_assert_int_eq(tu_write_all(c, violation, vlen), 0);
+    size_t junk_len = 256 << 10;
+    char *junk = malloc(junk_len);
+    memset(junk, 'j', junk_len);
+    tu_write_all(c, junk, junk_len); /* the server discards it, and then closes */
+    free(junk);
+    char *got = malloc(elen + 1);
+    ck_assert_uint_eq(tu_read_exact(c, got, elen, 10000), elen);
+    ck_assert_int_eq(memcmp(got, expected, elen), 0);
+    ck_assert_int_eq(tu_wait_eof(c, 10000), 1); /* not -ECONNRESET */
+    free(got);
+    close(c);
+    kill(d.pid, SIGTERM);
+    ck_assert_int_ne(tu_wait_child(d.pid, 10000), -1);
+    close(d.err_fd);
+}
+
+START_TEST(test_an_over_long_line_closes_without_losing_the_answers)
+{
+    const char *args[] = {"--protocol", "line", "--port", "0", "--interface", "127.0.0.1",
+                          "-o", "max-length=1000", "-o", "delimiter=lf", NULL};
+    size_t n = 2000, len = 0;
+    char *lines = malloc(n * 16);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(lines + len, "line %zu\n", i);
+    char over[5000];
+    memset(over, 'x', sizeof over);
+    limit_close_delivers_all(args, lines, len, lines, len, over, sizeof over);
+    free(lines);
+}
+END_TEST
+
+START_TEST(test_an_amp_box_over_the_limit_closes_without_losing_the_answers)
+{
+    const char *args[] = {"--protocol", "amp", "--port", "0", "--interface", "127.0.0.1",
+                          "-o", "max-box-size=4096", NULL};
+    size_t n = 2000;
+    unsigned char *req = malloc(n * sizeof SUM_REQUEST), *ans = malloc(n * sizeof SUM_ANSWER);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(req + i * sizeof SUM_REQUEST, SUM_REQUEST, sizeof SUM_REQUEST);
+        memcpy(ans + i * sizeof SUM_ANSWER, SUM_ANSWER, sizeof SUM_ANSWER);
+    }
+    /* A key with a 5,000-byte value: over the 4,096-byte box limit. */
+    unsigned char big[2 + 1 + 2 + 5000];
+    memcpy(big, "\x00\x01" "v\x13\x88", 5);
+    memset(big + 5, 'v', 5000);
+    limit_close_delivers_all(args, req, n * sizeof SUM_REQUEST, ans, n * sizeof SUM_ANSWER, big,
+                             sizeof big);
+    free(req);
+    free(ans);
+}
+END_TEST
+
 /* A closing stream whose peer never closes gives up after the linger
  * timeout, and a graceful stop waits for it. */
 START_TEST(test_linger_ends_at_the_timeout_and_stop_waits_for_it)
@@ -391,6 +463,61 @@ END_TEST
 START_TEST(test_paused_stream_notices_a_fin)
 {
     paused_peer_leaves(0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ item 8 */
+
+/* Six peers each stall a 900 KB AMP box, under the 1 MiB box limit: past
+ * the 2 MiB input budget the connections holding the most are closed with
+ * a logged reason, and a well-behaved client is still answered. */
+START_TEST(test_the_input_budget_closes_the_connections_holding_the_most)
+{
+    const char *args[] = {"--protocol", "amp", "--port", "0", "--interface", "127.0.0.1",
+                          "--input-budget", "2097152", NULL};
+    tu_reactord d;
+    ck_assert_msg(tu_reactord_start(&d, args) == 0, "reactord did not start: %s", d.log);
+    enum { PEERS = 6, ENTRIES = 14 };
+    size_t entry = 2 + 2 + 2 + 65535;
+    unsigned char *box = malloc(ENTRIES * entry), *at = box;
+    for (int i = 0; i < ENTRIES; i++) {
+        memcpy(at, "\x00\x02k", 3);
+        at[3] = (unsigned char)('a' + i);
+        at[4] = 0xff;
+        at[5] = 0xff;
+        memset(at + 6, 'v', 65535);
+        at += entry;
+    }
+    int c[PEERS];
+    for (int i = 0; i < PEERS; i++) {
+        c[i] = tu_connect("127.0.0.1", d.port);
+        ck_assert_int_ge(c[i], 0);
+        tu_write_all(c[i], box, (size_t)(at - box)); /* never ended */
+    }
+    free(box);
+    int closed = 0;
+    for (int i = 0; i < PEERS; i++)
+        closed += tu_wait_eof(c[i], 500) == 1;
+    ck_assert_int_ge(closed, PEERS - 2);
+    ck_assert_int_lt(closed, PEERS); /* only as many as the budget needs */
+    long long deadline = tu_now_ms() + 5000;
+    while (strstr(d.log, "input budget of 2097152 bytes exceeded") == NULL &&
+           tu_now_ms() < deadline) {
+        usleep(10000);
+        tu_reactord_read_log(&d);
+    }
+    ck_assert_ptr_nonnull(strstr(d.log, "input budget of 2097152 bytes exceeded"));
+    int ok = tu_connect("127.0.0.1", d.port);
+    ck_assert_int_eq(tu_write_all(ok, SUM_REQUEST, sizeof SUM_REQUEST), 0);
+    unsigned char answer[sizeof SUM_ANSWER];
+    ck_assert_uint_eq(tu_read_exact(ok, answer, sizeof answer, 5000), sizeof answer);
+    ck_assert_int_eq(memcmp(answer, SUM_ANSWER, sizeof answer), 0);
+    close(ok);
+    for (int i = 0; i < PEERS; i++)
+        close(c[i]);
+    kill(d.pid, SIGTERM);
+    ck_assert_int_ne(tu_wait_child(d.pid, 10000), -1);
+    close(d.err_fd);
 }
 END_TEST
 
@@ -559,6 +686,8 @@ static Suite *closing_suite(void)
     TCase *tc = tcase_create("orderly");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_lose_with_unread_input_delivers_all_and_no_reset);
+    tcase_add_test(tc, test_an_over_long_line_closes_without_losing_the_answers);
+    tcase_add_test(tc, test_an_amp_box_over_the_limit_closes_without_losing_the_answers);
     tcase_add_test(tc, test_linger_ends_at_the_timeout_and_stop_waits_for_it);
     tcase_add_test(tc, test_writes_after_lose_connection_are_sent);
     tcase_add_test(tc, test_peer_half_close_still_gets_the_whole_reply);
@@ -569,6 +698,7 @@ static Suite *closing_suite(void)
     tcase_add_test(tc, test_paused_stream_notices_a_reset);
     tcase_add_test(tc, test_paused_stream_notices_a_fin);
     tcase_add_test(tc, test_idle_timeout_aborts_a_peer_that_stopped_reading);
+    tcase_add_test(tc, test_the_input_budget_closes_the_connections_holding_the_most);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -849,6 +849,33 @@ START_TEST(test_systemd_refuses_descriptors_meant_for_another_process)
 }
 END_TEST
 
+START_TEST(test_activated_fds_reads_listen_pid_and_listen_fds)
+{
+    char me[32];
+    snprintf(me, sizeof me, "%ld", (long)getpid());
+    unsetenv("LISTEN_PID");
+    setenv("LISTEN_FDS", "2", 1);
+    ck_assert_int_eq(tw_endpoint_activated_fds(), -ENOENT);
+    setenv("LISTEN_PID", me, 1);
+    ck_assert_int_eq(tw_endpoint_activated_fds(), 2);
+    setenv("LISTEN_FDS", "0", 1);
+    ck_assert_int_eq(tw_endpoint_activated_fds(), 0);
+    setenv("LISTEN_PID", "1", 1);
+    ck_assert_int_eq(tw_endpoint_activated_fds(), -ESRCH);
+    setenv("LISTEN_PID", me, 1);
+    const char *bad[] = {"", "x", "-1", "2x", "65537", "99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("LISTEN_FDS", bad[i], 1);
+        ck_assert_msg(tw_endpoint_activated_fds() == -EINVAL, "LISTEN_FDS='%s'", bad[i]);
+    }
+    setenv("LISTEN_FDS", "1", 1);
+    setenv("LISTEN_PID", "0", 1);
+    ck_assert_int_eq(tw_endpoint_activated_fds(), -EINVAL);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+}
+END_TEST
+
 START_TEST(test_systemd_refuses_an_index_out_of_range)
 {
     ck_assert_int_eq(run_activated_child("systemd:domain=INET:index=1", AF_INET, NULL), 15);
@@ -1039,6 +1066,7 @@ static Suite *endpoint_suite(void)
     tcase_add_test(l, test_systemd_inet_accepts_a_dual_stack_ipv6_socket);
     tcase_add_test(l, test_systemd_refuses_a_socket_of_another_domain);
     tcase_add_test(l, test_systemd_refuses_descriptors_meant_for_another_process);
+    tcase_add_test(l, test_activated_fds_reads_listen_pid_and_listen_fds);
     tcase_add_test(l, test_systemd_refuses_an_index_out_of_range);
     tcase_add_test(l, test_systemd_without_activation_says_so);
     suite_add_tcase(s, l);

@@ -223,11 +223,10 @@ TW_API void tw_amp_parser_free(tw_amp_parser *p);
 /**
  * Parse @p len bytes, calling @p fn synchronously for each box they
  * complete, however the stream was split. @p data is only read during the
- * call.
+ * call. Parsing a box costs time linear in its size whatever the order of
+ * its keys (those out of order are sorted once, when the box is complete).
  * @param consumed if not NULL, receives how many bytes were used (all of
  *        them unless @p fn stopped the parse or an error occurred).
- * Parsing a box costs time linear in its size whatever the order of its
- * keys (those out of order are sorted once, when the box is complete).
  * @return 0; the nonzero value @p fn returned; TW_EPROTO for a key longer
  *         than 255 bytes; TW_ETOOBIG for a box over the size limit or with
  *         more than TW_AMP_MAX_KEYS keys; -ENOMEM.

@@ -61,6 +61,14 @@ typedef struct tw_protocol_ops {
     void (*resume_producing)(tw_protocol *p);
     /** Optional. Free the protocol; called once, after connection_lost. */
     void (*destroy)(tw_protocol *p);
+    /**
+     * Optional. How many bytes of the peer's input the protocol holds now
+     * (a partial line, message or box: tw_line_receiver_buffered(),
+     * tw_string_receiver_buffered(), tw_amp_parser_buffered()). The
+     * transport asks after each data_received and counts the answer against
+     * the reactor's input budget (tw_reactor_set_input_budget()).
+     */
+    size_t (*buffered_input)(tw_protocol *p);
 } tw_protocol_ops;
 
 struct tw_protocol {

@@ -145,6 +145,22 @@ TW_API void tw_reactor_set_shutdown_timeout(tw_reactor *r, double seconds);
  */
 TW_API void tw_reactor_set_linger_timeout(tw_reactor *r, double seconds);
 
+/** The default input budget: 256 MiB. */
+#define TW_REACTOR_DEFAULT_INPUT_BUDGET ((size_t)256 << 20)
+
+/**
+ * A budget for the peers' input that protocols hold across all the
+ * reactor's connections (what their buffered_input op reports: partial
+ * lines, messages and boxes). Per-connection limits alone let many peers
+ * that each stall just under their limit hold without bound. When the
+ * total passes @p bytes, the connection holding the most is closed in order
+ * (its queued output still goes out) with reason -ENOBUFS, and a warning
+ * names it; this repeats until the total is back under the budget.
+ * @param bytes 0 for no budget; the default is
+ *        TW_REACTOR_DEFAULT_INPUT_BUDGET.
+ */
+TW_API void tw_reactor_set_input_budget(tw_reactor *r, size_t bytes);
+
 /**
  * Make SIGINT and SIGTERM call tw_reactor_stop() on this reactor. Signals
  * are process-wide, so only an embedder that owns them should ask for this;

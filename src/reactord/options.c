@@ -46,6 +46,9 @@ void rd_options_usage(FILE *out)
             "      --idle-timeout S       close connections silent for S seconds\n"
             "      --shutdown-timeout S   on SIGTERM, let connections drain S seconds\n"
             "                             before closing them (default 30)\n"
+            "      --input-budget BYTES   input that protocols may hold across all\n"
+            "                             connections; past it the one holding the most\n"
+            "                             is closed (default 268435456)\n"
             "      --workers N            run N worker processes sharing each TCP port\n"
             "                             with SO_REUSEPORT, restarted if they die\n"
             "      --worker-timeout S     restart a worker silent for S seconds (default 30;\n"
@@ -144,7 +147,8 @@ enum {
     OPT_MAXCONN,
     OPT_IDLE,
     OPT_WORKERS,
-    OPT_WORKER_TIMEOUT
+    OPT_WORKER_TIMEOUT,
+    OPT_INPUT_BUDGET
 };
 
 static const struct option longopts[] = {
@@ -170,6 +174,7 @@ static const struct option longopts[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
+    {"input-budget", required_argument, NULL, OPT_INPUT_BUDGET},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -266,6 +271,11 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
         return 0;
     case OPT_WORKER_TIMEOUT:
         return parse_seconds("--worker-timeout", arg, &cfg->worker_timeout);
+    case OPT_INPUT_BUDGET:
+        if (parse_count("--input-budget", arg, (unsigned long long)SIZE_MAX / 2, &n) != 0)
+            return EX_USAGE;
+        cfg->input_budget = (size_t)n;
+        return 0;
     default:
         return rd_error(EX_SOFTWARE, "option %d is not handled", c);
     }
@@ -275,6 +285,7 @@ int rd_options_parse(int argc, char **argv, rd_config *cfg, int *done)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->shutdown_timeout = 30;
+    cfg->input_budget = TW_REACTOR_DEFAULT_INPUT_BUDGET;
     cfg->worker_timeout = 30;
     cfg->umask = -1;
     cfg->log_level = TW_LOG_INFO;

@@ -11,14 +11,12 @@
  * loaded after privileges are dropped; --list-protocols loads each file in
  * a short-lived child, so a module that crashes is one warning naming it;
  * the protocols an unknown name is compared with are file names, not
- * loaded modules. A crash in a module's own code while reactord starts it
- * is reported in one sentence naming the module, with exit code 70, not a
- * bare SIGSEGV and an empty log.
+ * loaded modules. Module code that reactord runs while starting is
+ * guarded (guard.c), so a crash in it is reported naming the module.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,47 +54,6 @@ void rd_plugins_close(rd_app *app)
     app->opts = NULL;
     tw_plugin_registry_free(app->reg);
     app->reg = NULL;
-}
-
-/* ---------------------------------------------------------- crash guard */
-
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-#define NFATAL (sizeof fatal_signals / sizeof *fatal_signals)
-static char crash_sentence[NFATAL][768];
-static struct sigaction crash_saved[NFATAL];
-
-static void on_crash(int sig)
-{
-    for (size_t i = 0; i < NFATAL; i++)
-        if (fatal_signals[i] == sig)
-            rd_status_crash(EX_SOFTWARE, crash_sentence[i]);
-    _exit(EX_SOFTWARE);
-}
-
-/* Until unguard(), a crash is reported as "@p what crashed with signal N". */
-static void guard(const char *what)
-{
-    /* On its own stack, so a module that overflowed its stack is reported too. */
-    static char altstack[1 << 16];
-    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0};
-    sigaltstack(&ss, NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
-    for (size_t i = 0; i < NFATAL; i++) {
-        snprintf(crash_sentence[i], sizeof crash_sentence[i],
-                 "%s crashed with signal %d (%s); reactord stopped", what, fatal_signals[i],
-                 strsignal(fatal_signals[i]));
-        sigaction(fatal_signals[i], &sa, &crash_saved[i]);
-    }
-}
-
-static void unguard(void)
-{
-    for (size_t i = 0; i < NFATAL; i++)
-        sigaction(fatal_signals[i], &crash_saved[i], NULL);
 }
 
 /* ---------------------------------------------------------- --list-protocols */
@@ -228,9 +185,9 @@ static int find(rd_app *app, const char *name, const tw_plugin **out)
 {
     char err[1024], what[600];
     snprintf(what, sizeof what, "the module of protocol '%s', while loading,", name);
-    guard(what);
+    rd_guard_begin(what);
     int rc = tw_plugin_registry_find(app->reg, name, out, err, sizeof err);
-    unguard();
+    rd_guard_end();
     if (rc == 0) {
         const char *origin = TW_PLUGIN_ORIGIN_BUILTIN;
         for (size_t i = 0; i < tw_plugin_registry_count(app->reg); i++)
@@ -314,9 +271,9 @@ int rd_plugins_add_amp_commands(rd_app *app, tw_factory *f)
     tw_amp_dispatcher *d = tw_amp_factory_dispatcher(f);
     if (d == NULL)
         return 0;
-    guard("a module in the search path, loaded for its AMP commands,");
+    rd_guard_begin("a module in the search path, loaded for its AMP commands,");
     tw_plugin_registry_scan(app->reg, NULL, NULL);
-    unguard();
+    rd_guard_end();
     for (size_t i = 0; i < tw_plugin_registry_count(app->reg); i++) {
         const char *origin;
         const tw_plugin *p = tw_plugin_registry_at(app->reg, i, &origin);
@@ -329,9 +286,9 @@ int rd_plugins_add_amp_commands(rd_app *app, tw_factory *f)
             return rd_error(EX_CONFIG, "module '%s' (%s): %s", p->name, origin, err);
         size_t before = tw_amp_dispatcher_count(d);
         snprintf(what, sizeof what, "module '%s' (%s), adding its AMP commands,", p->name, origin);
-        guard(what);
+        rd_guard_begin(what);
         int rc = hook(d, defaults, err, sizeof err);
-        unguard();
+        rd_guard_end();
         tw_options_free(defaults);
         if (rc < 0)
             return rd_error(EX_CONFIG, "module '%s' (%s) could not add its AMP commands: %s",
@@ -346,9 +303,9 @@ int rd_plugins_make_factory(rd_app *app, tw_reactor *r, tw_factory **out)
 {
     char err[1024] = "", what[600];
     snprintf(what, sizeof what, "protocol '%s' (%s), starting,", app->plugin->name, app->origin);
-    guard(what);
+    rd_guard_begin(what);
     tw_factory *f = app->plugin->make_factory(r, app->opts, err, sizeof err);
-    unguard();
+    rd_guard_end();
     if (f == NULL)
         return rd_error(EX_CONFIG, "protocol '%s' could not start: %s", app->plugin->name,
                         err[0] ? err : "its module gave no reason");
@@ -363,9 +320,9 @@ int rd_plugins_make_datagram(rd_app *app, tw_reactor *r, tw_datagram_protocol **
     char what[600];
     snprintf(what, sizeof what, "protocol '%s' (%s), starting over UDP,", app->plugin->name,
              app->origin);
-    guard(what);
+    rd_guard_begin(what);
     tw_datagram_protocol *p = make != NULL ? make(r, app->opts, err, sizeof err) : NULL;
-    unguard();
+    rd_guard_end();
     if (p == NULL)
         return rd_error(EX_CONFIG, "protocol '%s' could not start over UDP: %s",
                         app->plugin->name, err[0] ? err : "its module gave no reason");

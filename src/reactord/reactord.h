@@ -2,10 +2,11 @@
 /*
  * reactord's internal interfaces, shared by its files. Each file owns one
  * concept: the command line (options.c), the protocol modules (plugins.c),
- * the listening endpoints (endpoints.c), the start-up report (status.c),
- * daemonising (daemon.c), the pidfile (pidfile.c), privileges and process
- * settings (privileges.c), logging (logging.c), one serving process
- * (serve.c) and the worker supervisor (workers.c). main.c puts them in order.
+ * the crash guard around their code (guard.c), the listening endpoints
+ * (endpoints.c), the start-up report (status.c), daemonising (daemon.c),
+ * the pidfile (pidfile.c), privileges and process settings (privileges.c),
+ * logging (logging.c), one serving process (serve.c) and the worker
+ * supervisor (workers.c). main.c puts them in order.
  *
  * Errors travel as a sysexits.h code plus one sentence held by status.c
  * (rd_error), so every function unwinds normally and the sentence reaches
@@ -51,6 +52,7 @@ typedef struct rd_config {
     int umask; /* -1: leave it alone */
     tw_listen_options listen_opts;
     double shutdown_timeout;
+    size_t input_budget; /* --input-budget, bytes */
     unsigned workers; /* 0: no supervisor */
     double worker_timeout; /* seconds without a heartbeat; 0: never */
 } rd_config;
@@ -141,6 +143,16 @@ int rd_plugins_make_datagram(rd_app *app, tw_reactor *r, struct tw_datagram_prot
 int rd_plugins_check_endpoints(rd_app *app, rd_endpoint *const *e, size_t n);
 
 void rd_plugins_close(rd_app *app);
+
+/* ------------------------------------------------------------ guard.c */
+
+/* Until rd_guard_end(), a crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT)
+ * ends the process with exit code 70 and the sentence "@p what crashed
+ * with signal N (NAME)", reported as rd_status_fail() reports one. */
+void rd_guard_begin(const char *what);
+
+/* Restore the handlers rd_guard_begin() replaced. */
+void rd_guard_end(void);
 
 /* ------------------------------------------------------------ endpoints.c */
 

@@ -107,6 +107,7 @@ int rd_serve(rd_run *run, const rd_worker *w)
     if (r == NULL)
         return rd_error(EX_OSERR, "cannot create the event loop: out of memory or descriptors");
     tw_reactor_set_shutdown_timeout(r, cfg->shutdown_timeout);
+    tw_reactor_set_input_budget(r, cfg->input_budget);
     serve_ctx ctx = {r, cfg->shutdown_timeout};
 
     /* Watched from the start: a SIGTERM during start-up waits for the loop,

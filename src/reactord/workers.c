@@ -319,7 +319,9 @@ static void reap(supervisor *s)
             sl->status_fd = -1;
         }
         if (s->stopping) {
-            tw_log(TW_LOG_INFO, "reactord", "worker %u (pid %ld) %s", i + 1, (long)pid, how);
+            /* After a failed start, the failure's sentence says it all. */
+            tw_log(s->failure ? TW_LOG_DEBUG : TW_LOG_INFO, "reactord", "worker %u (pid %ld) %s",
+                   i + 1, (long)pid, how);
             continue;
         }
         if (s->starting) {
