@@ -24,6 +24,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
 #include <twine.h>
 #include <twine/amp.h>
@@ -152,11 +153,13 @@ static tw_deferred *sum_responder(tw_amp *amp, const tw_amp_values *args, void *
     (void)amp;
     (void)arg;
     int64_t a = 0, b = 0;
-    FZ_CHECK(tw_amp_values_get_integer(args, "a", &a) == 0 &&
-                 tw_amp_values_get_integer(args, "b", &b) == 0,
+    int ra = tw_amp_values_get_integer(args, "a", &a);
+    int rb = tw_amp_values_get_integer(args, "b", &b);
+    /* An Integer outside 64 bits decodes (as its text) but reads -ERANGE. */
+    FZ_CHECK((ra == 0 || ra == -ERANGE) && (rb == 0 || rb == -ERANGE),
              "Sum ran without its arguments");
     int64_t total;
-    if (__builtin_add_overflow(a, b, &total))
+    if (ra != 0 || rb != 0 || __builtin_add_overflow(a, b, &total))
         return tw_amp_fail("OVERFLOW", NULL);
     tw_amp_values *v = tw_amp_values_new();
     FZ_CHECK(v != NULL, "out of memory");
