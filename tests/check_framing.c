@@ -555,8 +555,13 @@ START_TEST(test_send_string_after_close_is_refused)
 {
     behaviour b = {.framing = TW_FRAMING_INT16};
     tw_string_transport *m = open_with(&b);
+    /* lose_connection still takes it (sent before the FIN); abort does not */
     tw_transport_lose_connection(&m->base);
-    ck_assert_int_eq(tw_string_receiver_send_string(&proto_of(m)->sr, "x", 1), TW_ESTATE);
+    ck_assert_int_eq(tw_string_receiver_send_string(&proto_of(m)->sr, "x", 1), 0);
+    ck_assert_uint_eq(m->out_len, 3);
+    tw_transport_abort_connection(&m->base);
+    ck_assert_int_eq(tw_string_receiver_send_string(&proto_of(m)->sr, "y", 1), TW_ESTATE);
+    ck_assert_uint_eq(m->out_len, 3);
     tw_string_transport_free(m);
     tw_protocol p = {0};
     tw_string_receiver sr;

@@ -411,9 +411,13 @@ START_TEST(test_send_line_writes_the_line_then_the_delimiter)
     tw_string_transport_clear_output(m);
     tw_line_receiver_send_line(&t->lr, "x", 1);
     ck_assert(tw_string_transport_output_is(m, "x\n"));
+    /* taken after lose_connection, sent before the FIN (as Twisted does) */
     tw_transport_lose_connection(&m->base);
-    ck_assert_int_eq(tw_line_receiver_send_line(&t->lr, "late", 4), TW_ESTATE);
-    ck_assert(tw_string_transport_output_is(m, "x\n"));
+    ck_assert_int_eq(tw_line_receiver_send_line(&t->lr, "late", 4), 0);
+    ck_assert(tw_string_transport_output_is(m, "x\nlate\n"));
+    tw_transport_abort_connection(&m->base);
+    ck_assert_int_eq(tw_line_receiver_send_line(&t->lr, "gone", 4), TW_ESTATE);
+    ck_assert(tw_string_transport_output_is(m, "x\nlate\n"));
     tw_string_transport_free(m);
 }
 END_TEST

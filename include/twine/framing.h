@@ -127,8 +127,9 @@ TW_API int tw_string_receiver_data_received(tw_string_receiver *sr, const void *
  * tw_transport_writev().
  * @return 0; TW_ETOOBIG, writing nothing, when the prefix cannot express
  *         @p len (256 bytes or more for int8, 65536 for int16, 2^32 for
- *         int32); otherwise what the transport returned (TW_ESTATE once the
- *         connection is closing, or when the protocol has no transport).
+ *         int32); otherwise what the transport returned (0 also after
+ *         lose_connection; TW_ESTATE once the connection was aborted, its
+ *         write side shut or lost, or when the protocol has no transport).
  */
 TW_API int tw_string_receiver_send_string(tw_string_receiver *sr, const void *data, size_t len);
 

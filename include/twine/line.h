@@ -135,8 +135,9 @@ TW_API int tw_line_receiver_data_received(tw_line_receiver *lr, const void *data
 
 /**
  * Write @p line followed by the delimiter, in one tw_transport_writev().
- * @return what the transport returned: 0, TW_ESTATE once the connection is
- *         closing, -ENOMEM; TW_ESTATE also when the protocol has no transport.
+ * @return what the transport returned: 0 (also after lose_connection, as
+ *         the line goes out before the FIN), TW_ESTATE once the connection
+ *         was aborted, its write side shut or lost, -ENOMEM; TW_ESTATE also when the protocol has no transport.
  */
 TW_API int tw_line_receiver_send_line(tw_line_receiver *lr, const void *line, size_t len);
 

@@ -53,8 +53,10 @@ TW_BEGIN_DECLS
  *     (tw_string_transport_output()) and may clear. @c write_error, when
  *     the test sets it nonzero, is returned by every write instead.
  *   - lose_connection, abort_connection and lose_write_connection are
- *     counted; from then on writes are refused with TW_ESTATE, as a closing
- *     stream refuses them. connection_lost is not called from inside the
+ *     counted. As on a stream, writes made after lose_connection are still
+ *     recorded (they would go out before the FIN); after an abort or
+ *     lose_write_connection, or once the connection is lost, they are
+ *     refused with TW_ESTATE. connection_lost is not called from inside the
  *     protocol's call (a socket would call it later, from the loop): the
  *     test delivers it with tw_string_transport_run_close() or
  *     tw_string_transport_lose().

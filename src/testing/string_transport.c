@@ -45,7 +45,10 @@ static void check_high_watermark(tw_string_transport *m)
 static int mem_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
 {
     tw_string_transport *m = from(t);
-    if (m->closing || m->write_shut_requested || m->lost)
+    /* After lose_connection a stream still takes writes and sends them
+     * before its FIN; only an abort, a shut write side or a lost
+     * connection refuse them. */
+    if (m->abort_calls > 0 || m->write_shut_requested || m->lost)
         return TW_ESTATE;
     if (iovcnt < 0)
         return -EINVAL;
