@@ -192,6 +192,9 @@ struct tw_amp {
     unsigned closing : 1;        /* twine or the peer is closing it */
     unsigned lost : 1;           /* connection_lost ran */
     unsigned paused_pending : 1; /* reading paused: too many requests pending */
+    unsigned in_feed : 1;        /* the parser is being fed: no nested feed */
+    unsigned char *held;         /* bytes read but not parsed while paused_pending */
+    size_t held_len;
     unsigned paused_write : 1;   /* reading paused: the peer does not read */
 };
 
@@ -398,6 +401,8 @@ static void request_unlink(tw_amp *amp, request *rq)
     amp->nrequests--;
 }
 
+static void feed_held(tw_amp *amp);
+
 static void update_reading(tw_amp *amp)
 {
     if (amp->lost || amp->base.transport == NULL)
@@ -500,6 +505,8 @@ static void request_done(tw_deferred *d, tw_result *res, void *arg)
     }
     if (amp->paused_pending && amp->nrequests < amp->max_pending / 2 + 1) {
         amp->paused_pending = 0;
+        if (amp->held_len > 0 && !amp->in_feed)
+            feed_held(amp);
         update_reading(amp);
     }
     tw_deferred_unref(ours);
@@ -837,7 +844,11 @@ static int box_received(tw_amp_box *box, void *arg)
         tw__amp_parser_recycle(amp->parser, box);
     /* A responder that closed or aborted the transport itself ends the
      * delivery too: the boxes after it have no connection to answer on. */
-    return amp->closing || tw_transport_disconnecting(amp->base.transport) ? 1 : 0;
+    if (amp->closing || tw_transport_disconnecting(amp->base.transport))
+        return 1;
+    /* Pending responders are counted per box, not per read: past the
+     * limit the rest of the read waits, unparsed, until answers go out. */
+    return amp->nrequests >= amp->max_pending ? 1 : 0;
 }
 
 static void amp_connection_made(tw_protocol *p)
@@ -847,11 +858,21 @@ static void amp_connection_made(tw_protocol *p)
         amp->factory->connected(amp, amp->factory->cb_arg);
 }
 
-static void amp_data_received(tw_protocol *p, const void *data, size_t len)
+/* Keep what a stopped parse left: a copy of at most one read. */
+static void hold_rest(tw_amp *amp, const unsigned char *rest, size_t n)
 {
-    tw_amp *amp = tw_amp_from_protocol(p);
-    if (amp->closing)
+    unsigned char *h = realloc(amp->held, amp->held_len + n);
+    if (h == NULL) {
+        violation(amp, "out of memory");
         return;
+    }
+    memcpy(h + amp->held_len, rest, n);
+    amp->held = h;
+    amp->held_len += n;
+}
+
+static void feed(tw_amp *amp, const unsigned char *data, size_t len)
+{
     /*
      * Answers gather on the stack unless they outgrow it, so a busy
      * connection allocates nothing per read and an idle one keeps no buffer.
@@ -865,10 +886,16 @@ static void amp_data_received(tw_protocol *p, const void *data, size_t len)
         amp->cork_heap = 0;
     }
     amp->corked = 1;
-    int rc = tw_amp_parser_feed(amp->parser, data, len, box_received, amp, NULL);
+    amp->in_feed = 1;
+    size_t used = 0;
+    int rc = tw_amp_parser_feed(amp->parser, data, len, box_received, amp, &used);
+    amp->in_feed = 0;
     amp->corked = 0;
     if (rc < 0 && !amp->closing)
         violation(amp, "%s", tw_amp_parser_error(amp->parser));
+    else if (rc > 0 && used < len && !amp->closing &&
+             !tw_transport_disconnecting(amp->base.transport))
+        hold_rest(amp, data + used, len - used);
     flush_cork(amp);
     /* Idle connections keep no buffer. */
     tw__amp_parser_trim(amp->parser);
@@ -881,6 +908,31 @@ static void amp_data_received(tw_protocol *p, const void *data, size_t len)
         amp->paused_pending = 1;
         update_reading(amp);
     }
+}
+
+/* Parse what waited while too many requests were pending. */
+static void feed_held(tw_amp *amp)
+{
+    unsigned char *buf = amp->held;
+    size_t n = amp->held_len;
+    amp->held = NULL;
+    amp->held_len = 0;
+    if (!amp->closing)
+        feed(amp, buf, n);
+    free(buf);
+}
+
+static void amp_data_received(tw_protocol *p, const void *data, size_t len)
+{
+    tw_amp *amp = tw_amp_from_protocol(p);
+    if (amp->closing)
+        return;
+    if (amp->held_len > 0) {
+        /* Read before the pause took effect: it queues behind the rest. */
+        hold_rest(amp, data, len);
+        return;
+    }
+    feed(amp, data, len);
 }
 
 static void amp_connection_lost(tw_protocol *p, const tw_failure *reason)
@@ -929,6 +981,7 @@ static void amp_destroy(tw_protocol *p)
     tw_amp *amp = tw_amp_from_protocol(p);
     tw_amp_parser_free(amp->parser);
     tw_failure_unref(amp->lost_reason);
+    free(amp->held);
     if (amp->cork_heap)
         free(amp->cork);
     free(amp);

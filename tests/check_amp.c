@@ -742,6 +742,36 @@ START_TEST(test_reading_pauses_while_too_many_requests_await_their_responders)
 }
 END_TEST
 
+START_TEST(test_pending_requests_are_counted_per_box_not_per_read)
+{
+    ck_assert_int_eq(tw_amp_factory_set_limits(SERVER, 0, 2), 0);
+    raw rw;
+    raw_open(&rw, SERVER);
+    /* Five requests sent before the reactor reads: one read holds them all. */
+    const char *ids[] = {"1", "2", "3", "4", "5"};
+    for (int i = 0; i < 5; i++)
+        raw_send_kv(&rw, "_command", "Later", "_ask", ids[i], "id", ids[i], KV_END);
+    for (int i = 0; i < 100 && nlater < 2; i++)
+        raw_pump(&rw);
+    for (int i = 0; i < 20; i++)
+        raw_pump(&rw);
+    ck_assert_int_eq(nlater, 2); /* the other three wait, unparsed */
+    later_fire_values(0);
+    tw_amp_box_free(raw_next(&rw, 2000));
+    for (int i = 0; i < 20; i++)
+        raw_pump(&rw);
+    ck_assert_int_eq(nlater, 3); /* one answered, one more let in */
+    later_fire_values(1);
+    later_fire_values(2);
+    tw_amp_box_free(raw_next(&rw, 2000));
+    tw_amp_box_free(raw_next(&rw, 2000));
+    for (int i = 0; i < 100 && nlater < 5; i++)
+        raw_pump(&rw);
+    ck_assert_int_eq(nlater, 5);
+    raw_close(&rw);
+}
+END_TEST
+
 /* ------------------------------------------------------------ client side */
 
 static void on_box(tw_deferred *d, tw_result *res, void *arg)
@@ -1344,6 +1374,7 @@ static Suite *amp_suite(void)
     tcase_add_test(server, test_late_answers_go_out_as_responders_fire_matched_by_their_tags);
     tcase_add_test(server, test_losing_the_connection_cancels_responders_still_running);
     tcase_add_test(server, test_reading_pauses_while_too_many_requests_await_their_responders);
+    tcase_add_test(server, test_pending_requests_are_counted_per_box_not_per_read);
     suite_add_tcase(s, server);
 
     TCase *client = tcase_create("client");

@@ -630,7 +630,8 @@ TW_API int tw_amp_factory_set_callbacks(tw_factory *f, tw_amp_connected_fn conne
  * Limits for connections made afterwards: the largest box accepted
  * (0: TW_AMP_DEFAULT_MAX_BOX_SIZE), and how many received requests may be
  * awaiting their responders before reading pauses (0:
- * TW_AMP_DEFAULT_MAX_PENDING).
+ * TW_AMP_DEFAULT_MAX_PENDING). The count is kept per box: boxes of the same
+ * read past the limit wait, unparsed, until answers bring it down to half.
  * @return 0, or -EINVAL if @p f is not an AMP factory.
  */
 TW_API int tw_amp_factory_set_limits(tw_factory *f, size_t max_box_size, size_t max_pending);
