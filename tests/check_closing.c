@@ -339,6 +339,48 @@ START_TEST(test_an_amp_box_over_the_limit_closes_without_losing_the_answers)
 }
 END_TEST
 
+/* A request that cannot be decoded is answered UNKNOWN and the connection
+ * closed: the answers before it, and the UNKNOWN, all arrive although the
+ * requests pipelined after it are never read. */
+START_TEST(test_an_amp_unknown_error_closes_without_losing_the_answers)
+{
+    const char *args[] = {"--protocol", "amp", "--port", "0", "--interface", "127.0.0.1", NULL};
+    static const unsigned char bad_sum[] = {
+        0x00, 0x04, '_', 'a', 's', 'k', 0x00, 0x01, '2',
+        0x00, 0x08, '_', 'c', 'o', 'm', 'm', 'a', 'n', 'd', 0x00, 0x03, 'S', 'u', 'm',
+        0x00, 0x01, 'a', 0x00, 0x01, 'x',
+        0x00, 0x01, 'b', 0x00, 0x01, '1',
+        0x00, 0x00,
+    };
+    static const unsigned char unknown[] = {
+        0x00, 0x06, '_', 'e', 'r', 'r', 'o', 'r', 0x00, 0x01, '2',
+        0x00, 0x0b, '_', 'e', 'r', 'r', 'o', 'r', '_', 'c', 'o', 'd', 'e',
+        0x00, 0x07, 'U', 'N', 'K', 'N', 'O', 'W', 'N',
+        0x00, 0x12, '_', 'e', 'r', 'r', 'o', 'r', '_', 'd', 'e', 's', 'c', 'r', 'i', 'p', 't',
+        'i', 'o', 'n', 0x00, 0x0d, 'U', 'n', 'k', 'n', 'o', 'w', 'n', ' ', 'E', 'r', 'r', 'o', 'r',
+        0x00, 0x00,
+    };
+    size_t n = 2000, pipelined = 10;
+    unsigned char *req = malloc(n * sizeof SUM_REQUEST);
+    unsigned char *ans = malloc(n * sizeof SUM_ANSWER + sizeof unknown);
+    unsigned char *after = malloc(sizeof bad_sum + pipelined * sizeof SUM_REQUEST);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(req + i * sizeof SUM_REQUEST, SUM_REQUEST, sizeof SUM_REQUEST);
+        memcpy(ans + i * sizeof SUM_ANSWER, SUM_ANSWER, sizeof SUM_ANSWER);
+    }
+    memcpy(ans + n * sizeof SUM_ANSWER, unknown, sizeof unknown);
+    memcpy(after, bad_sum, sizeof bad_sum);
+    for (size_t i = 0; i < pipelined; i++)
+        memcpy(after + sizeof bad_sum + i * sizeof SUM_REQUEST, SUM_REQUEST, sizeof SUM_REQUEST);
+    limit_close_delivers_all(args, req, n * sizeof SUM_REQUEST, ans,
+                             n * sizeof SUM_ANSWER + sizeof unknown, after,
+                             sizeof bad_sum + pipelined * sizeof SUM_REQUEST);
+    free(req);
+    free(ans);
+    free(after);
+}
+END_TEST
+
 /* A closing stream whose peer never closes gives up after the linger
  * timeout, and a graceful stop waits for it. */
 START_TEST(test_linger_ends_at_the_timeout_and_stop_waits_for_it)
@@ -688,6 +730,7 @@ static Suite *closing_suite(void)
     tcase_add_test(tc, test_lose_with_unread_input_delivers_all_and_no_reset);
     tcase_add_test(tc, test_an_over_long_line_closes_without_losing_the_answers);
     tcase_add_test(tc, test_an_amp_box_over_the_limit_closes_without_losing_the_answers);
+    tcase_add_test(tc, test_an_amp_unknown_error_closes_without_losing_the_answers);
     tcase_add_test(tc, test_linger_ends_at_the_timeout_and_stop_waits_for_it);
     tcase_add_test(tc, test_writes_after_lose_connection_are_sent);
     tcase_add_test(tc, test_peer_half_close_still_gets_the_whole_reply);
