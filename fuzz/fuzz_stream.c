@@ -29,7 +29,7 @@
 #include <unistd.h>
 #include <twine.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "fuzz.h"
 
 #define MAX_CONNS 3

@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <twine.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "ampbytes.h"
 #include "ampcall.h"
 #include "recorder.h"

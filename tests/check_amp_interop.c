@@ -26,7 +26,7 @@
 #include <unistd.h>
 #include <twine.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "ampcall.h"
 #include "recorder.h"
 #include "testutil.h"

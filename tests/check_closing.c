@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <twine.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "ampbytes.h"
 #include "recorder.h"
 #include "testutil.h"

@@ -25,7 +25,7 @@
 #include <event2/event.h>
 #include <twine.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 

@@ -39,7 +39,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */

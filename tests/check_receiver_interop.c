@@ -35,7 +35,7 @@
 #include <twine/framing.h>
 #include <twine/line.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "testutil.h"
 
 enum { K_LINE, K_INT32, K_NETSTRING };

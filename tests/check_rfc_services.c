@@ -26,7 +26,7 @@
 #include <twine.h>
 #include <twine/testing.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "testutil.h"
 
 #define EPOCH_1900_OFFSET 2208988800LL

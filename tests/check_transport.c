@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <twine.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 

@@ -17,7 +17,7 @@
 #include <twine.h>
 #include <twine/udp.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 

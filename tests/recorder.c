@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
 

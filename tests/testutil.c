@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../src/fd_internal.h"
+#include "core/fd_internal.h"
 #include "testutil.h"
 
 long long tu_now_ms(void)

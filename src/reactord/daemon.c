@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <twine/endpoint.h>
 
-#include "../fd_internal.h"
+#include "core/fd_internal.h"
 #include "reactord.h"
 
 /* The original process: wait for the verdict and pass it on. */

@@ -25,7 +25,7 @@
 #include <twine/endpoint.h>
 #include <twine/udp.h>
 
-#include "../fd_internal.h"
+#include "core/fd_internal.h"
 #include "reactord.h"
 
 struct rd_endpoint {

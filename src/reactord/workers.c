@@ -51,7 +51,7 @@
 #include <sys/prctl.h>
 #endif
 
-#include "../fd_internal.h"
+#include "core/fd_internal.h"
 #include "reactord.h"
 
 #define RESTART_MIN 0.1        /* seconds before the first restart */

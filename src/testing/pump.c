@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "testing_internal.h"
+#include "testing/testing_internal.h"
 
 TW_API int tw_pump_connect(tw_pump *pump, tw_reactor *r, tw_protocol *client, tw_protocol *server)
 {

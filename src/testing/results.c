@@ -13,7 +13,7 @@
 
 #include <twine/testing.h>
 
-#include "../deferred_internal.h"
+#include "defer/deferred_internal.h"
 
 typedef struct {
     int failed;

@@ -2,7 +2,7 @@
 /*
  * The string transport of the test kit (include/twine/testing.h): a
  * tw_transport_ops table whose "socket" is an output record and a counter
- * of queued bytes. It keeps the stream transport's rules (src/stream.c) --
+ * of queued bytes. It keeps the stream transport's rules (src/net/stream.c) --
  * writes refused once closing, watermarks crossed on the way up and down,
  * producers paused, pulled and stopped -- so that a protocol tested here
  * behaves the same over a socket; only the timing is the test's: what the
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testing_internal.h"
+#include "testing/testing_internal.h"
 
 static tw_string_transport *from(tw_transport *t)
 {
@@ -294,7 +294,7 @@ TW_API void tw_string_transport_feed_eof(tw_string_transport *m)
         return;
     m->read_eof = 1;
     tw_protocol *p = m->base.protocol;
-    /* As src/stream.c: half-close only for a protocol that opted in and
+    /* As src/net/stream.c: half-close only for a protocol that opted in and
      * whose own output is still open; any other EOF closes. */
     if (p->ops->read_connection_lost != NULL && !m->write_shut_requested) {
         p->ops->read_connection_lost(p);

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private state of the reactor, shared by the files that implement it:
+ * reactor.c (loop, stop, signals), timer.c (timed calls) and the transports,
+ * which register themselves so that stop and free can reach them.
+ */
+#ifndef TWINE_REACTOR_INTERNAL_H
+#define TWINE_REACTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <twine/reactor.h>
+
+struct event;
+struct tw__poller;
+struct tw__stream;
+typedef struct tw__conn tw__conn;
+typedef struct tw_listener tw_listener;
+
+/* Size of the one read buffer a reactor lends to every stream read. */
+#define TW__READ_SIZE 65536
+
+#include "core/list_internal.h"
+
+/* Anything the reactor must close on stop or free registers one of these. */
+typedef struct tw__closeable tw__closeable;
+typedef struct tw__closeable_ops {
+    /* Begin a graceful close (flush, then close). */
+    void (*lose)(tw__closeable *c);
+    /* Close now; must unregister @p c before returning. */
+    void (*abort)(tw__closeable *c);
+} tw__closeable_ops;
+
+struct tw__closeable {
+    tw__link link;
+    const tw__closeable_ops *ops;
+};
+
+typedef struct tw__timer_heap {
+    tw_call **items;
+    size_t count, cap;
+} tw__timer_heap;
+
+/* The system events triggers belong to. */
+enum { TW__EVENT_SHUTDOWN, TW__EVENT_STARTUP };
+
+/* Where startup stands (startup.c). */
+enum {
+    TW__STARTUP_NONE,        /* not begun: run, or the first loop pass, begins it */
+    TW__STARTUP_IN_PROGRESS, /* its phases are running */
+    TW__STARTUP_DONE,        /* every phase ran */
+    TW__STARTUP_ABANDONED    /* a stop came first; NONE again once it completes */
+};
+
+/* A system event trigger (triggers.c): @c fn, or for call_when_running a
+ * plain @c call that returns nothing. */
+typedef struct tw__trigger {
+    struct tw__trigger *next;
+    int event;
+    tw_trigger_phase phase;
+    tw_trigger_fn fn;
+    tw_call_fn call;
+    void *arg;
+    tw_trigger_id id;
+} tw__trigger;
+
+/* A call handed over by tw_reactor_call_from_thread() (threads.c), or a
+ * node embedded in its owner (the thread pool's), which the queue never
+ * frees. */
+typedef struct tw__thread_call {
+    struct tw__thread_call *next;
+    tw_call_fn fn;
+    tw_call_fn release; /* runs instead of fn if the reactor is freed first */
+    void *arg;
+    int embedded;
+} tw__thread_call;
+
+typedef struct tw__thread_queue {
+    pthread_mutex_t lock;
+    tw__thread_call *head, *tail;
+    int wake_read, wake_write; /* eventfd: both the same descriptor */
+    struct event *ev;
+} tw__thread_queue;
+
+struct tw_reactor {
+    struct event_base *base;
+    int owns_base;
+    int running;
+    int stopping;
+    double shutdown_timeout;
+    double linger_timeout; /* how long a closing stream waits for the peer's EOF */
+    size_t input_budget;   /* bytes of input protocols may hold in all; 0: none */
+    size_t input_held;     /* what they hold now (stream.c) */
+    double (*clock)(void *arg); /* replaced by tests' fake clock */
+    void *clock_arg;
+
+    tw__timer_heap timers;
+    uint64_t next_seq;
+    struct event *timer_ev;
+    tw_call *drain_call; /* fires when the shutdown timeout passes */
+
+    tw__list conns;     /* tw__closeable of open connections */
+    tw__list listeners; /* tw__closeable of listening ports */
+
+    struct event *sig_int, *sig_term;
+    struct event *iterate_ev; /* bounds tw_reactor_iterate()'s wait */
+    unsigned char *read_buf; /* TW__READ_SIZE bytes, lent to stream reads */
+
+    tw__trigger *triggers;  /* in the order they were added */
+    tw_trigger_id next_trigger_id;
+    int phase;              /* shutdown phase running, -1 before stop */
+    size_t phase_waiting;   /* deferreds (and drains) the phase waits for */
+    int draining;           /* the "during" phase waits for connections */
+    tw__link *trigger_waits; /* trigger deferreds the stop waits for (triggers.c) */
+
+    /* How many of twine's callbacks of this reactor are on the stack (an
+     * event dispatch, a stop, a free): tw_reactor_free() is refused there,
+     * since the code under those callbacks still uses the reactor. */
+    int depth;
+    int freeing;
+
+    int startup;            /* TW__STARTUP_* */
+    int startup_phase;      /* startup phase running */
+    size_t startup_waiting; /* deferreds that phase waits for */
+    unsigned startup_gen;   /* changes when a startup begins or is abandoned */
+    int is_running;         /* tw_reactor_running() */
+    struct event *startup_ev; /* begins startup on a host's first loop pass */
+
+    tw__thread_queue threads;
+    struct tw__pool *pool; /* threadpool.c; NULL until work first arrives */
+    size_t pool_size;      /* the pool's bound on threads */
+
+    /* Streams (stream.c and the poller, poller_internal.h). */
+    struct tw__poller *poller; /* readiness backend (poller_internal.h) */
+    struct tw__stream *pending_head, *pending_tail; /* kicked streams, FIFO */
+    struct event *pending_ev;  /* active while the pending list is not empty */
+    tw__link *reap;            /* streams closed while stream_busy, to free */
+    int stream_busy;           /* a dispatch may hold pointers to streams */
+};
+
+/* Bracket a dispatch into code that may call back the user (see depth). */
+static inline void tw__enter(tw_reactor *r)
+{
+    r->depth++;
+}
+
+static inline void tw__leave(tw_reactor *r)
+{
+    r->depth--;
+}
+
+void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
+void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c);
+void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c);
+void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c);
+
+/* stream.c: what every stream of @p r shares (the pending list's event and
+ * the poller), made with the reactor so that its descriptors exist before
+ * any connection. @return 0 or a negated errno. */
+int tw__streams_init(tw_reactor *r);
+/* stream.c: free what streams left on @p r, once every one is closed. */
+void tw__streams_free(tw_reactor *r);
+
+/* timer.c */
+int tw__timers_init(tw_reactor *r);
+void tw__timers_free(tw_reactor *r);
+void tw__timers_cancel_all(tw_reactor *r);
+double tw__monotonic(void *unused);
+
+/* threads.c */
+int tw__threads_init(tw_reactor *r);
+void tw__threads_free(tw_reactor *r);
+
+/* threads.c: queue @p c (fn and arg set, embedded) to run on the reactor's
+ * thread, as tw_reactor_call_from_thread() does; safe from any thread. */
+void tw__threads_post(tw_reactor *r, tw__thread_call *c);
+/* threads.c: take @p c back out of the queue if it is there. */
+void tw__threads_unpost(tw_reactor *r, tw__thread_call *c);
+
+/* threadpool.c: stop the pool in the "during" shutdown phase (counting in
+ * phase_waiting while queued work finishes); free it with the reactor. */
+void tw__pool_stop(tw_reactor *r);
+void tw__pool_free(tw_reactor *r);
+
+/* triggers.c: add a trigger of @p event (TW__EVENT_*) running @p fn, or
+ * @p call when @p fn is NULL. @return 0, -EINVAL or -ENOMEM. */
+int tw__triggers_add(tw_reactor *r, int event, tw_trigger_phase phase, tw_trigger_fn fn,
+                     tw_call_fn call, void *arg, tw_trigger_id *id);
+/* triggers.c: run the triggers of @p event's @p phase; each deferred they
+ * return counts in phase_waiting (shutdown) or startup_waiting (startup)
+ * until it fires, then the step-done function of that event follows. */
+void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase);
+void tw__triggers_free(tw_reactor *r);
+
+/* startup.c */
+int tw__startup_init(tw_reactor *r);
+void tw__startup_free(tw_reactor *r);
+/* Begin startup unless it began already or the reactor is stopping. */
+void tw__startup_begin(tw_reactor *r);
+/* One thing the current startup phase waited for is done (@p gen: the
+ * startup it belonged to). */
+void tw__startup_step_done(tw_reactor *r, unsigned gen);
+/* The shutdown's "during" phase began: not running any more. */
+void tw__startup_stop(tw_reactor *r);
+/* Shutdown completed: the next tw_reactor_run() starts up again. */
+void tw__startup_reset(tw_reactor *r);
+
+/* reactor.c: one of the things the current phase waits for is done. */
+void tw__shutdown_step_done(tw_reactor *r);
+
+#endif

@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Listening sockets. The accept loop takes every waiting connection (up to a
+ * batch limit, so one busy port cannot starve the others) and gives each to
+ * a stream transport.
+ *
+ * Running out of descriptors (EMFILE/ENFILE) must neither spin nor leave
+ * clients hanging in the backlog. The listener keeps one spare descriptor:
+ * it releases it, accepts and closes the waiting connections so their
+ * clients see a clean close, takes the spare back, and stops accepting for a
+ * moment before it tries again.
+ *
+ * The listener is reference-counted: its owner holds one reference and every
+ * connection it accepted holds one, so a connection can report its end to a
+ * listener the owner already closed.
+ *
+ * A UNIX listener owns its socket file: a stale one (a socket nobody
+ * accepts on) is removed before binding, a live one or any other kind of
+ * file is refused, and the file is removed when the listener stops -- if it
+ * is still the one this listener created, since a server started since may
+ * own the path.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <twine/listener.h>
+#include <twine/log.h>
+
+#include "core/fd_internal.h"
+#include "core/reactor_internal.h"
+#include "net/stream_internal.h"
+
+#define ACCEPT_BATCH 128
+#define EMFILE_RETRY_SECONDS 0.5
+#define DEFAULT_BACKLOG 511
+
+struct tw_listener {
+    tw__closeable node;
+    tw_reactor *r; /* NULL once stopped */
+    struct event *ev;
+    tw_factory *factory;
+    int fd;
+    int spare_fd; /* reserved for the EMFILE dance */
+    unsigned refs;
+    size_t conns;
+    tw_address addr;
+    tw_call *retry; /* re-enables accepting after EMFILE */
+    int emfile_logged;
+    size_t max_connections;
+    unsigned long long rejected, rejected_logged;
+    double last_reject_log;
+    tw_call *reject_report; /* reports the refusals a throttled log held back */
+    double idle_timeout;
+    tw_call *idle_sweep;
+    void (*on_stop)(void *arg); /* tw__listener_on_stop() */
+    void *on_stop_arg;
+    /* The UNIX socket file this listener created, removed when it stops. */
+    int owns_file;
+    dev_t file_dev;
+    ino_t file_ino;
+};
+
+TW_API void tw_listen_options_init(tw_listen_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backlog = DEFAULT_BACKLOG;
+}
+
+/* A UNIX address naming a file (not an abstract socket, and terminated
+ * within the address): its path, or NULL. */
+static const char *unix_file(const tw_address *addr)
+{
+    const size_t at = offsetof(struct sockaddr_un, sun_path);
+    const char *path = ((const struct sockaddr_un *)&addr->u.storage)->sun_path;
+    if (tw_address_family(addr) != AF_UNIX || addr->len <= at || path[0] == '\0' ||
+        memchr(path, '\0', addr->len - at) == NULL)
+        return NULL;
+    return path;
+}
+
+/*
+ * Make way for binding the UNIX socket file @p path: nothing there, or a
+ * socket nobody accepts on (connect is refused), which is removed.
+ * @return 0, -EADDRINUSE for a live socket or a file that is no socket
+ *         (with *@p why saying which), or another negated errno.
+ */
+static int clear_stale(const tw_address *addr, const char *path, const char **why)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISSOCK(st.st_mode)) {
+        *why = "the path exists and is not a socket";
+        return -EADDRINUSE;
+    }
+    int s = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
+    if (s < 0)
+        return -errno;
+    int rc = connect(s, &addr->u.sa, addr->len);
+    int err = rc < 0 ? errno : 0;
+    close(s);
+    if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
+        *why = "a server is already listening there";
+        return -EADDRINUSE;
+    }
+    if (err == ENOENT)
+        return 0;
+    if (err != ECONNREFUSED)
+        return -err;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    tw_log(TW_LOG_INFO, "unix", "removed stale socket file %s", path);
+    return 0;
+}
+
+static void unref(tw_listener *l)
+{
+    if (--l->refs == 0)
+        free(l);
+}
+
+static void report_rejections(tw_listener *l);
+
+static void stop(tw_listener *l)
+{
+    if (l->r == NULL)
+        return;
+    report_rejections(l); /* every refusal is counted, the last ones too */
+    tw_call *calls[3] = {l->retry, l->idle_sweep, l->reject_report};
+    for (int i = 0; i < 3; i++) {
+        tw_call_cancel(calls[i]);
+        tw_call_release(calls[i]);
+    }
+    l->retry = l->idle_sweep = l->reject_report = NULL;
+    event_free(l->ev);
+    l->ev = NULL;
+    close(l->fd);
+    l->fd = -1;
+    if (l->spare_fd >= 0)
+        close(l->spare_fd);
+    l->spare_fd = -1;
+    tw__reactor_unregister_listener(l->r, &l->node);
+    l->r = NULL;
+    if (l->owns_file) {
+        struct stat st;
+        const char *path = unix_file(&l->addr);
+        if (lstat(path, &st) == 0 && st.st_dev == l->file_dev && st.st_ino == l->file_ino)
+            unlink(path);
+        l->owns_file = 0;
+    }
+    if (l->on_stop != NULL) {
+        void (*fn)(void *) = l->on_stop;
+        l->on_stop = NULL;
+        fn(l->on_stop_arg);
+    }
+    tw_factory_stop(l->factory);
+}
+
+void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg)
+{
+    l->on_stop = fn;
+    l->on_stop_arg = arg;
+}
+
+static void closeable_stop(tw__closeable *c)
+{
+    stop(tw_container_of(c, tw_listener, node));
+}
+
+static const tw__closeable_ops listener_closeable_ops = {closeable_stop, closeable_stop};
+
+static void resume_accepting(void *arg)
+{
+    tw_listener *l = arg;
+    tw_call_release(l->retry);
+    l->retry = NULL;
+    if (l->spare_fd < 0)
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    event_add(l->ev, NULL);
+}
+
+/* Out of descriptors: shed the waiting connections and pause. */
+static void out_of_descriptors(tw_listener *l, int err)
+{
+    if (!l->emfile_logged) {
+        char where[TW_ADDRSTRLEN];
+        tw_log(TW_LOG_ERROR, "tcp",
+               "accept on %s failed: %s; closing waiting connections and retrying every %.1fs",
+               tw_address_format(&l->addr, where, sizeof where), strerror(err),
+               EMFILE_RETRY_SECONDS);
+        l->emfile_logged = 1;
+    }
+    if (l->spare_fd >= 0) {
+        close(l->spare_fd);
+        l->spare_fd = -1;
+        for (int i = 0; i < ACCEPT_BATCH; i++) {
+            int fd = accept(l->fd, NULL, NULL);
+            if (fd < 0)
+                break;
+            close(fd);
+        }
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    event_del(l->ev);
+    if (l->retry == NULL &&
+        tw_reactor_call_later(l->r, EMFILE_RETRY_SECONDS, resume_accepting, l, &l->retry) < 0)
+        event_add(l->ev, NULL); /* no timer: keep accepting rather than go deaf */
+}
+
+/* Log the refusals not reported yet. */
+static void report_rejections(tw_listener *l)
+{
+    if (l->rejected == l->rejected_logged)
+        return;
+    char where[TW_ADDRSTRLEN];
+    tw_log(TW_LOG_WARN, "tcp",
+           "%s: %zu connections open (the limit); refused %llu connection(s) since the last "
+           "report",
+           tw_address_format(&l->addr, where, sizeof where), l->conns,
+           l->rejected - l->rejected_logged);
+    l->rejected_logged = l->rejected;
+    l->last_reject_log = tw_reactor_seconds(l->r);
+}
+
+static void delayed_report(void *arg)
+{
+    tw_listener *l = arg;
+    tw_call_release(l->reject_report);
+    l->reject_report = NULL;
+    report_rejections(l);
+}
+
+/* Over max_connections: close at once, and say so at most once a second;
+ * refusals within that second are reported when it ends. */
+static void reject(tw_listener *l, int fd)
+{
+    close(fd);
+    l->rejected++;
+    double now = tw_reactor_seconds(l->r);
+    if (l->rejected_logged == 0 || now - l->last_reject_log >= 1.0)
+        report_rejections(l);
+    else if (l->reject_report == NULL &&
+             tw_reactor_call_later(l->r, l->last_reject_log + 1.0 - now, delayed_report, l,
+                                   &l->reject_report) < 0)
+        report_rejections(l); /* no timer: report now rather than never */
+}
+
+static void accept_batch(tw_listener *l, int lfd);
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    tw_listener *l = arg;
+    tw_reactor *r = l->r;
+    l->refs++; /* build_protocol may close the listener: not under us */
+    tw__enter(r);
+    accept_batch(l, (int)lfd);
+    tw__leave(r);
+    unref(l);
+}
+
+static void accept_batch(tw_listener *l, int lfd)
+{
+    for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
+        tw_address peer;
+        peer.len = sizeof peer.u.storage;
+        int fd = tw__accept(lfd, &peer.u.sa, &peer.len, O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (err == EAGAIN || err == EWOULDBLOCK)
+                return;
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO)
+                continue;
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                out_of_descriptors(l, err);
+                return;
+            }
+            tw_log(TW_LOG_WARN, "tcp", "accept failed: %s", strerror(err));
+            return;
+        }
+        l->emfile_logged = 0;
+        if (l->max_connections > 0 && l->conns >= l->max_connections) {
+            reject(l, fd);
+            continue;
+        }
+        l->refs++;
+        l->conns++;
+        if (tw__stream_start(l->r, fd, l->factory, &peer, TW__STREAM_ACCEPTED, l, NULL) < 0) {
+            l->conns--;
+            unref(l);
+        }
+    }
+}
+
+static double sweep_interval(double timeout)
+{
+    /* Late by at most a quarter of the timeout, and by at most a second. */
+    double every = timeout / 4;
+    return every < 0.01 ? 0.01 : every > 1.0 ? 1.0 : every;
+}
+
+static void idle_sweep(void *arg)
+{
+    tw_listener *l = arg;
+    tw_call_release(l->idle_sweep);
+    l->idle_sweep = NULL;
+    tw__stream_close_idle(l->r, l, l->idle_timeout);
+    tw_reactor_call_later(l->r, sweep_interval(l->idle_timeout), idle_sweep, l, &l->idle_sweep);
+}
+
+double tw__listener_idle_timeout(const tw_listener *l)
+{
+    return l->idle_timeout;
+}
+
+void tw__listener_connection_done(tw_listener *l)
+{
+    l->conns--;
+    unref(l);
+}
+
+static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_options *opts,
+                 tw_factory *f, tw_listener **out)
+{
+    if (opts->idle_timeout < 0 || opts->idle_timeout != opts->idle_timeout)
+        return -EINVAL;
+    tw_listener *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    l->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+    if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
+        if (l->ev != NULL)
+            event_free(l->ev);
+        free(l);
+        return -ENOMEM;
+    }
+    l->node.ops = &listener_closeable_ops;
+    l->r = r;
+    l->fd = fd;
+    l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    l->factory = f;
+    l->refs = 1;
+    l->addr = *addr;
+    l->max_connections = opts->max_connections;
+    l->idle_timeout = opts->idle_timeout;
+    if (l->idle_timeout > 0 &&
+        tw_reactor_call_later(r, sweep_interval(l->idle_timeout), idle_sweep, l,
+                              &l->idle_sweep) < 0) {
+        event_free(l->ev);
+        if (l->spare_fd >= 0)
+            close(l->spare_fd);
+        free(l);
+        return -ENOMEM;
+    }
+    tw__reactor_register_listener(r, &l->node);
+    tw_factory_start(f);
+    *out = l;
+    return 0;
+}
+
+int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
+               tw_factory *f, tw_listener **out, const char **why)
+{
+    tw_listen_options defaults;
+    if (opts == NULL) {
+        tw_listen_options_init(&defaults);
+        opts = &defaults;
+    }
+    int family = tw_address_family(addr);
+    if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        return -EAFNOSUPPORT;
+    if (r->stopping)
+        return TW_ESHUTDOWN;
+    const char *path = unix_file(addr);
+    int rc;
+    if (path != NULL && (rc = clear_stale(addr, path, why)) < 0)
+        return rc;
+
+    int fd = tw__socket(family, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int one = 1, bound = 0;
+    struct stat st;
+    if (family != AF_UNIX)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6) {
+        int v6only = opts->v6_only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
+#ifdef SO_REUSEPORT
+    if (opts->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+#else
+    if (opts->reuse_port) {
+        errno = ENOTSUP;
+        goto fail;
+    }
+#endif
+    if (bind(fd, &addr->u.sa, addr->len) < 0)
+        goto fail;
+    bound = 1;
+    /* The mode is set before listen(): nobody connects under a wider one. */
+    if (path != NULL &&
+        ((mode >= 0 && chmod(path, (mode_t)mode) < 0) || lstat(path, &st) < 0))
+        goto fail;
+    if (listen(fd, opts->backlog > 0 ? opts->backlog : DEFAULT_BACKLOG) < 0)
+        goto fail;
+
+    tw_address name;
+    name.len = sizeof name.u.storage;
+    if (getsockname(fd, &name.u.sa, &name.len) < 0 || family == AF_UNIX)
+        name = *addr;
+    rc = start(r, fd, &name, opts, f, out);
+    if (rc < 0) {
+        close(fd);
+        if (path != NULL)
+            unlink(path);
+        return rc;
+    }
+    if (path != NULL) {
+        (*out)->owns_file = 1;
+        (*out)->file_dev = st.st_dev;
+        (*out)->file_ino = st.st_ino;
+    }
+    return 0;
+
+fail:
+    rc = -errno;
+    close(fd);
+    if (bound && path != NULL)
+        unlink(path);
+    return rc;
+}
+
+TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_options *opts,
+                     tw_factory *f, tw_listener **out)
+{
+    const char *why = NULL;
+    return tw__listen(r, addr, -1, opts, f, out, &why);
+}
+
+TW_API int tw_listen_fd(tw_reactor *r, int fd, const tw_listen_options *opts, tw_factory *f,
+                        tw_listener **out)
+{
+    tw_listen_options defaults;
+    if (opts == NULL) {
+        tw_listen_options_init(&defaults);
+        opts = &defaults;
+    }
+    tw_address bound;
+    bound.len = sizeof bound.u.storage;
+    if (getsockname(fd, &bound.u.sa, &bound.len) < 0)
+        return -errno;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return start(r, fd, &bound, opts, f, out);
+}
+
+TW_API int tw_listener_address(const tw_listener *l, tw_address *out)
+{
+    *out = l->addr;
+    return 0;
+}
+
+TW_API size_t tw_listener_connections(const tw_listener *l)
+{
+    return l->conns;
+}
+
+TW_API unsigned long long tw_listener_rejected(const tw_listener *l)
+{
+    return l->rejected;
+}
+
+TW_API void tw_listener_close(tw_listener *l)
+{
+    if (l == NULL)
+        return;
+    stop(l);
+    unref(l);
+}

@@ -1,0 +1,964 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The stream transport: one connected socket, watched through the reactor's
+ * poller (poller_internal.h), and an output evbuffer that exists only while
+ * the kernel is refusing data.
+ *
+ * Writes go straight to the socket when nothing is queued; only the part the
+ * kernel refuses is copied into the queue, and writability is watched only
+ * while the queue is non-empty. An idle connection therefore costs this
+ * small header and the poller's entry, with no buffers at all.
+ *
+ * Closing never happens inside a call the protocol makes. lose and abort
+ * mark the stream and put it on the reactor's pending list; the close,
+ * connection_lost and destroy run from the loop. So a protocol may close its
+ * own transport in data_received and both stay valid until the callback
+ * returns. The same list runs other work that must not happen inside the
+ * protocol's call (a pull producer's next pull, a deferred write shutdown):
+ * one libevent event per reactor drains it.
+ *
+ * An orderly close (lose_connection, the peer's EOF for a protocol that is
+ * not half-close aware, a graceful stop, an idle timeout) never drops what is
+ * queued and never resets: the queue flushes, shutdown(SHUT_WR) sends FIN,
+ * and then the stream lingers, reading and discarding whatever the peer
+ * still sends, until the peer's EOF or the reactor's linger timeout (nginx's
+ * lingering close). close() with unread input would make the kernel send an
+ * RST, and the peer would lose the output it had not read yet. Input that
+ * arrives while the queue flushes is discarded too, so a peer that writes
+ * everything before it reads does not stall the close. Only
+ * abort_connection (and the timeouts that give up on a peer that does not
+ * read) closes with RST.
+ *
+ * A closed stream is freed at once unless a pointer to it may still be held:
+ * while it is on the pending list (the list's run frees it) or while the
+ * poller or the pending run is dispatching (r->stream_busy; the stream goes
+ * on r->reap, its unused reactor link chaining it, and is freed after).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <twine/log.h>
+
+#include "core/poller_internal.h"
+#include "core/reactor_internal.h"
+#include "net/stream_internal.h"
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* BSDs: SO_NOSIGPIPE is set on the socket instead */
+#endif
+
+/* iovecs gathered from the queue per sendmsg(). */
+#define FLUSH_IOV 16
+
+enum {
+    F_READ_PAUSED = 1 << 0,     /* the transport as a producer was paused */
+    F_DISCONNECTING = 1 << 1,   /* lose_connection: close once flushed */
+    F_ABORTING = 1 << 2,        /* abort_connection: RST, drop the queue */
+    F_CLOSE_PENDING = 1 << 3,   /* queued to close from the loop */
+    F_WRITE_SHUT_REQ = 1 << 4,  /* lose_write_connection: shut once flushed */
+    F_WRITE_SHUT = 1 << 5,      /* shutdown(SHUT_WR) done */
+    F_READ_EOF = 1 << 6,        /* the peer half-closed */
+    F_PROTO_PAUSED = 1 << 7,    /* we called the protocol's pause_producing */
+    F_CLOSED = 1 << 8,
+    F_PENDING = 1 << 9,         /* on the reactor's pending list */
+    F_STREAMING = 1 << 10,      /* the registered producer is a streaming one */
+    F_PRODUCER_PAUSED = 1 << 11, /* we paused the registered producer */
+    F_WROTE = 1 << 12,          /* a pull producer wrote since it was asked */
+    F_IDLE_TRACK = 1 << 13,     /* the listener closes idle connections */
+    F_CLIENT = 1 << 14,         /* an outgoing connection */
+    F_LINGER = 1 << 15,         /* FIN sent: discarding input until the peer's EOF */
+    F_HUP_SEEN = 1 << 16,       /* a hangup the stream could not act on yet */
+    F_LOST = 1 << 17            /* the protocol heard connection_lost and is gone */
+};
+
+/* Every idle connection pays for this header, so it is packed tight: keep
+ * the pointers together and the small fields after them. */
+typedef struct tw__stream {
+    tw_transport base;
+    tw__closeable node;
+    struct tw__stream *next_pending; /* the reactor's pending list, F_PENDING */
+    struct evbuffer *out; /* NULL while nothing is queued */
+    tw_listener *listener;
+    tw_producer *producer; /* registered producer, borrowed */
+    tw_call *linger;       /* ends the linger (F_LINGER), owned */
+    uint32_t high_wm, low_wm;
+    uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
+    uint32_t held;        /* input the protocol holds, counted in r->input_held */
+    tw__pollable io;      /* the socket and what is watched on it */
+    int16_t error; /* negated errno or TW_E* that will close the stream, or 0 */
+    uint32_t flags;
+} tw__stream;
+
+static const tw_transport_ops stream_ops;
+static const tw__closeable_ops stream_closeable_ops;
+
+static uint32_t now_ms(const tw__stream *s)
+{
+    return (uint32_t)(int64_t)(tw_reactor_seconds(s->base.reactor) * 1000.0);
+}
+
+static void touch(tw__stream *s)
+{
+    if (s->flags & F_IDLE_TRACK)
+        s->last_active = now_ms(s);
+}
+
+static int stream_fd(const tw__stream *s)
+{
+    return s->io.fd;
+}
+
+/* Negated errnos and TW_E* codes both fit the 16 bits error keeps. */
+static void set_error(tw__stream *s, int code)
+{
+    s->error = (int16_t)code;
+}
+
+/* One system call for all of @p iov, never raising SIGPIPE. send() for a
+ * single buffer: the kernel's sendmsg path costs measurably more per call,
+ * and one buffer is the common case (an echo, a framed message). */
+static ssize_t send_iov(int fd, const struct iovec *iov, int n)
+{
+    ssize_t w;
+    do {
+        if (n == 1) {
+            w = send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        }
+    } while (w < 0 && errno == EINTR);
+    return w;
+}
+
+static size_t queued(const tw__stream *s)
+{
+    return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
+/* Run handle_event from the loop soon, as if the socket were writable, to
+ * finish work the protocol asked for. */
+static void kick(tw__stream *s)
+{
+    if (s->flags & F_PENDING)
+        return;
+    tw_reactor *r = s->base.reactor;
+    s->flags |= F_PENDING;
+    s->next_pending = NULL;
+    if (r->pending_tail != NULL) {
+        r->pending_tail->next_pending = s;
+    } else {
+        r->pending_head = s;
+        event_active(r->pending_ev, EV_WRITE, 1); /* a non-empty list is active */
+    }
+    r->pending_tail = s;
+}
+
+/* Ask the loop to close the stream; see the comment at the top. */
+static void schedule_close(tw__stream *s)
+{
+    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
+        return;
+    s->flags |= F_CLOSE_PENDING;
+    kick(s);
+}
+
+/* Watch the socket for exactly what the stream needs now. */
+static void update_events(tw__stream *s)
+{
+    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
+        return; /* closing: the pending run does the rest */
+    int want = 0;
+    if (s->flags & F_DISCONNECTING) {
+        if (!(s->flags & F_READ_EOF))
+            want |= TW__POLL_IN; /* to discard: see the comment at the top */
+    } else if (!(s->flags & (F_READ_PAUSED | F_READ_EOF))) {
+        want |= TW__POLL_IN;
+    } else if (!(s->flags & (F_READ_EOF | F_HUP_SEEN))) {
+        want |= TW__POLL_HUP; /* not reading: still hear the peer leave */
+    }
+    if (queued(s) > 0)
+        want |= TW__POLL_OUT;
+    int rc = tw__poll_set(s->base.reactor, &s->io, want);
+    if (rc < 0) {
+        /* Unwatched, the connection would hang: close it with the reason. */
+        set_error(s, rc);
+        schedule_close(s);
+    }
+}
+
+/* Free @p s, or leave that to whoever may still hold a pointer to it. */
+static void release(tw_reactor *r, tw__stream *s)
+{
+    if (s->flags & F_PENDING)
+        return; /* the pending run frees it when it comes to it */
+    if (r->stream_busy > 0) {
+        s->node.link.next = r->reap;
+        r->reap = &s->node.link;
+        return;
+    }
+    free(s);
+}
+
+void tw__stream_reap(tw_reactor *r)
+{
+    if (r->stream_busy > 0)
+        return;
+    while (r->reap != NULL) {
+        tw__link *l = r->reap;
+        r->reap = l->next;
+        free(tw_container_of(l, tw__stream, node.link));
+    }
+}
+
+/* The protocol no longer counts against the input budget: it is closing,
+ * and will be given no more input. */
+static void release_held(tw__stream *s)
+{
+    s->base.reactor->input_held -= s->held;
+    s->held = 0;
+}
+
+/* The protocol's side of the end: its producer stops, it hears
+ * connection_lost(@p code) and is destroyed, and its factory and listener
+ * learn that it is gone. With @p closed the stream is closed for good and
+ * is unregistered and released here; otherwise it lingers on (F_LOST),
+ * still counted by the reactor, so that a graceful stop waits for it. */
+static void end_protocol(tw__stream *s, int code, int closed)
+{
+    tw_reactor *r = s->base.reactor;
+    tw_protocol *p = s->base.protocol;
+    s->flags |= F_LOST;
+    release_held(s);
+
+    tw_producer *producer = s->producer;
+    s->producer = NULL;
+    if (producer != NULL && producer->ops->stop_producing != NULL)
+        producer->ops->stop_producing(producer);
+
+    tw_factory *f = p->factory;
+    int client = s->flags & F_CLIENT;
+    tw_failure *reason = tw_failure_new(code, NULL);
+    p->ops->connection_lost(p, reason);
+    if (p->ops->destroy != NULL)
+        p->ops->destroy(p);
+
+    tw_listener *l = s->listener;
+    s->listener = NULL;
+    if (closed) {
+        tw__reactor_unregister_conn(r, &s->node);
+        release(r, s);
+    }
+    if (client && f->ops->client_connection_lost != NULL)
+        f->ops->client_connection_lost(f, reason);
+    tw_failure_unref(reason);
+    if (l != NULL)
+        tw__listener_connection_done(l);
+    else
+        tw_factory_stop(f); /* adopted and client connections count themselves */
+}
+
+static void close_now(tw__stream *s, int code)
+{
+    tw_reactor *r = s->base.reactor;
+    int fd = stream_fd(s);
+
+    s->flags |= F_CLOSED;
+    tw__poll_remove(r, &s->io);
+    if (s->linger != NULL) {
+        tw_call_cancel(s->linger);
+        tw_call_release(s->linger);
+        s->linger = NULL;
+    }
+    if (s->flags & F_ABORTING) {
+        /* Linger 0 turns close() into an RST, as abortConnection promises. */
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(fd);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
+    s->out = NULL;
+
+    if (!(s->flags & F_LOST)) {
+        end_protocol(s, code, 1);
+        return;
+    }
+    /* A lingering stream: its protocol is gone already. */
+    tw__reactor_unregister_conn(r, &s->node);
+    release(r, s);
+}
+
+static int close_code(const tw__stream *s)
+{
+    /* An idle connection that would not take its output is aborted but
+     * still tells its protocol why. */
+    if ((s->flags & F_ABORTING) && s->error != TW_EIDLE)
+        return TW_EABORTED;
+    return s->error != 0 ? s->error : TW_EDONE;
+}
+
+/* The linger timeout passed: close with whatever the peer still sends. */
+static void linger_expired(void *arg)
+{
+    tw__stream *s = arg;
+    tw_call_release(s->linger);
+    s->linger = NULL;
+    close_now(s, close_code(s));
+}
+
+/* The queue of a closing stream is empty: send FIN, then linger. */
+static void begin_linger(tw__stream *s)
+{
+    tw_reactor *r = s->base.reactor;
+    s->flags |= F_LINGER;
+    if (!(s->flags & F_WRITE_SHUT)) {
+        shutdown(stream_fd(s), SHUT_WR);
+        s->flags |= F_WRITE_SHUT;
+    }
+    if ((s->flags & F_READ_EOF) || r->linger_timeout <= 0 ||
+        tw_reactor_call_later(r, r->linger_timeout, linger_expired, s, &s->linger) < 0) {
+        schedule_close(s); /* nothing more will come, or no time to wait */
+        return;
+    }
+    /* The connection is over for the protocol: it can send nothing more
+     * and will be given nothing more. Only the socket lingers. */
+    end_protocol(s, close_code(s), 0);
+}
+
+/* Send as much of the queue as the kernel takes. @return 0 or a negated errno. */
+static int flush(tw__stream *s)
+{
+    int fd = stream_fd(s);
+    while (queued(s) > 0) {
+        struct iovec iov[FLUSH_IOV];
+        struct evbuffer_iovec eiov[FLUSH_IOV];
+        int n = evbuffer_peek(s->out, -1, NULL, eiov, FLUSH_IOV);
+        if (n > FLUSH_IOV)
+            n = FLUSH_IOV;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = eiov[i].iov_base;
+            iov[i].iov_len = eiov[i].iov_len;
+        }
+        ssize_t w = send_iov(fd, iov, n);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        evbuffer_drain(s->out, (size_t)w);
+        touch(s);
+    }
+    return 0;
+}
+
+/* The queue grew: pause whoever fills it once it passes the high mark. As
+ * in Twisted, that is the registered producer when there is one, and the
+ * protocol only when there is none. */
+static void check_high_watermark(tw__stream *s)
+{
+    if (queued(s) <= s->high_wm)
+        return;
+    tw_protocol *p = s->base.protocol;
+    if (s->producer == NULL && !(s->flags & F_PROTO_PAUSED)) {
+        s->flags |= F_PROTO_PAUSED;
+        if (p->ops->pause_producing != NULL)
+            p->ops->pause_producing(p);
+    }
+    tw_producer *prod = s->producer;
+    if (prod != NULL && (s->flags & F_STREAMING) && !(s->flags & F_PRODUCER_PAUSED)) {
+        s->flags |= F_PRODUCER_PAUSED;
+        if (prod->ops->pause_producing != NULL)
+            prod->ops->pause_producing(prod);
+    }
+}
+
+/* Ask a pull producer for its next piece. */
+static void pull(tw__stream *s)
+{
+    tw_producer *prod = s->producer;
+    s->flags &= (uint32_t)~F_WROTE;
+    if (prod->ops->resume_producing != NULL)
+        prod->ops->resume_producing(prod);
+}
+
+/* After the queue shrank: resume the producers, finish a pending close. */
+static void after_drain(tw__stream *s)
+{
+    tw_protocol *p = s->base.protocol;
+    if ((s->flags & F_PROTO_PAUSED) && queued(s) <= s->low_wm) {
+        s->flags &= (uint32_t)~F_PROTO_PAUSED;
+        if (p->ops->resume_producing != NULL)
+            p->ops->resume_producing(p);
+    }
+    if ((s->flags & F_PRODUCER_PAUSED) && queued(s) <= s->low_wm && s->producer != NULL) {
+        s->flags &= (uint32_t)~F_PRODUCER_PAUSED;
+        if (s->producer->ops->resume_producing != NULL)
+            s->producer->ops->resume_producing(s->producer);
+    }
+    if (queued(s) > 0 || (s->flags & F_CLOSED))
+        return;
+    if (s->producer != NULL && !(s->flags & F_STREAMING) &&
+        !(s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING))) {
+        pull(s);
+        /* What it wrote may all have gone straight out, so no writability
+         * will come to ask again: ask from the loop instead. */
+        if (queued(s) == 0 && (s->flags & F_WROTE) && s->producer != NULL)
+            kick(s);
+        if (queued(s) > 0)
+            return;
+    }
+    if (s->out != NULL) {
+        evbuffer_free(s->out); /* idle connections hold no buffer */
+        s->out = NULL;
+    }
+    if (s->flags & F_DISCONNECTING) {
+        if (!(s->flags & F_LINGER))
+            begin_linger(s);
+        return;
+    }
+    if ((s->flags & F_WRITE_SHUT_REQ) && !(s->flags & F_WRITE_SHUT)) {
+        shutdown(stream_fd(s), SHUT_WR);
+        s->flags |= F_WRITE_SHUT;
+        if (p->ops->write_connection_lost != NULL)
+            p->ops->write_connection_lost(p);
+        if (s->flags & F_READ_EOF)
+            schedule_close(s);
+    }
+}
+
+static void stream_lose(tw_transport *t);
+static int stream_get_peer(tw_transport *t, tw_address *out);
+
+/* Over the reactor's input budget: close, in order, the connection whose
+ * protocol holds the most, until the total is back under it. */
+static void enforce_budget(tw_reactor *r)
+{
+    while (r->input_budget > 0 && r->input_held > r->input_budget) {
+        tw__stream *big = NULL;
+        for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
+            tw__closeable *c = (tw__closeable *)n;
+            if (c->ops != &stream_closeable_ops)
+                continue;
+            tw__stream *s = tw_container_of(c, tw__stream, node);
+            if (big == NULL || s->held > big->held)
+                big = s;
+        }
+        if (big == NULL || big->held == 0)
+            return;
+        char peer[TW_ADDRSTRLEN] = "?";
+        tw_address a;
+        if (stream_get_peer(&big->base, &a) == 0)
+            tw_address_format(&a, peer, sizeof peer);
+        tw_log(TW_LOG_WARN, "stream",
+               "input budget of %zu bytes exceeded (%zu held); closing the connection from %s, "
+               "which holds %u",
+               r->input_budget, r->input_held, peer, (unsigned)big->held);
+        if (big->error == 0)
+            set_error(big, -ENOBUFS);
+        stream_lose(&big->base);
+        release_held(big); /* whatever state it was in: it gets no more input */
+    }
+}
+
+/* The protocol now holds @p bytes of input. */
+static void note_held(tw__stream *s, size_t bytes)
+{
+    tw_reactor *r = s->base.reactor;
+    uint32_t now = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+    r->input_held = r->input_held - s->held + now;
+    s->held = now;
+    if (r->input_budget > 0 && r->input_held > r->input_budget)
+        enforce_budget(r);
+}
+
+/* The peer sent FIN: it will send nothing more. */
+static void peer_eof(tw__stream *s)
+{
+    tw_protocol *p = s->base.protocol;
+    s->flags |= F_READ_EOF;
+    if ((s->flags & (F_LINGER | F_WRITE_SHUT)) && queued(s) == 0) {
+        schedule_close(s); /* both directions are done */
+        return;
+    }
+    if (s->flags & F_DISCONNECTING) {
+        update_events(s); /* the flush goes on; nothing more to read */
+        return;
+    }
+    /* A protocol that opted in to half-close keeps the connection. */
+    if (p->ops->read_connection_lost != NULL && !(s->flags & F_WRITE_SHUT)) {
+        update_events(s);
+        p->ops->read_connection_lost(p);
+        return;
+    }
+    /* Otherwise the connection ends, but what was queued still goes out. */
+    stream_lose(&s->base);
+}
+
+/* The poller reported an error or hangup while the stream was not reading. */
+static void handle_hangup(tw__stream *s)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(stream_fd(s), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        /* A reset: nothing queued can reach the peer any more. */
+        set_error(s, -err);
+        close_now(s, -err);
+        return;
+    }
+    tw_protocol *p = s->base.protocol;
+    if (!(s->flags & (F_READ_EOF | F_DISCONNECTING)) && p->ops->read_connection_lost == NULL) {
+        /* The peer's FIN, seen while paused: a protocol that is not
+         * half-close aware would end on it once it read that far, and the
+         * input it paused on can only be answered to a peer that left. */
+        peer_eof(s);
+        return;
+    }
+    /* Nothing to do about it now; the next read or write reports it. */
+    s->flags |= F_HUP_SEEN;
+    tw__poll_remove(s->base.reactor, &s->io);
+}
+
+static void handle_read(tw__stream *s)
+{
+    tw_reactor *r = s->base.reactor;
+    tw_protocol *p = s->base.protocol;
+    ssize_t n;
+    do
+        n = recv(stream_fd(s), r->read_buf, TW__READ_SIZE, 0);
+    while (n < 0 && errno == EINTR);
+
+    if (n > 0) {
+        if (s->flags & F_DISCONNECTING)
+            return; /* closing: discarded, and no sign of life either */
+        touch(s);
+        p->ops->data_received(p, r->read_buf, (size_t)n);
+        if (p->ops->buffered_input != NULL && !(s->flags & (F_DISCONNECTING | F_CLOSED)))
+            note_held(s, p->ops->buffered_input(p));
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        set_error(s, -errno);
+        schedule_close(s);
+        return;
+    }
+    peer_eof(s);
+}
+
+/* The socket is ready for @p what (TW__POLL_*), or the stream was kicked
+ * (TW__POLL_OUT). */
+static void handle_event(tw__stream *s, int what)
+{
+    if (s->flags & F_CLOSE_PENDING) {
+        close_now(s, close_code(s));
+        return;
+    }
+    if (what & TW__POLL_OUT) {
+        int rc = flush(s);
+        if (rc < 0) {
+            set_error(s, rc);
+            close_now(s, rc);
+            return;
+        }
+        after_drain(s);
+        if (s->flags & F_CLOSE_PENDING)
+            return; /* the pending run does the close */
+    }
+    if (what & TW__POLL_HUP) {
+        handle_hangup(s);
+        if (s->flags & F_CLOSED)
+            return;
+    }
+    if ((what & TW__POLL_IN) && !(s->flags & F_READ_EOF) &&
+        (!(s->flags & F_READ_PAUSED) || (s->flags & F_DISCONNECTING)))
+        handle_read(s);
+    update_events(s);
+}
+
+void tw__stream_ready(tw__pollable *p, int what)
+{
+    tw__stream *s = tw_container_of(p, tw__stream, io);
+    tw_reactor *r = s->base.reactor;
+    tw__enter(r); /* the stream may be freed inside; the reactor may not */
+    if (!(s->flags & F_CLOSED))
+        handle_event(s, what);
+    tw__leave(r);
+}
+
+/* The pending event: run every stream kicked so far. The list is taken
+ * whole, so a stream kicked again meanwhile waits for the next run (which
+ * its kick has already asked for). */
+static void on_pending(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tw_reactor *r = arg;
+    tw__stream *s = r->pending_head;
+    r->pending_head = r->pending_tail = NULL;
+    r->stream_busy++;
+    while (s != NULL) {
+        tw__stream *next = s->next_pending;
+        s->next_pending = NULL;
+        s->flags &= (uint32_t)~F_PENDING;
+        if (s->flags & F_CLOSED)
+            release(r, s); /* closed while it waited: its free was left to us */
+        else
+            handle_event(s, TW__POLL_OUT);
+        s = next;
+    }
+    r->stream_busy--;
+    tw__stream_reap(r);
+}
+
+int tw__streams_init(tw_reactor *r)
+{
+    if ((r->pending_ev = event_new(r->base, -1, 0, on_pending, r)) == NULL)
+        return -ENOMEM;
+    return tw__poller_init(r);
+}
+
+void tw__streams_free(tw_reactor *r)
+{
+    /* Every stream is closed by now; those still queued were left to the
+     * pending run, which will not come. */
+    tw__stream *s = r->pending_head;
+    while (s != NULL) {
+        tw__stream *next = s->next_pending;
+        free(s);
+        s = next;
+    }
+    r->pending_head = r->pending_tail = NULL;
+    tw__stream_reap(r);
+    if (r->pending_ev != NULL)
+        event_free(r->pending_ev);
+    r->pending_ev = NULL;
+    tw__poller_free(r);
+}
+
+static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
+{
+    tw__stream *s = (tw__stream *)t;
+    /* After lose_connection, writes are still taken until the FIN, as
+     * Twisted takes them until the connection is lost. */
+    if (s->flags & (F_ABORTING | F_CLOSE_PENDING | F_CLOSED | F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+        return TW_ESTATE;
+    if (iovcnt < 0)
+        return -EINVAL;
+
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total == 0)
+        return 0;
+
+    s->flags |= F_WROTE;
+    size_t sent = 0;
+    if (queued(s) == 0) {
+        ssize_t w = send_iov(stream_fd(s), iov, iovcnt);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            set_error(s, -errno);
+            schedule_close(s);
+            return 0;
+        }
+        sent = w < 0 ? 0 : (size_t)w;
+        if (sent == total)
+            return 0;
+    }
+
+    if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+        return -ENOMEM;
+    for (int i = 0; i < iovcnt; i++) {
+        size_t len = iov[i].iov_len;
+        const char *base = iov[i].iov_base;
+        if (sent >= len) {
+            sent -= len;
+            continue;
+        }
+        if (evbuffer_add(s->out, base + sent, len - sent) < 0)
+            return -ENOMEM;
+        sent = 0;
+    }
+    update_events(s);
+    check_high_watermark(s);
+    return 0;
+}
+
+static void stream_lose(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSED))
+        return;
+    s->flags |= F_DISCONNECTING;
+    release_held(s);
+    /* The protocol may still write in this call: flush, FIN and linger
+     * from the loop. */
+    kick(s);
+    update_events(s);
+}
+
+static void stream_abort(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_ABORTING | F_CLOSED))
+        return;
+    s->flags |= F_ABORTING;
+    s->flags &= (uint32_t)~F_CLOSE_PENDING; /* a queued close now aborts instead */
+    if (s->out != NULL) {
+        evbuffer_free(s->out);
+        s->out = NULL;
+    }
+    schedule_close(s);
+}
+
+static int stream_lose_write(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED |
+                    F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+        return TW_ESTATE;
+    s->flags |= F_WRITE_SHUT_REQ;
+    if (queued(s) == 0)
+        kick(s); /* not from inside the protocol's own call */
+    return 0;
+}
+
+static void stream_pause(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    s->flags |= F_READ_PAUSED;
+    update_events(s);
+}
+
+static void stream_resume(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    s->flags &= (uint32_t)~F_READ_PAUSED;
+    update_events(s);
+}
+
+static int stream_get_peer(tw_transport *t, tw_address *out)
+{
+    out->len = sizeof out->u.storage;
+    if (getpeername(stream_fd((tw__stream *)t), &out->u.sa, &out->len) < 0) {
+        out->len = 0;
+        return -errno;
+    }
+    return 0;
+}
+
+static int stream_get_host(tw_transport *t, tw_address *out)
+{
+    out->len = sizeof out->u.storage;
+    if (getsockname(stream_fd((tw__stream *)t), &out->u.sa, &out->len) < 0) {
+        out->len = 0;
+        return -errno;
+    }
+    return 0;
+}
+
+static size_t stream_buffer_size(tw_transport *t)
+{
+    return queued((tw__stream *)t);
+}
+
+static void stream_set_watermarks(tw_transport *t, size_t high, size_t low)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (high > UINT32_MAX)
+        high = UINT32_MAX;
+    if (low > high)
+        low = high;
+    s->high_wm = (uint32_t)high;
+    s->low_wm = (uint32_t)low;
+}
+
+static int stream_register_producer(tw_transport *t, tw_producer *prod, int streaming)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->producer != NULL)
+        return TW_ESTATE;
+    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED)) {
+        if (prod->ops->stop_producing != NULL)
+            prod->ops->stop_producing(prod);
+        return TW_ESTATE;
+    }
+    s->producer = prod;
+    s->flags &= (uint32_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+    if (streaming) {
+        s->flags |= F_STREAMING;
+        check_high_watermark(s);
+    } else if (queued(s) == 0) {
+        kick(s); /* the first pull comes from the loop */
+    }
+    return 0;
+}
+
+static void stream_unregister_producer(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    s->producer = NULL;
+    s->flags &= (uint32_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+}
+
+static int stream_disconnecting(tw_transport *t)
+{
+    return (((tw__stream *)t)->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED)) != 0;
+}
+
+static int stream_fileno(tw_transport *t)
+{
+    return stream_fd((tw__stream *)t);
+}
+
+static const tw_transport_ops stream_ops = {
+    .fileno = stream_fileno,
+    .register_producer = stream_register_producer,
+    .unregister_producer = stream_unregister_producer,
+    .disconnecting = stream_disconnecting,
+    .writev = stream_writev,
+    .lose_connection = stream_lose,
+    .abort_connection = stream_abort,
+    .lose_write_connection = stream_lose_write,
+    .pause_producing = stream_pause,
+    .resume_producing = stream_resume,
+    .get_peer = stream_get_peer,
+    .get_host = stream_get_host,
+    .write_buffer_size = stream_buffer_size,
+    .set_write_watermarks = stream_set_watermarks,
+};
+
+static void closeable_lose(tw__closeable *c)
+{
+    stream_lose(&tw_container_of(c, tw__stream, node)->base);
+}
+
+static void closeable_abort(tw__closeable *c)
+{
+    tw__stream *s = tw_container_of(c, tw__stream, node);
+    s->flags |= F_ABORTING;
+    close_now(s, TW_EABORTED);
+}
+
+static const tw__closeable_ops stream_closeable_ops = {closeable_lose, closeable_abort};
+
+static void tune_socket(int fd, const tw_address *peer)
+{
+    int one = 1;
+    int family = peer != NULL ? tw_address_family(peer) : AF_UNSPEC;
+    if (family == AF_INET || family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef SO_NOSIGPIPE
+    setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+}
+
+int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
+                     tw__stream_origin origin, tw_listener *listener, tw_protocol **out)
+{
+    tune_socket(fd, peer);
+    if (origin != TW__STREAM_ACCEPTED)
+        tw_factory_start(f);
+    tw_protocol *p = f->ops->build_protocol(f, peer);
+    if (p == NULL) {
+        close(fd);
+        if (origin != TW__STREAM_ACCEPTED)
+            tw_factory_stop(f);
+        return -ECONNREFUSED;
+    }
+    tw__stream *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        close(fd);
+        /* The protocol never saw connection_made; it is only released. */
+        if (p->ops->destroy != NULL)
+            p->ops->destroy(p);
+        if (origin != TW__STREAM_ACCEPTED)
+            tw_factory_stop(f);
+        return -ENOMEM;
+    }
+    s->base.ops = &stream_ops;
+    s->base.protocol = p;
+    s->base.reactor = r;
+    s->node.ops = &stream_closeable_ops;
+    s->listener = origin == TW__STREAM_ACCEPTED ? listener : NULL;
+    if (origin == TW__STREAM_CLIENT)
+        s->flags |= F_CLIENT;
+    s->high_wm = TW_WRITE_HIGH_WATERMARK;
+    s->low_wm = TW_WRITE_LOW_WATERMARK;
+    if (listener != NULL && tw__listener_idle_timeout(listener) > 0) {
+        s->flags |= F_IDLE_TRACK;
+        s->last_active = now_ms(s);
+    }
+    s->io.fd = fd;
+    tw__reactor_register_conn(r, &s->node);
+
+    p->transport = &s->base;
+    p->factory = f;
+    if (out != NULL)
+        *out = p;
+    if (p->ops->connection_made != NULL)
+        p->ops->connection_made(p);
+    update_events(s);
+    return 0;
+}
+
+void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout)
+{
+    uint32_t now = (uint32_t)(int64_t)(tw_reactor_seconds(r) * 1000.0);
+    uint32_t limit = timeout * 1000.0 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)(timeout * 1000.0);
+    for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
+        tw__closeable *c = (tw__closeable *)n;
+        if (c->ops != &stream_closeable_ops)
+            continue;
+        tw__stream *s = tw_container_of(c, tw__stream, node);
+        if (s->listener != l || !(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
+            continue;
+        if (s->flags & (F_ABORTING | F_CLOSE_PENDING | F_CLOSED | F_LINGER))
+            continue; /* closing already; a linger ends on its own timer */
+        if (s->flags & F_DISCONNECTING) {
+            /* Closing, but not a byte of the queue went out for a whole
+             * timeout: the peer does not read, and waiting longer would
+             * hold the connection for ever. */
+            tw_log(TW_LOG_INFO, "stream", "aborting a connection whose peer read nothing for %.3g s",
+                   timeout);
+            if (s->error == 0)
+                set_error(s, TW_EIDLE);
+            stream_abort(&s->base);
+            continue;
+        }
+        /* Nothing was heard or sent for the whole timeout: an orderly close
+         * whose reason says why. It gets one more timeout to flush. */
+        set_error(s, TW_EIDLE);
+        s->last_active = now;
+        stream_lose(&s->base);
+    }
+}
+
+TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f)
+{
+    tw_address peer;
+    peer.len = sizeof peer.u.storage;
+    if (getpeername(fd, &peer.u.sa, &peer.len) < 0) {
+        int err = errno == ENOTSOCK ? -EINVAL : -errno;
+        close(fd);
+        return err;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return tw__stream_start(r, fd, f, &peer, TW__STREAM_ADOPTED, NULL, NULL);
+}
