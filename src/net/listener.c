@@ -14,6 +14,10 @@
  * connection it accepted holds one, so a connection can report its end to a
  * listener the owner already closed.
  *
+ * With proxy_protocol the listener runs its factory behind the PROXY
+ * protocol's wrapping factory (proxy.c), which it owns and frees with its
+ * last reference, since the connections it accepted use it until then.
+ *
  * A UNIX listener owns its socket file: a stale one (a socket nobody
  * accepts on) is removed before binding, a live one or any other kind of
  * file is refused, and the file is removed when the listener stops -- if it
@@ -37,6 +41,7 @@
 
 #include "core/fd_internal.h"
 #include "core/reactor_internal.h"
+#include "net/proxy_internal.h"
 #include "net/stream_internal.h"
 
 #define ACCEPT_BATCH 128
@@ -47,7 +52,8 @@ struct tw_listener {
     tw__closeable node;
     tw_reactor *r; /* NULL once stopped */
     struct event *ev;
-    tw_factory *factory;
+    tw_factory *factory; /* the owner's, or proxy below */
+    tw_factory *proxy;   /* proxy_protocol: reads the header, then runs the owner's */
     int fd;
     int spare_fd; /* reserved for the EMFILE dance */
     unsigned refs;
@@ -73,6 +79,7 @@ TW_API void tw_listen_options_init(tw_listen_options *o)
 {
     memset(o, 0, sizeof *o);
     o->backlog = DEFAULT_BACKLOG;
+    o->proxy_header_timeout = TW_PROXY_HEADER_TIMEOUT;
 }
 
 /* A UNIX address naming a file (not an abstract socket, and terminated
@@ -124,8 +131,10 @@ static int clear_stale(const tw_address *addr, const char *path, const char **wh
 
 static void unref(tw_listener *l)
 {
-    if (--l->refs == 0)
+    if (--l->refs == 0) {
+        tw__proxy_factory_free(l->proxy); /* its last connection is gone */
         free(l);
+    }
 }
 
 static void report_rejections(tw_listener *l);
@@ -333,13 +342,22 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
 {
     if (opts->idle_timeout < 0 || opts->idle_timeout != opts->idle_timeout)
         return -EINVAL;
+    if (opts->proxy_protocol &&
+        (!(opts->proxy_header_timeout >= 0) || opts->proxy_header_timeout > 1e9))
+        return -EINVAL;
     tw_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return -ENOMEM;
+    if (opts->proxy_protocol &&
+        (l->proxy = tw__proxy_factory_new(f, opts->proxy_header_timeout)) == NULL) {
+        free(l);
+        return -ENOMEM;
+    }
     l->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_accept, l);
     if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
         if (l->ev != NULL)
             event_free(l->ev);
+        tw__proxy_factory_free(l->proxy);
         free(l);
         return -ENOMEM;
     }
@@ -347,7 +365,7 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
     l->r = r;
     l->fd = fd;
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    l->factory = f;
+    l->factory = l->proxy != NULL ? l->proxy : f;
     l->refs = 1;
     l->addr = *addr;
     l->max_connections = opts->max_connections;
@@ -358,11 +376,12 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
         event_free(l->ev);
         if (l->spare_fd >= 0)
             close(l->spare_fd);
+        tw__proxy_factory_free(l->proxy);
         free(l);
         return -ENOMEM;
     }
     tw__reactor_register_listener(r, &l->node);
-    tw_factory_start(f);
+    tw_factory_start(l->factory);
     *out = l;
     return 0;
 }
