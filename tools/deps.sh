@@ -4,7 +4,7 @@
 # ones already present. Safe to run again; uses sudo when not root.
 set -eu
 
-PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libjansson-dev check python3-twisted"
+PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libjansson-dev check python3-twisted haproxy"
 [ $# -gt 0 ] && PACKAGES="$PACKAGES $*"
 
 missing=""
