@@ -25,8 +25,8 @@ set -u
 builddir=$(cd "${TWINE_BUILDDIR:-.}" && pwd)
 srcdir=${TWINE_SRCDIR:-$builddir}
 reactord=${REACTORD:-$builddir/reactord}
-plugins=${TWINE_TEST_PLUGINS:-$builddir/tests/plugins/.libs}
-clients=$srcdir/tests/interop/haproxy_clients.py
+plugins=$builddir/tests/haproxy/.libs
+clients=$srcdir/tests/haproxy/clients.py
 python=python3
 
 haproxy=${HAPROXY:-}

@@ -2,12 +2,12 @@
 """Clients for tests/check_haproxy.sh, which puts HAProxy in front of two
 reactord instances running the peerecho test module.
 
-  haproxy_clients.py peers PORT COUNT
+  clients.py peers PORT COUNT
       COUNT connections one after the other: each reads the server's
       "peer ADDRESS" line, which must be the client's own address, then
       must get an echo back. Prints one line per connection.
 
-  haproxy_clients.py drain PORT SECONDS THREADS PID AT [SOCKET SERVER]
+  clients.py drain PORT SECONDS THREADS PID AT [SOCKET SERVER]
       THREADS clients open connection after connection for SECONDS, each
       an echo exchange; AT seconds in, the backend whose reactord is PID
       is drained: with SOCKET and SERVER ("backend/server"), first in
@@ -18,7 +18,7 @@ reactord instances running the peerecho test module.
       marked "reset" when the connection was reset rather than closed.
       Exit 0 only if none failed.
 
-  haproxy_clients.py stat SOCKET
+  clients.py stat SOCKET
       Prints HAProxy's "show stat" from its runtime API socket.
 
 Every socket operation has a timeout, so nothing here can hang.
