@@ -7,7 +7,10 @@
  * Ownership: the caller owns the listener and releases it with
  * tw_listener_close(). tw_reactor_stop() and tw_reactor_free() stop it (it
  * stops accepting and its socket is closed), but the handle stays valid and
- * the caller still releases it. The factory is borrowed and must outlive the
+ * the caller still releases it. tw_reactor_stop() first accepts the
+ * connections already waiting in the backlog (their clients' handshakes
+ * are complete), so that they close in order with the other open
+ * connections instead of being reset with the socket. The factory is borrowed and must outlive the
  * listener; the listener counts itself as one of the factory's users.
  */
 #ifndef TWINE_LISTENER_H

@@ -180,9 +180,27 @@ void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg)
     l->on_stop_arg = arg;
 }
 
+static int accept_batch(tw_listener *l, int lfd);
+
+/*
+ * The reactor's graceful stop: closing a listening socket resets the
+ * connections still in its backlog, which the kernel had already accepted
+ * for us -- a load balancer that sent one could not retry it elsewhere. So
+ * they are taken first, and close in order (a FIN) with the others.
+ * Freeing the reactor, or the owner's tw_listener_close(), just closes.
+ */
 static void closeable_stop(tw__closeable *c)
 {
-    stop(tw_container_of(c, tw_listener, node));
+    tw_listener *l = tw_container_of(c, tw_listener, node);
+    if (l->r != NULL && l->r->stopping && !l->r->freeing && l->ev != NULL) {
+        l->refs++; /* build_protocol may close the listener: not under us */
+        while (l->r != NULL && accept_batch(l, l->fd))
+            ;
+        stop(l); /* unless build_protocol closed it already */
+        unref(l);
+        return;
+    }
+    stop(l);
 }
 
 static const tw__closeable_ops listener_closeable_ops = {closeable_stop, closeable_stop};
@@ -263,8 +281,6 @@ static void reject(tw_listener *l, int fd)
         report_rejections(l); /* no timer: report now rather than never */
 }
 
-static void accept_batch(tw_listener *l, int lfd);
-
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -277,24 +293,28 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     unref(l);
 }
 
-static void accept_batch(tw_listener *l, int lfd)
+/* Accept up to a batch. @return 1 when a whole batch was taken (more may
+ * wait), 0 once the backlog is empty or accepting failed. */
+static int accept_batch(tw_listener *l, int lfd)
 {
-    for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (l->r == NULL)
+            return 0;
         tw_address peer;
         peer.len = sizeof peer.u.storage;
         int fd = tw__accept(lfd, &peer.u.sa, &peer.len, O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
-                return;
+                return 0;
             if (err == EINTR || err == ECONNABORTED || err == EPROTO)
                 continue;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 out_of_descriptors(l, err);
-                return;
+                return 0;
             }
             tw_log(TW_LOG_WARN, "tcp", "accept failed: %s", strerror(err));
-            return;
+            return 0;
         }
         l->emfile_logged = 0;
         if (l->max_connections > 0 && l->conns >= l->max_connections) {
@@ -308,6 +328,7 @@ static void accept_batch(tw_listener *l, int lfd)
             unref(l);
         }
     }
+    return 1;
 }
 
 static double sweep_interval(double timeout)
