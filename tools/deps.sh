@@ -5,6 +5,8 @@
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libjansson-dev check python3-twisted"
+# make check verifies reactord's units and logrotate file with these.
+PACKAGES="$PACKAGES systemd logrotate"
 [ $# -gt 0 ] && PACKAGES="$PACKAGES $*"
 
 missing=""
