@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stream transport: one connected socket, watched through the reactor's
- * poller (poller_internal.h), and an output evbuffer that exists only while
- * the kernel is refusing data.
+ * poller (poller_internal.h), and an output queue (outq_internal.h) that
+ * exists only while there is something to send.
  *
- * Writes go straight to the socket when nothing is queued; only the part the
- * kernel refuses is copied into the queue, and writability is watched only
- * while the queue is non-empty. An idle connection therefore costs this
+ * Writes made inside one of twine's dispatches (a read's data_received, a
+ * timer, the pending run, a deferred fired from any of them) join the
+ * stream's batch, which goes out in one send() when the outermost dispatch
+ * returns (tw__leave() runs flush_batch): a protocol that answers each
+ * message of a read with its own write makes one system call, not one per
+ * message, and needs no cork of its own. A write from outside every
+ * dispatch goes straight to the socket, since nothing would send it later;
+ * so does a large write into an empty queue, which a batch would only copy.
+ * Otherwise only the part the kernel refuses stays queued, and writability
+ * is watched only while it does. An idle connection therefore costs this
  * small header and the poller's entry, with no buffers at all.
  *
  * Closing never happens inside a call the protocol makes. lose and abort
