@@ -19,8 +19,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <twine.h>
+#include <twine/amp.h>
 
 #include "core/fd_internal.h"
+#include "ampbytes.h"
 #include "testutil.h"
 
 #define PIECE 10
@@ -328,6 +330,52 @@ START_TEST(test_large_and_small_writes_keep_their_order)
 }
 END_TEST
 
+static const tw_amp_command SUM = {
+    .name = "Sum",
+    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0},
+                                      {"b", TW_AMP_T_INTEGER, 0},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+};
+
+static tw_deferred *sum_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    int64_t a, b;
+    ck_assert_int_eq(tw_amp_values_get_integer(args, "a", &a), 0);
+    ck_assert_int_eq(tw_amp_values_get_integer(args, "b", &b), 0);
+    tw_amp_values *v = tw_amp_values_new();
+    tw_amp_values_set_integer(v, "total", a + b);
+    return tw_amp_succeed(v);
+}
+
+/* AMP keeps no cork of its own: the answers to the requests of one read
+ * leave in one send all the same. */
+START_TEST(test_amp_answers_of_one_read_leave_in_one_send)
+{
+    enum { CALLS = 16 };
+    tw_reactor *r = tw_reactor_new();
+    tw_factory *f = tw_amp_factory_new();
+    ck_assert_int_eq(tw_amp_register(tw_amp_factory_dispatcher(f), &SUM, sum_responder, NULL), 0);
+    int sv[2];
+    ck_assert_int_eq(tw__socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv, O_CLOEXEC), 0);
+    ck_assert_int_eq(tw_transport_adopt(r, sv[0], f), 0);
+    unsigned char req[CALLS * sizeof SUM_REQUEST];
+    for (int i = 0; i < CALLS; i++)
+        memcpy(req + i * sizeof SUM_REQUEST, SUM_REQUEST, sizeof SUM_REQUEST);
+    ck_assert_int_eq((int)send(sv[1], req, sizeof req, 0), (int)sizeof req);
+    size_t bytes;
+    int eof;
+    int records = read_records(r, sv[1], CALLS * sizeof SUM_ANSWER, 2000, &bytes, &eof);
+    ck_assert_uint_eq(bytes, CALLS * sizeof SUM_ANSWER);
+    ck_assert_int_eq(records, 1);
+    close(sv[1]);
+    ck_assert_int_eq(tw_reactor_free(r), 0);
+    tw_factory_free(f);
+}
+END_TEST
+
 static Suite *batching_suite(void)
 {
     Suite *s = suite_create("batching");
@@ -339,6 +387,7 @@ static Suite *batching_suite(void)
     tcase_add_test(tc, test_a_write_outside_callbacks_goes_out_at_once);
     tcase_add_test(tc, test_writes_from_a_timer_leave_when_it_returns);
     tcase_add_test(tc, test_large_and_small_writes_keep_their_order);
+    tcase_add_test(tc, test_amp_answers_of_one_read_leave_in_one_send);
     suite_add_tcase(s, tc);
     return s;
 }
