@@ -111,10 +111,6 @@ struct tw_amp {
     tw__list requests;         /* incoming requests whose responders run */
     size_t max_pending;
     tw_failure *lost_reason;
-    char *cork;                  /* answers gathered while one read is processed */
-    size_t cork_len, cork_cap;
-    unsigned corked : 1;         /* inside data_received: gather writes */
-    unsigned cork_heap : 1;      /* cork was malloc'd, not data_received's stack buffer */
     unsigned closing : 1;        /* twine or the peer is closing it */
     unsigned lost : 1;           /* connection_lost ran */
     unsigned paused_pending : 1; /* reading paused: too many requests pending */
@@ -125,12 +121,11 @@ struct tw_amp {
 };
 
 /*
- * Encode and send @p box, or gather it to send when the read being
- * processed ends. @return 0, TW_ESTATE once the connection is lost, or a
- * negative code when the box could not be encoded or sent.
+ * Encode and send @p box. @return 0, TW_ESTATE once the connection is lost,
+ * or a negative code when the box could not be encoded or sent.
  */
 int tw__amp_send_box(tw_amp *amp, const tw_amp_box *box);
-/* Flush what was gathered and close the transport; twine stops dispatching. */
+/* Close the transport (it flushes what was written); twine stops dispatching. */
 void tw__amp_close(tw_amp *amp);
 /* Log, as a warning, why the peer broke the protocol, and close. */
 void tw__amp_violation(tw_amp *amp, const char *fmt, ...) TW_PRINTF(2, 3);

@@ -53,21 +53,10 @@ const char *tw__amp_peer_name(tw_amp *amp, char *buf, size_t len)
 
 /* ------------------------------------------------------------ sending */
 
-/* Write what was gathered while corked. @return what the transport said. */
-static int flush_cork(tw_amp *amp)
-{
-    if (amp->cork_len == 0)
-        return 0;
-    size_t n = amp->cork_len;
-    amp->cork_len = 0;
-    return tw_transport_write(amp->base.transport, amp->cork, n);
-}
-
 void tw__amp_close(tw_amp *amp)
 {
     if (amp->closing)
         return;
-    flush_cork(amp); /* an UNKNOWN just answered goes out before the close */
     amp->closing = 1;
     tw_transport_lose_connection(amp->base.transport);
 }
@@ -90,41 +79,16 @@ void tw__amp_violation(tw_amp *amp, const char *fmt, ...)
     tw__amp_close(amp);
 }
 
-/* The most bytes gathered before they are written anyway. */
-#define CORK_LIMIT (64 * 1024)
-
 /*
  * Boxes sent while a read is processed (answers of responders that answer
- * at once, above all) are gathered and written together when it ends, so a
- * pipelining peer costs one system call per read instead of one per box.
+ * at once, above all) leave together when it ends: the transport batches
+ * them, so a pipelining peer costs one system call per read.
  */
 int tw__amp_send_box(tw_amp *amp, const tw_amp_box *box)
 {
     if (amp->lost)
         return TW_ESTATE;
     size_t n = tw_amp_box_encoded_size(box);
-    if (amp->corked && !amp->closing) {
-        if (amp->cork_len + n > amp->cork_cap) {
-            int rc = flush_cork(amp);
-            if (rc < 0)
-                return rc;
-            if (n > amp->cork_cap) {
-                size_t cap = n > CORK_LIMIT ? n : CORK_LIMIT;
-                /* Nothing is left in it after the flush: no copy needed. */
-                char *grown = malloc(cap);
-                if (grown == NULL)
-                    return -ENOMEM;
-                if (amp->cork_heap)
-                    free(amp->cork);
-                amp->cork = grown;
-                amp->cork_cap = cap;
-                amp->cork_heap = 1;
-            }
-        }
-        tw_amp_box_encode(box, amp->cork + amp->cork_len, n);
-        amp->cork_len += n;
-        return 0;
-    }
     char stackbuf[1024];
     char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (buf == NULL)
@@ -187,37 +151,17 @@ static void hold_rest(tw_amp *amp, const unsigned char *rest, size_t n)
 
 static void feed(tw_amp *amp, const unsigned char *data, size_t len)
 {
-    /*
-     * Answers gather on the stack unless they outgrow it, so a busy
-     * connection allocates nothing per read and an idle one keeps no buffer.
-     * A nested call (a responder that made the transport read) uses the
-     * outer one's.
-     */
-    char stack_cork[16 * 1024];
-    if (amp->cork == NULL) {
-        amp->cork = stack_cork;
-        amp->cork_cap = sizeof stack_cork;
-        amp->cork_heap = 0;
-    }
-    amp->corked = 1;
     amp->in_feed = 1;
     size_t used = 0;
     int rc = tw_amp_parser_feed(amp->parser, data, len, box_received, amp, &used);
     amp->in_feed = 0;
-    amp->corked = 0;
     if (rc < 0 && !amp->closing)
         tw__amp_violation(amp, "%s", tw_amp_parser_error(amp->parser));
     else if (rc > 0 && used < len && !amp->closing &&
              !tw_transport_disconnecting(amp->base.transport))
         hold_rest(amp, data + used, len - used);
-    flush_cork(amp);
     /* Idle connections keep no buffer. */
     tw__amp_parser_trim(amp->parser);
-    if (amp->cork_heap)
-        free(amp->cork);
-    amp->cork = NULL;
-    amp->cork_cap = 0;
-    amp->cork_heap = 0;
     if (!amp->closing && !amp->paused_pending && amp->requests.count >= amp->max_pending) {
         amp->paused_pending = 1;
         update_reading(amp);
@@ -301,8 +245,6 @@ static void amp_destroy(tw_protocol *p)
     tw_failure_unref(amp->lost_reason);
     tw__amp_call_table_release(&amp->calls);
     free(amp->held);
-    if (amp->cork_heap)
-        free(amp->cork);
     free(amp);
 }
 
