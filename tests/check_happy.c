@@ -446,6 +446,36 @@ START_TEST(test_the_timeout_bounds_every_attempt_together)
 }
 END_TEST
 
+START_TEST(test_stopping_the_reactor_mid_race_closes_every_attempt)
+{
+    black_hole h4, h6;
+    int port = two_holes(&h4, &h6);
+    tw_reactor *r = tw_reactor_new();
+    /* The stop discards the resolver too, so count from before it. */
+    int before = count_fds();
+    char hosts[64];
+    use_hosts(r, both_hosts, hosts, sizeof hosts);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    int running = count_fds();
+    tu_outcome o;
+    connect_timed(r, &client, &o, 400, "tcp:" NAME ":%d:timeout=10", port);
+    ck_assert(!o.fired);
+    ck_assert_int_eq(count_fds(), running + 2);
+    tw_reactor_stop(r);
+    ck_assert_int_eq(tw_reactor_run(r), 0);
+    ck_assert(o.fired && !o.ok);
+    ck_assert_int_eq(o.code, TW_ESHUTDOWN);
+    ck_assert_int_eq(client.failed, 1);
+    ck_assert_int_eq(client.rf.built, 0);
+    ck_assert_int_eq(count_fds(), before);
+    black_hole_close(&h4);
+    black_hole_close(&h6);
+    tw_reactor_free(r);
+    unlink(hosts);
+}
+END_TEST
+
 START_TEST(test_freeing_the_reactor_mid_race_leaves_nothing_open)
 {
     black_hole h4, h6;
@@ -507,6 +537,7 @@ static Suite *happy_suite(void)
     tcase_add_test(c, test_when_every_address_fails_the_last_error_is_reported);
     tcase_add_test(c, test_cancel_closes_every_attempt);
     tcase_add_test(c, test_the_timeout_bounds_every_attempt_together);
+    tcase_add_test(c, test_stopping_the_reactor_mid_race_closes_every_attempt);
     tcase_add_test(c, test_freeing_the_reactor_mid_race_leaves_nothing_open);
     tcase_add_test(c, test_attempt_delay_is_checked);
     suite_add_tcase(s, c);
