@@ -4,15 +4,16 @@
  * every kind of stream transport (TCP over IPv4 and IPv6, UNIX sockets, and
  * the test kit's string transport, <twine/testing.h>).
  *
- * Writes never block. When nothing is queued a write goes straight to the
- * socket, and only what the kernel refuses is queued (in a libevent
- * evbuffer). The queue has a high and a low watermark: crossing the high one
- * calls the protocol's pause_producing, draining below the low one calls
- * resume_producing. While a producer is registered
- * (tw_transport_register_producer()) only that producer is paused and
- * resumed, as in Twisted, where only the registered producer hears of the
- * watermarks; a protocol paused before the registration still gets its
- * resume_producing.
+ * Writes never block. Inside one of twine's callbacks, a connection's
+ * writes are gathered and leave in one system call when the callback
+ * returns; outside any, a write goes straight to the socket when nothing is
+ * queued. Only what the kernel refuses stays queued. The queue has a high
+ * and a low watermark: crossing the high one calls the protocol's
+ * pause_producing, draining below the low one calls resume_producing.
+ * While a producer is registered (tw_transport_register_producer()) only
+ * that producer is paused and resumed, as in Twisted, where only the
+ * registered producer hears of the watermarks; a protocol paused before the
+ * registration still gets its resume_producing.
  *
  * Nothing here calls the protocol back synchronously except
  * pause_producing/resume_producing: connection_lost always runs later, from

@@ -729,7 +729,8 @@ static void send_batch(tw__stream *s)
 
 /* tw__leave(): the outermost dispatch returned; send every batch. What the
  * callbacks under this run write (a pause_producing) forms a new batch,
- * which the loop sends too. */
+ * which the loop sends too. Nothing here frees a stream (a close is only
+ * scheduled), so a batch's owner stays valid until the run reaches it. */
 static void flush_batch(tw_reactor *r)
 {
     r->depth++;
