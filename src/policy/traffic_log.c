@@ -33,6 +33,20 @@ void tw__traffic_made(tw__policy_conn *c)
     tw_log(TW_LOG_DEBUG, "traffic", "connection %lu: made with %s", c->id, where);
 }
 
+/* One record: @p n (1 to BYTES_PER_LINE) bytes at offset @p off. */
+static void dump_line(const tw__policy_conn *c, char dir, size_t off, const unsigned char *b,
+                      size_t n)
+{
+    char hex[BYTES_PER_LINE * 3 + 1], text[BYTES_PER_LINE + 1];
+    for (size_t i = 0; i < BYTES_PER_LINE; i++)
+        snprintf(hex + 3 * i, 4, i < n ? "%02x " : "   ", i < n ? b[i] : 0);
+    for (size_t i = 0; i < n; i++)
+        text[i] = b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : '.';
+    text[n] = '\0';
+    tw_log(TW_LOG_DEBUG, "traffic", "connection %lu %c %08zx  %s |%s|", c->id, dir, off, hex,
+           text);
+}
+
 void tw__traffic_bytes(tw__policy_conn *c, char dir, const void *data, size_t len)
 {
     if (!logging(c))
@@ -40,23 +54,8 @@ void tw__traffic_bytes(tw__policy_conn *c, char dir, const void *data, size_t le
     const unsigned char *b = data;
     tw_log(TW_LOG_DEBUG, "traffic", "connection %lu: %s %zu bytes", c->id,
            dir == '<' ? "received" : "sent", len);
-    for (size_t off = 0; off < len; off += BYTES_PER_LINE) {
-        char hex[BYTES_PER_LINE * 3 + 1], text[BYTES_PER_LINE + 1];
-        size_t n = len - off < BYTES_PER_LINE ? len - off : BYTES_PER_LINE;
-        for (size_t i = 0; i < BYTES_PER_LINE; i++) {
-            if (i < n)
-                snprintf(hex + 3 * i, 4, "%02x ", b[off + i]);
-            else
-                snprintf(hex + 3 * i, 4, "   ");
-        }
-        for (size_t i = 0; i < n; i++) {
-            unsigned char ch = b[off + i];
-            text[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '.';
-        }
-        text[n] = '\0';
-        tw_log(TW_LOG_DEBUG, "traffic", "connection %lu %c %08zx  %s |%s|", c->id, dir, off, hex,
-               text);
-    }
+    for (size_t off = 0; off < len; off += BYTES_PER_LINE)
+        dump_line(c, dir, off, b + off, len - off < BYTES_PER_LINE ? len - off : BYTES_PER_LINE);
 }
 
 void tw__traffic_lost(tw__policy_conn *c, const tw_failure *reason)
