@@ -27,6 +27,7 @@
 #include <twine/connect.h>
 #include <twine/endpoint.h>
 #include <twine/reconnect.h>
+#include <twine/policies.h>
 #include <twine/plugin.h>
 #include <twine/amp.h>
 #include <twine/version.h>

@@ -53,6 +53,15 @@ void rd_options_usage(FILE *out)
             "      --input-budget BYTES   input that protocols may hold across all\n"
             "                             connections; past it the one holding the most\n"
             "                             is closed (default 268435456)\n"
+            "      --throttle-in BYTES    read at most BYTES a second from each connection\n"
+            "      --throttle-out BYTES   write at most BYTES a second to each connection\n"
+            "      --throttle-total-in BYTES   read at most BYTES a second from all the\n"
+            "                             connections of each endpoint together\n"
+            "      --throttle-total-out BYTES  the same for writes\n"
+            "      --max-per-peer N       per endpoint, accept at most N connections at\n"
+            "                             once from one IP address; more are closed at once\n"
+            "      --log-traffic          log every connection's bytes as a hex dump (at\n"
+            "                             debug level: with --log-level debug)\n"
             "      --workers N            run N worker processes sharing each TCP port\n"
             "                             with SO_REUSEPORT, restarted if they die\n"
             "      --worker-timeout S     restart a worker silent for S seconds (default 30;\n"
@@ -131,6 +140,16 @@ static int parse_count(const char *flag, const char *s, unsigned long long max,
     return 0;
 }
 
+/* A bandwidth limit, in bytes a second. */
+static int parse_rate(const char *flag, const char *s, double *out)
+{
+    unsigned long long v;
+    if (parse_count(flag, s, 1ULL << 40, &v) != 0)
+        return EX_USAGE;
+    *out = (double)v;
+    return 0;
+}
+
 static int append(const char **v, size_t *n, size_t max, const char *what, const char *s)
 {
     if (*n == max)
@@ -159,8 +178,14 @@ enum {
     OPT_WORKERS,
     OPT_WORKER_TIMEOUT,
     OPT_INPUT_BUDGET,
+    OPT_SYSLOG,
     OPT_PROXY_TIMEOUT,
-    OPT_SYSLOG
+    OPT_THROTTLE_IN,
+    OPT_THROTTLE_OUT,
+    OPT_THROTTLE_TOTAL_IN,
+    OPT_THROTTLE_TOTAL_OUT,
+    OPT_MAX_PER_PEER,
+    OPT_LOG_TRAFFIC
 };
 
 static const struct option longopts[] = {
@@ -190,6 +215,12 @@ static const struct option longopts[] = {
     {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
     {"input-budget", required_argument, NULL, OPT_INPUT_BUDGET},
     {"proxy-header-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
+    {"throttle-in", required_argument, NULL, OPT_THROTTLE_IN},
+    {"throttle-out", required_argument, NULL, OPT_THROTTLE_OUT},
+    {"throttle-total-in", required_argument, NULL, OPT_THROTTLE_TOTAL_IN},
+    {"throttle-total-out", required_argument, NULL, OPT_THROTTLE_TOTAL_OUT},
+    {"max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER},
+    {"log-traffic", no_argument, NULL, OPT_LOG_TRAFFIC},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -300,6 +331,22 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
             return EX_USAGE;
         cfg->input_budget = (size_t)n;
         return 0;
+    case OPT_THROTTLE_IN:
+        return parse_rate("--throttle-in", arg, &cfg->policy.connection_read_limit);
+    case OPT_THROTTLE_OUT:
+        return parse_rate("--throttle-out", arg, &cfg->policy.connection_write_limit);
+    case OPT_THROTTLE_TOTAL_IN:
+        return parse_rate("--throttle-total-in", arg, &cfg->policy.read_limit);
+    case OPT_THROTTLE_TOTAL_OUT:
+        return parse_rate("--throttle-total-out", arg, &cfg->policy.write_limit);
+    case OPT_MAX_PER_PEER:
+        if (parse_count("--max-per-peer", arg, 1000000, &n) != 0)
+            return EX_USAGE;
+        cfg->policy.max_per_peer = (unsigned)n;
+        return 0;
+    case OPT_LOG_TRAFFIC:
+        cfg->policy.log_traffic = 1;
+        return 0;
     default:
         return rd_error(EX_SOFTWARE, "option %d is not handled", c);
     }
@@ -315,6 +362,7 @@ int rd_options_parse(int argc, char **argv, rd_config *cfg, int *done)
     cfg->log_level = TW_LOG_INFO;
     cfg->log_format = TW_LOG_TEXT;
     tw_listen_options_init(&cfg->listen_opts);
+    tw_policy_options_init(&cfg->policy);
     *done = 0;
 
     int c, rc;

@@ -56,6 +56,7 @@ typedef struct rd_config {
     tw_listen_options listen_opts;
     double shutdown_timeout;
     size_t input_budget; /* --input-budget, bytes */
+    tw_policy_options policy; /* --throttle-*, --max-per-peer, --log-traffic */
     unsigned workers; /* 0: no supervisor */
     double worker_timeout; /* seconds without a heartbeat; 0: never */
 } rd_config;

@@ -82,6 +82,14 @@ static tw_deferred *heartbeat(void *arg)
     return NULL;
 }
 
+/* Whether any of --throttle-*, --max-per-peer or --log-traffic was given. */
+static int wants_policies(const rd_config *cfg)
+{
+    const tw_policy_options *o = &cfg->policy;
+    return o->read_limit > 0 || o->write_limit > 0 || o->connection_read_limit > 0 ||
+           o->connection_write_limit > 0 || o->max_per_peer > 0 || o->log_traffic;
+}
+
 static int watch_signals(tw_reactor *r, serve_ctx *s, struct event *ev[NSIGNALS])
 {
     struct event_base *base = tw_reactor_event_base(r);
@@ -101,6 +109,7 @@ int rd_serve(rd_run *run, const rd_worker *w)
 {
     const rd_config *cfg = run->app->cfg;
     tw_factory *f = NULL;
+    tw_factory *policies[RD_MAX_LISTEN] = {NULL};
     tw_listener *listeners[RD_MAX_LISTEN] = {NULL};
     tw_udp_port *ports_udp[RD_MAX_LISTEN] = {NULL};
     struct event *sig[NSIGNALS] = {NULL};
@@ -138,7 +147,18 @@ int rd_serve(rd_run *run, const rd_worker *w)
             }
             tw_udp_port_address(ports_udp[i], &bound);
         } else {
-            if ((rc = rd_endpoint_listen(e, r, f, &lo, &listeners[i])) != 0)
+            tw_factory *served = f;
+            if (wants_policies(cfg)) {
+                /* One per endpoint: its limits are that listener's. */
+                int err = tw_policy_factory_new(r, f, &cfg->policy, &policies[i]);
+                if (err < 0) {
+                    rc = rd_error(EX_OSERR, "cannot apply the connection policies: %s",
+                                  tw_strerror(err));
+                    goto out;
+                }
+                served = policies[i];
+            }
+            if ((rc = rd_endpoint_listen(e, r, served, &lo, &listeners[i])) != 0)
                 goto out;
             tw_listener_address(listeners[i], &bound);
         }
@@ -195,6 +215,8 @@ out:
         tw_udp_port_close(ports_udp[i]);
     }
     tw_reactor_free(r);
+    for (size_t i = 0; i < run->nendpoints; i++)
+        tw_factory_free(policies[i]);
     tw_factory_free(f);
     return rc;
 }
