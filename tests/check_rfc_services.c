@@ -435,7 +435,7 @@ START_TEST(test_chargen_pauses_at_the_high_watermark_and_resumes_at_the_low)
 {
     tw_reactor *r = tw_reactor_new();
     tw_factory *f = make_factory(r, "chargen", NULL, 0);
-    tw_string_transport *m = tw_string_transport_open(NULL, f);
+    tw_string_transport *m = tw_string_transport_open(r, f); /* its turns run on r */
     tw_string_transport_set_hold(m, 1); /* a peer that reads nothing */
     ck_assert_uint_eq(m->out_len, 0); /* it produces from the loop, not from connection_made */
     for (int i = 0; i < 100 && !m->producer_paused; i++)
