@@ -154,6 +154,6 @@ static tw_factory *chargen_make_factory(tw_reactor *r, const tw_options *opts, c
     return f;
 }
 
-TW_PLUGIN(chargen, .name = "chargen",
+TW_PLUGIN(chargen, .type = TW_PLUGIN_PROTOCOL, .name = "chargen",
           .description = "RFC 864 character generator: endless 72-character lines",
-          .options = NULL, .make_factory = chargen_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = chargen_make_factory});

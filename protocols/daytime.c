@@ -68,6 +68,6 @@ static tw_factory *daytime_make_factory(tw_reactor *r, const tw_options *opts, c
     return f;
 }
 
-TW_PLUGIN(daytime, .name = "daytime",
+TW_PLUGIN(daytime, .type = TW_PLUGIN_PROTOCOL, .name = "daytime",
           .description = "RFC 867 daytime: sends the date and time as text, then closes",
-          .options = NULL, .make_factory = daytime_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = daytime_make_factory});

@@ -38,5 +38,6 @@ static tw_factory *discard_make_factory(tw_reactor *r, const tw_options *opts, c
     return f;
 }
 
-TW_PLUGIN(discard, .name = "discard", .description = "RFC 863 discard: reads and drops everything",
-          .options = NULL, .make_factory = discard_make_factory);
+TW_PLUGIN(discard, .type = TW_PLUGIN_PROTOCOL, .name = "discard",
+          .description = "RFC 863 discard: reads and drops everything",
+          .ctx = &(const tw_plugin_protocol){.make_factory = discard_make_factory});

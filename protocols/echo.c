@@ -86,5 +86,7 @@ static tw_datagram_protocol *echo_make_datagram(tw_reactor *r, const tw_options 
     return p;
 }
 
-TW_PLUGIN(echo, .name = "echo", .description = "RFC 862 echo: sends back every byte received",
-          .options = NULL, .make_factory = echo_make_factory, .make_datagram = echo_make_datagram);
+TW_PLUGIN(echo, .type = TW_PLUGIN_PROTOCOL, .name = "echo",
+          .description = "RFC 862 echo: sends back every byte received",
+          .ctx = &(const tw_plugin_protocol){.make_factory = echo_make_factory,
+                                             .make_datagram = echo_make_datagram});

@@ -55,6 +55,6 @@ static tw_factory *time_make_factory(tw_reactor *r, const tw_options *opts, char
     return f;
 }
 
-TW_PLUGIN(time, .name = "time",
+TW_PLUGIN(time, .type = TW_PLUGIN_PROTOCOL, .name = "time",
           .description = "RFC 868 time: sends seconds since 1900 as 32 bits, then closes",
-          .options = NULL, .make_factory = time_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = time_make_factory});
