@@ -14,6 +14,7 @@
 struct event;
 struct tw__poller;
 struct tw__stream;
+struct tw__outq;
 typedef struct tw__conn tw__conn;
 typedef struct tw_listener tw_listener;
 
@@ -136,6 +137,14 @@ struct tw_reactor {
     struct event *pending_ev;  /* active while the pending list is not empty */
     tw__link *reap;            /* streams closed while stream_busy, to free */
     int stream_busy;           /* a dispatch may hold pointers to streams */
+
+    /* Writes made inside a dispatch are gathered per stream (the batch,
+     * owned by src/net) and sent by flush_batch when the outermost
+     * dispatch returns: see tw__leave(). */
+    struct tw__outq *batch;
+    void (*flush_batch)(tw_reactor *r);
+    struct tw__outq *spare_outq; /* emptied queues kept for reuse */
+    unsigned spare_outq_count;
 };
 
 /* Bracket a dispatch into code that may call back the user (see depth). */
@@ -146,7 +155,10 @@ static inline void tw__enter(tw_reactor *r)
 
 static inline void tw__leave(tw_reactor *r)
 {
-    r->depth--;
+    /* Leaving the outermost dispatch: what was written inside it goes out
+     * now, one system call per connection. */
+    if (--r->depth == 0 && r->batch != NULL)
+        r->flush_batch(r);
 }
 
 void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
