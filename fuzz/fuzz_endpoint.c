@@ -39,7 +39,8 @@ static int same_endpoint(const tw_endpoint *a, const tw_endpoint *b)
            same_text(a->path, b->path, sizeof a->path) && a->backlog == b->backlog &&
            a->mode == b->mode && a->lockfile == b->lockfile && same_timeout &&
            same_text(a->bind_address, b->bind_address, sizeof a->bind_address) &&
-           a->domain == b->domain && a->index == b->index;
+           a->domain == b->domain && a->index == b->index &&
+           a->proxy_protocol == b->proxy_protocol;
 }
 
 static void check_fields(const tw_endpoint *e, int client)
@@ -73,6 +74,8 @@ static void check_fields(const tw_endpoint *e, int client)
         FZ_CHECK(0, "unknown type %d", (int)e->type);
     }
     FZ_CHECK(e->backlog >= 0, "backlog %d", e->backlog);
+    FZ_CHECK(e->proxy_protocol == 0 || (!client && e->type != TW_ENDPOINT_UDP),
+             "a PROXY header on a %s %d endpoint", client ? "client" : "server", (int)e->type);
     FZ_CHECK(isfinite(e->timeout) && e->timeout >= 0, "timeout %g", e->timeout);
 }
 

@@ -19,6 +19,7 @@
 #include <twine/address.h>
 #include <twine/protocol.h>
 #include <twine/transport.h>
+#include <twine/proxy.h>
 #include <twine/listener.h>
 #include <twine/line.h>
 #include <twine/framing.h>

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # What `make install` gives an embedder works on its own. This installs
 # twine into a temporary DESTDIR, checks that the headers, libtwine, twine.pc,
-# reactord, the manual pages (with nothing left unexpanded in them), the
-# documentation and the examples are there, then builds examples/embed out of
+# reactord and its systemd units, the manual pages (with nothing left
+# unexpanded in them), the documentation and the examples are there, then
+# builds examples/embed out of
 # tree the way its Makefile says -- with nothing but pkg-config and the
 # installed files -- links it twice (against the installed libtwine.so, and
 # statically against libtwine.a with `pkg-config --static`, which proves
@@ -94,6 +95,21 @@ if [ -n "$soname" ]; then ok "libtwine installed with its soname link $soname"; 
 fi
 bin=$dest${TWINE_SBINDIR:-/usr/local/sbin}
 if [ -x "$bin/reactord" ]; then ok "reactord installed"; else fail "reactord was not installed in $bin"; fi
+# reactord's systemd units, the service naming the reactord installed.
+if [ -n "${TWINE_SYSTEMDUNITDIR:-}" ]; then
+    units=$dest$TWINE_SYSTEMDUNITDIR
+    if [ -f "$units/reactord@.service" ] && [ -f "$units/reactord@.socket" ]; then
+        ok "reactord@.service and reactord@.socket installed in $TWINE_SYSTEMDUNITDIR"
+    else
+        fail "the systemd units were not installed in $TWINE_SYSTEMDUNITDIR"
+    fi
+    if grep -q "^ExecStart=${TWINE_SBINDIR:-/usr/local/sbin}/reactord " "$units/reactord@.service"; then
+        ok "reactord@.service runs ${TWINE_SBINDIR:-/usr/local/sbin}/reactord"
+    else
+        fail "reactord@.service does not run the installed reactord:"
+        grep '^ExecStart' "$units/reactord@.service"
+    fi
+fi
 mandir=$dest${TWINE_MANDIR:-/usr/local/share/man}
 pages=0
 for page in "$srcdir"/*.[1-8] "$srcdir"/docs/*.[1-8] "$srcdir"/docs/man/*.[1-8]; do

@@ -546,6 +546,35 @@ START_TEST(test_unix_listener_replaces_a_stale_socket_and_spares_other_files)
 }
 END_TEST
 
+START_TEST(test_a_graceful_stop_closes_connections_still_in_the_backlog_in_order)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory rf;
+    rec_init(&rf, r);
+    int port;
+    tw_listener *l = listen_on(r, "127.0.0.1", &rf, NULL, &port);
+    /* The kernel completes the handshake; the loop never ran, so the
+     * connection waits in the backlog when the stop closes the listener. */
+    int fd = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(tu_write_all(fd, "x", 1), 0);
+    tw_reactor_stop(r);
+    ck_assert_int_eq(rf.built, 1);
+    int eof = 0;
+    long long until = tu_now_ms() + 3000;
+    while (eof == 0 && tu_now_ms() < until) {
+        tw_reactor_iterate(r, 0.01);
+        eof = tu_wait_eof(fd, 1);
+    }
+    ck_assert_msg(eof == 1, "the client saw %s, not a FIN", eof == 0 ? "nothing" : strerror(-eof));
+    close(fd);
+    spin(r, &rf.destroyed, 2000);
+    ck_assert_int_eq(rf.destroyed, 1);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
 static Suite *transport_suite(void)
 {
     Suite *s = suite_create("transport");
@@ -576,6 +605,7 @@ static Suite *transport_suite(void)
     tcase_add_test(tcp, test_free_aborts_open_connections_with_connection_lost);
     tcase_add_test(tcp, test_unix_listener_removes_its_file_and_a_restart_binds_at_once);
     tcase_add_test(tcp, test_unix_listener_replaces_a_stale_socket_and_spares_other_files);
+    tcase_add_test(tcp, test_a_graceful_stop_closes_connections_still_in_the_backlog_in_order);
     suite_add_tcase(s, tcp);
     return s;
 }

@@ -6,8 +6,9 @@
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libjansson-dev check python3-twisted"
-# make check verifies reactord's units and logrotate file with these.
-PACKAGES="$PACKAGES systemd logrotate"
+# make check verifies reactord's units and logrotate file with these, and
+# runs HAProxy in front of reactord for the PROXY protocol.
+PACKAGES="$PACKAGES systemd logrotate haproxy"
 # `deps.sh deb` adds what tools/deb.sh needs to build the Debian packages;
 # other arguments are more package names.
 for a in "$@"; do

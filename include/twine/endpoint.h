@@ -17,6 +17,9 @@
  *   unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
  *   udp:PORT[:interface=ADDR]
  *   systemd:domain=INET|INET6|UNIX:index=N   socket activation
+ *   haproxy:ENDPOINT                         any of the above but udp, whose
+ *                                            connections start with a PROXY
+ *                                            header (<twine/proxy.h>)
  * Clients (tw_endpoint_parse_client):
  *   tcp:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR][:attemptDelay=SECONDS]
  *                                                        (or host=, port=)
@@ -86,6 +89,11 @@ typedef struct tw_endpoint {
     double attempt_delay;
     int domain; /**< systemd: AF_INET, AF_INET6 or AF_UNIX */
     int index;  /**< systemd: which passed descriptor (the first is 0, at fd 3) */
+    /**
+     * Servers: 1 when connections start with a PROXY protocol header (the
+     * "haproxy:" prefix); listening sets tw_listen_options.proxy_protocol.
+     */
+    int proxy_protocol;
 } tw_endpoint;
 
 /** Longest text tw_endpoint_format() writes, with its NUL. */

@@ -7,7 +7,10 @@
  * Ownership: the caller owns the listener and releases it with
  * tw_listener_close(). tw_reactor_stop() and tw_reactor_free() stop it (it
  * stops accepting and its socket is closed), but the handle stays valid and
- * the caller still releases it. The factory is borrowed and must outlive the
+ * the caller still releases it. tw_reactor_stop() first accepts the
+ * connections already waiting in the backlog (their clients' handshakes
+ * are complete), so that they close in order with the other open
+ * connections instead of being reset with the socket. The factory is borrowed and must outlive the
  * listener; the listener counts itself as one of the factory's users.
  */
 #ifndef TWINE_LISTENER_H
@@ -16,6 +19,7 @@
 #include <twine/address.h>
 #include <twine/common.h>
 #include <twine/protocol.h>
+#include <twine/proxy.h>
 #include <twine/reactor.h>
 
 TW_BEGIN_DECLS
@@ -37,6 +41,18 @@ typedef struct tw_listen_options {
      * many seconds (connection_lost reports TW_EIDLE); 0 for never.
      */
     double idle_timeout;
+    /**
+     * Nonzero: every connection starts with a PROXY protocol header (version
+     * 1 or 2) from a load balancer such as HAProxy; the factory builds the
+     * protocol only once it is read, for the client it names, and
+     * tw_transport_get_peer() reports that client. See <twine/proxy.h>.
+     */
+    int proxy_protocol;
+    /**
+     * With proxy_protocol: seconds the header may take before the
+     * connection is closed; default (and 0 means) TW_PROXY_HEADER_TIMEOUT.
+     */
+    double proxy_header_timeout;
 } tw_listen_options;
 
 /** Fill @p o with the defaults. */

@@ -358,18 +358,31 @@ static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t 
     if (rc < 0)
         goto out;
 
+    /* "haproxy:" wraps the server endpoint that follows it. */
+    int first = 0, proxied = 0;
+    if (p.seg[0].key == NULL && strcmp(p.seg[0].value, "haproxy") == 0) {
+        if (client) {
+            rc = perr(&p, "haproxy endpoints can only be listened on");
+            goto out;
+        }
+        if (p.nseg < 2) {
+            rc = perr(&p, "haproxy needs the endpoint it wraps, as in haproxy:tcp:9000");
+            goto out;
+        }
+        proxied = 1;
+        first = 1;
+    }
     /* The type, or a bare port for "tcp". */
-    int first = 1;
-    const char *type = p.seg[0].value;
-    if (p.seg[0].key != NULL) {
+    const char *type = p.seg[first].value;
+    if (p.seg[first].key != NULL) {
         rc = perr(&p, "it must start with the endpoint type (such as tcp or unix), not '%.*s'",
-                  p.seg[0].rawlen, p.seg[0].raw);
+                  p.seg[first].rawlen, p.seg[first].raw);
         goto out;
     }
-    if (!client && all_digits(type)) {
+    if (!client && all_digits(type))
         type = "tcp";
-        first = 0;
-    }
+    else
+        first++;
     int other_role;
     const spec *sp = find_spec(type, client, &other_role);
     if (sp == NULL) {
@@ -380,7 +393,12 @@ static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t 
             rc = perr(&p, "unknown endpoint type '%s'", type);
         goto out;
     }
+    if (proxied && sp->type == TW_ENDPOINT_UDP) {
+        rc = perr(&p, "haproxy wraps stream endpoints; udp carries datagrams");
+        goto out;
+    }
     endpoint_defaults(out, sp);
+    out->proxy_protocol = proxied;
 
     const char *given[P_COUNT] = {0};
     for (int i = first; i < p.nseg; i++) {
@@ -495,6 +513,8 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
         return buf;
     text o = {buf, len, 0};
     buf[0] = '\0';
+    if (!e->client && e->proxy_protocol)
+        put(&o, "haproxy:", 0);
     switch (e->type) {
     case TW_ENDPOINT_TCP:
     case TW_ENDPOINT_TCP6:
@@ -751,6 +771,12 @@ TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
         tw_listen_options_init(&o);
     if (e->backlog > 0)
         o.backlog = e->backlog;
+    if (e->proxy_protocol) {
+        if (e->type == TW_ENDPOINT_UDP)
+            return tw_deferred_fail(tw_failure_new(
+                -EINVAL, "cannot listen on %s: a PROXY header comes on stream connections", desc));
+        o.proxy_protocol = 1;
+    }
 
     tw_listener *l = NULL;
     tw_failure *why = NULL;
@@ -804,7 +830,7 @@ TW_API tw_deferred *tw_endpoint_listen_udp(tw_reactor *r, const tw_endpoint *e,
         return tw_deferred_fail(tw_failure_new(-EINVAL, "listen: no reactor, endpoint or protocol"));
     char desc[TW_ENDPOINT_STRLEN];
     tw_endpoint_format(e, desc, sizeof desc);
-    if (e->client || e->type != TW_ENDPOINT_UDP)
+    if (e->client || e->type != TW_ENDPOINT_UDP || e->proxy_protocol)
         return tw_deferred_fail(
             tw_failure_new(-EINVAL, "cannot listen for datagrams on %s: it is no udp server", desc));
     if (tw_reactor_stopping(r))

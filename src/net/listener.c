@@ -14,6 +14,10 @@
  * connection it accepted holds one, so a connection can report its end to a
  * listener the owner already closed.
  *
+ * With proxy_protocol the listener runs its factory behind the PROXY
+ * protocol's wrapping factory (proxy.c), which it owns and frees with its
+ * last reference, since the connections it accepted use it until then.
+ *
  * A UNIX listener owns its socket file: a stale one (a socket nobody
  * accepts on) is removed before binding, a live one or any other kind of
  * file is refused, and the file is removed when the listener stops -- if it
@@ -37,6 +41,7 @@
 
 #include "core/fd_internal.h"
 #include "core/reactor_internal.h"
+#include "net/proxy_internal.h"
 #include "net/stream_internal.h"
 
 #define ACCEPT_BATCH 128
@@ -47,7 +52,8 @@ struct tw_listener {
     tw__closeable node;
     tw_reactor *r; /* NULL once stopped */
     struct event *ev;
-    tw_factory *factory;
+    tw_factory *factory; /* the owner's, or proxy below */
+    tw_factory *proxy;   /* proxy_protocol: reads the header, then runs the owner's */
     int fd;
     int spare_fd; /* reserved for the EMFILE dance */
     unsigned refs;
@@ -73,6 +79,7 @@ TW_API void tw_listen_options_init(tw_listen_options *o)
 {
     memset(o, 0, sizeof *o);
     o->backlog = DEFAULT_BACKLOG;
+    o->proxy_header_timeout = TW_PROXY_HEADER_TIMEOUT;
 }
 
 /* A UNIX address naming a file (not an abstract socket, and terminated
@@ -124,8 +131,10 @@ static int clear_stale(const tw_address *addr, const char *path, const char **wh
 
 static void unref(tw_listener *l)
 {
-    if (--l->refs == 0)
+    if (--l->refs == 0) {
+        tw__proxy_factory_free(l->proxy); /* its last connection is gone */
         free(l);
+    }
 }
 
 static void report_rejections(tw_listener *l);
@@ -171,9 +180,27 @@ void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg)
     l->on_stop_arg = arg;
 }
 
+static int accept_batch(tw_listener *l, int lfd);
+
+/*
+ * The reactor's graceful stop: closing a listening socket resets the
+ * connections still in its backlog, which the kernel had already accepted
+ * for us -- a load balancer that sent one could not retry it elsewhere. So
+ * they are taken first, and close in order (a FIN) with the others.
+ * Freeing the reactor, or the owner's tw_listener_close(), just closes.
+ */
 static void closeable_stop(tw__closeable *c)
 {
-    stop(tw_container_of(c, tw_listener, node));
+    tw_listener *l = tw_container_of(c, tw_listener, node);
+    if (l->r != NULL && l->r->stopping && !l->r->freeing && l->ev != NULL) {
+        l->refs++; /* build_protocol may close the listener: not under us */
+        while (l->r != NULL && accept_batch(l, l->fd))
+            ;
+        stop(l); /* unless build_protocol closed it already */
+        unref(l);
+        return;
+    }
+    stop(l);
 }
 
 static const tw__closeable_ops listener_closeable_ops = {closeable_stop, closeable_stop};
@@ -254,8 +281,6 @@ static void reject(tw_listener *l, int fd)
         report_rejections(l); /* no timer: report now rather than never */
 }
 
-static void accept_batch(tw_listener *l, int lfd);
-
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
@@ -268,24 +293,28 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     unref(l);
 }
 
-static void accept_batch(tw_listener *l, int lfd)
+/* Accept up to a batch. @return 1 when a whole batch was taken (more may
+ * wait), 0 once the backlog is empty or accepting failed. */
+static int accept_batch(tw_listener *l, int lfd)
 {
-    for (int i = 0; i < ACCEPT_BATCH && l->r != NULL; i++) {
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (l->r == NULL)
+            return 0;
         tw_address peer;
         peer.len = sizeof peer.u.storage;
         int fd = tw__accept(lfd, &peer.u.sa, &peer.len, O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             if (err == EAGAIN || err == EWOULDBLOCK)
-                return;
+                return 0;
             if (err == EINTR || err == ECONNABORTED || err == EPROTO)
                 continue;
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 out_of_descriptors(l, err);
-                return;
+                return 0;
             }
             tw_log(TW_LOG_WARN, "tcp", "accept failed: %s", strerror(err));
-            return;
+            return 0;
         }
         l->emfile_logged = 0;
         if (l->max_connections > 0 && l->conns >= l->max_connections) {
@@ -299,6 +328,7 @@ static void accept_batch(tw_listener *l, int lfd)
             unref(l);
         }
     }
+    return 1;
 }
 
 static double sweep_interval(double timeout)
@@ -333,13 +363,22 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
 {
     if (opts->idle_timeout < 0 || opts->idle_timeout != opts->idle_timeout)
         return -EINVAL;
+    if (opts->proxy_protocol &&
+        (!(opts->proxy_header_timeout >= 0) || opts->proxy_header_timeout > 1e9))
+        return -EINVAL;
     tw_listener *l = calloc(1, sizeof *l);
     if (l == NULL)
         return -ENOMEM;
+    if (opts->proxy_protocol &&
+        (l->proxy = tw__proxy_factory_new(f, opts->proxy_header_timeout)) == NULL) {
+        free(l);
+        return -ENOMEM;
+    }
     l->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_accept, l);
     if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
         if (l->ev != NULL)
             event_free(l->ev);
+        tw__proxy_factory_free(l->proxy);
         free(l);
         return -ENOMEM;
     }
@@ -347,7 +386,7 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
     l->r = r;
     l->fd = fd;
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    l->factory = f;
+    l->factory = l->proxy != NULL ? l->proxy : f;
     l->refs = 1;
     l->addr = *addr;
     l->max_connections = opts->max_connections;
@@ -358,11 +397,12 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
         event_free(l->ev);
         if (l->spare_fd >= 0)
             close(l->spare_fd);
+        tw__proxy_factory_free(l->proxy);
         free(l);
         return -ENOMEM;
     }
     tw__reactor_register_listener(r, &l->node);
-    tw_factory_start(f);
+    tw_factory_start(l->factory);
     *out = l;
     return 0;
 }

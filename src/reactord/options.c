@@ -39,7 +39,8 @@ void rd_options_usage(FILE *out)
             "  -l, --listen ENDPOINT      listen on ENDPOINT (repeatable): tcp:PORT\n"
             "                             [:interface=ADDR][:backlog=N], tcp6:PORT[...],\n"
             "                             unix:PATH[:mode=0666][:lockfile=1],\n"
-            "                             udp:PORT[:interface=ADDR], systemd:domain=INET:index=N\n"
+            "                             udp:PORT[:interface=ADDR], systemd:domain=INET:index=N;\n"
+            "                             haproxy:ENDPOINT behind a PROXY protocol balancer\n"
             "      --port PORT            the same as --listen tcp:PORT (repeatable)\n"
             "      --interface ADDR       bind every --port to ADDR (default: all IPv4)\n"
             "      --max-connections N    per endpoint and process (with --workers, in each\n"
@@ -48,6 +49,9 @@ void rd_options_usage(FILE *out)
             "      --idle-timeout S       close connections silent for S seconds\n"
             "      --shutdown-timeout S   on SIGTERM, let connections drain S seconds\n"
             "                             before closing them (default 30)\n"
+            "      --proxy-header-timeout S\n"
+            "                             on haproxy: endpoints, close connections whose\n"
+            "                             PROXY header is not in after S seconds (default 5)\n"
             "      --input-budget BYTES   input that protocols may hold across all\n"
             "                             connections; past it the one holding the most\n"
             "                             is closed (default 268435456)\n"
@@ -157,6 +161,7 @@ enum {
     OPT_WORKERS,
     OPT_WORKER_TIMEOUT,
     OPT_INPUT_BUDGET,
+    OPT_PROXY_TIMEOUT,
     OPT_SYSLOG,
     OPT_AMP_COMMANDS
 };
@@ -188,6 +193,7 @@ static const struct option longopts[] = {
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
     {"input-budget", required_argument, NULL, OPT_INPUT_BUDGET},
+    {"proxy-header-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -283,6 +289,9 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
         return parse_seconds("--shutdown-timeout", arg, &cfg->shutdown_timeout);
     case OPT_IDLE:
         return parse_seconds("--idle-timeout", arg, &cfg->listen_opts.idle_timeout);
+    case OPT_PROXY_TIMEOUT:
+        return parse_seconds("--proxy-header-timeout", arg,
+                             &cfg->listen_opts.proxy_header_timeout);
     case OPT_MAXCONN:
         if (parse_count("--max-connections", arg, (unsigned long long)SIZE_MAX / 2, &n) != 0)
             return EX_USAGE;
