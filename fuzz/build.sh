@@ -79,7 +79,7 @@ pkg_libs=$(pkg-config --libs libevent 2>/dev/null || echo -levent)
 san="-fsanitize=address,undefined -fsanitize-recover=undefined"
 ubsan_defaults="halt_on_error=1:print_stacktrace=1:suppressions=$top/fuzz/known-ub.supp"
 common="-std=gnu11 -g -O1 -fno-omit-frame-pointer \
-  -I$cfg -I$cfg/include -I$top/include -I$top/src -I$top/tests -I$top/fuzz -DTW_PLUGIN_BUILTIN \
+  -I$cfg -I$cfg/include -I$top/include -I$top/src -I$top/tests -I$top/fuzz \
   ${FUZZ_CFLAGS:-}"
 # The library's warnings are the main build's business (clang has a few
 # gcc has not); the harnesses must be clean.

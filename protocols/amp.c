@@ -187,6 +187,7 @@ static tw_factory *amp_make_factory(tw_reactor *r, const tw_options *opts, char 
     return f;
 }
 
-TW_PLUGIN(amp, .name = "amp",
+TW_PLUGIN(amp, .type = TW_PLUGIN_PROTOCOL, .name = "amp",
           .description = "AMP server (Twisted-compatible): Echo, Sum, Divide, Time, Delay",
-          .options = amp_options, .make_factory = amp_make_factory);
+          .options = amp_options,
+          .ctx = &(const tw_plugin_protocol){.make_factory = amp_make_factory});

@@ -15,8 +15,11 @@
  * server memory, not an ever-growing queue.
  *
  * The whole pattern, plus one chunk so that any chunk can be sent from any
- * offset without wrapping, is computed once per factory and shared.
+ * offset without wrapping, is computed once per process and shared; the
+ * timed calls run on the connection's own reactor, so the factory holds
+ * nothing and is tw_factory_for_protocol()'s.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +31,23 @@
 #define CHUNK 16384
 #define CHUNKS_PER_TURN 4
 
-typedef struct {
-    tw_factory base;
-    tw_reactor *reactor;
-    char pattern[PERIOD + CHUNK];
-} chargen_factory;
+static char pattern[PERIOD + CHUNK];
+static pthread_once_t pattern_once = PTHREAD_ONCE_INIT;
+
+static void make_pattern(void)
+{
+    for (size_t line = 0, at = 0; line < RING_SIZE; line++) {
+        for (size_t i = 0; i < LINE_CHARS; i++)
+            pattern[at++] = (char)(' ' + (line + i) % RING_SIZE);
+        pattern[at++] = '\r';
+        pattern[at++] = '\n';
+    }
+    for (size_t i = PERIOD; i < sizeof pattern; i++)
+        pattern[i] = pattern[i - PERIOD];
+}
 
 typedef struct {
     tw_protocol base;
-    chargen_factory *f;
     tw_call *turn; /* the pending zero-delay call, or NULL */
     size_t offset; /* where the next chunk starts within the period */
     int paused;
@@ -57,7 +68,8 @@ static void schedule(chargen_protocol *c)
 {
     if (c->turn != NULL || c->done)
         return;
-    if (tw_reactor_call_later(c->f->reactor, 0, on_turn, c, &c->turn) < 0) {
+    tw_reactor *r = c->base.transport->reactor; /* NULL on a string transport */
+    if (r == NULL || tw_reactor_call_later(r, 0, on_turn, c, &c->turn) < 0) {
         tw_log(TW_LOG_ERROR, "chargen", "cannot schedule more output; closing");
         c->done = 1;
         tw_transport_lose_connection(c->base.transport);
@@ -67,7 +79,7 @@ static void schedule(chargen_protocol *c)
 static void produce(chargen_protocol *c)
 {
     for (int i = 0; i < CHUNKS_PER_TURN && !c->paused && !c->done; i++) {
-        int rc = tw_transport_write(c->base.transport, c->f->pattern + c->offset, CHUNK);
+        int rc = tw_transport_write(c->base.transport, pattern + c->offset, CHUNK);
         if (rc < 0) {
             c->done = 1;
             if (rc != TW_ESTATE) { /* not simply closing: the stream would have a gap */
@@ -119,63 +131,29 @@ static void chargen_resume(tw_protocol *p)
     schedule(c);
 }
 
-static void chargen_destroy(tw_protocol *p)
-{
-    free(tw_container_of(p, chargen_protocol, base));
-}
-
 static const tw_protocol_ops chargen_protocol_ops = {
     .connection_made = chargen_made,
     .data_received = chargen_data,
     .connection_lost = chargen_lost,
     .pause_producing = chargen_pause,
     .resume_producing = chargen_resume,
-    .destroy = chargen_destroy,
-};
-
-static tw_protocol *chargen_build(tw_factory *base, const tw_address *peer)
-{
-    (void)peer;
-    chargen_protocol *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    c->base.ops = &chargen_protocol_ops;
-    c->f = tw_container_of(base, chargen_factory, base);
-    return &c->base;
-}
-
-static void chargen_factory_destroy(tw_factory *f)
-{
-    free(tw_container_of(f, chargen_factory, base));
-}
-
-static const tw_factory_ops chargen_factory_ops = {
-    .build_protocol = chargen_build,
-    .destroy = chargen_factory_destroy,
 };
 
 static tw_factory *chargen_make_factory(tw_reactor *r, const tw_options *opts, char *err,
                                         size_t errlen)
 {
+    (void)r;
     (void)opts;
-    chargen_factory *f = malloc(sizeof *f);
-    if (f == NULL) {
-        snprintf(err, errlen, "out of memory creating the chargen factory");
+    if (pthread_once(&pattern_once, make_pattern) != 0) {
+        snprintf(err, errlen, "cannot compute the chargen pattern");
         return NULL;
     }
-    tw_factory_init(&f->base, &chargen_factory_ops);
-    f->reactor = r;
-    for (size_t line = 0, at = 0; line < RING_SIZE; line++) {
-        for (size_t i = 0; i < LINE_CHARS; i++)
-            f->pattern[at++] = (char)(' ' + (line + i) % RING_SIZE);
-        f->pattern[at++] = '\r';
-        f->pattern[at++] = '\n';
-    }
-    for (size_t i = PERIOD; i < sizeof f->pattern; i++)
-        f->pattern[i] = f->pattern[i - PERIOD];
-    return &f->base;
+    tw_factory *f = tw_factory_for_protocol(&chargen_protocol_ops, sizeof(chargen_protocol));
+    if (f == NULL)
+        snprintf(err, errlen, "out of memory creating the chargen factory");
+    return f;
 }
 
-TW_PLUGIN(chargen, .name = "chargen",
+TW_PLUGIN(chargen, .type = TW_PLUGIN_PROTOCOL, .name = "chargen",
           .description = "RFC 864 character generator: endless 72-character lines",
-          .options = NULL, .make_factory = chargen_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = chargen_make_factory});

@@ -51,36 +51,10 @@ static void daytime_lost(tw_protocol *p, const tw_failure *reason)
     (void)reason;
 }
 
-static void daytime_destroy(tw_protocol *p)
-{
-    free(p);
-}
-
 static const tw_protocol_ops daytime_protocol_ops = {
     .connection_made = daytime_made,
     .data_received = daytime_data,
     .connection_lost = daytime_lost,
-    .destroy = daytime_destroy,
-};
-
-static tw_protocol *daytime_build(tw_factory *f, const tw_address *peer)
-{
-    (void)f;
-    (void)peer;
-    tw_protocol *p = calloc(1, sizeof *p);
-    if (p != NULL)
-        p->ops = &daytime_protocol_ops;
-    return p;
-}
-
-static void daytime_factory_destroy(tw_factory *f)
-{
-    free(f);
-}
-
-static const tw_factory_ops daytime_factory_ops = {
-    .build_protocol = daytime_build,
-    .destroy = daytime_factory_destroy,
 };
 
 static tw_factory *daytime_make_factory(tw_reactor *r, const tw_options *opts, char *err,
@@ -88,15 +62,12 @@ static tw_factory *daytime_make_factory(tw_reactor *r, const tw_options *opts, c
 {
     (void)r;
     (void)opts;
-    tw_factory *f = malloc(sizeof *f);
-    if (f == NULL) {
+    tw_factory *f = tw_factory_for_protocol(&daytime_protocol_ops, sizeof(tw_protocol));
+    if (f == NULL)
         snprintf(err, errlen, "out of memory creating the daytime factory");
-        return NULL;
-    }
-    tw_factory_init(f, &daytime_factory_ops);
     return f;
 }
 
-TW_PLUGIN(daytime, .name = "daytime",
+TW_PLUGIN(daytime, .type = TW_PLUGIN_PROTOCOL, .name = "daytime",
           .description = "RFC 867 daytime: sends the date and time as text, then closes",
-          .options = NULL, .make_factory = daytime_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = daytime_make_factory});

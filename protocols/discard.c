@@ -22,35 +22,9 @@ static void discard_lost(tw_protocol *p, const tw_failure *reason)
     (void)reason;
 }
 
-static void discard_destroy(tw_protocol *p)
-{
-    free(p);
-}
-
 static const tw_protocol_ops discard_protocol_ops = {
     .data_received = discard_data,
     .connection_lost = discard_lost,
-    .destroy = discard_destroy,
-};
-
-static tw_protocol *discard_build(tw_factory *f, const tw_address *peer)
-{
-    (void)f;
-    (void)peer;
-    tw_protocol *p = calloc(1, sizeof *p);
-    if (p != NULL)
-        p->ops = &discard_protocol_ops;
-    return p;
-}
-
-static void discard_factory_destroy(tw_factory *f)
-{
-    free(f);
-}
-
-static const tw_factory_ops discard_factory_ops = {
-    .build_protocol = discard_build,
-    .destroy = discard_factory_destroy,
 };
 
 static tw_factory *discard_make_factory(tw_reactor *r, const tw_options *opts, char *err,
@@ -58,14 +32,12 @@ static tw_factory *discard_make_factory(tw_reactor *r, const tw_options *opts, c
 {
     (void)r;
     (void)opts;
-    tw_factory *f = malloc(sizeof *f);
-    if (f == NULL) {
+    tw_factory *f = tw_factory_for_protocol(&discard_protocol_ops, sizeof(tw_protocol));
+    if (f == NULL)
         snprintf(err, errlen, "out of memory creating the discard factory");
-        return NULL;
-    }
-    tw_factory_init(f, &discard_factory_ops);
     return f;
 }
 
-TW_PLUGIN(discard, .name = "discard", .description = "RFC 863 discard: reads and drops everything",
-          .options = NULL, .make_factory = discard_make_factory);
+TW_PLUGIN(discard, .type = TW_PLUGIN_PROTOCOL, .name = "discard",
+          .description = "RFC 863 discard: reads and drops everything",
+          .ctx = &(const tw_plugin_protocol){.make_factory = discard_make_factory});

@@ -37,37 +37,11 @@ static void echo_resume(tw_protocol *p)
     tw_transport_resume_producing(p->transport);
 }
 
-static void echo_destroy(tw_protocol *p)
-{
-    free(p);
-}
-
 static const tw_protocol_ops echo_protocol_ops = {
     .data_received = echo_data,
     .connection_lost = echo_lost,
     .pause_producing = echo_pause,
     .resume_producing = echo_resume,
-    .destroy = echo_destroy,
-};
-
-static tw_protocol *echo_build(tw_factory *f, const tw_address *peer)
-{
-    (void)f;
-    (void)peer;
-    tw_protocol *p = calloc(1, sizeof *p);
-    if (p != NULL)
-        p->ops = &echo_protocol_ops;
-    return p;
-}
-
-static void echo_factory_destroy(tw_factory *f)
-{
-    free(f);
-}
-
-static const tw_factory_ops echo_factory_ops = {
-    .build_protocol = echo_build,
-    .destroy = echo_factory_destroy,
 };
 
 static tw_factory *echo_make_factory(tw_reactor *r, const tw_options *opts, char *err,
@@ -75,12 +49,9 @@ static tw_factory *echo_make_factory(tw_reactor *r, const tw_options *opts, char
 {
     (void)r;
     (void)opts;
-    tw_factory *f = malloc(sizeof *f);
-    if (f == NULL) {
+    tw_factory *f = tw_factory_for_protocol(&echo_protocol_ops, sizeof(tw_protocol));
+    if (f == NULL)
         snprintf(err, errlen, "out of memory creating the echo factory");
-        return NULL;
-    }
-    tw_factory_init(f, &echo_factory_ops);
     return f;
 }
 
@@ -115,5 +86,7 @@ static tw_datagram_protocol *echo_make_datagram(tw_reactor *r, const tw_options 
     return p;
 }
 
-TW_PLUGIN(echo, .name = "echo", .description = "RFC 862 echo: sends back every byte received",
-          .options = NULL, .make_factory = echo_make_factory, .make_datagram = echo_make_datagram);
+TW_PLUGIN(echo, .type = TW_PLUGIN_PROTOCOL, .name = "echo",
+          .description = "RFC 862 echo: sends back every byte received",
+          .ctx = &(const tw_plugin_protocol){.make_factory = echo_make_factory,
+                                             .make_datagram = echo_make_datagram});

@@ -178,6 +178,7 @@ static tw_factory *line_make_factory(tw_reactor *r, const tw_options *opts, char
     return &f->base;
 }
 
-TW_PLUGIN(line, .name = "line",
+TW_PLUGIN(line, .type = TW_PLUGIN_PROTOCOL, .name = "line",
           .description = "line echo: sends back every line (options delimiter, max-length)",
-          .options = line_options, .make_factory = line_make_factory);
+          .options = line_options,
+          .ctx = &(const tw_plugin_protocol){.make_factory = line_make_factory});

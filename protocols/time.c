@@ -38,36 +38,10 @@ static void time_lost(tw_protocol *p, const tw_failure *reason)
     (void)reason;
 }
 
-static void time_destroy(tw_protocol *p)
-{
-    free(p);
-}
-
 static const tw_protocol_ops time_protocol_ops = {
     .connection_made = time_made,
     .data_received = time_data,
     .connection_lost = time_lost,
-    .destroy = time_destroy,
-};
-
-static tw_protocol *time_build(tw_factory *f, const tw_address *peer)
-{
-    (void)f;
-    (void)peer;
-    tw_protocol *p = calloc(1, sizeof *p);
-    if (p != NULL)
-        p->ops = &time_protocol_ops;
-    return p;
-}
-
-static void time_factory_destroy(tw_factory *f)
-{
-    free(f);
-}
-
-static const tw_factory_ops time_factory_ops = {
-    .build_protocol = time_build,
-    .destroy = time_factory_destroy,
 };
 
 static tw_factory *time_make_factory(tw_reactor *r, const tw_options *opts, char *err,
@@ -75,15 +49,12 @@ static tw_factory *time_make_factory(tw_reactor *r, const tw_options *opts, char
 {
     (void)r;
     (void)opts;
-    tw_factory *f = malloc(sizeof *f);
-    if (f == NULL) {
+    tw_factory *f = tw_factory_for_protocol(&time_protocol_ops, sizeof(tw_protocol));
+    if (f == NULL)
         snprintf(err, errlen, "out of memory creating the time factory");
-        return NULL;
-    }
-    tw_factory_init(f, &time_factory_ops);
     return f;
 }
 
-TW_PLUGIN(time, .name = "time",
+TW_PLUGIN(time, .type = TW_PLUGIN_PROTOCOL, .name = "time",
           .description = "RFC 868 time: sends seconds since 1900 as 32 bits, then closes",
-          .options = NULL, .make_factory = time_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = time_make_factory});

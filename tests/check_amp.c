@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "../protocols/builtin.h"
+
 #include "core/fd_internal.h"
 #include "ampbytes.h"
 #include "ampcall.h"
@@ -1190,12 +1192,12 @@ END_TEST
 
 static tw_factory *module_factory(void)
 {
-    const tw_plugin *p = tw_plugin_builtin_find("amp");
+    const tw_plugin *p = tw__builtin_find("amp");
     ck_assert_ptr_nonnull(p);
     char err[256];
     tw_options *opts = tw_options_parse(p->options, NULL, 0, err, sizeof err);
     ck_assert_ptr_nonnull(opts);
-    tw_factory *f = p->make_factory(R, opts, err, sizeof err);
+    tw_factory *f = tw__builtin_protocol("amp")->make_factory(R, opts, err, sizeof err);
     tw_options_free(opts);
     ck_assert_msg(f != NULL, "%s", err);
     MODULE = f; /* freed by teardown, once the reactor closed its connections */

@@ -26,6 +26,8 @@
 #include <unistd.h>
 #include <twine.h>
 
+#include "../protocols/builtin.h"
+
 #include "core/fd_internal.h"
 #include "ampcall.h"
 #include "recorder.h"
@@ -695,11 +697,11 @@ static size_t read_spinning(tw_reactor *r, int fd, unsigned char *buf, size_t le
 
 static tw_factory *amp_module(tw_reactor *r)
 {
-    const tw_plugin *p = tw_plugin_builtin_find("amp");
+    const tw_plugin *p = tw__builtin_find("amp");
     ck_assert_ptr_nonnull(p);
     char err[256];
     tw_options *opts = tw_options_parse(p->options, NULL, 0, err, sizeof err);
-    tw_factory *f = p->make_factory(r, opts, err, sizeof err);
+    tw_factory *f = tw__builtin_protocol("amp")->make_factory(r, opts, err, sizeof err);
     tw_options_free(opts);
     ck_assert_msg(f != NULL, "%s", err);
     return f;

@@ -24,6 +24,8 @@
 #include <event2/event.h>
 #include <twine.h>
 
+#include "../protocols/builtin.h"
+
 #include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -32,11 +34,11 @@
 static tw_factory *make_echo(tw_reactor *r)
 {
     char err[256];
-    const tw_plugin *echo = tw_plugin_builtin_find("echo");
+    const tw_plugin *echo = tw__builtin_find("echo");
     ck_assert_ptr_nonnull(echo);
     tw_options *o = tw_options_parse(echo->options, NULL, 0, err, sizeof err);
     ck_assert_msg(o != NULL, "%s", err);
-    tw_factory *f = echo->make_factory(r, o, err, sizeof err);
+    tw_factory *f = tw__builtin_protocol("echo")->make_factory(r, o, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
     tw_options_free(o);
     return f;

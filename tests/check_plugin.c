@@ -4,8 +4,11 @@
  * reports its origin; a wrong magic, an ABI mismatch (major or newer minor),
  * a missing descriptor, an unresolved symbol, a duplicate name and a file
  * misnamed for its protocol are each refused with one sentence naming the
- * file; the search order is built-ins, then directories in the order added;
- * an ABI 1.0 module is accepted without reading past its descriptor.
+ * file; so are a module of the previous major ABI (1.0), an unknown type and
+ * a type's missing constructor; each type's context is read through
+ * tw_plugin_context(); a registry starts empty and holds the built-ins its
+ * caller registers (reactord's: protocols/builtin.c) before the directories,
+ * in the order added.
  *
  * The modules are built from tests/plugins/ into $TWINE_TEST_PLUGINS.
  */
@@ -20,11 +23,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <twine.h>
+#include <twine/amp.h>
+
+#include "../protocols/builtin.h"
 
 static const char *plugin_dir(void)
 {
     const char *d = getenv("TWINE_TEST_PLUGINS");
     return d != NULL ? d : "tests/plugins/.libs";
+}
+
+/* A registry as reactord makes one: the built-ins first. */
+static tw_plugin_registry *new_registry(void)
+{
+    tw_plugin_registry *reg = tw_plugin_registry_new();
+    char err[1024];
+    ck_assert_ptr_nonnull(reg);
+    ck_assert_int_eq(tw__builtin_register(reg, err, sizeof err), 0);
+    return reg;
 }
 
 static void module_path(char *buf, size_t len, const char *name)
@@ -69,8 +85,13 @@ START_TEST(test_a_good_module_loads_with_its_descriptor)
     const tw_plugin *p = tw_plugin_module_descriptor(m);
     ck_assert_str_eq(p->name, "good");
     ck_assert_str_eq(p->options[0].name, "greeting");
-    ck_assert_ptr_nonnull(p->make_factory);
-    ck_assert_ptr_nonnull(tw_plugin_amp_hook(p));
+    ck_assert_uint_eq(p->type, TW_PLUGIN_PROTOCOL);
+    ck_assert_str_eq(tw_plugin_type_name(p), "protocol");
+    const tw_plugin_protocol *proto = tw_plugin_context(p, TW_PLUGIN_PROTOCOL);
+    ck_assert_ptr_nonnull(proto);
+    ck_assert_ptr_nonnull(proto->make_factory);
+    ck_assert_ptr_null(proto->make_datagram);
+    ck_assert_ptr_null(tw_plugin_context(p, TW_PLUGIN_AMP_COMMANDS));
     ck_assert_str_eq(tw_plugin_module_path(m), path);
     tw_plugin_module_close(m);
 }
@@ -87,7 +108,8 @@ START_TEST(test_a_good_module_makes_a_factory_from_parsed_options)
     tw_options *o = tw_options_parse(p->options, kv, 2, err, sizeof err);
     ck_assert_ptr_nonnull(o);
     tw_reactor *r = tw_reactor_new();
-    tw_factory *f = p->make_factory(r, o, err, sizeof err);
+    const tw_plugin_protocol *proto = tw_plugin_context(p, TW_PLUGIN_PROTOCOL);
+    tw_factory *f = proto->make_factory(r, o, err, sizeof err);
     ck_assert_ptr_nonnull(f);
     tw_factory_free(f);
     tw_reactor_free(r);
@@ -154,36 +176,105 @@ START_TEST(test_a_file_that_is_not_a_shared_object_is_refused)
 }
 END_TEST
 
-START_TEST(test_an_abi_1_0_module_is_accepted_without_its_hooks)
+START_TEST(test_an_abi_1_0_module_is_refused_naming_both_versions)
+{
+    /* Its make_factory sits where ABI 2 has the type: only the magic and
+     * the version, which every major shares, may be read. */
+    char ours[32];
+    snprintf(ours, sizeof ours, "ABI %d.%d", TW_PLUGIN_ABI_MAJOR, TW_PLUGIN_ABI_MINOR);
+    expect_refusal("old", -EINVAL, "ABI 1.0", ours);
+}
+END_TEST
+
+START_TEST(test_an_amp_commands_module_loads_with_its_context)
 {
     char path[512], err[1024] = "";
-    module_path(path, sizeof path, "old");
+    module_path(path, sizeof path, "reverse");
     tw_plugin_module *m;
     ck_assert_int_eq(tw_plugin_load(path, &m, err, sizeof err), 0);
     const tw_plugin *p = tw_plugin_module_descriptor(m);
-    ck_assert_int_eq(p->abi_minor, 0);
-    ck_assert_ptr_null(tw_plugin_amp_hook(p));
-    ck_assert_ptr_null(tw_plugin_datagram_hook(p));
+    ck_assert_uint_eq(p->type, TW_PLUGIN_AMP_COMMANDS);
+    ck_assert_str_eq(tw_plugin_type_name(p), "AMP commands");
+    ck_assert_ptr_null(tw_plugin_context(p, TW_PLUGIN_PROTOCOL));
+    const tw_plugin_amp_commands *c = tw_plugin_context(p, TW_PLUGIN_AMP_COMMANDS);
+    ck_assert_ptr_nonnull(c);
+    tw_factory *f = tw_amp_factory_new();
+    tw_amp_dispatcher *d = tw_amp_factory_dispatcher(f);
+    size_t before = tw_amp_dispatcher_count(d);
+    ck_assert_int_eq(c->register_commands(d, NULL, err, sizeof err), 0);
+    ck_assert_uint_eq(tw_amp_dispatcher_count(d), before + 1);
+    tw_factory_free(f);
     tw_plugin_module_close(m);
 }
 END_TEST
 
-START_TEST(test_a_registry_starts_with_every_builtin)
+static tw_factory *no_factory(tw_reactor *r, const tw_options *o, char *err, size_t errlen)
+{
+    (void)r;
+    (void)o;
+    snprintf(err, errlen, "none");
+    return NULL;
+}
+
+START_TEST(test_a_type_is_checked_for_what_it_requires)
+{
+    static const tw_plugin_protocol empty = {NULL, NULL}, full = {no_factory, NULL};
+    tw_plugin p = {.magic = TW_PLUGIN_MAGIC,
+                   .abi_major = TW_PLUGIN_ABI_MAJOR,
+                   .abi_minor = TW_PLUGIN_ABI_MINOR,
+                   .type = TW_PLUGIN_PROTOCOL,
+                   .name = "t",
+                   .ctx = &full};
+    char err[1024];
+    ck_assert_int_eq(tw_plugin_check(&p, "here", err, sizeof err), 0);
+    p.ctx = &empty;
+    ck_assert_int_eq(tw_plugin_check(&p, "here", err, sizeof err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "here is a protocol module without the make_factory"));
+    p.ctx = NULL;
+    ck_assert_int_eq(tw_plugin_check(&p, "here", err, sizeof err), -EINVAL);
+    p.type = TW_PLUGIN_AMP_COMMANDS;
+    ck_assert_int_eq(tw_plugin_check(&p, "here", err, sizeof err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "register_commands"));
+    /* a kind of module this twine does not know: no context is guessed at */
+    p.type = 99;
+    p.ctx = &full;
+    ck_assert_int_eq(tw_plugin_check(&p, "here", err, sizeof err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "module type 99"));
+    ck_assert_ptr_null(tw_plugin_context(&p, TW_PLUGIN_PROTOCOL));
+    ck_assert_str_eq(tw_plugin_type_name(&p), "unknown");
+}
+END_TEST
+
+START_TEST(test_a_registry_holds_the_builtins_its_caller_registers)
 {
     tw_plugin_registry *reg = tw_plugin_registry_new();
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count());
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), 0);
+    const tw_plugin *p;
+    char err[1024];
+    ck_assert_int_eq(tw_plugin_registry_find(reg, "echo", &p, err, sizeof err), -ENOENT);
+    ck_assert_int_eq(tw__builtin_register(reg, err, sizeof err), 0);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count());
     const char *origin;
-    const tw_plugin *p = tw_plugin_registry_at(reg, 0, &origin);
-    ck_assert_ptr_eq(p, tw_plugin_builtin(0));
+    p = tw_plugin_registry_at(reg, 0, &origin);
+    ck_assert_ptr_eq(p, tw__builtin_at(0));
     ck_assert_str_eq(origin, TW_PLUGIN_ORIGIN_BUILTIN);
     ck_assert_ptr_null(tw_plugin_registry_at(reg, tw_plugin_registry_count(reg), NULL));
+    /* registered twice, or refused by the checks, it is not added */
+    ck_assert_int_eq(tw_plugin_registry_add_builtin(reg, tw__builtin_at(0), err, sizeof err),
+                     -EEXIST);
+    ck_assert_ptr_nonnull(strstr(err, "registered twice"));
+    tw_plugin bad = *tw__builtin_at(0);
+    bad.name = "other";
+    bad.abi_major = TW_PLUGIN_ABI_MAJOR + 1;
+    ck_assert_int_eq(tw_plugin_registry_add_builtin(reg, &bad, err, sizeof err), -EINVAL);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count());
     tw_plugin_registry_free(reg);
 }
 END_TEST
 
 START_TEST(test_a_plugin_path_list_adds_each_directory_in_order)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     ck_assert_int_eq(tw_plugin_registry_add_dir(reg, "/first"), 0);
     ck_assert_int_eq(tw_plugin_registry_add_path(reg, "/a::/b:"), 0);
     ck_assert_int_eq(tw_plugin_registry_add_path(reg, NULL), 0);
@@ -199,19 +290,19 @@ END_TEST
 
 START_TEST(test_find_prefers_a_builtin)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, plugin_dir()); /* holds an echo.so */
     const tw_plugin *p;
     char err[1024];
     ck_assert_int_eq(tw_plugin_registry_find(reg, "echo", &p, err, sizeof err), 0);
-    ck_assert_ptr_eq(p, tw_plugin_builtin_find("echo"));
+    ck_assert_ptr_eq(p, tw__builtin_find("echo"));
     tw_plugin_registry_free(reg);
 }
 END_TEST
 
 START_TEST(test_find_loads_name_dot_so_from_the_search_path)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, "/nonexistent/twine");
     tw_plugin_registry_add_dir(reg, plugin_dir());
     const tw_plugin *p;
@@ -237,7 +328,7 @@ START_TEST(test_the_first_directory_in_the_search_order_wins)
     module_path(orig, sizeof orig, "good");
     snprintf(copy, sizeof copy, "%s/good.so", dir);
     copy_file(orig, copy);
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, dir);
     tw_plugin_registry_add_dir(reg, plugin_dir());
     const tw_plugin *p;
@@ -258,7 +349,7 @@ END_TEST
 
 START_TEST(test_a_module_named_like_a_builtin_is_refused_as_a_duplicate)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     char path[512], err[1024];
     module_path(path, sizeof path, "echo");
     size_t n = tw_plugin_registry_count(reg);
@@ -273,7 +364,7 @@ END_TEST
 
 START_TEST(test_a_module_file_must_be_named_after_its_protocol)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, plugin_dir());
     const tw_plugin *p;
     char err[1024];
@@ -288,7 +379,7 @@ END_TEST
 
 START_TEST(test_a_refused_module_is_not_passed_over)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, plugin_dir());
     const tw_plugin *p;
     char err[1024];
@@ -300,7 +391,7 @@ END_TEST
 
 START_TEST(test_an_unknown_protocol_lists_the_registered_ones)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     const tw_plugin *p;
     char err[1024];
     ck_assert_int_eq(tw_plugin_registry_find(reg, "gopher", &p, err, sizeof err), -ENOENT);
@@ -337,13 +428,14 @@ static int refused(const refusals *r, const char *needle)
 
 START_TEST(test_a_scan_registers_the_good_modules_and_reports_the_rest)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, plugin_dir());
     refusals r = {0};
     size_t n = tw_plugin_registry_scan(reg, collect, &r);
     ck_assert_int_eq((int)n, r.count);
-    /* badmagic, future, newer, nodescriptor, unresolved, echo, alias */
-    ck_assert_int_eq(r.count, 7);
+    /* badmagic, future, newer, old, nodescriptor, unresolved, echo, alias */
+    ck_assert_int_eq(r.count, 8);
+    ck_assert(refused(&r, "old.so"));
     ck_assert(refused(&r, "badmagic.so"));
     ck_assert(refused(&r, "future.so"));
     ck_assert(refused(&r, "newer.so"));
@@ -351,16 +443,16 @@ START_TEST(test_a_scan_registers_the_good_modules_and_reports_the_rest)
     ck_assert(refused(&r, "unresolved.so"));
     ck_assert(refused(&r, "echo.so"));
     ck_assert(refused(&r, "alias.so"));
-    /* good, old and crash (which crashes only when started) */
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 3);
+    /* good, reverse and crash (which crashes only when started) */
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count() + 3);
     const tw_plugin *p;
     char err[1024];
     ck_assert_int_eq(tw_plugin_registry_find(reg, "good", &p, err, sizeof err), 0);
-    ck_assert_int_eq(tw_plugin_registry_find(reg, "old", &p, err, sizeof err), 0);
+    ck_assert_int_eq(tw_plugin_registry_find(reg, "reverse", &p, err, sizeof err), 0);
     /* a second scan finds nothing new and loads nothing twice */
     r.count = 0;
     tw_plugin_registry_scan(reg, collect, &r);
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 3);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count() + 3);
     tw_plugin_registry_free(reg);
 }
 END_TEST
@@ -375,22 +467,23 @@ static void count_file(const char *path, void *arg)
 
 START_TEST(test_the_module_files_are_listed_without_being_loaded)
 {
-    tw_plugin_registry *reg = tw_plugin_registry_new();
+    tw_plugin_registry *reg = new_registry();
     tw_plugin_registry_add_dir(reg, plugin_dir());
     size_t seen = 0;
-    /* good, old, badmagic, future, newer, nodescriptor, unresolved, echo, alias, crash */
-    ck_assert_uint_eq(tw_plugin_registry_files(reg, count_file, &seen), 10);
-    ck_assert_uint_eq(seen, 10);
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count());
+    /* good, old, badmagic, future, newer, nodescriptor, unresolved, echo, alias, crash,
+     * reverse */
+    ck_assert_uint_eq(tw_plugin_registry_files(reg, count_file, &seen), 11);
+    ck_assert_uint_eq(seen, 11);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count());
     char path[512], err[1024];
     snprintf(path, sizeof path, "%s/good.so", plugin_dir());
     ck_assert_int_eq(tw_plugin_registry_scan_file(reg, path, err, sizeof err), 0);
     ck_assert_int_eq(tw_plugin_registry_scan_file(reg, path, err, sizeof err), 0);
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 1);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count() + 1);
     snprintf(path, sizeof path, "%s/alias.so", plugin_dir());
     ck_assert_int_eq(tw_plugin_registry_scan_file(reg, path, err, sizeof err), -EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "alias.so declares protocol 'aliased'"));
-    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw_plugin_builtin_count() + 1);
+    ck_assert_uint_eq(tw_plugin_registry_count(reg), tw__builtin_count() + 1);
     tw_plugin_registry_free(reg);
 }
 END_TEST
@@ -417,10 +510,12 @@ static Suite *plugin_suite(void)
     tcase_add_test(tc, test_an_unresolved_symbol_is_refused_at_load_time);
     tcase_add_test(tc, test_a_missing_file_is_refused_with_enoent);
     tcase_add_test(tc, test_a_file_that_is_not_a_shared_object_is_refused);
-    tcase_add_test(tc, test_an_abi_1_0_module_is_accepted_without_its_hooks);
+    tcase_add_test(tc, test_an_abi_1_0_module_is_refused_naming_both_versions);
+    tcase_add_test(tc, test_an_amp_commands_module_loads_with_its_context);
+    tcase_add_test(tc, test_a_type_is_checked_for_what_it_requires);
     suite_add_tcase(s, tc);
     tc = tcase_create("registry");
-    tcase_add_test(tc, test_a_registry_starts_with_every_builtin);
+    tcase_add_test(tc, test_a_registry_holds_the_builtins_its_caller_registers);
     tcase_add_test(tc, test_a_plugin_path_list_adds_each_directory_in_order);
     tcase_add_test(tc, test_find_prefers_a_builtin);
     tcase_add_test(tc, test_find_loads_name_dot_so_from_the_search_path);

@@ -15,6 +15,8 @@
 
 #include <twine/testing.h>
 
+#include "../protocols/builtin.h"
+
 typedef struct {
     tw_protocol base;
     char got[256];
@@ -50,7 +52,7 @@ static const tw_protocol_ops client_ops = {.connection_made = c_made,
 
 static tw_protocol *echo_server(tw_factory **f)
 {
-    const tw_plugin *echo = tw_plugin_builtin_find("echo");
+    const tw_plugin_protocol *echo = tw__builtin_protocol("echo");
     char err[128];
     *f = echo->make_factory(NULL, NULL, err, sizeof err);
     ck_assert_ptr_nonnull(*f);

@@ -26,6 +26,8 @@
 #include <twine.h>
 #include <twine/testing.h>
 
+#include "../protocols/builtin.h"
+
 #include "core/fd_internal.h"
 #include "testutil.h"
 
@@ -78,7 +80,7 @@ static void expect_silence(int fd, int ms)
 
 static const tw_plugin *builtin(const char *name)
 {
-    const tw_plugin *p = tw_plugin_builtin_find(name);
+    const tw_plugin *p = tw__builtin_find(name);
     ck_assert_msg(p != NULL, "no built-in module '%s'", name);
     char err[256];
     ck_assert_int_eq(tw_plugin_check(p, "built-in", err, sizeof err), 0);
@@ -93,7 +95,9 @@ static tw_factory *make_factory(tw_reactor *r, const char *name, const char *con
     char err[256] = "";
     tw_options *o = tw_options_parse(p->options, kv, n, err, sizeof err);
     ck_assert_msg(o != NULL, "%s", err);
-    tw_factory *f = p->make_factory(r, o, err, sizeof err);
+    const tw_plugin_protocol *proto = tw_plugin_context(p, TW_PLUGIN_PROTOCOL);
+    ck_assert_ptr_nonnull(proto);
+    tw_factory *f = proto->make_factory(r, o, err, sizeof err);
     tw_options_free(o);
     ck_assert_msg(f != NULL, "%s", err);
     return f;
@@ -102,11 +106,17 @@ static tw_factory *make_factory(tw_reactor *r, const char *name, const char *con
 START_TEST(test_every_service_is_a_registered_builtin)
 {
     static const char *const names[] = {"line", "discard", "chargen", "daytime", "time"};
+    tw_plugin_registry *reg = tw_plugin_registry_new();
+    char err[1024];
+    ck_assert_int_eq(tw__builtin_register(reg, err, sizeof err), 0);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const tw_plugin *p = builtin(names[i]);
+        const tw_plugin *p = builtin(names[i]), *found;
         ck_assert_str_eq(p->name, names[i]);
         ck_assert_ptr_nonnull(p->description);
+        ck_assert_int_eq(tw_plugin_registry_find(reg, names[i], &found, err, sizeof err), 0);
+        ck_assert_ptr_eq(found, p);
     }
+    tw_plugin_registry_free(reg);
 }
 END_TEST
 
@@ -457,7 +467,7 @@ START_TEST(test_chargen_pauses_at_the_high_watermark_and_resumes_at_the_low)
 {
     tw_reactor *r = tw_reactor_new();
     tw_factory *f = make_factory(r, "chargen", NULL, 0);
-    tw_string_transport *m = tw_string_transport_open(NULL, f);
+    tw_string_transport *m = tw_string_transport_open(r, f); /* its turns run on r */
     tw_string_transport_set_hold(m, 1); /* a peer that reads nothing */
     ck_assert_uint_eq(m->out_len, 0); /* it produces from the loop, not from connection_made */
     for (int i = 0; i < 100 && !m->producer_paused; i++)

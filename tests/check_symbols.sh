@@ -4,7 +4,8 @@
 # -fvisibility=hidden and marks public declarations TW_API, so the dynamic
 # symbol table of .libs/libtwine.so must hold:
 #   - only names starting with tw_ (no helper that forgot `static`, no
-#     internal tw__ name, nothing of a built-in protocol);
+#     internal tw__ name);
+#   - nothing of a built-in protocol, exported or not (see below);
 #   - every TW_API function and object the public headers declare (a TW_API
 #     declaration the library does not define would fail at link time in
 #     the user's program instead of here);
@@ -60,6 +61,36 @@ if [ -s "$tmp/undeclared" ]; then
     echo "FAIL: exported but declared in no public header (an internal that escaped):"
     sed 's/^/    /' "$tmp/undeclared"
     failures=$((failures + 1))
+fi
+
+# The built-in protocols (protocols/, linked into reactord) are not part of
+# the library: no symbol of theirs, exported or not, is in libtwine.so. That
+# is every global of libtwprotocols.a (module descriptors, the amp module's
+# demo commands, the built-in table) and every name made for a module,
+# whatever a later protocol calls its statics. Debug builds keep the full
+# symbol table, so hidden and static names are seen too; a stripped library
+# is still checked through nm -D.
+protolib=$builddir/.libs/libtwprotocols.a
+if [ ! -f "$protolib" ]; then
+    echo "FAIL: $protolib not found; the built-in protocols are not built apart"
+    failures=$((failures + 1))
+else
+    nm --defined-only "$protolib" 2>/dev/null | awk 'NF >= 3 && $2 ~ /[A-Z]/ {print $3}' |
+        sort -u >"$tmp/protocols"
+    grep -qx 'tw_builtin_plugin_echo' "$tmp/protocols" || {
+        echo "FAIL: $protolib defines no tw_builtin_plugin_echo; the check below would be vacuous"
+        failures=$((failures + 1))
+    }
+    { nm --defined-only "$lib" 2>/dev/null; nm -D --defined-only "$lib"; } |
+        awk 'NF >= 3 {sub(/@.*/, "", $3); print $3}' | sort -u >"$tmp/all"
+    { comm -12 "$tmp/protocols" "$tmp/all"
+      grep -E '^(tw_builtin_plugin_|tw_plugin_builtin|tw__builtin_)|^amp_[a-z]+_command$|_responder$' \
+          "$tmp/all"; } | sort -u >"$tmp/leaked"
+    if [ -s "$tmp/leaked" ]; then
+        echo "FAIL: libtwine.so holds symbols of the built-in protocols (they belong in reactord):"
+        sed 's/^/    /' "$tmp/leaked"
+        failures=$((failures + 1))
+    fi
 fi
 
 # Guard against a vacuous pass: the core API must be there.

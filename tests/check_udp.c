@@ -17,6 +17,8 @@
 #include <twine.h>
 #include <twine/udp.h>
 
+#include "../protocols/builtin.h"
+
 #include "core/fd_internal.h"
 #include "recorder.h"
 #include "testutil.h"
@@ -123,9 +125,9 @@ END_TEST
 
 START_TEST(test_echo_is_offered_over_udp_through_its_module)
 {
-    const tw_plugin *echo = tw_plugin_builtin_find("echo");
+    const tw_plugin_protocol *echo = tw__builtin_protocol("echo");
     ck_assert_ptr_nonnull(echo);
-    tw_plugin_datagram_fn make = tw_plugin_datagram_hook(echo);
+    tw_plugin_datagram_fn make = echo->make_datagram;
     ck_assert_ptr_nonnull(make);
     tw_reactor *r = tw_reactor_new();
     char err[128];

@@ -248,6 +248,7 @@ static const tw_option_spec chat_options[] = {
     {NULL, 0, NULL, NULL},
 };
 
-TW_PLUGIN(chat, .name = "chat",
+TW_PLUGIN(chat, .type = TW_PLUGIN_PROTOCOL, .name = "chat",
           .description = "multi-user line chat: each line goes to every other user",
-          .options = chat_options, .make_factory = make_room);
+          .options = chat_options,
+          .ctx = &(const tw_plugin_protocol){.make_factory = make_room});

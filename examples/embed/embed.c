@@ -4,9 +4,9 @@
  *
  * The host makes the base, attaches a twine reactor to it with
  * tw_reactor_new_with_base() and keeps driving the base itself with
- * event_base_dispatch(). One loop then serves a twine listener running the
- * built-in echo protocol (the module `reactord --protocol echo` serves) and
- * the host's own events: a timer that reports how many echo clients are
+ * event_base_dispatch(). One loop then serves a twine listener running an
+ * echo protocol (a factory made with tw_factory_for_protocol()) and the
+ * host's own events: a timer that reports how many echo clients are
  * connected, and SIGINT, which ends the loop.
  *
  * While a reactor is attached, event_base_dispatch() does not return on its
@@ -29,6 +29,21 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include <twine.h>
+
+/* The twine side: echo, one protocol per connection, no state of its own. */
+static void echo_data(tw_protocol *p, const void *data, size_t len)
+{
+    tw_transport_write(p->transport, data, len);
+}
+
+static void echo_lost(tw_protocol *p, const tw_failure *reason)
+{
+    (void)p;
+    (void)reason;
+}
+
+static const tw_protocol_ops echo_ops = {.data_received = echo_data,
+                                         .connection_lost = echo_lost};
 
 /* The host's side: its loop, its timer, and in --selftest its own client. */
 typedef struct {
@@ -91,14 +106,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "embed: cannot create the event loop\n");
         return 1;
     }
-    /* Any protocol works here; this one is built in, made as reactord does. */
-    char err[256];
-    const tw_plugin *echo = tw_plugin_builtin_find("echo");
-    tw_options *opts = tw_options_parse(echo->options, NULL, 0, err, sizeof err);
-    tw_factory *factory = opts != NULL ? echo->make_factory(r, opts, err, sizeof err) : NULL;
-    tw_options_free(opts);
+    tw_factory *factory = tw_factory_for_protocol(&echo_ops, sizeof(tw_protocol));
     if (factory == NULL) {
-        fprintf(stderr, "embed: %s\n", err);
+        fprintf(stderr, "embed: out of memory creating the echo factory\n");
         return 1;
     }
     tw_address addr;

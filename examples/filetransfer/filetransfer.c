@@ -145,6 +145,7 @@ static const tw_option_spec options[] = {
     {NULL, 0, NULL, NULL},
 };
 
-TW_PLUGIN(filetransfer, .name = "filetransfer",
+TW_PLUGIN(filetransfer, .type = TW_PLUGIN_PROTOCOL, .name = "filetransfer",
           .description = "get and put files beneath a root directory, with SHA-256 checks",
-          .options = options, .make_factory = make_server);
+          .options = options,
+          .ctx = &(const tw_plugin_protocol){.make_factory = make_server});

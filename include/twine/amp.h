@@ -96,8 +96,9 @@
  * factory made with tw_amp_factory_new(). Another module adds its own
  * commands to the same connections with tw_amp_register() on the
  * dispatcher of that factory, tw_amp_factory_dispatcher(factory), before or
- * while it serves. A plugin does it from its descriptor's register_amp hook
- * (plugin.h), which reactord calls with that dispatcher.
+ * while it serves. A module of type TW_PLUGIN_AMP_COMMANDS does it from its
+ * context's register_commands (plugin.h), which reactord calls with that
+ * dispatcher for each `--amp-commands NAME`.
  *
  * Writes. Boxes sent while one read from the peer is being processed (the
  * answers of responders that answer at once, above all) are gathered and

@@ -1,18 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The protocol module ABI. A module is a shared object exporting exactly one
+ * The module ABI. A module is a shared object exporting exactly one
  * descriptor, made with TW_PLUGIN(). reactord (or any embedder) looks the
  * descriptor up by name, checks its magic and ABI version, validates the
- * operator's key=value options against the module's option table, and asks
- * the module for a factory.
+ * operator's key=value options against the module's option table, and then
+ * uses the module according to its type.
  *
- * Built-in protocols use the very same descriptor, so protocols/echo.c is
+ * The descriptor is generic, as nginx's ngx_module_t is: what every module
+ * has (magic, version, name, description, options), a type, and a context
+ * whose layout the type defines. A protocol module (TW_PLUGIN_PROTOCOL)
+ * makes stream factories and, optionally, datagram protocols; an AMP
+ * commands module (TW_PLUGIN_AMP_COMMANDS) adds commands to an AMP server.
+ * A new kind of module gets a new type number and its own context struct;
+ * the descriptor stays as it is.
+ *
+ * Programs that link protocols in (reactord's built-ins) register their
+ * descriptors with tw_plugin_registry_add_builtin(); protocols/echo.c is
  * the template a module author copies.
  *
- * ABI rules: the major version changes when the descriptor's layout or the
- * meaning of a field changes; a module built for another major is refused.
- * The minor version grows when fields are appended; a loader accepts any
- * module whose minor is not newer than its own.
+ * ABI rules: the major version changes when the descriptor's layout, a
+ * context's layout or the meaning of a field changes; a module built for
+ * another major is refused. The minor version grows when fields are
+ * appended to a context or types are added; a loader accepts any module
+ * whose minor is not newer than its own.
  */
 #ifndef TWINE_PLUGIN_H
 #define TWINE_PLUGIN_H
@@ -25,8 +35,8 @@
 TW_BEGIN_DECLS
 
 #define TW_PLUGIN_MAGIC 0x7477706cu /* "twpl" */
-#define TW_PLUGIN_ABI_MAJOR 1
-#define TW_PLUGIN_ABI_MINOR 1 /* 1: register_amp, make_datagram */
+#define TW_PLUGIN_ABI_MAJOR 2 /* 2: a type and a context */
+#define TW_PLUGIN_ABI_MINOR 0
 
 /** The symbol every module exports. */
 #define TW_PLUGIN_SYMBOL_NAME "tw_plugin_descriptor"
@@ -46,8 +56,12 @@ typedef struct tw_option_spec {
     const char *help;
 } tw_option_spec;
 
-/** Parsed and validated options, handed to the factory constructor. */
+/** Parsed and validated options, handed to the module's constructors. */
 typedef struct tw_options tw_options;
+
+/** Module types: each names the struct its descriptor's ctx points to. */
+#define TW_PLUGIN_PROTOCOL 1u     /**< ctx: const tw_plugin_protocol * */
+#define TW_PLUGIN_AMP_COMMANDS 2u /**< ctx: const tw_plugin_amp_commands * */
 
 /**
  * The factory constructor. It receives the validated options (borrowed for
@@ -61,40 +75,47 @@ struct tw_amp_dispatcher;
 struct tw_datagram_protocol;
 
 /**
- * The datagram constructor (ABI 1.1): a module that can also serve over UDP
- * (as echo does, RFC 862) returns one datagram protocol per UDP port; the
- * port takes ownership of it (see twine/udp.h). NULL after writing one
- * sentence into @p err.
+ * The datagram constructor: a protocol that can also serve over UDP (as
+ * echo does, RFC 862) returns one datagram protocol per UDP port; the port
+ * takes ownership of it (see twine/udp.h). NULL after writing one sentence
+ * into @p err.
  */
 typedef struct tw_datagram_protocol *(*tw_plugin_datagram_fn)(tw_reactor *r, const tw_options *opts,
                                                               char *err, size_t errlen);
 
 /**
- * The AMP hook (ABI 1.1): add this module's commands to an AMP dispatcher
- * with tw_amp_register() (twine/amp.h). reactord calls it for every module
- * in its search path that has one when the protocol it serves is an AMP
- * factory (tw_amp_factory_dispatcher() is not NULL), so that
- * `reactord --protocol amp --plugin-path DIR` answers DIR's commands too.
- * @p opts are the module's own options with their defaults, borrowed for
- * the call; what the hook registers must outlive the dispatcher (static
- * command descriptions do).
+ * Add a module's commands to an AMP dispatcher with tw_amp_register()
+ * (twine/amp.h). @p opts are the module's options, borrowed for the call;
+ * what it registers must outlive the dispatcher (static command
+ * descriptions do).
  * @return 0, or a negative code after writing one sentence into @p err.
  */
 typedef int (*tw_plugin_amp_fn)(struct tw_amp_dispatcher *d, const tw_options *opts, char *err,
                                 size_t errlen);
 
+/** The context of a TW_PLUGIN_PROTOCOL module: a protocol reactord serves. */
+typedef struct tw_plugin_protocol {
+    tw_plugin_factory_fn make_factory;   /**< required: serve over streams */
+    tw_plugin_datagram_fn make_datagram; /**< optional: serve over UDP too */
+} tw_plugin_protocol;
+
+/**
+ * The context of a TW_PLUGIN_AMP_COMMANDS module: commands added to an AMP
+ * protocol's dispatcher (`reactord -p amp --amp-commands NAME`).
+ */
+typedef struct tw_plugin_amp_commands {
+    tw_plugin_amp_fn register_commands; /**< required */
+} tw_plugin_amp_commands;
+
 typedef struct tw_plugin {
     uint32_t magic;     /**< TW_PLUGIN_MAGIC */
     uint16_t abi_major; /**< TW_PLUGIN_ABI_MAJOR when built */
     uint16_t abi_minor; /**< TW_PLUGIN_ABI_MINOR when built */
+    uint32_t type;      /**< TW_PLUGIN_PROTOCOL, TW_PLUGIN_AMP_COMMANDS, ... */
     const char *name;
     const char *description; /**< one line */
     const tw_option_spec *options;
-    tw_plugin_factory_fn make_factory;
-    /* ABI 1.1. Read it with tw_plugin_amp_hook(): a 1.0 module lacks it. */
-    tw_plugin_amp_fn register_amp; /**< optional */
-    /* ABI 1.1. Read it with tw_plugin_datagram_hook(): a 1.0 module lacks it. */
-    tw_plugin_datagram_fn make_datagram; /**< optional: serve over UDP too */
+    const void *ctx; /**< the type's context; read it with tw_plugin_context() */
 } tw_plugin;
 
 #ifdef TW_PLUGIN_BUILTIN
@@ -107,8 +128,12 @@ typedef struct tw_plugin {
  * Define the module's descriptor. @p id is a C identifier for the module;
  * the remaining arguments are designated initialisers, e.g.
  *
- *     TW_PLUGIN(echo, .name = "echo", .description = "RFC 862 echo",
- *               .make_factory = echo_factory);
+ *     TW_PLUGIN(echo, .type = TW_PLUGIN_PROTOCOL, .name = "echo",
+ *               .description = "RFC 862 echo",
+ *               .ctx = &(const tw_plugin_protocol){.make_factory = echo_factory});
+ *
+ * Built with TW_PLUGIN_BUILTIN defined, the descriptor is instead the
+ * object tw_builtin_plugin_ID, for a program that links the module in.
  */
 #define TW_PLUGIN(id, ...)                                                                         \
     TW_PLUGIN_DEFINE_(id) = {.magic = TW_PLUGIN_MAGIC,                                           \
@@ -117,32 +142,25 @@ typedef struct tw_plugin {
                              __VA_ARGS__}
 
 /**
- * Check a descriptor's magic and ABI version.
+ * Check a descriptor: its magic, its ABI version, a name, a known type with
+ * a context that has the type's required constructor.
  * @param origin where it came from, for the message ("built-in" or a path).
- * @return 0, or -EINVAL after writing one sentence naming both versions.
+ * @return 0, or -EINVAL after writing one sentence (for a version mismatch
+ *         it names both versions).
  */
 TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, size_t errlen);
 
 /**
- * @return the module's AMP hook, or NULL when it has none or was built for
- *         ABI 1.0, whose descriptor ends before the field.
+ * @return the module's context when it is of type @p type (cast it to the
+ *         type's struct), else NULL.
  */
-TW_API tw_plugin_amp_fn tw_plugin_amp_hook(const tw_plugin *p);
+TW_API const void *tw_plugin_context(const tw_plugin *p, uint32_t type);
 
 /**
- * @return the module's datagram constructor, or NULL when it has none or
- *         was built for ABI 1.0.
+ * @return a short name of the module's type ("protocol", "AMP commands"),
+ *         static; "unknown" for a type this twine does not know.
  */
-TW_API tw_plugin_datagram_fn tw_plugin_datagram_hook(const tw_plugin *p);
-
-/** @return the number of built-in modules. */
-TW_API size_t tw_plugin_builtin_count(void);
-
-/** @return built-in module @p i (static storage), or NULL past the end. */
-TW_API const tw_plugin *tw_plugin_builtin(size_t i);
-
-/** @return the built-in module called @p name, or NULL. */
-TW_API const tw_plugin *tw_plugin_builtin_find(const char *name);
+TW_API const char *tw_plugin_type_name(const tw_plugin *p);
 
 /**
  * Parse "key=value" strings against @p spec, filling in defaults.
@@ -183,8 +201,8 @@ TW_API double tw_options_get_double(const tw_options *o, const char *name, doubl
  * Naming rule: the module for protocol NAME is the file NAME.so, and it must
  * declare NAME (letters, digits, '_', '-' and '.', not starting with '.').
  *
- * Search order: built-ins first, then the directories in the order they
- * were added to a registry. reactord adds each --plugin-path, then each
+ * Search order: the built-ins a program registered first, then the
+ * directories in the order they were added to a registry. reactord adds each --plugin-path, then each
  * entry of TWINE_PLUGIN_PATH, then tw_plugin_installed_dir(). The first
  * match wins; a module whose name is already taken by a built-in or by a
  * module found earlier is refused as a duplicate, naming both.
@@ -225,15 +243,31 @@ TW_API const char *tw_plugin_installed_dir(void);
 /** The origin a registry reports for built-in modules. */
 #define TW_PLUGIN_ORIGIN_BUILTIN "built-in"
 
-/** The modules one program knows: the built-ins and those loaded from files. */
+/**
+ * The modules one program knows: those its caller linked in and registered
+ * (its built-ins) and those loaded from files.
+ */
 typedef struct tw_plugin_registry tw_plugin_registry;
 
 /**
- * Make a registry holding every built-in module and no search directory.
+ * Make an empty registry: no module and no search directory.
  * @return the registry, freed with tw_plugin_registry_free(), or NULL when
  *         memory runs out.
  */
 TW_API tw_plugin_registry *tw_plugin_registry_new(void);
+
+/**
+ * Register a module linked into the program (reactord registers its
+ * built-in protocols so). It is checked as a loaded module is and reported
+ * with the origin TW_PLUGIN_ORIGIN_BUILTIN. Register built-ins before
+ * loading any file, so that they come first in the search order.
+ * @param p borrowed: it must outlive the registry (static storage does).
+ * @return 0; -EINVAL for a descriptor tw_plugin_check() refuses or an
+ *         invalid name; -EEXIST when its name is registered already; or
+ *         -ENOMEM. On error one sentence is in @p err.
+ */
+TW_API int tw_plugin_registry_add_builtin(tw_plugin_registry *reg, const tw_plugin *p, char *err,
+                                          size_t errlen);
 
 /** Unload every module the registry loaded and free it. NULL is ignored. */
 TW_API void tw_plugin_registry_free(tw_plugin_registry *reg);

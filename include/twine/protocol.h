@@ -116,6 +116,26 @@ TW_API void tw_factory_start(tw_factory *f);
 /** Drop a user, calling stop_factory after the last. */
 TW_API void tw_factory_stop(tw_factory *f);
 
+/**
+ * A factory that builds one protocol of @p ops per connection, as Twisted's
+ * Factory.forProtocol does, for protocols that need no state of the
+ * factory's own.
+ *
+ * Each protocol is @p size zeroed bytes, whose first member is the struct
+ * tw_protocol (so tw_container_of() reaches the rest). Its ops are a copy
+ * of @p ops kept by the factory, whose destroy frees the protocol's memory
+ * after calling @p ops->destroy, which must therefore release only what the
+ * protocol holds, never the protocol itself (NULL when it holds nothing).
+ * A protocol built here must keep the ops it was given.
+ *
+ * @param ops borrowed for the call (the factory keeps a copy).
+ * @param size at least sizeof(tw_protocol).
+ * @return the factory, owned by the caller and freed with tw_factory_free()
+ *         after every connection it built is gone; NULL when @p size is too
+ *         small (errno EINVAL) or memory runs out (errno ENOMEM).
+ */
+TW_API tw_factory *tw_factory_for_protocol(const tw_protocol_ops *ops, size_t size);
+
 TW_END_DECLS
 
 #endif

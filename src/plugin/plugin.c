@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Module descriptors and their options: the checks every module passes
- * before it is used, whether it is built in or loaded from a file, and the
+ * before it is used, whether it is built in or loaded from a file (its
+ * version, then what its type requires of its context), and the
  * validation of the operator's key=value options against the module's
  * option table, so that a module never sees a malformed value.
  */
@@ -21,6 +22,24 @@ struct tw_options {
     char *values[]; /* one per spec entry; NULL when absent */
 };
 
+/* The constructor a module of a known type must have, or NULL for an
+ * unknown type. A loader of this ABI knows every type of its minor. */
+static const char *missing_constructor(const tw_plugin *p)
+{
+    switch (p->type) {
+    case TW_PLUGIN_PROTOCOL: {
+        const tw_plugin_protocol *c = p->ctx;
+        return c == NULL || c->make_factory == NULL ? "make_factory" : "";
+    }
+    case TW_PLUGIN_AMP_COMMANDS: {
+        const tw_plugin_amp_commands *c = p->ctx;
+        return c == NULL || c->register_commands == NULL ? "register_commands" : "";
+    }
+    default:
+        return NULL;
+    }
+}
+
 TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, size_t errlen)
 {
     if (p->magic != TW_PLUGIN_MAGIC) {
@@ -28,6 +47,7 @@ TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, si
                  (unsigned)p->magic);
         return -EINVAL;
     }
+    /* Only the fields above are common to every major: read no further. */
     if (p->abi_major != TW_PLUGIN_ABI_MAJOR || p->abi_minor > TW_PLUGIN_ABI_MINOR) {
         snprintf(err, errlen,
                  "%s was built for module ABI %u.%u, but this twine provides ABI %u.%u", origin,
@@ -35,19 +55,40 @@ TW_API int tw_plugin_check(const tw_plugin *p, const char *origin, char *err, si
                  TW_PLUGIN_ABI_MINOR);
         return -EINVAL;
     }
-    if (p->name == NULL || p->name[0] == '\0' || p->make_factory == NULL) {
-        snprintf(err, errlen, "%s has a descriptor without a name or factory constructor",
-                 origin);
+    if (p->name == NULL || p->name[0] == '\0') {
+        snprintf(err, errlen, "%s has a descriptor without a name", origin);
+        return -EINVAL;
+    }
+    const char *missing = missing_constructor(p);
+    if (missing == NULL) {
+        snprintf(err, errlen,
+                 "%s declares module type %u, which this twine (module ABI %u.%u) does not know",
+                 origin, (unsigned)p->type, TW_PLUGIN_ABI_MAJOR, TW_PLUGIN_ABI_MINOR);
+        return -EINVAL;
+    }
+    if (missing[0] != '\0') {
+        snprintf(err, errlen, "%s is a %s module without the %s its type requires", origin,
+                 tw_plugin_type_name(p), missing);
         return -EINVAL;
     }
     return 0;
 }
 
-TW_API tw_plugin_datagram_fn tw_plugin_datagram_hook(const tw_plugin *p)
+TW_API const void *tw_plugin_context(const tw_plugin *p, uint32_t type)
 {
-    if (p->abi_major != TW_PLUGIN_ABI_MAJOR || p->abi_minor < 1)
-        return NULL; /* the field is past the end of a 1.0 descriptor */
-    return p->make_datagram;
+    return p->type == type ? p->ctx : NULL;
+}
+
+TW_API const char *tw_plugin_type_name(const tw_plugin *p)
+{
+    switch (p->type) {
+    case TW_PLUGIN_PROTOCOL:
+        return "protocol";
+    case TW_PLUGIN_AMP_COMMANDS:
+        return "AMP commands";
+    default:
+        return "unknown";
+    }
 }
 
 static int parse_bool(const char *v, int *out)

@@ -49,14 +49,6 @@ TW_API const char *tw_plugin_installed_dir(void)
     return TW_PLUGIN_INSTALLED_DIR;
 }
 
-TW_API tw_plugin_amp_fn tw_plugin_amp_hook(const tw_plugin *p)
-{
-    /* Fields appended after ABI 1.0 are only there if the module says so. */
-    if (p->abi_major != TW_PLUGIN_ABI_MAJOR || p->abi_minor < 1)
-        return NULL;
-    return p->register_amp;
-}
-
 /* A protocol name becomes a file name (NAME.so), so it must be one. */
 static int valid_name(const char *name)
 {
@@ -190,16 +182,43 @@ static const char *origin_of(const entry *e)
 
 TW_API tw_plugin_registry *tw_plugin_registry_new(void)
 {
-    tw_plugin_registry *reg = calloc(1, sizeof *reg);
-    if (reg == NULL)
-        return NULL;
-    for (size_t i = 0; i < tw_plugin_builtin_count(); i++) {
-        if (push_entry(reg, tw_plugin_builtin(i), NULL) < 0) {
-            tw_plugin_registry_free(reg);
-            return NULL;
-        }
+    return calloc(1, sizeof(tw_plugin_registry));
+}
+
+static int refuse_duplicate(const tw_plugin_registry *reg, const tw_plugin *p, const char *origin,
+                            char *err, size_t errlen)
+{
+    const entry *dup = lookup(reg, p->name);
+    if (dup == NULL)
+        return 0;
+    if (strcmp(origin, TW_PLUGIN_ORIGIN_BUILTIN) == 0)
+        snprintf(err, errlen, "the built-in module '%s' is registered twice", p->name);
+    else
+        snprintf(err, errlen,
+                 "module %s declares protocol '%s', which %s%s already provides; a protocol "
+                 "name is taken by the first module in the search order",
+                 origin, p->name, dup->module != NULL ? "the module " : "the ",
+                 dup->module != NULL ? origin_of(dup) : "built-in module");
+    return -EEXIST;
+}
+
+TW_API int tw_plugin_registry_add_builtin(tw_plugin_registry *reg, const tw_plugin *p, char *err,
+                                          size_t errlen)
+{
+    int rc = tw_plugin_check(p, TW_PLUGIN_ORIGIN_BUILTIN, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!valid_name(p->name)) {
+        snprintf(err, errlen, "the built-in module '%s' has an invalid name", p->name);
+        return -EINVAL;
     }
-    return reg;
+    if ((rc = refuse_duplicate(reg, p, TW_PLUGIN_ORIGIN_BUILTIN, err, errlen)) < 0)
+        return rc;
+    if (push_entry(reg, p, NULL) < 0) {
+        snprintf(err, errlen, "out of memory registering the built-in module '%s'", p->name);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 TW_API void tw_plugin_registry_free(tw_plugin_registry *reg)
@@ -275,15 +294,9 @@ TW_API int tw_plugin_registry_load(tw_plugin_registry *reg, const char *path,
     int rc = tw_plugin_load(path, &m, err, errlen);
     if (rc < 0)
         return rc;
-    const entry *dup = lookup(reg, m->plugin->name);
-    if (dup != NULL) {
-        snprintf(err, errlen,
-                 "module %s declares protocol '%s', which %s%s already provides; a protocol "
-                 "name is taken by the first module in the search order",
-                 path, m->plugin->name, dup->module != NULL ? "the module " : "the ",
-                 dup->module != NULL ? origin_of(dup) : "built-in module");
+    if ((rc = refuse_duplicate(reg, m->plugin, path, err, errlen)) < 0) {
         tw_plugin_module_close(m);
-        return -EEXIST;
+        return rc;
     }
     if (push_entry(reg, m->plugin, m) < 0) {
         snprintf(err, errlen, "out of memory loading module %s", path);

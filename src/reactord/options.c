@@ -30,6 +30,8 @@ void rd_options_usage(FILE *out)
             "                             --help-protocol NAME)\n"
             "      --plugin-path DIR      search DIR for protocol modules NAME.so, before\n"
             "                             TWINE_PLUGIN_PATH and %s (repeatable)\n"
+            "      --amp-commands NAME    add the AMP commands of module NAME to the AMP\n"
+            "                             protocol served (repeatable)\n"
             "      --list-protocols       list the protocols, where each comes from, and exit\n"
             "      --help-protocol NAME   describe a protocol and its options, and exit\n"
             "\n"
@@ -185,7 +187,8 @@ enum {
     OPT_THROTTLE_TOTAL_IN,
     OPT_THROTTLE_TOTAL_OUT,
     OPT_MAX_PER_PEER,
-    OPT_LOG_TRAFFIC
+    OPT_LOG_TRAFFIC,
+    OPT_AMP_COMMANDS
 };
 
 static const struct option longopts[] = {
@@ -195,6 +198,7 @@ static const struct option longopts[] = {
     {"interface", required_argument, NULL, OPT_INTERFACE},
     {"option", required_argument, NULL, 'o'},
     {"plugin-path", required_argument, NULL, OPT_PLUGIN_PATH},
+    {"amp-commands", required_argument, NULL, OPT_AMP_COMMANDS},
     {"list-protocols", no_argument, NULL, OPT_LIST},
     {"help-protocol", required_argument, NULL, OPT_HELP_PROTOCOL},
     {"daemon", no_argument, NULL, 'd'},
@@ -249,6 +253,11 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
             return rd_error(EX_USAGE, "--plugin-path needs a directory");
         return append(cfg->plugin_path, &cfg->nplugin_path, RD_MAX_PLUGIN_PATHS,
                       "plugin paths", arg);
+    case OPT_AMP_COMMANDS:
+        if (arg[0] == '\0')
+            return rd_error(EX_USAGE, "--amp-commands needs a module name");
+        return append(cfg->amp_commands, &cfg->namp_commands, RD_MAX_AMP_COMMANDS,
+                      "AMP command modules", arg);
     case OPT_LIST:
         cfg->list_protocols = 1;
         return 0;

@@ -26,6 +26,7 @@
 #define RD_MAX_LISTEN 32
 #define RD_MAX_OPTIONS 64
 #define RD_MAX_PLUGIN_PATHS 32
+#define RD_MAX_AMP_COMMANDS 32
 
 /* ------------------------------------------------------------ options.c */
 
@@ -40,6 +41,8 @@ typedef struct rd_config {
     size_t noptions;
     const char *plugin_path[RD_MAX_PLUGIN_PATHS];
     size_t nplugin_path;
+    const char *amp_commands[RD_MAX_AMP_COMMANDS]; /* --amp-commands modules */
+    size_t namp_commands;
     int list_protocols;
     const char *help_protocol;
     int daemon;
@@ -115,6 +118,7 @@ typedef struct rd_app {
     const rd_config *cfg;
     tw_plugin_registry *reg;
     const tw_plugin *plugin;
+    const tw_plugin_protocol *proto; /* the plugin's context */
     const char *origin;
     tw_options *opts;
 } rd_app;
@@ -131,12 +135,13 @@ int rd_plugins_help(rd_app *app, const char *name);
 /* Find the protocol of cfg->protocol and validate the -o options. */
 int rd_plugins_resolve(rd_app *app);
 
-/* Make the protocol's factory. @return 0 or a code. */
+/* Make the protocol's factory, refusing one that is not an AMP factory when
+ * --amp-commands was given. @return 0 or a code. */
 int rd_plugins_make_factory(rd_app *app, tw_reactor *r, tw_factory **out);
 
-/* Give an AMP factory the commands of every module in the search path with
- * an AMP hook, loading them: call it after dropping privileges. Nothing for
- * other factories. @return 0 or a code. */
+/* Give the factory (an AMP one when there are any) the commands of each
+ * --amp-commands module, loading only those: call it after dropping
+ * privileges. @return 0 or a code. */
 int rd_plugins_add_amp_commands(rd_app *app, tw_factory *f);
 
 /* Make the module's datagram protocol for one udp: endpoint. */

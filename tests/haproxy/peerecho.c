@@ -80,6 +80,6 @@ static tw_factory *peerecho_make_factory(tw_reactor *r, const tw_options *opts, 
     return f;
 }
 
-TW_PLUGIN(peerecho, .name = "peerecho",
+TW_PLUGIN(peerecho, .type = TW_PLUGIN_PROTOCOL, .name = "peerecho",
           .description = "echo that first writes 'peer ADDRESS' as the transport reports it",
-          .make_factory = peerecho_make_factory);
+          .ctx = &(const tw_plugin_protocol){.make_factory = peerecho_make_factory});

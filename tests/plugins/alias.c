@@ -16,5 +16,6 @@ static tw_factory *alias_make_factory(tw_reactor *r, const tw_options *opts, cha
     return NULL;
 }
 
-TW_PLUGIN(alias, .name = "aliased", .description = "named after another protocol",
-          .make_factory = alias_make_factory);
+TW_PLUGIN(alias, .type = TW_PLUGIN_PROTOCOL, .name = "aliased",
+          .description = "named after another protocol",
+          .ctx = &(const tw_plugin_protocol){.make_factory = alias_make_factory});

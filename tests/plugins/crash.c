@@ -37,5 +37,6 @@ static tw_factory *crash_make_factory(tw_reactor *r, const tw_options *opts, cha
     return NULL;
 }
 
-TW_PLUGIN(crash, .name = "crash", .description = "crashes when it starts (a test module)",
-          .make_factory = crash_make_factory);
+TW_PLUGIN(crash, .type = TW_PLUGIN_PROTOCOL, .name = "crash",
+          .description = "crashes when it starts (a test module)",
+          .ctx = &(const tw_plugin_protocol){.make_factory = crash_make_factory});

@@ -17,5 +17,5 @@ static tw_factory *dupecho_make_factory(tw_reactor *r, const tw_options *opts, c
     return NULL;
 }
 
-TW_PLUGIN(dupecho, .name = "echo", .description = "a second echo",
-          .make_factory = dupecho_make_factory);
+TW_PLUGIN(dupecho, .type = TW_PLUGIN_PROTOCOL, .name = "echo", .description = "a second echo",
+          .ctx = &(const tw_plugin_protocol){.make_factory = dupecho_make_factory});

@@ -3,15 +3,13 @@
  * A well-formed protocol module for the loader tests, built as good.so. It
  * greets each client with its "greeting" option and a newline, then echoes
  * (upper-cased with shout=true), so a test can see both that the module was
- * loaded and that its options arrived. Its AMP hook adds a Reverse command
- * to `reactord --protocol amp`.
+ * loaded and that its options arrived.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <twine.h>
-#include <twine/amp.h>
 
 typedef struct {
     tw_factory base;
@@ -104,44 +102,6 @@ static tw_factory *good_make_factory(tw_reactor *r, const tw_options *opts, char
     return &gf->base;
 }
 
-static const tw_amp_command reverse_command = {
-    .name = "Reverse",
-    .arguments = (const tw_amp_arg[]){{"text", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    .response = (const tw_amp_arg[]){{"text", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-};
-
-static tw_deferred *reverse_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
-{
-    (void)amp;
-    (void)arg;
-    const char *text;
-    size_t len;
-    if (tw_amp_values_get_string(args, "text", &text, &len) < 0)
-        return tw_amp_fail("BAD_TEXT", "no text");
-    char *rev = malloc(len + 1);
-    tw_amp_values *v = tw_amp_values_new();
-    if (rev == NULL || v == NULL) {
-        free(rev);
-        tw_amp_values_free(v);
-        return NULL;
-    }
-    for (size_t i = 0; i < len; i++)
-        rev[i] = text[len - 1 - i];
-    tw_amp_values_set_string(v, "text", rev, len);
-    free(rev);
-    return tw_amp_succeed(v);
-}
-
-static int good_register_amp(struct tw_amp_dispatcher *d, const tw_options *opts, char *err,
-                             size_t errlen)
-{
-    (void)opts;
-    int rc = tw_amp_register(d, &reverse_command, reverse_responder, NULL);
-    if (rc < 0)
-        snprintf(err, errlen, "cannot register Reverse: %s", tw_strerror(rc));
-    return rc;
-}
-
 static const tw_option_spec good_options[] = {
     {"greeting", TW_OPTION_STRING, "hello", "the line sent to each new client"},
     {"shout", TW_OPTION_BOOL, "false", "echo in upper case"},
@@ -149,6 +109,7 @@ static const tw_option_spec good_options[] = {
     {NULL, 0, NULL, NULL},
 };
 
-TW_PLUGIN(good, .name = "good", .description = "greets, then echoes (a test module)",
-          .options = good_options, .make_factory = good_make_factory,
-          .register_amp = good_register_amp);
+TW_PLUGIN(good, .type = TW_PLUGIN_PROTOCOL, .name = "good",
+          .description = "greets, then echoes (a test module)",
+          .options = good_options,
+          .ctx = &(const tw_plugin_protocol){.make_factory = good_make_factory});

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A module built for ABI 1.0, before the descriptor grew its AMP and
- * datagram hooks: its descriptor ends after make_factory. A loader of a
- * later minor version must accept it and never read past its end. The 1.0
- * layout is spelled out here, as that old header defined it.
+ * A module built for ABI 1.0, before the descriptor became a type and a
+ * context: its descriptor holds make_factory where ABI 2 has its type. A
+ * loader of ABI 2 must refuse it, naming both versions, after reading only
+ * the magic and version every major shares. The 1.0 layout is spelled out
+ * here, as that old header defined it.
  */
 #include <stdint.h>
 #include <stdlib.h>

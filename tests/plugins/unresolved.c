@@ -19,5 +19,6 @@ static tw_factory *unresolved_make_factory(tw_reactor *r, const tw_options *opts
     return tw_factory_that_does_not_exist();
 }
 
-TW_PLUGIN(unresolved, .name = "unresolved", .description = "needs a missing symbol",
-          .make_factory = unresolved_make_factory);
+TW_PLUGIN(unresolved, .type = TW_PLUGIN_PROTOCOL, .name = "unresolved",
+          .description = "needs a missing symbol",
+          .ctx = &(const tw_plugin_protocol){.make_factory = unresolved_make_factory});
