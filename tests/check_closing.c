@@ -381,6 +381,218 @@ START_TEST(test_an_amp_unknown_error_closes_without_losing_the_answers)
 }
 END_TEST
 
+/*
+ * The receivers' own limits, closing with large answers still queued: a
+ * protocol built on the line receiver or on a length-prefixed receiver
+ * answers each request with LIM_ANSWER bytes, far more than the peer's
+ * socket buffers hold while it does not read. The peer sends LIM_REQUESTS
+ * requests, then a message over the receiver's maximum, then bytes the
+ * server will never parse, all before it reads a byte. The receiver's
+ * default handler closes with the answers queued and that input unread; a
+ * close() then would reset, and the kernel would drop what it had not sent.
+ */
+#define LIM_REQUESTS 4
+#define LIM_ANSWER (1u << 20)
+#define LIM_MAX_LENGTH 1000
+
+typedef struct {
+    tw_factory base;
+    tw_framing framing;
+    int line; /* the line receiver instead of a string receiver */
+    int built, lost, lost_code, requests;
+    size_t written;
+} lim_factory;
+
+typedef struct {
+    tw_protocol base;
+    lim_factory *f;
+    tw_line_receiver lr;
+    tw_string_receiver sr;
+} lim_proto;
+
+static void lim_answer(lim_proto *lp)
+{
+    lim_factory *f = lp->f;
+    unsigned char *buf = malloc(LIM_ANSWER);
+    ck_assert_ptr_nonnull(buf);
+    fill_pattern(buf, f->written, LIM_ANSWER);
+    ck_assert_int_eq(tw_transport_write(lp->base.transport, buf, LIM_ANSWER), 0);
+    f->written += LIM_ANSWER;
+    f->requests++;
+    free(buf);
+}
+
+static void lim_line(tw_line_receiver *lr, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    lim_answer(tw_container_of(lr, lim_proto, lr));
+}
+
+static void lim_string(tw_string_receiver *sr, const void *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    lim_answer(tw_container_of(sr, lim_proto, sr));
+}
+
+/* No limit handlers: the receivers' defaults close the connection. */
+static const tw_line_receiver_ops lim_line_ops = {.line_received = lim_line};
+static const tw_string_receiver_ops lim_string_ops = {.string_received = lim_string};
+
+static void lim_data(tw_protocol *p, const void *data, size_t len)
+{
+    lim_proto *lp = tw_container_of(p, lim_proto, base);
+    if (lp->f->line)
+        tw_line_receiver_data_received(&lp->lr, data, len);
+    else
+        tw_string_receiver_data_received(&lp->sr, data, len);
+}
+
+static void lim_lost(tw_protocol *p, const tw_failure *reason)
+{
+    lim_proto *lp = tw_container_of(p, lim_proto, base);
+    lp->f->lost++;
+    lp->f->lost_code = tw_failure_code(reason);
+}
+
+static void lim_destroy(tw_protocol *p)
+{
+    lim_proto *lp = tw_container_of(p, lim_proto, base);
+    if (lp->f->line)
+        tw_line_receiver_cleanup(&lp->lr);
+    else
+        tw_string_receiver_cleanup(&lp->sr);
+    free(lp);
+}
+
+static const tw_protocol_ops lim_ops = {
+    .data_received = lim_data,
+    .connection_lost = lim_lost,
+    .destroy = lim_destroy,
+};
+
+static tw_protocol *lim_build(tw_factory *fb, const tw_address *addr)
+{
+    (void)addr;
+    lim_factory *f = tw_container_of(fb, lim_factory, base);
+    lim_proto *lp = calloc(1, sizeof *lp);
+    ck_assert_ptr_nonnull(lp);
+    lp->base.ops = &lim_ops;
+    lp->f = f;
+    if (f->line) {
+        tw_line_receiver_init(&lp->lr, &lp->base, &lim_line_ops);
+        ck_assert_int_eq(tw_line_receiver_set_delimiter(&lp->lr, "\n", 1), 0);
+        tw_line_receiver_set_max_length(&lp->lr, LIM_MAX_LENGTH);
+    } else {
+        ck_assert_int_eq(tw_string_receiver_init(&lp->sr, &lp->base, f->framing, &lim_string_ops),
+                         0);
+        tw_string_receiver_set_max_length(&lp->sr, LIM_MAX_LENGTH);
+    }
+    f->built++;
+    return &lp->base;
+}
+
+static const tw_factory_ops lim_factory_ops = {.build_protocol = lim_build};
+
+/* Send @p len bytes without blocking the loop that must read them. */
+static void send_turning(tw_reactor *r, int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    long long deadline = tu_now_ms() + 5000;
+    while (len > 0 && tu_now_ms() < deadline) {
+        ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+        } else {
+            ck_assert(n < 0 && (errno == EAGAIN || errno == EINTR));
+            tw_reactor_iterate(r, 0.01);
+        }
+    }
+    ck_assert_uint_eq(len, 0);
+}
+
+static void limit_close_keeps_queued_answers(lim_factory *f, const void *request, size_t rlen,
+                                             const void *violation, size_t vlen)
+{
+    tw_reactor *r = tw_reactor_new();
+    f->base.ops = &lim_factory_ops;
+    int port;
+    tw_listener *l;
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &f->base, &l), 0);
+    tw_address bound;
+    tw_listener_address(l, &bound);
+    port = tw_address_port(&bound);
+    int c = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    spin_until(r, &f->built, 2000);
+    for (int i = 0; i < LIM_REQUESTS; i++)
+        send_turning(r, c, request, rlen);
+    send_turning(r, c, violation, vlen);
+    /* Input the server will not parse: what it has not read when it
+     * closes would make close() reset. */
+    size_t junk_len = 256 << 10;
+    char *junk = malloc(junk_len);
+    memset(junk, 'j', junk_len);
+    size_t sent = 0;
+    long long t0 = tu_now_ms();
+    while (sent < junk_len && tu_now_ms() - t0 < 1000) {
+        ssize_t n = send(c, junk + sent, junk_len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            sent += (size_t)n;
+        tw_reactor_iterate(r, 0.005);
+    }
+    free(junk);
+    ck_assert_int_eq(f->requests, LIM_REQUESTS);
+    /* The peer reads only once the server has closed on it. */
+    t0 = tu_now_ms();
+    while (tu_now_ms() - t0 < 200)
+        tw_reactor_iterate(r, 0.01);
+    int end;
+    size_t got = read_to_eof(r, c, 20000, &end);
+    ck_assert_uint_eq(got, (size_t)LIM_REQUESTS * LIM_ANSWER);
+    ck_assert_int_eq(end, 1); /* a FIN, not ECONNRESET */
+    close(c);
+    spin_until(r, &f->lost, 2000);
+    ck_assert_int_eq(f->lost, 1);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+
+START_TEST(test_an_over_long_line_closes_with_every_queued_answer_delivered)
+{
+    lim_factory f = {.line = 1};
+    char over[5000];
+    memset(over, 'x', sizeof over);
+    limit_close_keeps_queued_answers(&f, "q\n", 2, over, sizeof over);
+}
+END_TEST
+
+START_TEST(test_an_int32_string_over_its_maximum_closes_with_every_answer_delivered)
+{
+    lim_factory f = {.framing = TW_FRAMING_INT32};
+    /* Announces 5,000 bytes against a maximum of 1,000, and sends them. */
+    unsigned char over[4 + 5000];
+    memcpy(over, "\x00\x00\x13\x88", 4);
+    memset(over + 4, 's', 5000);
+    limit_close_keeps_queued_answers(&f, "\x00\x00\x00\x01q", 5, over, sizeof over);
+}
+END_TEST
+
+START_TEST(test_a_netstring_over_its_maximum_closes_with_every_answer_delivered)
+{
+    lim_factory f = {.framing = TW_FRAMING_NETSTRING};
+    char over[5 + 5000 + 1];
+    memcpy(over, "5000:", 5);
+    memset(over + 5, 's', 5000);
+    over[sizeof over - 1] = ',';
+    limit_close_keeps_queued_answers(&f, "1:q,", 4, over, sizeof over);
+}
+END_TEST
+
 /* A closing stream whose peer never closes gives up after the linger
  * timeout, and a graceful stop waits for it. */
 START_TEST(test_linger_ends_at_the_timeout_and_stop_waits_for_it)
@@ -731,6 +943,9 @@ static Suite *closing_suite(void)
     tcase_add_test(tc, test_an_over_long_line_closes_without_losing_the_answers);
     tcase_add_test(tc, test_an_amp_box_over_the_limit_closes_without_losing_the_answers);
     tcase_add_test(tc, test_an_amp_unknown_error_closes_without_losing_the_answers);
+    tcase_add_test(tc, test_an_over_long_line_closes_with_every_queued_answer_delivered);
+    tcase_add_test(tc, test_an_int32_string_over_its_maximum_closes_with_every_answer_delivered);
+    tcase_add_test(tc, test_a_netstring_over_its_maximum_closes_with_every_answer_delivered);
     tcase_add_test(tc, test_linger_ends_at_the_timeout_and_stop_waits_for_it);
     tcase_add_test(tc, test_writes_after_lose_connection_are_sent);
     tcase_add_test(tc, test_peer_half_close_still_gets_the_whole_reply);
