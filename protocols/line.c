@@ -14,11 +14,10 @@
  * With delimiter=lf, lines end at LF (what nc sends) and a CR before it is
  * part of the line, so it counts against max-length and comes back.
  *
- * The echoes of all the lines found in one chunk leave in a single write:
- * they are gathered in a scratch buffer that the factory owns and every
- * connection shares, which is safe because a reactor runs one callback at a
- * time and the buffer is always emptied before the callback returns. An idle
- * connection therefore holds no output buffer of its own.
+ * Each line is echoed with its own write; the transport gathers the
+ * writes made while one chunk is processed and sends them together when
+ * data_received returns, so a peer that sends many lines at once costs one
+ * system call per chunk. An idle connection holds no output buffer.
  *
  * A peer that sends lines but does not read the echoes fills the
  * transport's queue; past the high watermark the line receiver is paused
@@ -39,8 +38,6 @@ typedef struct {
     size_t max_length;
     char delimiter[2];
     size_t delimiter_len;
-    char *out; /* scratch: echoes gathered during one callback */
-    size_t out_len, out_cap;
 } line_factory;
 
 typedef struct {
@@ -48,43 +45,9 @@ typedef struct {
     tw_line_receiver lr;
 } line_protocol;
 
-static line_factory *factory_of(tw_line_receiver *lr)
-{
-    return tw_container_of(lr->protocol->factory, line_factory, base);
-}
-
-/* Send what was gathered. */
-static void flush(line_protocol *lp)
-{
-    line_factory *f = tw_container_of(lp->base.factory, line_factory, base);
-    if (f->out_len == 0)
-        return;
-    size_t len = f->out_len;
-    f->out_len = 0; /* the write may call pause_producing, never back into here */
-    tw_transport_write(lp->base.transport, f->out, len);
-}
-
 static void on_line(tw_line_receiver *lr, const char *line, size_t len)
 {
-    line_factory *f = factory_of(lr);
-    size_t need = len + f->delimiter_len;
-    if (f->out_cap - f->out_len < need) {
-        size_t cap = f->out_cap ? f->out_cap : 4096;
-        while (cap - f->out_len < need)
-            cap *= 2;
-        char *p = realloc(f->out, cap);
-        if (p == NULL) {
-            /* Keep the order: what was gathered, then this line on its own. */
-            flush(tw_container_of(lr, line_protocol, lr));
-            tw_line_receiver_send_line(lr, line, len);
-            return;
-        }
-        f->out = p;
-        f->out_cap = cap;
-    }
-    memcpy(f->out + f->out_len, line, len);
-    memcpy(f->out + f->out_len + len, f->delimiter, f->delimiter_len);
-    f->out_len += need;
+    tw_line_receiver_send_line(lr, line, len);
 }
 
 static void on_too_long(tw_line_receiver *lr, const char *data, size_t len)
@@ -92,7 +55,6 @@ static void on_too_long(tw_line_receiver *lr, const char *data, size_t len)
     (void)data;
     (void)len;
     line_protocol *lp = tw_container_of(lr, line_protocol, lr);
-    flush(lp); /* the lines before it were valid and are answered */
     tw_address peer;
     char where[TW_ADDRSTRLEN] = "the peer";
     if (tw_transport_get_peer(lp->base.transport, &peer) == 0)
@@ -111,7 +73,6 @@ static void line_data(tw_protocol *p, const void *data, size_t len)
 {
     line_protocol *lp = tw_container_of(p, line_protocol, base);
     tw_line_receiver_data_received(&lp->lr, data, len);
-    flush(lp);
 }
 
 static void line_lost(tw_protocol *p, const tw_failure *reason)
@@ -129,7 +90,6 @@ static void line_resume(tw_protocol *p)
 {
     line_protocol *lp = tw_container_of(p, line_protocol, base);
     tw_line_receiver_resume_producing(&lp->lr);
-    flush(lp);
 }
 
 static void line_destroy(tw_protocol *p)
@@ -169,9 +129,7 @@ static tw_protocol *line_build(tw_factory *base, const tw_address *peer)
 
 static void line_factory_destroy(tw_factory *base)
 {
-    line_factory *f = tw_container_of(base, line_factory, base);
-    free(f->out);
-    free(f);
+    free(tw_container_of(base, line_factory, base));
 }
 
 static const tw_factory_ops line_factory_ops = {

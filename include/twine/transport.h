@@ -84,6 +84,11 @@ struct tw_transport {
 
 /**
  * Queue @p len bytes for sending; the bytes are copied (or sent at once).
+ * Writes made inside one of twine's callbacks (data_received, a timer, a
+ * deferred's callback fired from those) are gathered and leave together,
+ * in one system call per connection, when the outermost callback returns;
+ * a write made outside every callback goes out at once. Either way no
+ * write waits for the next loop pass.
  * Writes made after tw_transport_lose_connection() are still taken and sent
  * before the FIN, as Twisted takes them until the connection is lost.
  * @return 0; TW_ESTATE after abort, after the write side was shut (FIN sent)

@@ -185,10 +185,6 @@ struct tw_amp {
     size_t nrequests;
     size_t max_pending;
     tw_failure *lost_reason;
-    char *cork;                  /* answers gathered while one read is processed */
-    size_t cork_len, cork_cap;
-    unsigned corked : 1;         /* inside data_received: gather writes */
-    unsigned cork_heap : 1;      /* cork was malloc'd, not data_received's stack buffer */
     unsigned closing : 1;        /* twine or the peer is closing it */
     unsigned lost : 1;           /* connection_lost ran */
     unsigned paused_pending : 1; /* reading paused: too many requests pending */
@@ -240,21 +236,10 @@ static const char *peer_name(tw_amp *amp, char *buf, size_t len)
     return tw_address_format(&a, buf, len);
 }
 
-/* Write what was gathered while corked. @return what the transport said. */
-static int flush_cork(tw_amp *amp)
-{
-    if (amp->cork_len == 0)
-        return 0;
-    size_t n = amp->cork_len;
-    amp->cork_len = 0;
-    return tw_transport_write(amp->base.transport, amp->cork, n);
-}
-
 static void amp_close(tw_amp *amp)
 {
     if (amp->closing)
         return;
-    flush_cork(amp); /* an UNKNOWN just answered goes out before the close */
     amp->closing = 1;
     tw_transport_lose_connection(amp->base.transport);
 }
@@ -280,42 +265,17 @@ static void violation(tw_amp *amp, const char *fmt, ...)
     amp_close(amp);
 }
 
-/* The most bytes gathered before they are written anyway. */
-#define CORK_LIMIT (64 * 1024)
-
 /*
  * @return 0, or a negative code when the box could not be encoded or sent.
  * Boxes sent while a read is processed (answers of responders that answer
- * at once, above all) are gathered and written together when it ends, so a
- * pipelining peer costs one system call per read instead of one per box.
+ * at once, above all) leave together when it ends: the transport batches
+ * them, so a pipelining peer costs one system call per read.
  */
 static int send_box(tw_amp *amp, const tw_amp_box *box)
 {
     if (amp->lost)
         return TW_ESTATE;
     size_t n = tw_amp_box_encoded_size(box);
-    if (amp->corked && !amp->closing) {
-        if (amp->cork_len + n > amp->cork_cap) {
-            int rc = flush_cork(amp);
-            if (rc < 0)
-                return rc;
-            if (n > amp->cork_cap) {
-                size_t cap = n > CORK_LIMIT ? n : CORK_LIMIT;
-                /* Nothing is left in it after the flush: no copy needed. */
-                char *grown = malloc(cap);
-                if (grown == NULL)
-                    return -ENOMEM;
-                if (amp->cork_heap)
-                    free(amp->cork);
-                amp->cork = grown;
-                amp->cork_cap = cap;
-                amp->cork_heap = 1;
-            }
-        }
-        tw_amp_box_encode(box, amp->cork + amp->cork_len, n);
-        amp->cork_len += n;
-        return 0;
-    }
     char stackbuf[1024];
     char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (buf == NULL)
@@ -873,37 +833,17 @@ static void hold_rest(tw_amp *amp, const unsigned char *rest, size_t n)
 
 static void feed(tw_amp *amp, const unsigned char *data, size_t len)
 {
-    /*
-     * Answers gather on the stack unless they outgrow it, so a busy
-     * connection allocates nothing per read and an idle one keeps no buffer.
-     * A nested call (a responder that made the transport read) uses the
-     * outer one's.
-     */
-    char stack_cork[16 * 1024];
-    if (amp->cork == NULL) {
-        amp->cork = stack_cork;
-        amp->cork_cap = sizeof stack_cork;
-        amp->cork_heap = 0;
-    }
-    amp->corked = 1;
     amp->in_feed = 1;
     size_t used = 0;
     int rc = tw_amp_parser_feed(amp->parser, data, len, box_received, amp, &used);
     amp->in_feed = 0;
-    amp->corked = 0;
     if (rc < 0 && !amp->closing)
         violation(amp, "%s", tw_amp_parser_error(amp->parser));
     else if (rc > 0 && used < len && !amp->closing &&
              !tw_transport_disconnecting(amp->base.transport))
         hold_rest(amp, data + used, len - used);
-    flush_cork(amp);
     /* Idle connections keep no buffer. */
     tw__amp_parser_trim(amp->parser);
-    if (amp->cork_heap)
-        free(amp->cork);
-    amp->cork = NULL;
-    amp->cork_cap = 0;
-    amp->cork_heap = 0;
     if (!amp->closing && !amp->paused_pending && amp->nrequests >= amp->max_pending) {
         amp->paused_pending = 1;
         update_reading(amp);
@@ -982,8 +922,6 @@ static void amp_destroy(tw_protocol *p)
     tw_amp_parser_free(amp->parser);
     tw_failure_unref(amp->lost_reason);
     free(amp->held);
-    if (amp->cork_heap)
-        free(amp->cork);
     free(amp);
 }
 

@@ -38,16 +38,19 @@ static void reap(struct tw__poller *pl)
 
 void tw__poller_hold(tw_reactor *r)
 {
-    tw__enter(r); /* the handle may be freed inside; the reactor may not */
     r->poller->busy++;
+    tw__enter(r); /* the handle may be freed inside; the reactor may not */
 }
 
 void tw__poller_unhold(tw_reactor *r)
 {
+    /* Leaving the dispatch runs what waits for its end (the batch of
+     * writes, tw__leave()), which may still use handles released in it:
+     * they are freed after. */
+    tw__leave(r);
     struct tw__poller *pl = r->poller;
     if (--pl->busy == 0)
         reap(pl);
-    tw__leave(r);
 }
 
 int tw__poller_busy(const tw_reactor *r)

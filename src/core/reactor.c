@@ -173,7 +173,8 @@ static void begin_phase(tw_reactor *r)
     tw__triggers_run(r, TW__EVENT_SHUTDOWN, (tw_trigger_phase)r->phase);
     if (r->phase == TW_TRIGGER_DURING) {
         for (tw__service *s = r->services; s != NULL; s = s->next)
-            s->ops->stop(s);
+            if (s->ops->stop != NULL)
+                s->ops->stop(s);
         abort_all(&r->listeners); /* closing a listener is immediate and clean */
         for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
             next = l->next;

@@ -16,6 +16,7 @@
 
 struct event;
 struct tw__poller;
+struct tw__outq;
 
 /* Size of the one read buffer a reactor lends to every stream read. */
 #define TW__READ_SIZE 65536
@@ -47,7 +48,8 @@ struct tw__closeable {
 typedef struct tw__service tw__service;
 typedef struct tw__service_ops {
     /* The "during" shutdown phase began, before listeners close; may count
-     * what it waits for in r->phase_waiting (tw__shutdown_step_done). */
+     * what it waits for in r->phase_waiting (tw__shutdown_step_done).
+     * NULL when there is nothing to do then. */
     void (*stop)(tw__service *s);
     /* tw_reactor_free(): release everything, @p s included. */
     void (*free)(tw__service *s);
@@ -154,6 +156,15 @@ struct tw_reactor {
     tw__service *services; /* most recent first */
 
     struct tw__poller *poller; /* every descriptor's readiness (poller_internal.h) */
+
+    /* Writes made inside a dispatch are gathered per stream (the batch,
+     * owned by src/net) and sent by flush_batch when the outermost
+     * dispatch returns: see tw__leave(). src/net sets the hook with its
+     * first stream. */
+    struct tw__outq *batch;
+    void (*flush_batch)(tw_reactor *r);
+    struct tw__outq *spare_outq; /* emptied queues kept for reuse */
+    unsigned spare_outq_count;
 };
 
 /* Bracket a dispatch into code that may call back the user (see depth). */
@@ -164,7 +175,10 @@ static inline void tw__enter(tw_reactor *r)
 
 static inline void tw__leave(tw_reactor *r)
 {
-    r->depth--;
+    /* Leaving the outermost dispatch: what was written inside it goes out
+     * now, one system call per connection. */
+    if (--r->depth == 0 && r->batch != NULL)
+        r->flush_batch(r);
 }
 
 void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stream transport: one connected socket, watched through the reactor's
- * poller (core/poller_internal.h), and an output evbuffer that exists only
- * while the kernel is refusing data.
+ * poller (core/poller_internal.h), and an output queue (outq_internal.h)
+ * that exists only while there is something to send.
  *
- * Writes go straight to the socket when nothing is queued; only the part the
- * kernel refuses is copied into the queue, and writability is watched only
- * while the queue is non-empty. An idle connection therefore costs this
+ * Writes made inside one of twine's dispatches (a read's data_received, a
+ * timer, a kick, a deferred fired from any of them) join the
+ * stream's batch, which goes out in one send() when the outermost dispatch
+ * returns (tw__leave() runs flush_batch): a protocol that answers each
+ * message of a read with its own write makes one system call, not one per
+ * message, and needs no cork of its own. A write from outside every
+ * dispatch goes straight to the socket, since nothing would send it later;
+ * so does a large write into an empty queue, which a batch would only copy.
+ * Otherwise only the part the kernel refuses stays queued, and writability
+ * is watched only while it does. An idle connection therefore costs this
  * small header and the poller's entry, with no buffers at all.
  *
  * Closing never happens inside a call the protocol makes. lose and abort
@@ -35,6 +42,10 @@
  * An accepted stream is a member of its listener's group (stream_internal.h)
  * from its start until its protocol is gone; the listener's idle sweep
  * looks at its members only.
+ *
+ * What every stream of a reactor shares (the batch hook, the spare queues)
+ * is set up with its first stream and freed, as a service of the reactor,
+ * with the reactor.
  */
 #include "config.h"
 
@@ -47,39 +58,51 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <twine/log.h>
 
 #include "core/poller_internal.h"
 #include "core/reactor_internal.h"
+#include "net/outq_internal.h"
 #include "net/stream_internal.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0 /* BSDs: SO_NOSIGPIPE is set on the socket instead */
 #endif
 
-/* iovecs gathered from the queue per sendmsg(). */
-#define FLUSH_IOV 16
+/* A batch that reaches this size goes out at once rather than grow. */
+#define BATCH_MAX (64 * 1024)
+/* A write at least this large into an empty queue goes straight out even
+ * inside a dispatch: one system call carries it anyway, and copying it into
+ * the batch would cost more than the call a batch could save. */
+#define DIRECT_MIN 4096
 
+/* Where a stream is in its life. It only moves forward: an orderly close
+ * goes OPEN, DRAINING, LINGERING, CLOSING, CLOSED; an error or an abort
+ * jumps to CLOSING from wherever the stream was. */
 enum {
-    F_READ_PAUSED = 1 << 0,     /* the transport as a producer was paused */
-    F_DISCONNECTING = 1 << 1,   /* lose_connection: close once flushed */
-    F_ABORTING = 1 << 2,        /* abort_connection: RST, drop the queue */
-    F_CLOSE_PENDING = 1 << 3,   /* queued to close from the loop */
-    F_WRITE_SHUT_REQ = 1 << 4,  /* lose_write_connection: shut once flushed */
-    F_WRITE_SHUT = 1 << 5,      /* shutdown(SHUT_WR) done */
-    F_READ_EOF = 1 << 6,        /* the peer half-closed */
-    F_PROTO_PAUSED = 1 << 7,    /* we called the protocol's pause_producing */
-    F_CLOSED = 1 << 8,
-    F_STREAMING = 1 << 10,      /* the registered producer is a streaming one */
-    F_PRODUCER_PAUSED = 1 << 11, /* we paused the registered producer */
-    F_WROTE = 1 << 12,          /* a pull producer wrote since it was asked */
-    F_IDLE_TRACK = 1 << 13,     /* the listener closes idle connections */
-    F_CLIENT = 1 << 14,         /* an outgoing connection */
-    F_LINGER = 1 << 15,         /* FIN sent: discarding input until the peer's EOF */
-    F_HUP_SEEN = 1 << 16,       /* a hangup the stream could not act on yet */
-    F_LOST = 1 << 17            /* the protocol heard connection_lost and is gone */
+    S_OPEN,      /* the protocol reads and writes */
+    S_DRAINING,  /* lose_connection: the queue flushes, then FIN */
+    S_LINGERING, /* FIN sent: discarding input until the peer's EOF */
+    S_CLOSING,   /* queued to close from the loop */
+    S_CLOSED     /* the socket is closed; only the memory remains */
+};
+
+/* What may hold in any state. */
+enum {
+    F_READ_PAUSED = 1 << 0,      /* the transport as a producer was paused */
+    F_RESET = 1 << 1,            /* abort_connection: close with RST, queue dropped */
+    F_WRITE_SHUT_REQ = 1 << 2,   /* lose_write_connection: shut once flushed */
+    F_WRITE_SHUT = 1 << 3,       /* shutdown(SHUT_WR) done */
+    F_READ_EOF = 1 << 4,         /* the peer half-closed */
+    F_PROTO_PAUSED = 1 << 5,     /* we called the protocol's pause_producing */
+    F_STREAMING = 1 << 6,        /* the registered producer is a streaming one */
+    F_PRODUCER_PAUSED = 1 << 7,  /* we paused the registered producer */
+    F_WROTE = 1 << 8,            /* a pull producer wrote since it was asked */
+    F_IDLE_TRACK = 1 << 9,       /* the listener closes idle connections */
+    F_CLIENT = 1 << 10,          /* an outgoing connection */
+    F_HUP_SEEN = 1 << 11,        /* a hangup the stream could not act on yet */
+    F_LOST = 1 << 12             /* the protocol heard connection_lost and is gone */
 };
 
 /* Every idle connection pays for this header, so it is packed tight: keep
@@ -87,17 +110,18 @@ enum {
 typedef struct tw__stream {
     tw_transport base;
     tw__closeable node;
-    tw__link group_link;      /* in group->members */
-    tw__stream_group *group;  /* accepted: the listener's, until the protocol is gone */
-    struct evbuffer *out; /* NULL while nothing is queued */
+    tw__link group_link;     /* in group->members */
+    tw__stream_group *group; /* accepted: the listener's, until the protocol is gone */
+    tw__outq *out; /* NULL while nothing is queued */
     tw_producer *producer; /* registered producer, borrowed */
-    tw_call *linger;       /* ends the linger (F_LINGER), owned */
+    tw_call *linger;       /* ends the linger (S_LINGERING), owned */
     uint32_t high_wm, low_wm;
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
     uint32_t held;        /* input the protocol holds, counted in r->input_held */
     tw__io io;            /* the socket and what is watched on it */
-    int16_t error; /* negated errno or TW_E* that will close the stream, or 0 */
-    uint32_t flags;
+    int32_t error; /* negated errno or TW_E* that will close the stream, or 0 */
+    uint16_t flags; /* F_* */
+    uint8_t state;  /* S_* */
 } tw__stream;
 
 static const tw_transport_ops stream_ops;
@@ -119,10 +143,23 @@ static int stream_fd(const tw__stream *s)
     return s->io.fd;
 }
 
-/* Negated errnos and TW_E* codes both fit the 16 bits error keeps. */
 static void set_error(tw__stream *s, int code)
 {
-    s->error = (int16_t)code;
+    s->error = code;
+}
+
+/* Closing in any way: lose_connection was called, or abort, or an error
+ * decided it. The protocol may still write while DRAINING. */
+static int is_closing(const tw__stream *s)
+{
+    return s->state != S_OPEN;
+}
+
+/* Whether a write is taken: until the FIN, as Twisted takes them until the
+ * connection is lost, but not after an abort or a write shutdown. */
+static int takes_writes(const tw__stream *s)
+{
+    return s->state <= S_DRAINING && !(s->flags & (F_WRITE_SHUT_REQ | F_WRITE_SHUT));
 }
 
 /* One system call for all of @p iov, never raising SIGPIPE. send() for a
@@ -144,7 +181,29 @@ static ssize_t send_iov(int fd, const struct iovec *iov, int n)
 
 static size_t queued(const tw__stream *s)
 {
-    return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+    return s->out != NULL ? s->out->len : 0;
+}
+
+/* Whether the queue is a batch that goes out when the dispatch returns (or
+ * else what the kernel refused, which goes out when it is writable). */
+static int batching(const tw__stream *s)
+{
+    return s->out != NULL && s->out->in_batch;
+}
+
+/* Let go of the queue and what it holds. A queue on the batch list stays
+ * there, disowned, and the batch run gives it back. */
+static void drop_queue(tw__stream *s)
+{
+    tw__outq *q = s->out;
+    if (q == NULL)
+        return;
+    s->out = NULL;
+    q->len = 0;
+    if (q->in_batch)
+        q->owner = NULL;
+    else
+        tw__outq_put(s->base.reactor, q);
 }
 
 /* Run handle_event from the loop soon, as if the socket were writable, to
@@ -157,19 +216,19 @@ static void kick(tw__stream *s)
 /* Ask the loop to close the stream; see the comment at the top. */
 static void schedule_close(tw__stream *s)
 {
-    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
+    if (s->state >= S_CLOSING)
         return;
-    s->flags |= F_CLOSE_PENDING;
+    s->state = S_CLOSING;
     kick(s);
 }
 
 /* Watch the socket for exactly what the stream needs now. */
 static void update_events(tw__stream *s)
 {
-    if (s->flags & (F_CLOSE_PENDING | F_CLOSED))
-        return; /* closing: the kick does the rest */
+    if (s->state >= S_CLOSING)
+        return; /* the kick does the rest */
     int want = 0;
-    if (s->flags & F_DISCONNECTING) {
+    if (is_closing(s)) {
         if (!(s->flags & F_READ_EOF))
             want |= TW__POLL_IN; /* to discard: see the comment at the top */
     } else if (!(s->flags & (F_READ_PAUSED | F_READ_EOF))) {
@@ -177,7 +236,7 @@ static void update_events(tw__stream *s)
     } else if (!(s->flags & (F_READ_EOF | F_HUP_SEEN))) {
         want |= TW__POLL_HUP; /* not reading: still hear the peer leave */
     }
-    if (queued(s) > 0)
+    if (queued(s) > 0 && !batching(s))
         want |= TW__POLL_OUT;
     int rc = tw__io_watch(s->base.reactor, &s->io, want);
     if (rc < 0) {
@@ -247,22 +306,20 @@ static void close_now(tw__stream *s, int code)
     tw_reactor *r = s->base.reactor;
     int fd = stream_fd(s);
 
-    s->flags |= F_CLOSED;
+    s->state = S_CLOSED;
     tw__io_stop(r, &s->io);
     if (s->linger != NULL) {
         tw_call_cancel(s->linger);
         tw_call_release(s->linger);
         s->linger = NULL;
     }
-    if (s->flags & F_ABORTING) {
+    if (s->flags & F_RESET) {
         /* Linger 0 turns close() into an RST, as abortConnection promises. */
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     close(fd);
-    if (s->out != NULL)
-        evbuffer_free(s->out);
-    s->out = NULL;
+    drop_queue(s);
 
     if (!(s->flags & F_LOST)) {
         end_protocol(s, code, 1);
@@ -277,7 +334,7 @@ static int close_code(const tw__stream *s)
 {
     /* An idle connection that would not take its output is aborted but
      * still tells its protocol why. */
-    if ((s->flags & F_ABORTING) && s->error != TW_EIDLE)
+    if ((s->flags & F_RESET) && s->error != TW_EIDLE)
         return TW_EABORTED;
     return s->error != 0 ? s->error : TW_EDONE;
 }
@@ -295,7 +352,7 @@ static void linger_expired(void *arg)
 static void begin_linger(tw__stream *s)
 {
     tw_reactor *r = s->base.reactor;
-    s->flags |= F_LINGER;
+    s->state = S_LINGERING;
     if (!(s->flags & F_WRITE_SHUT)) {
         shutdown(stream_fd(s), SHUT_WR);
         s->flags |= F_WRITE_SHUT;
@@ -315,22 +372,15 @@ static int flush(tw__stream *s)
 {
     int fd = stream_fd(s);
     while (queued(s) > 0) {
-        struct iovec iov[FLUSH_IOV];
-        struct evbuffer_iovec eiov[FLUSH_IOV];
-        int n = evbuffer_peek(s->out, -1, NULL, eiov, FLUSH_IOV);
-        if (n > FLUSH_IOV)
-            n = FLUSH_IOV;
-        for (int i = 0; i < n; i++) {
-            iov[i].iov_base = eiov[i].iov_base;
-            iov[i].iov_len = eiov[i].iov_len;
-        }
-        ssize_t w = send_iov(fd, iov, n);
+        tw__outq *q = s->out;
+        struct iovec iov = {q->data + q->off, q->len};
+        ssize_t w = send_iov(fd, &iov, 1);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
             return -errno;
         }
-        evbuffer_drain(s->out, (size_t)w);
+        tw__outq_consume(q, (size_t)w);
         touch(s);
     }
     return 0;
@@ -361,7 +411,7 @@ static void check_high_watermark(tw__stream *s)
 static void pull(tw__stream *s)
 {
     tw_producer *prod = s->producer;
-    s->flags &= (uint32_t)~F_WROTE;
+    s->flags &= (uint16_t)~F_WROTE;
     if (prod->ops->resume_producing != NULL)
         prod->ops->resume_producing(prod);
 }
@@ -371,19 +421,18 @@ static void after_drain(tw__stream *s)
 {
     tw_protocol *p = s->base.protocol;
     if ((s->flags & F_PROTO_PAUSED) && queued(s) <= s->low_wm) {
-        s->flags &= (uint32_t)~F_PROTO_PAUSED;
+        s->flags &= (uint16_t)~F_PROTO_PAUSED;
         if (p->ops->resume_producing != NULL)
             p->ops->resume_producing(p);
     }
     if ((s->flags & F_PRODUCER_PAUSED) && queued(s) <= s->low_wm && s->producer != NULL) {
-        s->flags &= (uint32_t)~F_PRODUCER_PAUSED;
+        s->flags &= (uint16_t)~F_PRODUCER_PAUSED;
         if (s->producer->ops->resume_producing != NULL)
             s->producer->ops->resume_producing(s->producer);
     }
-    if (queued(s) > 0 || (s->flags & F_CLOSED))
+    if (queued(s) > 0 || s->state == S_CLOSED)
         return;
-    if (s->producer != NULL && !(s->flags & F_STREAMING) &&
-        !(s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING))) {
+    if (s->producer != NULL && !(s->flags & F_STREAMING) && !is_closing(s)) {
         pull(s);
         /* What it wrote may all have gone straight out, so no writability
          * will come to ask again: ask from the loop instead. */
@@ -392,12 +441,9 @@ static void after_drain(tw__stream *s)
         if (queued(s) > 0)
             return;
     }
-    if (s->out != NULL) {
-        evbuffer_free(s->out); /* idle connections hold no buffer */
-        s->out = NULL;
-    }
-    if (s->flags & F_DISCONNECTING) {
-        if (!(s->flags & F_LINGER))
+    drop_queue(s); /* idle connections hold no buffer */
+    if (is_closing(s)) {
+        if (s->state == S_DRAINING)
             begin_linger(s);
         return;
     }
@@ -449,11 +495,11 @@ static void peer_eof(tw__stream *s)
 {
     tw_protocol *p = s->base.protocol;
     s->flags |= F_READ_EOF;
-    if ((s->flags & (F_LINGER | F_WRITE_SHUT)) && queued(s) == 0) {
+    if ((s->state == S_LINGERING || (s->flags & F_WRITE_SHUT)) && queued(s) == 0) {
         schedule_close(s); /* both directions are done */
         return;
     }
-    if (s->flags & F_DISCONNECTING) {
+    if (is_closing(s)) {
         update_events(s); /* the flush goes on; nothing more to read */
         return;
     }
@@ -479,7 +525,7 @@ static void handle_hangup(tw__stream *s)
         return;
     }
     tw_protocol *p = s->base.protocol;
-    if (!(s->flags & (F_READ_EOF | F_DISCONNECTING)) && p->ops->read_connection_lost == NULL) {
+    if (!(s->flags & F_READ_EOF) && !is_closing(s) && p->ops->read_connection_lost == NULL) {
         /* The peer's FIN, seen while paused: a protocol that is not
          * half-close aware would end on it once it read that far, and the
          * input it paused on can only be answered to a peer that left. */
@@ -501,11 +547,11 @@ static void handle_read(tw__stream *s)
     while (n < 0 && errno == EINTR);
 
     if (n > 0) {
-        if (s->flags & F_DISCONNECTING)
-            return; /* closing: discarded, and no sign of life either */
+        if (is_closing(s))
+            return; /* discarded, and no sign of life either */
         touch(s);
         p->ops->data_received(p, r->read_buf, (size_t)n);
-        if (p->ops->buffered_input != NULL && !(s->flags & (F_DISCONNECTING | F_CLOSED)))
+        if (p->ops->buffered_input != NULL && !is_closing(s))
             note_held(s, p->ops->buffered_input(p));
         return;
     }
@@ -523,7 +569,7 @@ static void handle_read(tw__stream *s)
  * (TW__POLL_OUT). */
 static void handle_event(tw__stream *s, int what)
 {
-    if (s->flags & F_CLOSE_PENDING) {
+    if (s->state == S_CLOSING) {
         close_now(s, close_code(s));
         return;
     }
@@ -535,21 +581,23 @@ static void handle_event(tw__stream *s, int what)
             return;
         }
         after_drain(s);
-        if (s->flags & F_CLOSE_PENDING)
+        if (s->state >= S_CLOSING)
             return; /* the kick does the close */
     }
     if (what & TW__POLL_HUP) {
         handle_hangup(s);
-        if (s->flags & F_CLOSED)
+        if (s->state == S_CLOSED)
             return;
     }
     if ((what & TW__POLL_IN) && !(s->flags & F_READ_EOF) &&
-        (!(s->flags & F_READ_PAUSED) || (s->flags & F_DISCONNECTING)))
+        (!(s->flags & F_READ_PAUSED) || is_closing(s)))
         handle_read(s);
     update_events(s);
 }
 
-/* The poller's call: readiness, a kick (run as writability), or the free. */
+/* The poller's call: readiness, a kick (run as writability), or the free.
+ * The poller brackets it as a dispatch (tw__enter), so what the protocol
+ * writes in it goes out as one batch. */
 static void on_io(tw__io *io, int what)
 {
     tw__stream *s = tw_container_of(io, tw__stream, io);
@@ -557,27 +605,150 @@ static void on_io(tw__io *io, int what)
         free(s);
         return;
     }
-    if (!(s->flags & F_CLOSED))
+    if (s->state != S_CLOSED)
         handle_event(s, what == TW__IO_KICK ? TW__POLL_OUT : what);
+}
+
+static void flush_batch(tw_reactor *r);
+
+/* What the streams of a reactor share, freed with it. */
+typedef struct streams_shared {
+    tw__service service; /* first */
+    tw_reactor *r;
+} streams_shared;
+
+static void streams_free(tw__service *sv)
+{
+    tw_reactor *r = ((streams_shared *)sv)->r;
+    /* Every batch went out when its dispatch returned; a queue left on the
+     * list now belongs to no stream. */
+    while (r->batch != NULL) {
+        tw__outq *q = r->batch;
+        r->batch = q->next;
+        q->in_batch = 0;
+        tw__outq_put(r, q);
+    }
+    tw__outq_free_spares(r);
+    r->flush_batch = NULL;
+    free(sv);
+}
+
+static const tw__service_ops streams_service_ops = {NULL, streams_free};
+
+/* Before @p r's first stream: hook the batch into the reactor's dispatches
+ * and have what streams share freed with it. @return 0 or -ENOMEM. */
+static int streams_setup(tw_reactor *r)
+{
+    if (r->flush_batch != NULL)
+        return 0;
+    streams_shared *sh = calloc(1, sizeof *sh);
+    if (sh == NULL)
+        return -ENOMEM;
+    sh->service.ops = &streams_service_ops;
+    sh->r = r;
+    tw__reactor_add_service(r, &sh->service);
+    r->flush_batch = flush_batch;
+    return 0;
+}
+
+/* Send the batch of @p s, which was on the batch list. */
+static void send_batch(tw__stream *s)
+{
+    int rc = flush(s);
+    if (rc < 0) {
+        set_error(s, rc);
+        schedule_close(s);
+        return;
+    }
+    if (queued(s) > 0) {
+        update_events(s); /* the rest when the socket is writable */
+        check_high_watermark(s);
+        return;
+    }
+    /* All of it went out. What a drained queue starts (resuming a
+     * producer, the next pull, a shutdown) runs from the loop, as it would
+     * after writability; plain writers just give the queue back. */
+    if (s->producer != NULL || is_closing(s) ||
+        (s->flags & (F_PROTO_PAUSED | F_PRODUCER_PAUSED | F_WRITE_SHUT_REQ)))
+        kick(s);
+    else
+        drop_queue(s);
+}
+
+/* tw__leave(): the outermost dispatch returned; send every batch. What the
+ * callbacks under this run write (a pause_producing) forms a new batch,
+ * which the loop sends too. */
+static void flush_batch(tw_reactor *r)
+{
+    r->depth++;
+    while (r->batch != NULL) {
+        tw__outq *q = r->batch;
+        r->batch = NULL;
+        while (q != NULL) {
+            tw__outq *next = q->next;
+            q->next = NULL;
+            q->in_batch = 0;
+            if (q->owner == NULL)
+                tw__outq_put(r, q); /* its stream let go of it meanwhile */
+            else
+                send_batch(q->owner);
+            q = next;
+        }
+    }
+    r->depth--;
+}
+
+/* Add @p iov to the batch of @p s, opening one if needed. */
+static int batch_write(tw__stream *s, const struct iovec *iov, int iovcnt)
+{
+    tw_reactor *r = s->base.reactor;
+    if (s->out == NULL && (s->out = tw__outq_get(r, s)) == NULL)
+        return -ENOMEM;
+    tw__outq *q = s->out;
+    if (!q->in_batch) {
+        q->in_batch = 1;
+        q->next = r->batch;
+        r->batch = q;
+    }
+    if (tw__outq_append(q, iov, iovcnt, 0) < 0)
+        return -ENOMEM;
+    if (q->len >= BATCH_MAX) {
+        /* Large enough to go now; it stays on the list, and what the
+         * kernel refuses goes with the end of the batch. */
+        int rc = flush(s);
+        if (rc < 0) {
+            set_error(s, rc);
+            schedule_close(s);
+            return 0;
+        }
+        check_high_watermark(s);
+    }
+    return 0;
 }
 
 static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
 {
     tw__stream *s = (tw__stream *)t;
-    /* After lose_connection, writes are still taken until the FIN, as
-     * Twisted takes them until the connection is lost. */
-    if (s->flags & (F_ABORTING | F_CLOSE_PENDING | F_CLOSED | F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+    if (!takes_writes(s))
         return TW_ESTATE;
     if (iovcnt < 0)
         return -EINVAL;
 
     size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SIZE_MAX - total)
+            return -ENOMEM;
         total += iov[i].iov_len;
+    }
     if (total == 0)
         return 0;
 
     s->flags |= F_WROTE;
+    /* Inside one of twine's callbacks, small writes wait for it to return
+     * and leave together; outside, nothing would send them later. */
+    if (batching(s) || (queued(s) == 0 && s->base.reactor->depth > 0 && total < DIRECT_MIN))
+        return batch_write(s, iov, iovcnt);
+
     size_t sent = 0;
     if (queued(s) == 0) {
         ssize_t w = send_iov(stream_fd(s), iov, iovcnt);
@@ -591,19 +762,10 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
             return 0;
     }
 
-    if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+    if (s->out == NULL && (s->out = tw__outq_get(s->base.reactor, s)) == NULL)
         return -ENOMEM;
-    for (int i = 0; i < iovcnt; i++) {
-        size_t len = iov[i].iov_len;
-        const char *base = iov[i].iov_base;
-        if (sent >= len) {
-            sent -= len;
-            continue;
-        }
-        if (evbuffer_add(s->out, base + sent, len - sent) < 0)
-            return -ENOMEM;
-        sent = 0;
-    }
+    if (tw__outq_append(s->out, iov, iovcnt, sent) < 0)
+        return -ENOMEM;
     update_events(s);
     check_high_watermark(s);
     return 0;
@@ -612,9 +774,9 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
 static void stream_lose(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
-    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSED))
+    if (is_closing(s))
         return;
-    s->flags |= F_DISCONNECTING;
+    s->state = S_DRAINING;
     release_held(s);
     /* The protocol may still write in this call: flush, FIN and linger
      * from the loop. */
@@ -625,22 +787,17 @@ static void stream_lose(tw_transport *t)
 static void stream_abort(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
-    if (s->flags & (F_ABORTING | F_CLOSED))
+    if ((s->flags & F_RESET) || s->state == S_CLOSED)
         return;
-    s->flags |= F_ABORTING;
-    s->flags &= (uint32_t)~F_CLOSE_PENDING; /* a queued close now aborts instead */
-    if (s->out != NULL) {
-        evbuffer_free(s->out);
-        s->out = NULL;
-    }
+    s->flags |= F_RESET; /* a close already queued now resets instead */
+    drop_queue(s);
     schedule_close(s);
 }
 
 static int stream_lose_write(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
-    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED |
-                    F_WRITE_SHUT_REQ | F_WRITE_SHUT))
+    if (is_closing(s) || (s->flags & (F_WRITE_SHUT_REQ | F_WRITE_SHUT)))
         return TW_ESTATE;
     s->flags |= F_WRITE_SHUT_REQ;
     if (queued(s) == 0)
@@ -658,7 +815,7 @@ static void stream_pause(tw_transport *t)
 static void stream_resume(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
-    s->flags &= (uint32_t)~F_READ_PAUSED;
+    s->flags &= (uint16_t)~F_READ_PAUSED;
     update_events(s);
 }
 
@@ -703,13 +860,13 @@ static int stream_register_producer(tw_transport *t, tw_producer *prod, int stre
     tw__stream *s = (tw__stream *)t;
     if (s->producer != NULL)
         return TW_ESTATE;
-    if (s->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED)) {
+    if (is_closing(s)) {
         if (prod->ops->stop_producing != NULL)
             prod->ops->stop_producing(prod);
         return TW_ESTATE;
     }
     s->producer = prod;
-    s->flags &= (uint32_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+    s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
     if (streaming) {
         s->flags |= F_STREAMING;
         check_high_watermark(s);
@@ -723,12 +880,12 @@ static void stream_unregister_producer(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
     s->producer = NULL;
-    s->flags &= (uint32_t)~(F_STREAMING | F_PRODUCER_PAUSED);
+    s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
 }
 
 static int stream_disconnecting(tw_transport *t)
 {
-    return (((tw__stream *)t)->flags & (F_DISCONNECTING | F_ABORTING | F_CLOSE_PENDING | F_CLOSED)) != 0;
+    return is_closing((tw__stream *)t);
 }
 
 static int stream_fileno(tw_transport *t)
@@ -761,7 +918,7 @@ static void closeable_lose(tw__closeable *c)
 static void closeable_abort(tw__closeable *c)
 {
     tw__stream *s = tw_container_of(c, tw__stream, node);
-    s->flags |= F_ABORTING;
+    s->flags |= F_RESET;
     close_now(s, TW_EABORTED);
 }
 
@@ -792,6 +949,10 @@ static void tune_socket(int fd, const tw_address *peer)
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
                      tw__stream_origin origin, tw__stream_group *group, tw_protocol **out)
 {
+    if (streams_setup(r) < 0) {
+        close(fd);
+        return -ENOMEM;
+    }
     tune_socket(fd, peer);
     if (origin != TW__STREAM_ACCEPTED)
         tw_factory_start(f);
@@ -851,9 +1012,9 @@ void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
         tw__stream *s = tw_container_of(n, tw__stream, group_link);
         if (!(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
             continue;
-        if (s->flags & (F_ABORTING | F_CLOSE_PENDING | F_CLOSED | F_LINGER))
+        if (s->state >= S_LINGERING)
             continue; /* closing already; a linger ends on its own timer */
-        if (s->flags & F_DISCONNECTING) {
+        if (s->state == S_DRAINING) {
             /* Closing, but not a byte of the queue went out for a whole
              * timeout: the peer does not read, and waiting longer would
              * hold the connection for ever. */
