@@ -101,7 +101,7 @@ static void need_prepared(void)
 static void use_installed_reactord(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s%s/reactord", dest, env("TWINE_BINDIR", "/usr/local/bin"));
+    snprintf(path, sizeof path, "%s%s/reactord", dest, env("TWINE_SBINDIR", "/usr/local/sbin"));
     setenv("REACTORD", path, 1);
     snprintf(path, sizeof path, "%s%s", dest, env("TWINE_LIBDIR", "/usr/local/lib"));
     setenv("LD_LIBRARY_PATH", path, 1);
@@ -149,7 +149,7 @@ START_TEST(test_make_install_installs_reactord_and_its_manual_page)
     snprintf(path, sizeof path, "%s%s/man8/reactord.8", dest,
              env("TWINE_MANDIR", "/usr/local/share/man"));
     ck_assert_msg(stat(path, &st) == 0, "%s is missing", path);
-    snprintf(path, sizeof path, "%s%s/reactord", dest, env("TWINE_BINDIR", "/usr/local/bin"));
+    snprintf(path, sizeof path, "%s%s/reactord", dest, env("TWINE_SBINDIR", "/usr/local/sbin"));
     ck_assert_msg(stat(path, &st) == 0 && (st.st_mode & 0111), "%s is missing", path);
 }
 END_TEST

@@ -228,6 +228,10 @@ START_TEST(test_tcp_client_positional_host_port_and_options)
     ck_assert_int_eq(e.port, 80);
     ck_assert(e.timeout == 5.0);
     ck_assert_str_eq(e.bind_address, "127.0.0.1");
+    ck_assert(e.attempt_delay == TW_CONNECT_ATTEMPT_DELAY);
+    parse_client_ok("tcp:example.org:80:attemptDelay=0.1", &e);
+    ck_assert(e.attempt_delay == 0.1);
+    ck_assert(e.timeout == TW_CONNECT_TIMEOUT);
 }
 END_TEST
 
@@ -299,6 +303,10 @@ START_TEST(test_each_bad_value_names_its_option)
     ck_assert_contains(client_error("tcp:h:80:timeout=-1"), "timeout '-1'");
     ck_assert_contains(client_error("tcp:h:80:bindAddress=me"),
                        "bindAddress 'me' is not a numeric IP address");
+    ck_assert_contains(client_error("tcp:h:80:attemptDelay=0.001"),
+                       "attemptDelay '0.001' is not a number of seconds from 0.01");
+    ck_assert_contains(client_error("tcp:h:80:attemptDelay=soon"), "attemptDelay 'soon'");
+    ck_assert_contains(client_error("unix:/x:attemptDelay=1"), "unknown option 'attemptDelay'");
     ck_assert_contains(client_error("tcp:h:0"), "port '0' is not a number from 1 to 65535");
     ck_assert_contains(server_error("systemd:domain=IPX:index=0"),
                        "domain 'IPX' is not INET, INET6 or UNIX");
@@ -389,6 +397,8 @@ START_TEST(test_format_describes_an_endpoint_that_reads_back)
     round_trip("tcp:host=\\:\\:1:port=80", 1, "tcp:\\:\\:1:80");
     round_trip("tcp:h:80:timeout=0.1:bindAddress=127.0.0.1", 1,
                "tcp:h:80:timeout=0.1:bindAddress=127.0.0.1");
+    round_trip("tcp:h:80:attemptDelay=0.5:timeout=3", 1, "tcp:h:80:timeout=3:attemptDelay=0.5");
+    round_trip("tcp:h:80:attemptDelay=0.25", 1, "tcp:h:80");
     round_trip("unix:/run/x\\=y.sock", 1, "unix:/run/x\\=y.sock");
 }
 END_TEST

@@ -92,7 +92,7 @@ done
 if [ -n "$soname" ]; then ok "libtwine installed with its soname link $soname"; else
     fail "no libtwine.so.N soname link in ${libdir#"$dest"}"
 fi
-bin=$dest${TWINE_BINDIR:-/usr/local/bin}
+bin=$dest${TWINE_SBINDIR:-/usr/local/sbin}
 if [ -x "$bin/reactord" ]; then ok "reactord installed"; else fail "reactord was not installed in $bin"; fi
 mandir=$dest${TWINE_MANDIR:-/usr/local/share/man}
 pages=0

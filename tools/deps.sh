@@ -2,10 +2,20 @@
 # SPDX-License-Identifier: MIT
 # Install the Debian packages twine needs to build and test, skipping the
 # ones already present. Safe to run again; uses sudo when not root.
+# Usage: tools/deps.sh [deb] [PACKAGE]...
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libjansson-dev check python3-twisted"
-[ $# -gt 0 ] && PACKAGES="$PACKAGES $*"
+# make check verifies reactord's units and logrotate file with these.
+PACKAGES="$PACKAGES systemd logrotate"
+# `deps.sh deb` adds what tools/deb.sh needs to build the Debian packages;
+# other arguments are more package names.
+for a in "$@"; do
+    case $a in
+    deb) PACKAGES="$PACKAGES debhelper dh-autoreconf dpkg-dev fakeroot lintian" ;;
+    *) PACKAGES="$PACKAGES $a" ;;
+    esac
+done
 
 missing=""
 for p in $PACKAGES; do

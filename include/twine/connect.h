@@ -4,14 +4,23 @@
  * as Twisted's connectTCP/connectUNIX with a client factory.
  *
  * A connect attempt looks the host up (asynchronously, see resolve.h; a
- * numeric host needs no lookup), then tries each address in turn until one
- * accepts, all within one timeout. When it succeeds the factory builds the
- * protocol, which runs over a stream transport exactly like an accepted
- * connection; when the connection ends the factory's
- * client_connection_lost() hears of it after the protocol's
- * connection_lost(). When the attempt fails, is cancelled or times out, the
- * factory's client_connection_failed() gets the reason and no protocol is
- * built. Each attempt ends in exactly one of the two.
+ * numeric host needs no lookup), then connects to its addresses as Happy
+ * Eyeballs (RFC 8305) does, all within one timeout: IPv6 and IPv4
+ * addresses interleaved, IPv6 first; the first attempt starts at once and
+ * each next one when the attempt delay (tw_connect_options.attempt_delay,
+ * TW_CONNECT_ATTEMPT_DELAY = 250 ms by default) has passed since the
+ * previous one started, or at once when the previous one failed, without
+ * stopping those already under way. The first to connect wins and every
+ * other socket is closed at that moment, so an address that drops packets
+ * costs the attempt delay rather than the whole timeout. When every
+ * address fails, the attempt fails with the error of the last one to fail.
+ *
+ * When the attempt succeeds the factory builds the protocol, which runs
+ * over a stream transport exactly like an accepted connection; when the
+ * connection ends the factory's client_connection_lost() hears of it after
+ * the protocol's connection_lost(). When the attempt fails, is cancelled
+ * or times out, the factory's client_connection_failed() gets the reason
+ * and no protocol is built. Each attempt ends in exactly one of the two.
  *
  * The factory is borrowed and must outlive the attempt and its connection;
  * each counts as one of its users (start_factory/stop_factory). Attempts
@@ -34,6 +43,13 @@ TW_BEGIN_DECLS
 /** The timeout a connect attempt gets unless told otherwise, as Twisted's. */
 #define TW_CONNECT_TIMEOUT 30.0
 
+/** Seconds between the starts of two connection attempts to one host's
+ * addresses: RFC 8305's recommended Connection Attempt Delay. */
+#define TW_CONNECT_ATTEMPT_DELAY 0.25
+
+/** The least attempt delay allowed: RFC 8305's floor of 10 ms. */
+#define TW_CONNECT_ATTEMPT_DELAY_MIN 0.01
+
 typedef struct tw_connect_options {
     /**
      * Seconds the whole attempt (lookup and connect) may take before it
@@ -46,6 +62,13 @@ typedef struct tw_connect_options {
      * local one are skipped.
      */
     tw_address bind_address;
+    /**
+     * Seconds after one connection attempt starts before the next address
+     * is tried too, when the host has several (see above): at least
+     * TW_CONNECT_ATTEMPT_DELAY_MIN, or 0 for TW_CONNECT_ATTEMPT_DELAY, the
+     * default.
+     */
+    double attempt_delay;
 } tw_connect_options;
 
 /** Fill @p o with the defaults. */
@@ -62,16 +85,19 @@ TW_API void tw_connect_options_init(tw_connect_options *o);
  *         pointer, valid until the protocol is destroyed. It fails with the
  *         reason the factory's client_connection_failed() also got:
  *         a negated errno naming the error in its message (-ECONNREFUSED:
- *         "... ECONNREFUSED ..."), the lookup's failure (see tw_resolve()),
+ *         "... ECONNREFUSED ..."; with several addresses, the error of the
+ *         last one to fail, and the message names that address), the
+ *         lookup's failure (see tw_resolve()),
  *         TW_ETIMEDOUT, TW_ESHUTDOWN, -ECONNABORTED when the factory refused
  *         to build a protocol, or TW_ECANCELLED when the deferred is
- *         cancelled first (which closes the socket at once; a cancel from
- *         inside the protocol's connection_made comes too late and is
- *         ignored). Bad arguments (NULL reactor, factory or host, a port
- *         outside 1..65535, a negative timeout) return a deferred that has
- *         already failed with -EINVAL, and a call made while the reactor is
- *         stopping one failed with TW_ESHUTDOWN; the factory hears nothing
- *         of those.
+ *         cancelled first (which closes every socket of the attempt at
+ *         once; a cancel from inside the protocol's connection_made comes
+ *         too late and is ignored). Bad arguments (NULL reactor, factory or
+ *         host, a port outside 1..65535, a negative timeout, an attempt
+ *         delay below TW_CONNECT_ATTEMPT_DELAY_MIN other than 0) return a
+ *         deferred that has already failed with -EINVAL, and a call made
+ *         while the reactor is stopping one failed with TW_ESHUTDOWN; the
+ *         factory hears nothing of those.
  */
 TW_API tw_deferred *tw_connect_tcp(tw_reactor *r, const char *host, int port,
                                    const tw_connect_options *o, tw_factory *f);

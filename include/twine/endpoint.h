@@ -18,8 +18,14 @@
  *   udp:PORT[:interface=ADDR]
  *   systemd:domain=INET|INET6|UNIX:index=N   socket activation
  * Clients (tw_endpoint_parse_client):
- *   tcp:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR]   (or host=, port=)
+ *   tcp:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR][:attemptDelay=SECONDS]
+ *                                                        (or host=, port=)
  *   unix:PATH[:timeout=SECONDS]
+ *
+ * A tcp client whose HOST has several addresses races them as Happy
+ * Eyeballs (RFC 8305) does, IPv6 first (see connect.h): attemptDelay is the
+ * time between the starts of two attempts, 0.25 seconds unless given (at
+ * least 0.01), and timeout bounds the lookup and every attempt together.
  *
  * UNIX servers remove a stale socket file (one nobody accepts on any more)
  * before binding, refuse a live one with -EADDRINUSE, apply mode to the
@@ -72,6 +78,12 @@ typedef struct tw_endpoint {
     double timeout;
     /** tcp clients: numeric local address to bind to; "" for none. */
     char bind_address[TW_ENDPOINT_HOST_MAX];
+    /**
+     * tcp clients: seconds between the starts of two connection attempts
+     * to the host's addresses (tw_connect_options.attempt_delay). Default
+     * TW_CONNECT_ATTEMPT_DELAY; 0 means that default too.
+     */
+    double attempt_delay;
     int domain; /**< systemd: AF_INET, AF_INET6 or AF_UNIX */
     int index;  /**< systemd: which passed descriptor (the first is 0, at fd 3) */
 } tw_endpoint;

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Outgoing connections. An attempt is a small state machine driven from the
- * loop: look the host up (unless it is numeric), then for each address open
- * a non-blocking socket and connect, wait for it to become writable and read
- * SO_ERROR; the first address that connects becomes a stream transport, and
- * an error moves on to the next address. One timer bounds the whole attempt.
+ * loop: look the host up (unless it is numeric), then race connections to
+ * its addresses as Happy Eyeballs does (happy.c); the socket that wins
+ * becomes a stream transport. One timer bounds the whole attempt.
  *
  * Every way an attempt ends -- connected, failed, timed out, cancelled, or
  * the reactor stopping -- goes through one of two exits, so the factory
@@ -29,6 +28,7 @@
 
 #include "core/fd_internal.h"
 #include "core/reactor_internal.h"
+#include "net/happy_internal.h"
 #include "net/stream_internal.h"
 
 /* In order: S_STARTING and later take no more outcomes. */
@@ -42,8 +42,8 @@ typedef struct attempt {
     tw_connect_options o;
     tw_call *timer;
     tw_deferred *lookup; /* NULL unless a lookup is pending */
-    struct event ev;     /* first the kick that starts us, then the socket */
-    int fd;
+    tw__race *race;      /* NULL unless connections are being raced */
+    struct event ev;     /* the kick that starts us, and the stop */
     int state;
     int stopping; /* the reactor is stopping: fail from the loop */
     int fired;    /* S_STARTING: a cancel came too late and fired with proto */
@@ -51,8 +51,7 @@ typedef struct attempt {
     tw_protocol *proto; /* S_STARTING: set before connection_made runs */
     int port;
     tw_address_list *addrs;
-    size_t next;
-    tw_address cur; /* the address being tried */
+    tw_address cur; /* the address that connected, or failed last */
     int last_err;   /* the last address's error, a negated errno */
     const char *host; /* points into where[] when a lookup is needed, else NULL */
     char where[];     /* "host:port" or "unix:/path", for messages */
@@ -62,6 +61,7 @@ TW_API void tw_connect_options_init(tw_connect_options *o)
 {
     memset(o, 0, sizeof *o);
     o->timeout = TW_CONNECT_TIMEOUT;
+    o->attempt_delay = TW_CONNECT_ATTEMPT_DELAY;
 }
 
 static void release(attempt *a)
@@ -81,9 +81,10 @@ static void quiesce(attempt *a)
         a->timer = NULL;
     }
     event_del(&a->ev);
-    if (a->fd >= 0)
-        close(a->fd);
-    a->fd = -1;
+    if (a->race != NULL) {
+        tw__race_cancel(a->race);
+        a->race = NULL;
+    }
     tw_deferred *lookup = a->lookup;
     if (lookup != NULL) {
         a->lookup = NULL; /* its errback, run by the cancel, sees we left */
@@ -144,12 +145,11 @@ static tw_failure *connect_failure(const attempt *a)
 }
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
-static void attempt_event(attempt *a, evutil_socket_t fd, short what);
+static void attempt_event(attempt *a);
 
-static void connected(attempt *a)
+/* Takes @p fd, connected to a->cur. */
+static void connected(attempt *a, int fd)
 {
-    int fd = a->fd;
-    a->fd = -1;
     tw_address peer = a->cur;
     quiesce(a);
     a->state = S_STARTING;
@@ -188,41 +188,27 @@ static void connected(attempt *a)
     tw_deferred_unref(d);
 }
 
-/* Try the remaining addresses; the first one that starts connecting waits
- * for the loop. */
-static void try_next(attempt *a)
+static void race_done(void *arg, int fd, const tw_address *addr, int err)
 {
-    while (a->addrs != NULL && a->next < a->addrs->count) {
-        a->cur = a->addrs->items[a->next++];
-        int family = tw_address_family(&a->cur);
-        int bind_first = a->o.bind_address.len > 0 && family != AF_UNIX;
-        if (bind_first && tw_address_family(&a->o.bind_address) != family) {
-            a->last_err = -EAFNOSUPPORT;
-            continue;
-        }
-        int fd = tw__socket(family, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) {
-            a->last_err = -errno;
-            continue;
-        }
-        if ((bind_first && bind(fd, &a->o.bind_address.u.sa, a->o.bind_address.len) < 0) ||
-            (connect(fd, &a->cur.u.sa, a->cur.len) < 0 && errno != EINPROGRESS)) {
-            a->last_err = -errno;
-            close(fd);
-            continue;
-        }
-        /* Connected or in progress: either way the socket turns writable,
-         * and the outcome is reported from the loop. */
-        a->fd = fd;
-        a->state = S_CONNECTING;
-        event_del(&a->ev);
-        event_assign(&a->ev, a->r->base, fd, EV_WRITE, on_event, a);
-        if (event_add(&a->ev, NULL) < 0) {
-            fail(a, tw_failure_new(-ENOMEM, "connect to %s failed: out of memory", a->where));
-        }
+    attempt *a = arg;
+    a->race = NULL;
+    a->cur = *addr;
+    if (fd >= 0) {
+        connected(a, fd);
         return;
     }
+    a->last_err = err;
     fail(a, connect_failure(a));
+}
+
+/* Race the addresses; the outcome may come before this returns, so @p a is
+ * not touched after it. */
+static void race(attempt *a)
+{
+    a->state = S_CONNECTING;
+    double delay = a->o.attempt_delay > 0 ? a->o.attempt_delay : TW_CONNECT_ATTEMPT_DELAY;
+    if (tw__race_start(a->r, a->addrs, &a->o.bind_address, delay, race_done, a, &a->race) < 0)
+        fail(a, tw_failure_new(-ENOMEM, "connect to %s failed: out of memory", a->where));
 }
 
 static void on_resolved(tw_deferred *d, tw_result *res, void *arg)
@@ -239,8 +225,7 @@ static void on_resolved(tw_deferred *d, tw_result *res, void *arg)
     tw_deferred_unref(a->lookup);
     a->lookup = NULL;
     a->addrs = list; /* malloc'd, released with free() */
-    a->state = S_CONNECTING;
-    try_next(a);
+    race(a);
 }
 
 static void on_resolve_failed(tw_deferred *d, tw_result *res, void *arg)
@@ -263,7 +248,7 @@ static void on_resolve_failed(tw_deferred *d, tw_result *res, void *arg)
 static void begin(attempt *a)
 {
     if (a->host == NULL) {
-        try_next(a);
+        race(a);
         return;
     }
     a->state = S_RESOLVING;
@@ -287,36 +272,22 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 {
     attempt *a = arg;
     tw_reactor *r = a->r;
+    (void)fd;
+    (void)what;
     tw__enter(r); /* the attempt may go inside; the reactor may not */
-    attempt_event(a, fd, what);
+    attempt_event(a);
     tw__leave(r);
 }
 
-static void attempt_event(attempt *a, evutil_socket_t fd, short what)
+static void attempt_event(attempt *a)
 {
-    (void)what;
     if (a->stopping) {
         fail(a, tw_failure_new(TW_ESHUTDOWN, "connect to %s failed: %s", a->where,
                                tw_strerror(TW_ESHUTDOWN)));
         return;
     }
-    if (a->state == S_START) {
+    if (a->state == S_START)
         begin(a);
-        return;
-    }
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (getsockopt((int)fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err == 0) {
-        connected(a);
-        return;
-    }
-    a->last_err = -err;
-    event_del(&a->ev);
-    close(a->fd);
-    a->fd = -1;
-    try_next(a);
 }
 
 static void on_timeout(void *arg)
@@ -374,7 +345,8 @@ static tw_deferred *refuse(int code, const char *fmt, ...)
 static int bad_options(const tw_connect_options *o)
 {
     int bf = tw_address_family(&o->bind_address);
-    return !isfinite(o->timeout) || o->timeout < 0 ||
+    return !isfinite(o->timeout) || o->timeout < 0 || !isfinite(o->attempt_delay) ||
+           (o->attempt_delay != 0 && o->attempt_delay < TW_CONNECT_ATTEMPT_DELAY_MIN) ||
            (o->bind_address.len > 0 && bf != AF_INET && bf != AF_INET6);
 }
 
@@ -391,7 +363,7 @@ static tw_deferred *start(tw_reactor *r, tw_factory *f, const tw_connect_options
         o = &defaults;
     }
     if (bad_options(o))
-        return refuse(-EINVAL, "connect to %s: bad timeout or bind address", where);
+        return refuse(-EINVAL, "connect to %s: bad timeout, attempt delay or bind address", where);
     if (tw_reactor_stopping(r))
         return refuse(TW_ESHUTDOWN, "connect to %s: the reactor is shutting down", where);
 
@@ -416,7 +388,6 @@ static tw_deferred *start(tw_reactor *r, tw_factory *f, const tw_connect_options
     a->r = r;
     a->f = f;
     a->o = *o;
-    a->fd = -1;
     a->port = port;
     a->state = S_START;
     a->d = tw_deferred_new(cancel_attempt, a);

@@ -52,13 +52,14 @@ typedef enum {
     P_BIND,
     P_DOMAIN,
     P_INDEX,
+    P_ATTEMPT_DELAY,
     P_COUNT,
     P_NONE = -1
 } param;
 
 static const char *const param_names[P_COUNT] = {
     "port", "interface", "backlog", "host", "path", "mode",
-    "lockfile", "timeout", "bindAddress", "domain", "index",
+    "lockfile", "timeout", "bindAddress", "domain", "index", "attemptDelay",
 };
 
 typedef struct keyword {
@@ -100,7 +101,11 @@ static const spec specs[] = {
      {P_DOMAIN, P_INDEX}},
     {"tcp", TW_ENDPOINT_TCP, 1,
      {P_HOST, P_PORT, P_NONE, P_NONE},
-     {{"host", P_HOST}, {"port", P_PORT}, {"timeout", P_TIMEOUT}, {"bindAddress", P_BIND}},
+     {{"host", P_HOST},
+      {"port", P_PORT},
+      {"timeout", P_TIMEOUT},
+      {"bindAddress", P_BIND},
+      {"attemptDelay", P_ATTEMPT_DELAY}},
      {P_HOST, P_PORT}},
     {"unix", TW_ENDPOINT_UNIX, 1,
      {P_PATH, P_NONE, P_NONE, P_NONE},
@@ -277,6 +282,15 @@ static int bind_value(parser *p, const spec *sp, tw_endpoint *e, param id, const
         e->timeout = t;
         return 0;
     }
+    case P_ATTEMPT_DELAY: {
+        char *end;
+        double t = *v != '\0' ? strtod(v, &end) : -1;
+        if (*v == '\0' || *end != '\0' || !isfinite(t) || t < TW_CONNECT_ATTEMPT_DELAY_MIN)
+            return perr(p, "attemptDelay '%s' is not a number of seconds from %g", v,
+                        TW_CONNECT_ATTEMPT_DELAY_MIN);
+        e->attempt_delay = t;
+        return 0;
+    }
     case P_BIND:
         if (!is_ip(v, &family))
             return perr(p, "bindAddress '%s' is not a numeric IP address", v);
@@ -322,6 +336,7 @@ static void endpoint_defaults(tw_endpoint *e, const spec *sp)
     e->port = -1;
     e->mode = -1;
     e->timeout = sp->client ? TW_CONNECT_TIMEOUT : 0;
+    e->attempt_delay = sp->client && sp->type == TW_ENDPOINT_TCP ? TW_CONNECT_ATTEMPT_DELAY : 0;
     e->domain = AF_UNSPEC;
 }
 
@@ -463,7 +478,7 @@ static void put_option(text *o, const char *key, const char *value)
 }
 
 /* The shortest text that reads back as @p v. */
-static void put_seconds(text *o, double v)
+static void put_seconds(text *o, const char *key, double v)
 {
     char tmp[40];
     for (int prec = 6; prec <= 17; prec++) {
@@ -471,7 +486,7 @@ static void put_seconds(text *o, double v)
         if (strtod(tmp, NULL) == v)
             break;
     }
-    put_option(o, "timeout", tmp);
+    put_option(o, key, tmp);
 }
 
 TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
@@ -518,9 +533,12 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
         return buf;
     }
     if (e->client && e->timeout != TW_CONNECT_TIMEOUT)
-        put_seconds(&o, e->timeout);
+        put_seconds(&o, "timeout", e->timeout);
     if (e->client && e->bind_address[0] != '\0')
         put_option(&o, "bindAddress", e->bind_address);
+    if (e->client && e->type == TW_ENDPOINT_TCP && e->attempt_delay != TW_CONNECT_ATTEMPT_DELAY &&
+        e->attempt_delay != 0)
+        put_seconds(&o, "attemptDelay", e->attempt_delay);
     return buf;
 }
 
@@ -814,6 +832,7 @@ TW_API tw_deferred *tw_endpoint_connect(tw_reactor *r, const tw_endpoint *e, tw_
     tw_connect_options o;
     tw_connect_options_init(&o);
     o.timeout = e->timeout;
+    o.attempt_delay = e->attempt_delay;
     if (e->bind_address[0] != '\0' && tw_address_from_ip(&o.bind_address, e->bind_address, 0) < 0)
         return tw_deferred_fail(tw_failure_new(
             -EINVAL, "cannot connect to %s: bindAddress is not a numeric IP address", desc));

@@ -98,6 +98,7 @@ int rd_daemonize(int *parent)
     }
     *parent = 0;
     close_inherited(p[1], activated);
+    rd_logging_detached();
     return rd_detach_stdio();
 }
 

@@ -33,6 +33,13 @@ struct rd_endpoint {
     char *desc; /* as the operator wrote it */
 };
 
+static int activation_checked_later; /* --check away from systemd */
+
+void rd_endpoint_defer_activation_check(void)
+{
+    activation_checked_later = 1;
+}
+
 static int check_activation(const rd_endpoint *e)
 {
     int nfds = tw_endpoint_activated_fds();
@@ -70,7 +77,8 @@ int rd_endpoint_parse(const char *desc, rd_endpoint **out)
     int rc = 0;
     if (tw_endpoint_parse_server(desc, &e->ep, err, sizeof err) < 0)
         rc = rd_error(EX_USAGE, "%s", err);
-    else if (e->ep.type == TW_ENDPOINT_SYSTEMD)
+    else if (e->ep.type == TW_ENDPOINT_SYSTEMD &&
+             !(activation_checked_later && tw_endpoint_activated_fds() < 0))
         rc = check_activation(e);
     else if (e->ep.type == TW_ENDPOINT_UNIX && e->ep.path[0] != '/')
         absolute_unix_path(e);
@@ -93,6 +101,11 @@ void rd_endpoint_free(rd_endpoint *e)
 const char *rd_endpoint_describe(const rd_endpoint *e)
 {
     return e->desc;
+}
+
+int rd_endpoint_is_activated(const rd_endpoint *e)
+{
+    return e->ep.type == TW_ENDPOINT_SYSTEMD;
 }
 
 int rd_endpoint_is_datagram(const rd_endpoint *e)

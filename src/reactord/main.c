@@ -9,7 +9,8 @@
  * protocol, module options, endpoints, user and group); then the process
  * detaches if asked, opens its log, takes the pidfile, and serves, alone or
  * through supervised workers. Every failure unwinds to here and ends in one
- * sentence and a sysexits.h code, with nothing left half-started.
+ * sentence and a sysexits.h code, with nothing left half-started. --check
+ * stops after the checks, as nginx -t does.
  */
 #include "config.h"
 
@@ -73,9 +74,12 @@ int main(int argc, char **argv)
     if (rc != 0 || done)
         return rd_status_fail(rc);
     rd_logging_configure(&cfg);
+    rd_notify_init();
     /* A peer that vanished is an error code from write(), not a death. */
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg.check)
+        rd_endpoint_defer_activation_check();
     rd_app app = {.cfg = &cfg};
     rd_run run = {.app = &app};
     char *pidfile = NULL, *chdir_to = NULL;
@@ -108,6 +112,10 @@ int main(int argc, char **argv)
     }
     if (chdir_to != NULL && !S_ISDIR(st.st_mode)) {
         rc = rd_error(EX_CONFIG, "cannot use --chdir %s: it is not a directory", cfg.chdir);
+        goto out;
+    }
+    if (cfg.check) {
+        rc = rd_check(&run);
         goto out;
     }
     /* A daemon lets go of the directory it was started in. */

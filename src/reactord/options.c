@@ -69,7 +69,13 @@ void rd_options_usage(FILE *out)
             "                             default); SIGHUP reopens it\n"
             "      --log-format FORMAT    text (default) or json, one record a line\n"
             "      --log-level LEVEL      debug, info (default), warn or error\n"
+            "      --syslog               send the log to syslog (facility daemon) instead\n"
+            "                             (when standard error is the journal, its lines\n"
+            "                             carry the journal's <N> priorities by themselves)\n"
             "\n"
+            "  -t, --check                check the options, the protocol and its options,\n"
+            "                             the endpoints and the user, then exit: 0 if\n"
+            "                             reactord would start; nothing listens\n"
             "  -h, --help                 show this help and exit\n"
             "  -V, --version              show the version and exit\n"
             "\n"
@@ -148,7 +154,8 @@ enum {
     OPT_IDLE,
     OPT_WORKERS,
     OPT_WORKER_TIMEOUT,
-    OPT_INPUT_BUDGET
+    OPT_INPUT_BUDGET,
+    OPT_SYSLOG
 };
 
 static const struct option longopts[] = {
@@ -165,6 +172,8 @@ static const struct option longopts[] = {
     {"logfile", required_argument, NULL, OPT_LOGFILE},
     {"log-format", required_argument, NULL, OPT_LOGFORMAT},
     {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+    {"syslog", no_argument, NULL, OPT_SYSLOG},
+    {"check", no_argument, NULL, 't'},
     {"user", required_argument, NULL, OPT_USER},
     {"group", required_argument, NULL, OPT_GROUP},
     {"chdir", required_argument, NULL, OPT_CHDIR},
@@ -211,6 +220,12 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
         return 0;
     case 'd':
         cfg->daemon = 1;
+        return 0;
+    case 't':
+        cfg->check = 1;
+        return 0;
+    case OPT_SYSLOG:
+        cfg->syslog = 1;
         return 0;
     case OPT_PIDFILE:
         if (arg[0] == '\0')
@@ -295,7 +310,7 @@ int rd_options_parse(int argc, char **argv, rd_config *cfg, int *done)
 
     int c, rc;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":p:l:o:dhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":p:l:o:dthV", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
             rd_options_usage(stdout);
@@ -317,6 +332,11 @@ int rd_options_parse(int argc, char **argv, rd_config *cfg, int *done)
     }
     if (optind < argc)
         return rd_error(EX_USAGE, "unexpected argument '%s'; see --help", argv[optind]);
+    if (cfg->syslog && cfg->logfile != NULL)
+        return rd_error(EX_USAGE, "--syslog and --logfile both say where the log goes; give one");
+    if (cfg->syslog && cfg->log_format == TW_LOG_JSON)
+        return rd_error(EX_USAGE, "--log-format json applies to a log file or standard error, "
+                                  "not to --syslog, whose records are plain messages");
     if (cfg->list_protocols || cfg->help_protocol != NULL)
         return 0;
     if (cfg->protocol == NULL)

@@ -5,8 +5,9 @@
  * the crash guard around their code (guard.c), the listening endpoints
  * (endpoints.c), the start-up report (status.c), daemonising (daemon.c),
  * the pidfile (pidfile.c), privileges and process settings (privileges.c),
- * logging (logging.c), one serving process (serve.c) and the worker
- * supervisor (workers.c). main.c puts them in order.
+ * logging (logging.c), the service manager's notifications (notify.c),
+ * the configuration check (check.c), one serving process (serve.c) and
+ * the worker supervisor (workers.c). main.c puts them in order.
  *
  * Errors travel as a sysexits.h code plus one sentence held by status.c
  * (rd_error), so every function unwinds normally and the sentence reaches
@@ -44,6 +45,8 @@ typedef struct rd_config {
     int daemon;
     const char *pidfile;
     const char *logfile;
+    int syslog; /* --syslog: records go to syslog(3), not to a file */
+    int check; /* --check: validate the configuration, start nothing */
     tw_log_format log_format;
     tw_log_level log_level;
     const char *user;
@@ -161,6 +164,14 @@ int rd_endpoint_parse(const char *desc, rd_endpoint **out);
 
 void rd_endpoint_free(rd_endpoint *e);
 
+/* For --check run away from systemd: accept a systemd: endpoint on its
+ * syntax alone when no sockets were passed (with sockets, its index is
+ * still checked against them). */
+void rd_endpoint_defer_activation_check(void);
+
+/* Whether it is a systemd: endpoint. */
+int rd_endpoint_is_activated(const rd_endpoint *e);
+
 /* The description as given, for messages. */
 const char *rd_endpoint_describe(const rd_endpoint *e);
 
@@ -255,6 +266,22 @@ const char *rd_signal_name(int sig);
 /* SIGHUP or SIGUSR1 (@p sig): reopen the log file and say so. */
 void rd_logging_reopen(int sig);
 
+/* What starts a line that reactord itself writes to stderr at error
+ * priority: "<3>" when stderr is the journal, else "". */
+const char *rd_logging_error_prefix(void);
+
+/* The daemon closed the descriptors it inherited: forget syslog's. */
+void rd_logging_detached(void);
+
+/* ------------------------------------------------------------ notify.c */
+
+/* Take $NOTIFY_SOCKET from the environment (once, at start-up). */
+void rd_notify_init(void);
+
+/* Send @p state ("READY=1", "STOPPING=1", ...) to the service manager, if
+ * one gave a NOTIFY_SOCKET; a failure is logged once as a warning. */
+void rd_notify(const char *state);
+
 /* ------------------------------------------------------------ serve.c */
 
 typedef struct rd_worker {
@@ -274,6 +301,13 @@ typedef struct rd_run {
 /* Serve until SIGTERM or SIGINT, in this process. @p w is NULL unless this
  * is a worker. @return the exit code. */
 int rd_serve(rd_run *run, const rd_worker *w);
+
+/* ------------------------------------------------------------ check.c */
+
+/* --check: make the protocol's factory (and datagram protocol) without
+ * listening, then free them and say the configuration is valid.
+ * @return 0, or the code starting would have failed with. */
+int rd_check(rd_run *run);
 
 /* ------------------------------------------------------------ workers.c */
 

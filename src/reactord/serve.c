@@ -15,6 +15,9 @@
  * operator commonly sends kills the process without its shutdown path.
  * They are libevent signal events on the reactor's own base, so their
  * handlers run in the loop like any other callback.
+ *
+ * Unless it is a worker, the process tells the service manager READY=1
+ * once it serves, and STOPPING=1 when a graceful stop begins (notify.c).
  */
 #include "config.h"
 
@@ -31,6 +34,7 @@
 typedef struct {
     tw_reactor *r;
     double drain;
+    int notify; /* the process the service manager watches (not a worker) */
 } serve_ctx;
 
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
@@ -45,6 +49,8 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         tw_log(TW_LOG_INFO, rd_logging_system(),
                "%s: no longer accepting; open connections may drain for up to %g s",
                rd_signal_name((int)sig), s->drain);
+        if (s->notify)
+            rd_notify("STOPPING=1");
         tw_reactor_stop(s->r);
         return;
     }
@@ -108,7 +114,7 @@ int rd_serve(rd_run *run, const rd_worker *w)
         return rd_error(EX_OSERR, "cannot create the event loop: out of memory or descriptors");
     tw_reactor_set_shutdown_timeout(r, cfg->shutdown_timeout);
     tw_reactor_set_input_budget(r, cfg->input_budget);
-    serve_ctx ctx = {r, cfg->shutdown_timeout};
+    serve_ctx ctx = {r, cfg->shutdown_timeout, w == NULL};
 
     /* Watched from the start: a SIGTERM during start-up waits for the loop,
      * which then stops at once, instead of killing a half-started server. */
@@ -166,6 +172,13 @@ int rd_serve(rd_run *run, const rd_worker *w)
                tw_version(), (long)getpid(), run->app->plugin->name, run->app->origin);
     /* A worker tells its supervisor the ports it got, for port 0. */
     rd_status_report(0, w != NULL ? ports : NULL);
+    if (w == NULL) {
+        /* A daemon is not the process systemd started: name the main one. */
+        char state[160];
+        snprintf(state, sizeof state, "READY=1\nSTATUS=serving protocol '%s'\nMAINPID=%ld",
+                 run->app->plugin->name, (long)getpid());
+        rd_notify(state);
+    }
     int err = tw_reactor_run(r);
     if (err < 0)
         rc = rd_error(EX_SOFTWARE, "the event loop failed: %s", tw_strerror(err));

@@ -71,7 +71,8 @@ void rd_status_report(int code, const char *detail)
     reported = 1;
     if (status_fd < 0) {
         if (code != 0)
-            fprintf(stderr, "reactord: %s\n", detail != NULL ? detail : "failed");
+            fprintf(stderr, "%sreactord: %s\n", rd_logging_error_prefix(),
+                    detail != NULL ? detail : "failed");
         return;
     }
     char buf[2048];

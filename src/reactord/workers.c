@@ -33,6 +33,9 @@
  * how operators (and tests) find them. Signals reach the loop through a
  * self-pipe; they are blocked around fork() so a child never runs the
  * supervisor's handlers.
+ *
+ * The supervisor is the process a service manager watches: it sends
+ * READY=1 once every worker runs and STOPPING=1 when a stop begins.
  */
 #include "config.h"
 
@@ -225,8 +228,10 @@ static void begin_stop(supervisor *s, const char *why)
         return;
     s->stopping = 1;
     s->kill_at = now() + s->run->app->cfg->shutdown_timeout + KILL_GRACE;
-    if (why != NULL)
+    if (why != NULL) {
         tw_log(TW_LOG_INFO, "reactord", "%s: stopping %u workers", why, s->n);
+        rd_notify("STOPPING=1");
+    }
     signal_all(s, SIGTERM);
 }
 
@@ -287,6 +292,10 @@ static void read_report(supervisor *s, unsigned i, int *is_worker, int *worker_r
     s->starting = 0;
     tw_log(TW_LOG_INFO, "reactord", "all %u workers running", s->n);
     rd_status_report(0, NULL);
+    char state[160];
+    snprintf(state, sizeof state, "READY=1\nSTATUS=serving protocol '%s' with %u workers\n"
+             "MAINPID=%ld", s->run->app->plugin->name, s->n, (long)getpid());
+    rd_notify(state);
 }
 
 static void reap(supervisor *s)
