@@ -1111,6 +1111,81 @@ START_TEST(test_tags_count_up_in_lowercase_hex_and_send_asks_for_no_answer)
 }
 END_TEST
 
+START_TEST(test_an_answer_matches_only_the_tag_exactly_as_it_was_sent)
+{
+    /* The raw socket plays the server and answers with other spellings. */
+    tw_factory *client = tw_amp_factory_new();
+    tw_amp_factory_set_callbacks(client, raw_server_connected, client_lost, NULL);
+    raw rw;
+    raw_open(&rw, client);
+    ck_assert_ptr_nonnull(client_amp);
+    tw_amp_values *args = sum_args(1, 2);
+    tw_deferred *d = tw_amp_call_remote(client_amp, &SUM, args);
+    tw_amp_values_free(args);
+    tw_amp_box *b = raw_next(&rw, 2000);
+    assert_value(b, "_ask", "1");
+    tw_amp_box_free(b);
+    /* Twisted compares tags as bytes: "01" is not the call tagged "1". */
+    raw_send_kv(&rw, "_answer", "01", "total", "3", KV_END);
+    ck_assert(raw_closed(&rw, 2000));
+    ck_assert_ptr_nonnull(strstr(logbuf, "an answer for a call never made"));
+    tu_amp_outcome o = {0};
+    tw_deferred_add_callbacks(d, tu_amp_on_values, tu_amp_on_failure, &o);
+    spin(R, &o.done, 2000);
+    ck_assert(o.failed);
+    ck_assert_int_eq(o.code, TW_ECONNLOST);
+    tu_amp_outcome_free(&o);
+    tw_deferred_unref(d);
+    raw_close(&rw);
+    tw_factory_free(client);
+}
+END_TEST
+
+START_TEST(test_thousands_of_outstanding_calls_answered_in_order_each_get_theirs)
+{
+    enum { N = 5000 };
+    tw_factory *client = tw_amp_factory_new();
+    tw_amp_factory_set_callbacks(client, raw_server_connected, client_lost, NULL);
+    raw rw;
+    raw_open(&rw, client);
+    ck_assert_ptr_nonnull(client_amp);
+    tw_deferred **ds = malloc(N * sizeof *ds);
+    tu_amp_outcome *os = calloc(N, sizeof *os);
+    /* In batches the raw peer's queue holds; none is answered yet. */
+    for (int i = 0; i < N; i++) {
+        tw_amp_values *args = sum_args(i, 0);
+        ds[i] = tw_amp_call_remote(client_amp, &SUM, args);
+        tw_amp_values_free(args);
+        tw_deferred_add_callbacks(ds[i], tu_amp_on_values, tu_amp_on_failure, &os[i]);
+        if (i % 100 == 99)
+            for (int k = 0; k < 100; k++)
+                tw_amp_box_free(raw_next(&rw, 2000));
+    }
+    ck_assert_uint_eq(tw_amp_outstanding(client_amp), N);
+    /* The oldest first,, as a peer that answers in order does. */
+    for (int i = 0; i < N; i++) {
+        char tag[16], total[16];
+        snprintf(tag, sizeof tag, "%x", i + 1);
+        snprintf(total, sizeof total, "%d", i);
+        raw_send_kv(&rw, "_answer", tag, "total", total, KV_END);
+    }
+    spin(R, &os[N - 1].done, 5000);
+    ck_assert_uint_eq(tw_amp_outstanding(client_amp), 0);
+    for (int i = 0; i < N; i++) {
+        ck_assert(os[i].done && !os[i].failed);
+        int64_t t;
+        ck_assert_int_eq(tw_amp_values_get_integer(os[i].values, "total", &t), 0);
+        ck_assert_int_eq(t, i);
+        tu_amp_outcome_free(&os[i]);
+        tw_deferred_unref(ds[i]);
+    }
+    free(os);
+    free(ds);
+    raw_close(&rw);
+    tw_factory_free(client);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the amp module */
 
 static tw_factory *module_factory(void)
@@ -1391,6 +1466,8 @@ static Suite *amp_suite(void)
                    test_an_answer_that_does_not_decode_fails_the_call_and_the_connection_stays);
     tcase_add_test(client, test_call_remote_box_gives_the_raw_answer_without_its_answer_key);
     tcase_add_test(client, test_tags_count_up_in_lowercase_hex_and_send_asks_for_no_answer);
+    tcase_add_test(client, test_an_answer_matches_only_the_tag_exactly_as_it_was_sent);
+    tcase_add_test(client, test_thousands_of_outstanding_calls_answered_in_order_each_get_theirs);
     suite_add_tcase(s, client);
 
     TCase *module = tcase_create("module");

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# The service files of service/: the logrotate file agrees with the snippet
+# The service files of contrib/: the logrotate file agrees with the snippet
 # in reactord.8 (and logrotate parses it, where logrotate is installed), and
 # the systemd units pass `systemd-analyze verify`, pointed at the reactord
 # just built. Skips, saying why, where systemd-analyze is missing.
@@ -14,7 +14,7 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
 
 # --------------------------------------------------------------- logrotate
-lr=$srcdir/service/reactord.logrotate
+lr=$srcdir/contrib/reactord.logrotate
 # The directives of a logrotate block, in order, up to postrotate; the
 # account in `create` is the deployment's own, so it is left out.
 directives() {
@@ -26,9 +26,9 @@ sed -n '/^\/var\/log\/echo.log {/,/^}/p' "$srcdir/reactord.8" >"$tmp/page.snippe
 [ -s "$tmp/page.snippet" ] || fail "reactord.8 has no logrotate snippet for /var/log/echo.log"
 directives "$tmp/page.snippet" >"$tmp/page"
 if diff -u "$tmp/page" "$tmp/package" >"$tmp/diff"; then
-    ok "service/reactord.logrotate has the directives of reactord.8's snippet"
+    ok "contrib/reactord.logrotate has the directives of reactord.8's snippet"
 else
-    fail "service/reactord.logrotate and reactord.8's snippet differ:"
+    fail "contrib/reactord.logrotate and reactord.8's snippet differ:"
     cat "$tmp/diff"
 fi
 grep -q '^ *create 0640 reactord adm$' "$lr" || fail "reactord.logrotate does not create 0640 reactord adm"
@@ -62,8 +62,8 @@ if [ -z "$analyze" ]; then
     exit 77
 fi
 sbindir=$(cd "$(dirname "$reactord")" && pwd)
-sed -e "s|@sbindir@|$sbindir|g" "$srcdir/service/reactord@.service.in" >"$tmp/reactord@.service"
-cp "$srcdir/service/reactord@.socket" "$tmp/reactord@.socket"
+sed -e "s|@sbindir@|$sbindir|g" "$srcdir/contrib/reactord@.service.in" >"$tmp/reactord@.service"
+cp "$srcdir/contrib/reactord@.socket" "$tmp/reactord@.socket"
 grep -q '^Type=notify$' "$tmp/reactord@.service" || fail "reactord@.service is not Type=notify"
 grep -q '^EnvironmentFile=/etc/reactord/%i.conf$' "$tmp/reactord@.service" ||
     fail "reactord@.service does not read /etc/reactord/%i.conf"
@@ -72,12 +72,12 @@ grep -q '^ExecStart=.*--user reactord \$REACTORD_OPTIONS$' "$tmp/reactord@.servi
 # The example configuration, as the unit runs it (root stands for the
 # reactord account, which the package creates).
 REACTORD_OPTIONS=
-. "$srcdir/service/echo.conf"
+. "$srcdir/contrib/echo.conf"
 # shellcheck disable=SC2086 # split into words, as systemd splits $REACTORD_OPTIONS
 if "$reactord" --check --user root $REACTORD_OPTIONS >"$tmp/check.out" 2>&1; then
-    ok "reactord --check accepts service/echo.conf with the unit's --user"
+    ok "reactord --check accepts contrib/echo.conf with the unit's --user"
 else
-    fail "reactord --check refuses service/echo.conf:"
+    fail "reactord --check refuses contrib/echo.conf:"
     cat "$tmp/check.out"
 fi
 for unit in "reactord@check.service" "reactord@check.socket"; do

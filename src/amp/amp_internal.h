@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What amp.c needs of the box and value code beyond the public API: the
- * layouts, so that the boxes and argument sets of one call can live on the
- * stack, and the functions that set them up and tear them down there.
+ * What the connection files (amp_connection.c and its neighbours, see
+ * amp_conn_internal.h) need of the box and value code beyond the public
+ * API: the layouts, so that the boxes and argument sets of one call can
+ * live on the stack, and the functions that set them up and tear them down
+ * there.
  *
  * Both containers keep small contents inline (a few entries, a few hundred
  * bytes), which is what a typical command or answer holds, so handling one

@@ -46,6 +46,20 @@ void tw__list_remove(tw__list *l, tw__link *n)
     l->count--;
 }
 
+void tw__list_replace(tw__list *l, tw__link *old, tw__link *n)
+{
+    *n = *old;
+    if (n->prev != NULL)
+        n->prev->next = n;
+    else
+        l->head = n;
+    if (n->next != NULL)
+        n->next->prev = n;
+    else
+        l->tail = n;
+    old->prev = old->next = NULL;
+}
+
 tw__link *tw__list_shift(tw__list *l)
 {
     tw__link *n = l->head;

@@ -25,6 +25,8 @@ void tw__list_push(tw__list *l, tw__link *n);
 void tw__list_append(tw__list *l, tw__link *n);
 /* Remove @p n, which must be on @p l. */
 void tw__list_remove(tw__list *l, tw__link *n);
+/* Put @p n where @p old, which must be on @p l, is (the node moved). */
+void tw__list_replace(tw__list *l, tw__link *old, tw__link *n);
 /* Remove and @return the first node, or NULL when @p l is empty. */
 tw__link *tw__list_shift(tw__list *l);
 

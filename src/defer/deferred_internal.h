@@ -4,10 +4,11 @@
  * list, deferred_time.c for timeouts and defer_later) need beyond the public
  * API: a constructor whose canceller owns its argument, and a way to tell a
  * deferred that is being released from a live one, because those files hold
- * deferreds weakly and must not revive one whose last reference went. amp.c
- * uses the last: a way to hand a settled result to a callback pair without
- * queuing it; the test kit's result readers (src/testing/results.c) use it
- * too, to read a result now or not at all. Last, the FIFO of waiting
+ * deferreds weakly and must not revive one whose last reference went.
+ * amp_requests.c needs a way to hand a settled result to a callback pair
+ * without queuing it (it says why, with a measurement); the test kit's
+ * result readers (src/testing/results.c) use it too, to read a result now
+ * or not at all. Last, the FIFO of waiting
  * deferreds that the semaphore and the queue share.
  */
 #ifndef TWINE_DEFERRED_INTERNAL_H

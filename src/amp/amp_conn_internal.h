@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the files of an AMP connection share: the factory that builds it,
+ * the responder table it dispatches to, the connection itself, and the
+ * functions one part calls in another.
+ *
+ *   amp_factory.c     the factory: limits, callbacks, building connections
+ *   amp_dispatcher.c  the responder table, by command name
+ *   amp_connection.c  the protocol: reading boxes, routing them, sending
+ *                     boxes, pausing, closing, losing the connection
+ *   amp_requests.c    incoming commands: running responders, answering
+ *   amp_calls.c       outgoing calls, waiting for their answers
+ *   amp_call_table.c  the outstanding calls indexed by their _ask tag
+ *   amp_errors.c      AMP errors as failures
+ *
+ * One connection is used from one thread, the reactor's; nothing here locks.
+ */
+#ifndef TWINE_AMP_CONN_INTERNAL_H
+#define TWINE_AMP_CONN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <twine/amp.h>
+
+#include "core/list_internal.h"
+
+/* Look up a key given as a string literal, without measuring it each time. */
+#define TW__AMP_GET(box, key, len) tw_amp_box_getn((box), (key), sizeof(key) - 1, (len))
+
+/* ------------------------------------------------------------ dispatcher */
+
+typedef struct tw__amp_responder {
+    const tw_amp_command *command;
+    tw_amp_responder_fn fn;
+    void *arg;
+} tw__amp_responder;
+
+struct tw_amp_dispatcher {
+    tw__amp_responder *items;
+    size_t count, cap;
+};
+
+/* The responder of the command named @p name (@p len bytes), or NULL. */
+const tw__amp_responder *tw__amp_dispatcher_lookup(const tw_amp_dispatcher *d, const char *name,
+                                                   size_t len);
+/* Free the table; @p d itself is its owner's. */
+void tw__amp_dispatcher_release(tw_amp_dispatcher *d);
+
+/* ------------------------------------------------------------ factory */
+
+typedef struct tw__amp_factory {
+    tw_factory base;
+    tw_amp_dispatcher dispatcher;
+    size_t max_box, max_pending;
+    tw_amp_connected_fn connected;
+    tw_amp_lost_fn lost;
+    void *cb_arg;
+} tw__amp_factory;
+
+/* A new connection for @p f (amp_connection.c), or NULL when memory runs out. */
+tw_protocol *tw__amp_connection_new(tw__amp_factory *f);
+
+/* ------------------------------------------------------------ call table */
+
+typedef struct tw__amp_call {
+    tw__link link;                 /* in the connection's calls, newest first */
+    uint64_t tag;                  /* the _ask tag, sent as lowercase hex */
+    tw_deferred *d;                /* our reference, until we fire it */
+    const tw_amp_command *command; /* NULL for a raw call */
+    char name[];                   /* the command's name, for messages */
+} tw__amp_call;
+
+/*
+ * The outstanding calls of one connection, found by tag in constant time:
+ * an open-addressed table of the calls (Fibonacci hashing of the tags,
+ * which the connection hands out itself, so a peer cannot choose where
+ * they land), at least twice as large as the calls it holds and at most
+ * eight times (a minimum of 8 slots), plus the list, in the order the calls
+ * were made, that a lost connection fails them in. Zero-initialised is empty.
+ */
+typedef struct tw__amp_call_table {
+    tw__amp_call **slots;
+    unsigned bits; /* slots has 1 << bits entries, or is NULL */
+    tw__list list;
+} tw__amp_call_table;
+
+/* Make room for one more call. @return 0 or -ENOMEM. */
+int tw__amp_call_table_reserve(tw__amp_call_table *t);
+/* Add @p c, whose tag no other call has, after a tw__amp_call_table_reserve().
+ * Cannot fail: each reserve keeps half the table free, so even adds nested
+ * between a reserve and its add find a free slot. */
+void tw__amp_call_table_add(tw__amp_call_table *t, tw__amp_call *c);
+/* The call whose tag's text is @p tag (@p len bytes), or NULL. Any bytes
+ * are safe: text that is not a tag this table could hold finds nothing. */
+tw__amp_call *tw__amp_call_table_find(const tw__amp_call_table *t, const char *tag, size_t len);
+/* Take @p c, which must be in @p t, out of it. */
+void tw__amp_call_table_remove(tw__amp_call_table *t, tw__amp_call *c);
+/* The newest call, or NULL when none is outstanding. */
+tw__amp_call *tw__amp_call_table_first(const tw__amp_call_table *t);
+/* Free the slots; the table must be empty. */
+void tw__amp_call_table_release(tw__amp_call_table *t);
+
+/* ------------------------------------------------------------ connection */
+
+struct tw_amp {
+    tw_protocol base;
+    tw__amp_factory *factory;
+    tw_amp_parser *parser;
+    uint64_t counter;          /* the last _ask tag handed out */
+    tw__amp_call_table calls;  /* outgoing calls waiting for an answer */
+    tw__list requests;         /* incoming requests whose responders run */
+    size_t max_pending;
+    tw_failure *lost_reason;
+    unsigned closing : 1;        /* twine or the peer is closing it */
+    unsigned lost : 1;           /* connection_lost ran */
+    unsigned paused_pending : 1; /* reading paused: too many requests pending */
+    unsigned in_feed : 1;        /* the parser is being fed: no nested feed */
+    unsigned char *held;         /* bytes read but not parsed while paused_pending */
+    size_t held_len;
+    unsigned paused_write : 1;   /* reading paused: the peer does not read */
+};
+
+/*
+ * Encode and send @p box. @return 0, TW_ESTATE once the connection is lost,
+ * or a negative code when the box could not be encoded or sent.
+ */
+int tw__amp_send_box(tw_amp *amp, const tw_amp_box *box);
+/* Close the transport (it flushes what was written); twine stops dispatching. */
+void tw__amp_close(tw_amp *amp);
+/* Log, as a warning, why the peer broke the protocol, and close. */
+void tw__amp_violation(tw_amp *amp, const char *fmt, ...) TW_PRINTF(2, 3);
+/* The peer's address as text in @p buf, or "the peer". */
+const char *tw__amp_peer_name(tw_amp *amp, char *buf, size_t len);
+/* A request left the list: resume reading if it was paused for too many. */
+void tw__amp_request_finished(tw_amp *amp);
+
+/* ------------------------------------------------------------ requests */
+
+/* Run the responder of a box with a _command, and answer it. */
+void tw__amp_command_received(tw_amp *amp, const tw_amp_box *box);
+/* The connection is lost: cancel every responder still running. */
+void tw__amp_requests_cancel(tw_amp *amp);
+
+/* ------------------------------------------------------------ calls */
+
+/* Fire the call a box with an _answer answers. @return 1 when the box was
+ * taken over (a raw call's result), else 0. */
+int tw__amp_answer_received(tw_amp *amp, tw_amp_box *box);
+/* Fail the call a box with an _error answers. */
+void tw__amp_error_received(tw_amp *amp, const tw_amp_box *box);
+/* The connection is lost: fail every call still waiting. */
+void tw__amp_calls_fail(tw_amp *amp);
+
+#endif
