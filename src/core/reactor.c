@@ -164,13 +164,20 @@ static void drain_timeout(void *arg)
     abort_all(&r->conns); /* the last one to go ends the drain */
 }
 
+/* A deferred a shutdown trigger returned fired. */
+static void trigger_waited(tw_reactor *r, unsigned gen)
+{
+    (void)gen;
+    tw__shutdown_step_done(r);
+}
+
 static void begin_phase(tw_reactor *r)
 {
     tw__enter(r);
     r->phase_waiting = 1; /* held until this function is done */
     if (r->phase == TW_TRIGGER_DURING)
         tw__startup_stop(r);
-    tw__triggers_run(r, TW__EVENT_SHUTDOWN, (tw_trigger_phase)r->phase);
+    tw__triggers_run(r, TW__EVENT_SHUTDOWN, (tw_trigger_phase)r->phase, trigger_waited);
     if (r->phase == TW_TRIGGER_DURING) {
         for (tw__service *s = r->services; s != NULL; s = s->next)
             if (s->ops->stop != NULL)

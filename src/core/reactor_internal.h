@@ -213,10 +213,14 @@ void tw__threads_unpost(tw_reactor *r, tw__thread_call *c);
  * @p call when @p fn is NULL. @return 0, -EINVAL or -ENOMEM. */
 int tw__triggers_add(tw_reactor *r, int event, tw_trigger_phase phase, tw_trigger_fn fn,
                      tw_call_fn call, void *arg, tw_trigger_id *id);
+/* What a phase's sequencer is told when a deferred it waited for fired:
+ * @p gen is the startup generation at the time the phase ran. */
+typedef void (*tw__trigger_done_fn)(tw_reactor *r, unsigned gen);
 /* triggers.c: run the triggers of @p event's @p phase; each deferred they
  * return counts in phase_waiting (shutdown) or startup_waiting (startup)
- * until it fires, then the step-done function of that event follows. */
-void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase);
+ * until it fires, then @p done is called. */
+void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase,
+                      tw__trigger_done_fn done);
 void tw__triggers_free(tw_reactor *r);
 
 /* startup.c */
