@@ -4,7 +4,8 @@
  * loopback only. A hosts file the test writes names the addresses; an
  * address "black-holed" here is a listener whose accept queue is full, so
  * the kernel drops the SYNs sent to it and a connect there stalls as it
- * would towards a broken route. The tests time how long the connect takes
+ * would towards a broken route. A name server the test runs on 127.0.0.1
+ * answers one family late, or never. The tests time how long the connect takes
  * against the attempt delay and the timeout, and count the process's
  * descriptors to see that no attempt is left behind.
  */
@@ -20,8 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <event2/dns.h>
+#include <event2/dns_struct.h>
 #include <twine.h>
 
 #include "core/fd_internal.h"
@@ -165,6 +169,86 @@ static long long connect_timed(tw_reactor *r, tu_client_factory *client, tu_outc
     tu_watch(tw_connect_string(r, desc, &client->rf.base), o);
     spin(r, &o->fired, wait_ms);
     return tu_now_ms() - t0;
+}
+
+/*
+ * A name server on 127.0.0.1 for NAME: A 127.0.0.1 at once, and AAAA ::1
+ * after @c aaaa_ms milliseconds, or never when it is negative.
+ */
+typedef struct {
+    tw_reactor *r;
+    struct evdns_server_port *port;
+    int fd;
+    int aaaa_ms;
+    struct evdns_server_request *held; /* an AAAA question waiting */
+    tw_call *later;
+} dns_server;
+
+static void dns_answer_aaaa(void *arg)
+{
+    dns_server *s = arg;
+    struct evdns_server_request *req = s->held;
+    s->held = NULL;
+    static const unsigned char v6[16] = {[15] = 1};
+    evdns_server_request_add_aaaa_reply(req, req->questions[0]->name, 1, v6, 60);
+    evdns_server_request_respond(req, 0);
+}
+
+static void dns_question(struct evdns_server_request *req, void *arg)
+{
+    dns_server *s = arg;
+    struct evdns_server_question *q = req->nquestions == 1 ? req->questions[0] : NULL;
+    if (q == NULL || strcasecmp(q->name, NAME) != 0) {
+        evdns_server_request_respond(req, DNS_ERR_NOTEXIST);
+        return;
+    }
+    if (q->type == EVDNS_TYPE_A) {
+        static const unsigned char v4[4] = {127, 0, 0, 1};
+        evdns_server_request_add_a_reply(req, q->name, 1, v4, 60);
+        evdns_server_request_respond(req, 0);
+        return;
+    }
+    if (q->type != EVDNS_TYPE_AAAA || s->held != NULL || s->aaaa_ms < 0) {
+        evdns_server_request_drop(req);
+        return;
+    }
+    s->held = req;
+    int rc = tw_reactor_call_later(s->r, s->aaaa_ms / 1000.0, dns_answer_aaaa, s, &s->later);
+    ck_assert_int_eq(rc, 0);
+}
+
+static void dns_start(tw_reactor *r, dns_server *s, int aaaa_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->r = r;
+    s->aaaa_ms = aaaa_ms;
+    s->fd = tw__socket(AF_INET, SOCK_DGRAM, 0, O_NONBLOCK | O_CLOEXEC);
+    tw_address a;
+    tw_address_from_ip(&a, "127.0.0.1", 0);
+    ck_assert_int_eq(bind(s->fd, &a.u.sa, a.len), 0);
+    a.len = sizeof a.u.storage;
+    getsockname(s->fd, &a.u.sa, &a.len);
+    char addr[64];
+    tw_address_format(&a, addr, sizeof addr);
+    s->port = evdns_add_server_port_with_base(tw_reactor_event_base(r), s->fd, 0, dns_question, s);
+    ck_assert_ptr_nonnull(s->port);
+    tw_resolver_options o;
+    tw_resolver_options_init(&o);
+    o.resolv_conf = "";
+    o.hosts = "";
+    o.nameserver = addr;
+    ck_assert_int_eq(tw_resolver_configure(r, &o), 0);
+}
+
+static void dns_stop(dns_server *s)
+{
+    if (s->later != NULL) {
+        tw_call_cancel(s->later);
+        tw_call_release(s->later);
+    }
+    if (s->held != NULL)
+        evdns_server_request_drop(s->held);
+    evdns_close_server_port(s->port); /* closes the socket */
 }
 
 /* ------------------------------------------------------------ tests */
@@ -446,6 +530,36 @@ START_TEST(test_the_timeout_bounds_every_attempt_together)
 }
 END_TEST
 
+START_TEST(test_stopping_the_reactor_mid_race_closes_every_attempt)
+{
+    black_hole h4, h6;
+    int port = two_holes(&h4, &h6);
+    tw_reactor *r = tw_reactor_new();
+    /* The stop discards the resolver too, so count from before it. */
+    int before = count_fds();
+    char hosts[64];
+    use_hosts(r, both_hosts, hosts, sizeof hosts);
+    tu_client_factory client;
+    tu_client_init(&client, r);
+    int running = count_fds();
+    tu_outcome o;
+    connect_timed(r, &client, &o, 400, "tcp:" NAME ":%d:timeout=10", port);
+    ck_assert(!o.fired);
+    ck_assert_int_eq(count_fds(), running + 2);
+    tw_reactor_stop(r);
+    ck_assert_int_eq(tw_reactor_run(r), 0);
+    ck_assert(o.fired && !o.ok);
+    ck_assert_int_eq(o.code, TW_ESHUTDOWN);
+    ck_assert_int_eq(client.failed, 1);
+    ck_assert_int_eq(client.rf.built, 0);
+    ck_assert_int_eq(count_fds(), before);
+    black_hole_close(&h4);
+    black_hole_close(&h6);
+    tw_reactor_free(r);
+    unlink(hosts);
+}
+END_TEST
+
 START_TEST(test_freeing_the_reactor_mid_race_leaves_nothing_open)
 {
     black_hole h4, h6;
@@ -469,6 +583,72 @@ START_TEST(test_freeing_the_reactor_mid_race_leaves_nothing_open)
     black_hole_close(&h4);
     black_hole_close(&h6);
     unlink(hosts);
+}
+END_TEST
+
+/* RFC 8305 section 3: IPv4 answers wait for IPv6 ones only for the
+ * Resolution Delay (50 ms), not until the resolver gives up on them. */
+START_TEST(test_a_silent_ipv6_lookup_delays_the_connect_by_the_resolution_delay_only)
+{
+    tw_reactor *r = tw_reactor_new();
+    dns_server dns;
+    dns_start(r, &dns, -1);
+    rec_factory server;
+    tu_client_factory client;
+    rec_init(&server, r);
+    tu_client_init(&client, r);
+    tw_listener *l = try_listen(r, &server, "127.0.0.1", 0);
+    ck_assert_ptr_nonnull(l);
+    tu_outcome o;
+    long long ms = connect_timed(r, &client, &o, 12000, "tcp:" NAME ":%d:timeout=10", port_of(l));
+    ck_assert_msg(o.fired && o.ok, "%s", o.fired ? o.message : "no outcome");
+    /* The resolver alone would wait 500 ms for the AAAA answer. */
+    ck_assert_msg(ms >= 40 && ms < 450, "connected after %lld ms", ms);
+    tw_transport_lose_connection(client.rf.last->transport);
+    spin(r, &client.lost, 2000);
+    tw_listener_close(l);
+    dns_stop(&dns);
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* The race starts on the IPv4 address (a black hole); the IPv6 one,
+ * answered 300 ms later, joins it and wins. */
+START_TEST(test_ipv6_addresses_answered_late_join_the_race)
+{
+    tw_reactor *r = tw_reactor_new();
+    dns_server dns;
+    dns_start(r, &dns, 300);
+    rec_factory server;
+    tu_client_factory client;
+    rec_init(&server, r);
+    tu_client_init(&client, r);
+    tw_listener *l = NULL;
+    black_hole hole;
+    int port = 0;
+    for (int i = 0; i < 20 && port == 0; i++) {
+        l = try_listen(r, &server, "::1", 0);
+        ck_assert_ptr_nonnull(l);
+        port = port_of(l);
+        if (black_hole_open(&hole, "127.0.0.1", port) < 0) {
+            tw_listener_close(l);
+            port = 0;
+        }
+    }
+    ck_assert_int_ne(port, 0);
+    tu_outcome o;
+    long long ms = connect_timed(r, &client, &o, 12000, "tcp:" NAME ":%d:timeout=10", port);
+    ck_assert_msg(o.fired && o.ok, "%s", o.fired ? o.message : "no outcome");
+    ck_assert_msg(ms >= 250 && ms < 3000, "connected after %lld ms", ms);
+    tw_address peer;
+    tw_transport_get_peer(client.rf.last->transport, &peer);
+    ck_assert_int_eq(tw_address_family(&peer), AF_INET6);
+    tw_transport_lose_connection(client.rf.last->transport);
+    spin(r, &client.lost, 2000);
+    tw_listener_close(l);
+    black_hole_close(&hole);
+    dns_stop(&dns);
+    tw_reactor_free(r);
 }
 END_TEST
 
@@ -507,7 +687,10 @@ static Suite *happy_suite(void)
     tcase_add_test(c, test_when_every_address_fails_the_last_error_is_reported);
     tcase_add_test(c, test_cancel_closes_every_attempt);
     tcase_add_test(c, test_the_timeout_bounds_every_attempt_together);
+    tcase_add_test(c, test_stopping_the_reactor_mid_race_closes_every_attempt);
     tcase_add_test(c, test_freeing_the_reactor_mid_race_leaves_nothing_open);
+    tcase_add_test(c, test_a_silent_ipv6_lookup_delays_the_connect_by_the_resolution_delay_only);
+    tcase_add_test(c, test_ipv6_addresses_answered_late_join_the_race);
     tcase_add_test(c, test_attempt_delay_is_checked);
     suite_add_tcase(s, c);
     return s;

@@ -5,8 +5,11 @@
  *
  * A connect attempt looks the host up (asynchronously, see resolve.h; a
  * numeric host needs no lookup), then connects to its addresses as Happy
- * Eyeballs (RFC 8305) does, all within one timeout: IPv6 and IPv4
- * addresses interleaved, IPv6 first; the first attempt starts at once and
+ * Eyeballs (RFC 8305) does, all within one timeout. The IPv6 and IPv4
+ * addresses are looked up at once; connecting starts when the IPv6 ones
+ * are known, or the IPv4 ones and the IPv6 lookup has had 50 ms more (the
+ * Resolution Delay), and addresses known later join the attempts under
+ * way. The addresses are tried IPv6 and IPv4 interleaved, IPv6 first; the first attempt starts at once and
  * each next one when the attempt delay (tw_connect_options.attempt_delay,
  * TW_CONNECT_ATTEMPT_DELAY = 250 ms by default) has passed since the
  * previous one started, or at once when the previous one failed, without

@@ -5,6 +5,11 @@
  * its addresses as Happy Eyeballs does (happy.c); the socket that wins
  * becomes a stream transport. One timer bounds the whole attempt.
  *
+ * A name is looked up once per family, as RFC 8305 section 3 says: the
+ * race starts as soon as the IPv6 addresses are known, or the IPv4 ones
+ * and the IPv6 lookup has had the Resolution Delay more; the addresses
+ * that come later join the race under way.
+ *
  * Every way an attempt ends -- connected, failed, timed out, cancelled, or
  * the reactor stopping -- goes through one of two exits, so the factory
  * hears exactly once and the socket, timer and lookup are always released.
@@ -34,6 +39,20 @@
 /* In order: S_STARTING and later take no more outcomes. */
 enum { S_START, S_RESOLVING, S_CONNECTING, S_STARTING, S_DONE };
 
+/* How long IPv4 answers wait for IPv6 ones: RFC 8305's Resolution Delay. */
+#define RESOLUTION_DELAY 0.05
+
+struct attempt;
+
+/* One family's lookup. */
+typedef struct family_lookup {
+    struct attempt *a;
+    tw_deferred *d;          /* NULL unless pending */
+    int done;                /* answered or failed */
+    tw_address_list *found;  /* answered, not yet handed to the race */
+    tw_failure *why;         /* failed */
+} family_lookup;
+
 typedef struct attempt {
     tw__closeable node;
     tw_reactor *r;
@@ -41,7 +60,10 @@ typedef struct attempt {
     tw_deferred *d; /* ours until fired */
     tw_connect_options o;
     tw_call *timer;
-    tw_deferred *lookup; /* NULL unless a lookup is pending */
+    family_lookup q[2]; /* IPv6 then IPv4 */
+    int asking;         /* inside begin(): answers wait until both are asked */
+    tw_call *rdelay;    /* pending while IPv4 answers wait for IPv6 ones */
+    int rdelay_over;
     tw__race *race;      /* NULL unless connections are being raced */
     struct event ev;     /* the kick that starts us, and the stop */
     int state;
@@ -50,7 +72,7 @@ typedef struct attempt {
     int cancelled; /* S_STARTING: cancelled before the protocol existed */
     tw_protocol *proto; /* S_STARTING: set before connection_made runs */
     int port;
-    tw_address_list *addrs;
+    tw_address_list *addrs; /* a numeric host's one address */
     tw_address cur; /* the address that connected, or failed last */
     int last_err;   /* the last address's error, a negated errno */
     const char *host; /* points into where[] when a lookup is needed, else NULL */
@@ -66,6 +88,11 @@ TW_API void tw_connect_options_init(tw_connect_options *o)
 
 static void release(attempt *a)
 {
+    for (int i = 0; i < 2; i++) {
+        free(a->q[i].found);
+        if (a->q[i].why != NULL)
+            tw_failure_unref(a->q[i].why);
+    }
     free(a->addrs);
     free(a);
 }
@@ -85,11 +112,18 @@ static void quiesce(attempt *a)
         tw__race_cancel(a->race);
         a->race = NULL;
     }
-    tw_deferred *lookup = a->lookup;
-    if (lookup != NULL) {
-        a->lookup = NULL; /* its errback, run by the cancel, sees we left */
-        tw_deferred_cancel(lookup);
-        tw_deferred_unref(lookup);
+    if (a->rdelay != NULL) {
+        tw_call_cancel(a->rdelay);
+        tw_call_release(a->rdelay);
+        a->rdelay = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        tw_deferred *lookup = a->q[i].d;
+        if (lookup != NULL) {
+            a->q[i].d = NULL; /* its errback, run by the cancel, sees we left */
+            tw_deferred_cancel(lookup);
+            tw_deferred_unref(lookup);
+        }
     }
 }
 
@@ -201,48 +235,170 @@ static void race_done(void *arg, int fd, const tw_address *addr, int err)
     fail(a, connect_failure(a));
 }
 
-/* Race the addresses; the outcome may come before this returns, so @p a is
- * not touched after it. */
+static double attempt_delay(const attempt *a)
+{
+    return a->o.attempt_delay > 0 ? a->o.attempt_delay : TW_CONNECT_ATTEMPT_DELAY;
+}
+
+/* Race a numeric host's address; the outcome may come before this
+ * returns, so @p a is not touched after it. */
 static void race(attempt *a)
 {
     a->state = S_CONNECTING;
-    double delay = a->o.attempt_delay > 0 ? a->o.attempt_delay : TW_CONNECT_ATTEMPT_DELAY;
-    if (tw__race_start(a->r, a->addrs, &a->o.bind_address, delay, race_done, a, &a->race) < 0)
+    if (tw__race_start(a->r, a->addrs, &a->o.bind_address, attempt_delay(a), 0, race_done, a,
+                       &a->race) < 0)
         fail(a, tw_failure_new(-ENOMEM, "connect to %s failed: out of memory", a->where));
+}
+
+static void fail_nomem(attempt *a)
+{
+    fail(a, tw_failure_new(-ENOMEM, "connect to %s failed: out of memory", a->where));
+}
+
+/* Both lookups failed: the reason, as one lookup of both families gives it. */
+static tw_failure *lookup_failure(const attempt *a)
+{
+    const tw_failure *w6 = a->q[0].why, *w4 = a->q[1].why;
+    const tw_failure *why = w4;
+    if (tw_failure_code(w4) == TW_ENOTFOUND && tw_failure_code(w6) != TW_ENOTFOUND)
+        why = w6; /* a name server's trouble says more than a missing family */
+    if (tw_failure_code(w4) == TW_ENOTFOUND && tw_failure_code(w6) == TW_ENOTFOUND &&
+        strcmp(tw_failure_message(w4), tw_failure_message(w6)) != 0)
+        /* The name exists, without an address of either family. */
+        return tw_failure_new(TW_ENOTFOUND, "connect to %s failed: DNS lookup of '%s' found no "
+                                            "address",
+                              a->where, a->host);
+    return tw_failure_new(tw_failure_code(why), "connect to %s failed: %s", a->where,
+                          tw_failure_message(why));
+}
+
+/* The addresses found and not yet raced, IPv6 first, or NULL when there are
+ * none; *@p nomem when memory ran out. */
+static tw_address_list *take_found(attempt *a, int *nomem)
+{
+    size_t n = 0;
+    *nomem = 0;
+    for (int i = 0; i < 2; i++)
+        n += a->q[i].found != NULL ? a->q[i].found->count : 0;
+    if (n == 0)
+        return NULL;
+    tw_address_list *list = malloc(sizeof *list + n * sizeof list->items[0]);
+    if (list == NULL) {
+        *nomem = 1;
+        return NULL;
+    }
+    list->count = 0;
+    for (int i = 0; i < 2; i++) {
+        tw_address_list *f = a->q[i].found;
+        if (f == NULL)
+            continue;
+        memcpy(list->items + list->count, f->items, f->count * sizeof f->items[0]);
+        list->count += f->count;
+        free(f);
+        a->q[i].found = NULL;
+    }
+    return list;
+}
+
+static void on_rdelay(void *arg);
+
+/*
+ * A lookup has answered or failed, or the Resolution Delay is over: start
+ * the race, feed it, or fail. The race may end inside, so @p a is not
+ * touched after this.
+ */
+static void progress(attempt *a)
+{
+    family_lookup *q6 = &a->q[0], *q4 = &a->q[1];
+    int last = q6->done && q4->done;
+    int nomem;
+    if (a->race == NULL) {
+        if (q6->found == NULL && q4->found == NULL) {
+            if (last)
+                fail(a, lookup_failure(a));
+            return;
+        }
+        if (q6->found == NULL && !q6->done && !a->rdelay_over) {
+            if (a->rdelay != NULL)
+                return;
+            if (tw_reactor_call_later(a->r, RESOLUTION_DELAY, on_rdelay, a, &a->rdelay) == 0)
+                return;
+            /* Without a timer, start with what there is. */
+        }
+        if (a->rdelay != NULL) {
+            tw_call_cancel(a->rdelay);
+            tw_call_release(a->rdelay);
+            a->rdelay = NULL;
+        }
+        tw_address_list *list = take_found(a, &nomem);
+        if (list == NULL) {
+            fail_nomem(a);
+            return;
+        }
+        a->state = S_CONNECTING;
+        int rc = tw__race_start(a->r, list, &a->o.bind_address, attempt_delay(a), !last, race_done,
+                                a, &a->race);
+        free(list); /* copied; @p a may be gone now */
+        if (rc < 0)
+            fail_nomem(a);
+        return;
+    }
+    tw_address_list *list = take_found(a, &nomem);
+    if (nomem) {
+        fail_nomem(a);
+        return;
+    }
+    if (list == NULL && !last)
+        return;
+    int rc = tw__race_add(a->race, list, last);
+    free(list); /* copied; @p a may be gone now */
+    if (rc < 0)
+        fail_nomem(a);
+}
+
+static void on_rdelay(void *arg)
+{
+    attempt *a = arg;
+    tw_call_release(a->rdelay);
+    a->rdelay = NULL;
+    a->rdelay_over = 1;
+    progress(a);
 }
 
 static void on_resolved(tw_deferred *d, tw_result *res, void *arg)
 {
     (void)d;
-    attempt *a = arg;
+    family_lookup *fl = arg;
     tw_free_fn free_fn;
     tw_address_list *list = tw_result_take_value(res, &free_fn);
-    if (a->lookup == NULL) { /* cannot happen: a cancelled lookup fails */
+    if (fl->d == NULL) { /* cannot happen: a cancelled lookup fails */
         if (free_fn != NULL)
             free_fn(list);
         return;
     }
-    tw_deferred_unref(a->lookup);
-    a->lookup = NULL;
-    a->addrs = list; /* malloc'd, released with free() */
-    race(a);
+    tw_deferred_unref(fl->d);
+    fl->d = NULL;
+    fl->done = 1;
+    fl->found = list; /* malloc'd, released with free() */
+    if (!fl->a->asking)
+        progress(fl->a);
 }
 
 static void on_resolve_failed(tw_deferred *d, tw_result *res, void *arg)
 {
     (void)d;
-    attempt *a = arg;
+    family_lookup *fl = arg;
     tw_failure *why = tw_result_take_failure(res);
-    if (a->lookup == NULL) { /* we cancelled it on our way out */
+    if (fl->d == NULL) { /* we cancelled it on our way out */
         tw_failure_unref(why);
         return;
     }
-    tw_deferred_unref(a->lookup);
-    a->lookup = NULL;
-    tw_failure *reason = tw_failure_new(tw_failure_code(why), "connect to %s failed: %s",
-                                        a->where, tw_failure_message(why));
-    tw_failure_unref(why);
-    fail(a, reason);
+    tw_deferred_unref(fl->d);
+    fl->d = NULL;
+    fl->done = 1;
+    fl->why = why;
+    if (!fl->a->asking)
+        progress(fl->a);
 }
 
 static void begin(attempt *a)
@@ -252,20 +408,30 @@ static void begin(attempt *a)
         return;
     }
     a->state = S_RESOLVING;
-    tw_deferred *lookup = tw_resolve(a->r, a->host, a->port, AF_UNSPEC);
-    if (lookup == NULL) {
-        fail(a, tw_failure_new(-ENOMEM, "connect to %s failed: out of memory", a->where));
-        return;
+    /* Answers from the hosts file come at once: they wait until both
+     * lookups are under way. */
+    a->asking = 1;
+    for (int i = 0; i < 2; i++) {
+        family_lookup *fl = &a->q[i];
+        fl->a = a;
+        tw_deferred *lookup = tw_resolve(a->r, a->host, a->port, i == 0 ? AF_INET6 : AF_INET);
+        if (lookup == NULL) {
+            a->asking = 0;
+            fail_nomem(a);
+            return;
+        }
+        fl->d = lookup;
+        if (tw_deferred_add_callbacks(lookup, on_resolved, on_resolve_failed, fl) < 0) {
+            fl->d = NULL;
+            tw_deferred_cancel(lookup);
+            tw_deferred_unref(lookup);
+            a->asking = 0;
+            fail_nomem(a);
+            return;
+        }
     }
-    a->lookup = lookup;
-    /* The lookup may have fired already; then the attempt moves on (and
-     * may even end) inside this call, so @p a is not touched after it. */
-    if (tw_deferred_add_callbacks(lookup, on_resolved, on_resolve_failed, a) < 0) {
-        a->lookup = NULL;
-        tw_deferred_cancel(lookup);
-        tw_deferred_unref(lookup);
-        fail(a, tw_failure_new(-ENOMEM, "connect to %s failed: out of memory", a->where));
-    }
+    a->asking = 0;
+    progress(a);
 }
 
 static void on_event(evutil_socket_t fd, short what, void *arg)

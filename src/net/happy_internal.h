@@ -25,7 +25,9 @@ typedef void (*tw__race_fn)(void *arg, int fd, const tw_address *addr, int err);
  * Race connections to @p addrs (copied; at least one address), IPv6 and
  * IPv4 interleaved starting with IPv6, a new attempt every @p delay seconds
  * or as soon as the previous one fails. @p bind_address (len 0 for none) is
- * bound first; addresses of another family fail with -EAFNOSUPPORT.
+ * bound first; addresses of another family fail with -EAFNOSUPPORT. With
+ * @p more, the race is not lost while addresses may still come through
+ * tw__race_add().
  *
  * *@p out is set before the first attempt starts, and @p done may run
  * before this returns (every address failed at once); the caller touches
@@ -33,7 +35,15 @@ typedef void (*tw__race_fn)(void *arg, int fd, const tw_address *addr, int err);
  * @return 0, or -ENOMEM (then @p done never runs).
  */
 int tw__race_start(tw_reactor *r, const tw_address_list *addrs, const tw_address *bind_address,
-                   double delay, tw__race_fn done, void *arg, tw__race **out);
+                   double delay, int more, tw__race_fn done, void *arg, tw__race **out);
+
+/*
+ * Add @p addrs (copied; NULL for none) to those still to try, as RFC 8305
+ * section 4 sorts late answers in; with @p last, none will follow, and the
+ * race may be lost before this returns (as above).
+ * @return 0, or -ENOMEM (then nothing changed and @p done has not run).
+ */
+int tw__race_add(tw__race *race, const tw_address_list *addrs, int last);
 
 /* End a race that has not told its outcome: every socket is closed and
  * @p done never runs. */
