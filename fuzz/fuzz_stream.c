@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzzing the real stream transport: stream.c, the poller, the reactor's
- * pending list and linger, driven over socketpairs.
+ * Fuzzing the real stream transport: stream.c, the poller with its
+ * kicks and deferred frees, and linger, driven over socketpairs.
  *
  * Up to three connections are adopted into a reactor; the harness holds the
  * peer end of each. The input is a script of operations: the peer writes,

@@ -2,11 +2,12 @@
 /*
  * The reactor: one single-threaded event loop on a libevent event_base,
  * dispatching socket readiness to transports and running timed calls.
- * Connected streams are watched by the poller chosen when twine was built
- * (`./configure --with-poller`): an epoll set of the reactor's own, the
- * default where epoll exists, or one libevent event each (kqueue on the
- * BSDs and macOS). Either way the event_base runs the loop, and everything
- * else (timers, signals, listeners, UDP, DNS) is on libevent.
+ * Every descriptor twine watches (connections, listeners, UDP ports, the
+ * wake-up of tw_reactor_call_from_thread()) is watched by the poller chosen
+ * when twine was built (`./configure --with-poller`): an epoll set of the
+ * reactor's own, the default where epoll exists, or one libevent event each
+ * (kqueue on the BSDs and macOS). Either way the event_base runs the loop,
+ * and timers, signals and DNS are on libevent.
  *
  * There are no hidden globals: everything hangs off a tw_reactor, so two
  * reactors in two threads never interfere. Apart from

@@ -1,19 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The epoll backend for streams: one epoll set per reactor, registered with
- * libevent as a single persistent read event on the set's descriptor.
+ * The epoll backend: one epoll set per reactor, registered with libevent as
+ * a single persistent read event on the set's descriptor. Every tw__io of
+ * the reactor (streams, listeners, UDP ports, the thread wake-up) is an
+ * entry of that set.
  *
  * The set is level-triggered. Each time libevent reports it readable, one
- * epoll_wait() with no timeout collects up to BATCH ready streams and
+ * epoll_wait() with no timeout collects up to BATCH ready entries and
  * dispatches them; whatever is left makes the set readable again and
- * libevent calls back on its next iteration, so streams share the loop
+ * libevent calls back on its next iteration, so descriptors share the loop
  * fairly with timers and everything else on it.
  *
- * While a batch is being dispatched, the reactor's stream_busy count is
- * raised: a stream closed meanwhile (by its own protocol or by another
- * stream's) is not freed, because a later entry of the same batch may still
- * point at it; tw__poll_remove() marks it so that entry is skipped, and
- * tw__stream_reap() frees it once the batch is done.
+ * A callback may stop any io (its own, or another's, which its owner may
+ * then free) while later entries of the same batch still point at it:
+ * tw__io_stop() clears those entries, so no callback reaches a stopped io.
  */
 #include "config.h"
 
@@ -28,119 +28,133 @@
 
 #include "core/poller_internal.h"
 
-/* Ready streams taken per epoll_wait(). */
+/* Ready entries taken per epoll_wait(). */
 #define BATCH 256
 
-struct tw__poller {
+struct tw__backend {
     int epfd;
     struct event *ev; /* EV_READ | EV_PERSIST on epfd */
+    int at, count;    /* the batch being dispatched: events[at + 1 .. count) are to come */
     struct epoll_event events[BATCH];
 };
+
+/* What entry @p ev of the set reports, for an io watching @p mask. */
+static int readiness(uint32_t ev, int mask)
+{
+    int ready = 0;
+    if (ev & EPOLLIN)
+        ready |= TW__POLL_IN;
+    if (ev & EPOLLOUT)
+        ready |= TW__POLL_OUT;
+    if (ev & (EPOLLERR | EPOLLHUP))
+        ready |= TW__POLL_IN | TW__POLL_OUT; /* the read or write reports it */
+    ready &= mask;
+    if (ready == 0 && (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+        ready = TW__POLL_HUP; /* reported even with no interest */
+    return ready;
+}
 
 static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     tw_reactor *r = arg;
-    struct epoll_event *events = r->poller->events;
+    struct tw__backend *b = r->poller->backend;
     int n;
     do
-        n = epoll_wait((int)fd, events, BATCH, 0);
+        n = epoll_wait((int)fd, b->events, BATCH, 0);
     while (n < 0 && errno == EINTR);
 
-    r->stream_busy++;
-    for (int i = 0; i < n; i++) {
-        tw__pollable *p = events[i].data.ptr;
-        if (!p->added)
-            continue; /* removed by an earlier entry of this batch */
-        uint32_t ev = events[i].events;
-        int ready = 0;
-        if (ev & EPOLLIN)
-            ready |= TW__POLL_IN;
-        if (ev & EPOLLOUT)
-            ready |= TW__POLL_OUT;
-        if (ev & (EPOLLERR | EPOLLHUP))
-            ready |= TW__POLL_IN | TW__POLL_OUT; /* the read or write reports it */
-        ready &= p->mask;
-        if (ready == 0 && (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
-            ready = TW__POLL_HUP; /* reported even with no interest */
+    tw__poller_hold(r);
+    b->count = n < 0 ? 0 : n;
+    for (b->at = 0; b->at < b->count; b->at++) {
+        tw__io *io = b->events[b->at].data.ptr;
+        if (io == NULL || !io->added)
+            continue; /* stopped by an earlier entry of this batch */
+        int ready = readiness(b->events[b->at].events, io->mask);
         if (ready == 0) {
-            /* Readiness the stream no longer wants, level-triggered: it
-             * would wake us every round. Leave the set until the stream
-             * wants something again. */
-            epoll_ctl(r->poller->epfd, EPOLL_CTL_DEL, p->fd, NULL);
-            p->added = 0;
+            /* Readiness the io no longer wants, level-triggered: it would
+             * wake us every round. Leave the set until it wants something
+             * again. */
+            epoll_ctl(b->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+            io->added = 0;
             continue;
         }
-        tw__stream_ready(p, ready);
+        io->cb(io, ready);
     }
-    r->stream_busy--;
-    tw__stream_reap(r);
+    b->count = 0;
+    tw__poller_unhold(r);
 }
 
-int tw__poller_init(tw_reactor *r)
+int tw__backend_init(tw_reactor *r)
 {
-    struct tw__poller *pl = malloc(sizeof *pl);
-    if (pl == NULL)
+    struct tw__backend *b = calloc(1, sizeof *b);
+    if (b == NULL)
         return -ENOMEM;
-    pl->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (pl->epfd < 0) {
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (b->epfd < 0) {
         int err = -errno;
-        free(pl);
+        free(b);
         return err;
     }
-    pl->ev = event_new(r->base, pl->epfd, EV_READ | EV_PERSIST, on_ready, r);
-    if (pl->ev == NULL || event_add(pl->ev, NULL) < 0) {
-        if (pl->ev != NULL)
-            event_free(pl->ev);
-        close(pl->epfd);
-        free(pl);
+    b->ev = event_new(r->base, b->epfd, EV_READ | EV_PERSIST, on_ready, r);
+    if (b->ev == NULL || event_add(b->ev, NULL) < 0) {
+        if (b->ev != NULL)
+            event_free(b->ev);
+        close(b->epfd);
+        free(b);
         return -ENOMEM;
     }
-    r->poller = pl;
+    r->poller->backend = b;
     return 0;
 }
 
-void tw__poller_free(tw_reactor *r)
+void tw__backend_free(tw_reactor *r)
 {
-    struct tw__poller *pl = r->poller;
-    if (pl == NULL)
+    struct tw__backend *b = r->poller->backend;
+    if (b == NULL)
         return;
-    event_free(pl->ev);
-    close(pl->epfd);
-    free(pl);
-    r->poller = NULL;
+    event_free(b->ev);
+    close(b->epfd);
+    free(b);
+    r->poller->backend = NULL;
 }
 
-int tw__poll_set(tw_reactor *r, tw__pollable *p, int mask)
+int tw__io_watch(tw_reactor *r, tw__io *io, int mask)
 {
-    if (p->added && mask == p->mask)
+    if (io->added && mask == io->mask)
         return 0;
-    if (!p->added && mask == 0) {
-        p->mask = 0; /* nothing to watch: no need to join the set yet */
+    if (!io->added && mask == 0) {
+        io->mask = 0; /* nothing to watch: no need to join the set yet */
         return 0;
     }
     /* Interest dropping to nothing keeps the entry (events 0): a stream
      * that pauses and resumes costs one MOD each way, not a DEL and ADD. */
-    struct epoll_event ev = {.events = 0, .data.ptr = p};
+    struct epoll_event ev = {.events = 0, .data.ptr = io};
     if (mask & TW__POLL_IN)
         ev.events |= EPOLLIN;
     if (mask & TW__POLL_OUT)
         ev.events |= EPOLLOUT;
     if (mask & TW__POLL_HUP)
         ev.events |= EPOLLRDHUP;
-    if (epoll_ctl(r->poller->epfd, p->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, p->fd, &ev) < 0)
+    struct tw__backend *b = r->poller->backend;
+    if (epoll_ctl(b->epfd, io->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, io->fd, &ev) < 0)
         return -errno;
-    p->added = 1;
-    p->mask = (uint8_t)mask;
+    io->added = 1;
+    io->mask = (uint8_t)mask;
     return 0;
 }
 
-void tw__poll_remove(tw_reactor *r, tw__pollable *p)
+void tw__io_stop(tw_reactor *r, tw__io *io)
 {
-    if (p->added)
-        epoll_ctl(r->poller->epfd, EPOLL_CTL_DEL, p->fd, NULL);
-    p->added = 0;
-    p->mask = 0;
+    struct tw__backend *b = r->poller->backend;
+    if (io->added)
+        epoll_ctl(b->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->added = 0;
+    io->mask = 0;
+    /* Its owner may free it before the batch is over. */
+    for (int i = b->at + 1; i < b->count; i++)
+        if (b->events[i].data.ptr == io)
+            b->events[i].data.ptr = NULL;
 }
 
 #endif

@@ -15,6 +15,7 @@
 #include <twine/log.h>
 #include <twine/threadpool.h>
 
+#include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 
 #define DEFAULT_SHUTDOWN_TIMEOUT 30.0
@@ -52,8 +53,8 @@ static tw_reactor *reactor_init(struct event_base *base, int owns_base)
     r->phase = PHASE_NONE;
     r->pool_size = TW_THREAD_POOL_DEFAULT_SIZE;
     r->read_buf = malloc(TW__READ_SIZE);
-    if (r->read_buf == NULL || tw__timers_init(r) < 0 || tw__threads_init(r) < 0 ||
-        tw__streams_init(r) < 0 || tw__startup_init(r) < 0) {
+    if (r->read_buf == NULL || tw__poller_init(r) < 0 || tw__timers_init(r) < 0 ||
+        tw__threads_init(r) < 0 || tw__startup_init(r) < 0) {
         r->owns_base = 0; /* the caller still owns it on failure */
         tw_reactor_free(r);
         return NULL;
@@ -116,7 +117,7 @@ TW_API int tw_reactor_free(tw_reactor *r)
     if (r == NULL)
         return 0;
     /* Code of ours below the caller still uses the reactor. */
-    if (r->running || r->depth > 0 || r->stream_busy > 0)
+    if (r->running || r->depth > 0 || tw__poller_busy(r))
         return TW_ESTATE;
     /* What the teardown calls back (connection_lost, stop_factory, release
      * functions) runs inside it: a free from there is refused, and a stop
@@ -126,11 +127,15 @@ TW_API int tw_reactor_free(tw_reactor *r)
     r->draining = 0;
     abort_all(&r->listeners);
     abort_all(&r->conns);
-    tw__streams_free(r);
     cancel_drain_timer(r);
     tw__startup_free(r);
     tw__triggers_free(r);
-    tw__pool_free(r); /* joins the pool's threads before what they post to goes */
+    /* The pool joins its threads before what they post to goes. */
+    while (r->services != NULL) {
+        tw__service *s = r->services;
+        r->services = s->next;
+        s->ops->free(s);
+    }
     tw__threads_free(r);
     tw__timers_free(r);
     if (r->iterate_ev != NULL)
@@ -139,6 +144,7 @@ TW_API int tw_reactor_free(tw_reactor *r)
         event_free(r->sig_int);
     if (r->sig_term != NULL)
         event_free(r->sig_term);
+    tw__poller_free(r); /* last: the parts above watched descriptors with it */
     free(r->read_buf);
     if (r->owns_base && r->base != NULL) {
         flush_deferred(r->base);
@@ -158,15 +164,24 @@ static void drain_timeout(void *arg)
     abort_all(&r->conns); /* the last one to go ends the drain */
 }
 
+/* A deferred a shutdown trigger returned fired. */
+static void trigger_waited(tw_reactor *r, unsigned gen)
+{
+    (void)gen;
+    tw__shutdown_step_done(r);
+}
+
 static void begin_phase(tw_reactor *r)
 {
     tw__enter(r);
     r->phase_waiting = 1; /* held until this function is done */
     if (r->phase == TW_TRIGGER_DURING)
         tw__startup_stop(r);
-    tw__triggers_run(r, TW__EVENT_SHUTDOWN, (tw_trigger_phase)r->phase);
+    tw__triggers_run(r, TW__EVENT_SHUTDOWN, (tw_trigger_phase)r->phase, trigger_waited);
     if (r->phase == TW_TRIGGER_DURING) {
-        tw__pool_stop(r);
+        for (tw__service *s = r->services; s != NULL; s = s->next)
+            if (s->ops->stop != NULL)
+                s->ops->stop(s);
         abort_all(&r->listeners); /* closing a listener is immediate and clean */
         for (tw__link *l = r->conns.head, *next; l != NULL; l = next) {
             next = l->next;
@@ -355,4 +370,29 @@ void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c)
 void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c)
 {
     tw__list_remove(&r->listeners, &c->link);
+}
+
+void tw__reactor_add_service(tw_reactor *r, tw__service *s)
+{
+    s->next = r->services;
+    r->services = s;
+}
+
+void tw__reactor_enforce_budget(tw_reactor *r)
+{
+    while (r->input_budget > 0 && r->input_held > r->input_budget) {
+        tw__closeable *big = NULL;
+        size_t most = 0;
+        for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
+            tw__closeable *c = (tw__closeable *)n;
+            size_t held = c->ops->held != NULL ? c->ops->held(c) : 0;
+            if (held > most) {
+                big = c;
+                most = held;
+            }
+        }
+        if (big == NULL)
+            return;
+        big->ops->shed(big);
+    }
 }

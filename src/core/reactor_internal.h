@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private state of the reactor, shared by the files that implement it:
- * reactor.c (loop, stop, signals), timer.c (timed calls) and the transports,
- * which register themselves so that stop and free can reach them.
+ * reactor.c (loop, stop, signals), timer.c (timed calls), the poller
+ * (poller_internal.h), and the hooks upper layers register with: closeables
+ * (connections and listening ports) that stop and free must reach, and
+ * services (the thread pool) that stop and free must tell. The reactor
+ * calls them through their ops and knows none of them by name.
  */
 #ifndef TWINE_REACTOR_INTERNAL_H
 #define TWINE_REACTOR_INTERNAL_H
@@ -13,10 +16,7 @@
 
 struct event;
 struct tw__poller;
-struct tw__stream;
 struct tw__outq;
-typedef struct tw__conn tw__conn;
-typedef struct tw_listener tw_listener;
 
 /* Size of the one read buffer a reactor lends to every stream read. */
 #define TW__READ_SIZE 65536
@@ -30,11 +30,34 @@ typedef struct tw__closeable_ops {
     void (*lose)(tw__closeable *c);
     /* Close now; must unregister @p c before returning. */
     void (*abort)(tw__closeable *c);
+    /* Connections that hold input (NULL for the others): how many bytes
+     * their protocol holds, counted in r->input_held... */
+    size_t (*held)(tw__closeable *c);
+    /* ...and close because the reactor's input budget is exceeded, giving
+     * back all of it (held is 0 afterwards). */
+    void (*shed)(tw__closeable *c);
 } tw__closeable_ops;
 
 struct tw__closeable {
     tw__link link;
     const tw__closeable_ops *ops;
+};
+
+/* Something of an upper layer that lives as long as the reactor and must
+ * hear of its stop and free (the thread pool). */
+typedef struct tw__service tw__service;
+typedef struct tw__service_ops {
+    /* The "during" shutdown phase began, before listeners close; may count
+     * what it waits for in r->phase_waiting (tw__shutdown_step_done).
+     * NULL when there is nothing to do then. */
+    void (*stop)(tw__service *s);
+    /* tw_reactor_free(): release everything, @p s included. */
+    void (*free)(tw__service *s);
+} tw__service_ops;
+
+struct tw__service {
+    tw__service *next;
+    const tw__service_ops *ops;
 };
 
 typedef struct tw__timer_heap {
@@ -80,7 +103,7 @@ typedef struct tw__thread_queue {
     pthread_mutex_t lock;
     tw__thread_call *head, *tail;
     int wake_read, wake_write; /* eventfd: both the same descriptor */
-    struct event *ev;
+    struct tw__thread_wake *wake; /* watches wake_read (threads.c) */
 } tw__thread_queue;
 
 struct tw_reactor {
@@ -91,7 +114,7 @@ struct tw_reactor {
     double shutdown_timeout;
     double linger_timeout; /* how long a closing stream waits for the peer's EOF */
     size_t input_budget;   /* bytes of input protocols may hold in all; 0: none */
-    size_t input_held;     /* what they hold now (stream.c) */
+    size_t input_held;     /* what they hold now (tw__closeable_ops.held) */
     double (*clock)(void *arg); /* replaced by tests' fake clock */
     void *clock_arg;
 
@@ -130,17 +153,14 @@ struct tw_reactor {
     tw__thread_queue threads;
     struct tw__pool *pool; /* threadpool.c; NULL until work first arrives */
     size_t pool_size;      /* the pool's bound on threads */
+    tw__service *services; /* most recent first */
 
-    /* Streams (stream.c and the poller, poller_internal.h). */
-    struct tw__poller *poller; /* readiness backend (poller_internal.h) */
-    struct tw__stream *pending_head, *pending_tail; /* kicked streams, FIFO */
-    struct event *pending_ev;  /* active while the pending list is not empty */
-    tw__link *reap;            /* streams closed while stream_busy, to free */
-    int stream_busy;           /* a dispatch may hold pointers to streams */
+    struct tw__poller *poller; /* every descriptor's readiness (poller_internal.h) */
 
     /* Writes made inside a dispatch are gathered per stream (the batch,
      * owned by src/net) and sent by flush_batch when the outermost
-     * dispatch returns: see tw__leave(). */
+     * dispatch returns: see tw__leave(). src/net sets the hook with its
+     * first stream. */
     struct tw__outq *batch;
     void (*flush_batch)(tw_reactor *r);
     struct tw__outq *spare_outq; /* emptied queues kept for reuse */
@@ -166,12 +186,12 @@ void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c);
 void tw__reactor_register_listener(tw_reactor *r, tw__closeable *c);
 void tw__reactor_unregister_listener(tw_reactor *r, tw__closeable *c);
 
-/* stream.c: what every stream of @p r shares (the pending list's event and
- * the poller), made with the reactor so that its descriptors exist before
- * any connection. @return 0 or a negated errno. */
-int tw__streams_init(tw_reactor *r);
-/* stream.c: free what streams left on @p r, once every one is closed. */
-void tw__streams_free(tw_reactor *r);
+/* Over the input budget: shed, in order, the connection that holds the
+ * most (tw__closeable_ops.shed), until the total is back under it. */
+void tw__reactor_enforce_budget(tw_reactor *r);
+
+/* Tell @p s of the reactor's stop and free from now on. */
+void tw__reactor_add_service(tw_reactor *r, tw__service *s);
 
 /* timer.c */
 int tw__timers_init(tw_reactor *r);
@@ -189,19 +209,18 @@ void tw__threads_post(tw_reactor *r, tw__thread_call *c);
 /* threads.c: take @p c back out of the queue if it is there. */
 void tw__threads_unpost(tw_reactor *r, tw__thread_call *c);
 
-/* threadpool.c: stop the pool in the "during" shutdown phase (counting in
- * phase_waiting while queued work finishes); free it with the reactor. */
-void tw__pool_stop(tw_reactor *r);
-void tw__pool_free(tw_reactor *r);
-
 /* triggers.c: add a trigger of @p event (TW__EVENT_*) running @p fn, or
  * @p call when @p fn is NULL. @return 0, -EINVAL or -ENOMEM. */
 int tw__triggers_add(tw_reactor *r, int event, tw_trigger_phase phase, tw_trigger_fn fn,
                      tw_call_fn call, void *arg, tw_trigger_id *id);
+/* What a phase's sequencer is told when a deferred it waited for fired:
+ * @p gen is the startup generation at the time the phase ran. */
+typedef void (*tw__trigger_done_fn)(tw_reactor *r, unsigned gen);
 /* triggers.c: run the triggers of @p event's @p phase; each deferred they
  * return counts in phase_waiting (shutdown) or startup_waiting (startup)
- * until it fires, then the step-done function of that event follows. */
-void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase);
+ * until it fires, then @p done is called. */
+void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase,
+                      tw__trigger_done_fn done);
 void tw__triggers_free(tw_reactor *r);
 
 /* startup.c */

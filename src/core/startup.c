@@ -31,7 +31,8 @@ static void begin_phase(tw_reactor *r)
     r->startup_waiting = 1; /* held until this function is done */
     if (r->startup_phase == TW_TRIGGER_DURING)
         r->is_running = 1;
-    tw__triggers_run(r, TW__EVENT_STARTUP, (tw_trigger_phase)r->startup_phase);
+    tw__triggers_run(r, TW__EVENT_STARTUP, (tw_trigger_phase)r->startup_phase,
+                     tw__startup_step_done);
     tw__startup_step_done(r, r->startup_gen);
 }
 

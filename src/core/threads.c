@@ -5,7 +5,8 @@
  * through an eventfd (a pipe where there is none); the loop takes the whole
  * queue at once and runs it in submission order. Taking the whole queue
  * keeps the lock out of the callbacks, so a callback may itself call
- * tw_reactor_call_from_thread() without deadlock.
+ * tw_reactor_call_from_thread() without deadlock. The wake-up descriptor is
+ * watched through the poller, as every other descriptor of the reactor.
  */
 #include "config.h"
 
@@ -14,12 +15,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <event2/event.h>
 #ifdef HAVE_SYS_EVENTFD_H
 #include <sys/eventfd.h>
 #endif
 
 #include "core/fd_internal.h"
+#include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 
 static void drain_wake(int fd)
@@ -29,12 +30,18 @@ static void drain_wake(int fd)
         ;
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
+struct tw__thread_wake {
+    tw__io io; /* on wake_read */
+    tw_reactor *r;
+};
+
+static void on_wake(tw__io *io, int what)
 {
-    (void)what;
-    tw_reactor *r = arg;
+    if (!(what & TW__POLL_IN))
+        return; /* never kicked nor released */
+    tw_reactor *r = ((struct tw__thread_wake *)io)->r; /* io is first */
     tw__enter(r);
-    drain_wake((int)fd);
+    drain_wake(io->fd);
     pthread_mutex_lock(&r->threads.lock);
     tw__thread_call *c = r->threads.head;
     r->threads.head = r->threads.tail = NULL;
@@ -68,18 +75,21 @@ int tw__threads_init(tw_reactor *r)
 #endif
     if (q->wake_read < 0)
         return -errno;
-    q->ev = event_new(r->base, q->wake_read, EV_READ | EV_PERSIST, on_wake, r);
-    if (q->ev == NULL || event_add(q->ev, NULL) < 0)
+    if ((q->wake = malloc(sizeof *q->wake)) == NULL)
         return -ENOMEM;
-    return 0;
+    q->wake->r = r;
+    tw__io_init(&q->wake->io, q->wake_read, on_wake);
+    return tw__io_watch(r, &q->wake->io, TW__POLL_IN);
 }
 
 void tw__threads_free(tw_reactor *r)
 {
     tw__thread_queue *q = &r->threads;
-    if (q->ev != NULL)
-        event_free(q->ev);
-    q->ev = NULL;
+    if (q->wake != NULL) {
+        tw__io_stop(r, &q->wake->io);
+        free(q->wake);
+        q->wake = NULL;
+    }
     /* Calls that never ran are dropped, since the reactor they were for is
      * going; their release functions give back what they carried. A release
      * that queues another call sees it dropped in turn. */

@@ -5,6 +5,8 @@
  * triggers returned before the next begins (reactor.c sequences shutdown,
  * startup.c startup). A failed trigger is logged and the event goes on: a
  * stuck or broken step must not keep the process from starting or stopping.
+ * Whoever runs a phase says what to call once a deferred it waits for
+ * fires, so this file calls neither sequencer back by name.
  */
 #include "config.h"
 
@@ -66,6 +68,7 @@ typedef struct trigger_wait {
     tw_deferred *d; /* the reference the trigger handed over */
     int event;      /* TW__EVENT_* whose phase waits */
     unsigned gen;   /* startup's generation, to ignore an abandoned startup */
+    tw__trigger_done_fn done; /* the phase's sequencer: one thing is done */
 } trigger_wait;
 
 static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
@@ -89,14 +92,11 @@ static void trigger_fired(tw_deferred *d, tw_result *res, void *arg)
         p = &(*p)->next;
     *p = w->link.next;
     tw_deferred_unref(w->d); /* the chain holds it until we return */
-    if (w->event == TW__EVENT_SHUTDOWN)
-        tw__shutdown_step_done(r);
-    else
-        tw__startup_step_done(r, w->gen);
+    w->done(r, w->gen);
 }
 
 /* Count @p d against @p event's current phase until it fires. */
-static void wait_for(tw_reactor *r, int event, tw_deferred *d)
+static void wait_for(tw_reactor *r, int event, tw_deferred *d, tw__trigger_done_fn done)
 {
     trigger_wait *w = calloc(1, sizeof *w);
     if (w == NULL) {
@@ -109,6 +109,7 @@ static void wait_for(tw_reactor *r, int event, tw_deferred *d)
     w->d = d;
     w->event = event;
     w->gen = r->startup_gen;
+    w->done = done;
     w->link.next = r->trigger_waits;
     r->trigger_waits = &w->link;
     size_t *waiting = event == TW__EVENT_SHUTDOWN ? &r->phase_waiting : &r->startup_waiting;
@@ -121,7 +122,8 @@ static void wait_for(tw_reactor *r, int event, tw_deferred *d)
     }
 }
 
-void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase)
+void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase,
+                      tw__trigger_done_fn done)
 {
     /* Each trigger runs once: it is unlinked before it is called, so a
      * trigger may add or remove others safely. */
@@ -140,7 +142,7 @@ void tw__triggers_run(tw_reactor *r, int event, tw_trigger_phase phase)
             d = t->fn(t->arg);
         free(t);
         if (d != NULL)
-            wait_for(r, event, d);
+            wait_for(r, event, d, done);
         p = &r->triggers; /* the list may have changed under us */
     }
 }

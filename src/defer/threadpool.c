@@ -21,7 +21,8 @@
  * Stop. In the "during" shutdown phase the pool refuses new work, lets the
  * queue run dry and, once every job was delivered, joins its threads and
  * tells the reactor (tw__shutdown_step_done). tw_reactor_free() instead
- * drops what has not started and joins after the running jobs.
+ * drops what has not started and joins after the running jobs. The pool
+ * hears of both as a service of the reactor (reactor_internal.h).
  */
 #include "config.h"
 
@@ -53,6 +54,7 @@ typedef struct job {
 } job;
 
 typedef struct tw__pool {
+    tw__service service; /* first: the reactor's stop and free reach it */
     tw_reactor *r;
     pthread_mutex_t lock;
     pthread_cond_t work; /* signalled when a job or a stop arrives */
@@ -231,6 +233,8 @@ static void deliver(void *arg)
     maybe_stopped(p);
 }
 
+static const tw__service_ops pool_service_ops;
+
 static tw__pool *pool_get(tw_reactor *r)
 {
     if (r->pool != NULL)
@@ -250,6 +254,8 @@ static tw__pool *pool_get(tw_reactor *r)
     p->r = r;
     p->max = r->pool_size;
     p->post = (tw__thread_call){.fn = deliver, .arg = p, .embedded = 1};
+    p->service.ops = &pool_service_ops;
+    tw__reactor_add_service(r, &p->service);
     r->pool = p;
     return p;
 }
@@ -356,11 +362,11 @@ TW_API int tw_call_in_thread(tw_reactor *r, tw_call_fn fn, void *arg, tw_call_fn
     return rc;
 }
 
-void tw__pool_stop(tw_reactor *r)
+/* The "during" shutdown phase: finish the queue, counting in phase_waiting. */
+static void pool_stop(tw__service *s)
 {
-    tw__pool *p = r->pool;
-    if (p == NULL)
-        return;
+    tw__pool *p = (tw__pool *)s;
+    tw_reactor *r = p->r;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
     pthread_cond_broadcast(&p->work);
@@ -370,11 +376,10 @@ void tw__pool_stop(tw_reactor *r)
     maybe_stopped(p);
 }
 
-void tw__pool_free(tw_reactor *r)
+static void pool_free(tw__service *s)
 {
-    tw__pool *p = r->pool;
-    if (p == NULL)
-        return;
+    tw__pool *p = (tw__pool *)s;
+    tw_reactor *r = p->r;
     r->pool = NULL;
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
@@ -396,6 +401,8 @@ void tw__pool_free(tw_reactor *r)
     free(p->threads);
     free(p);
 }
+
+static const tw__service_ops pool_service_ops = {pool_stop, pool_free};
 
 TW_API int tw_reactor_set_thread_pool_size(tw_reactor *r, size_t threads)
 {

@@ -494,7 +494,7 @@ static void closeable_abort(tw__closeable *c)
                            tw_strerror(TW_ESHUTDOWN)));
 }
 
-static const tw__closeable_ops attempt_closeable_ops = {closeable_lose, closeable_abort};
+static const tw__closeable_ops attempt_closeable_ops = {closeable_lose, closeable_abort, NULL, NULL};
 
 static tw_deferred *refuse(int code, const char *fmt, ...) TW_PRINTF(2, 3);
 

@@ -34,7 +34,7 @@
 #include <twine/endpoint.h>
 #include <twine/log.h>
 
-#include "net/stream_internal.h"
+#include "net/listener_internal.h"
 
 #define MAX_SEGMENTS 16
 

@@ -17,7 +17,7 @@
  * closed before the winner is told, so nothing of a loser is heard after.
  * When every attempt has failed, the last failure is the outcome.
  *
- * The race owns its sockets, their events and the stagger timer, and its
+ * The race owns its sockets, their poller entries and the stagger timer, and its
  * owner (connect.c's attempt) owns the race until the outcome is told or
  * it cancels the race; the overall timeout is the owner's.
  */
@@ -29,15 +29,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 
 #include "core/fd_internal.h"
+#include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 #include "net/happy_internal.h"
 
 typedef struct racer {
-    struct event ev;
+    tw__io io; /* the connecting socket, watched for writability */
     int fd;
     tw_address addr;
     tw__race *race;
@@ -98,7 +97,7 @@ static void quiesce(tw__race *race)
     while (race->racers != NULL) {
         racer *c = race->racers;
         race->racers = c->next;
-        event_del(&c->ev);
+        tw__io_stop(race->r, &c->io);
         close(c->fd);
         free(c);
     }
@@ -135,7 +134,7 @@ static void attempt_failed(tw__race *race, const tw_address *addr, int err)
     race->last_addr = *addr;
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg);
+static void on_writable(tw__io *io, int what);
 
 /* Open and connect a socket to @p to: 1 when it is under way, 0 when it
  * failed at once (recorded). */
@@ -167,9 +166,10 @@ static int open_attempt(tw__race *race, const tw_address *to)
     }
     /* Connected or in progress: either way the socket turns writable and
      * the outcome is read from the loop. */
-    event_assign(&c->ev, race->r->base, fd, EV_WRITE, on_writable, c);
-    if (event_add(&c->ev, NULL) < 0) {
-        attempt_failed(race, to, -ENOMEM);
+    tw__io_init(&c->io, fd, on_writable);
+    int rc = tw__io_watch(race->r, &c->io, TW__POLL_OUT);
+    if (rc < 0) {
+        attempt_failed(race, to, rc);
         close(fd);
         free(c);
         return 0;
@@ -218,7 +218,7 @@ static void racer_event(racer *c)
     socklen_t len = sizeof err;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
-    event_del(&c->ev);
+    tw__io_stop(race->r, &c->io);
     unlink_racer(race, c);
     int fd = c->fd;
     tw_address addr = c->addr;
@@ -238,15 +238,12 @@ static void racer_event(racer *c)
     start_attempts(race);
 }
 
-static void on_writable(evutil_socket_t fd, short what, void *arg)
+/* Writable, or an error or hangup: either way the attempt is decided. */
+static void on_writable(tw__io *io, int what)
 {
-    (void)fd;
-    (void)what;
-    racer *c = arg;
-    tw_reactor *r = c->race->r;
-    tw__enter(r); /* the race and its owner may go inside; the reactor may not */
-    racer_event(c);
-    tw__leave(r);
+    if (!(what & (TW__POLL_OUT | TW__POLL_HUP)))
+        return; /* never kicked nor released */
+    racer_event(tw_container_of(io, racer, io));
 }
 
 int tw__race_start(tw_reactor *r, const tw_address_list *addrs, const tw_address *bind_address,

@@ -12,7 +12,9 @@
  *
  * The listener is reference-counted: its owner holds one reference and every
  * connection it accepted holds one, so a connection can report its end to a
- * listener the owner already closed.
+ * listener the owner already closed. Its connections are the members of its
+ * stream group (net/stream_internal.h), which the idle sweep walks; the
+ * listening socket is watched through the reactor's poller.
  *
  * With proxy_protocol the listener runs its factory behind the PROXY
  * protocol's wrapping factory (proxy.c), which it owns and frees with its
@@ -35,12 +37,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-#include <event2/event.h>
 #include <twine/listener.h>
 #include <twine/log.h>
 
 #include "core/fd_internal.h"
+#include "core/poller_internal.h"
 #include "core/reactor_internal.h"
+#include "net/listener_internal.h"
 #include "net/proxy_internal.h"
 #include "net/stream_internal.h"
 
@@ -51,13 +54,13 @@
 struct tw_listener {
     tw__closeable node;
     tw_reactor *r; /* NULL once stopped */
-    struct event *ev;
+    tw__io io;     /* the listening socket */
+    tw__stream_group group; /* the connections it accepted */
     tw_factory *factory; /* the owner's, or proxy below */
     tw_factory *proxy;   /* proxy_protocol: reads the header, then runs the owner's */
-    int fd;
     int spare_fd; /* reserved for the EMFILE dance */
     unsigned refs;
-    size_t conns;
+    size_t conns; /* accepted and not yet done, or being started */
     tw_address addr;
     tw_call *retry; /* re-enables accepting after EMFILE */
     int emfile_logged;
@@ -65,7 +68,6 @@ struct tw_listener {
     unsigned long long rejected, rejected_logged;
     double last_reject_log;
     tw_call *reject_report; /* reports the refusals a throttled log held back */
-    double idle_timeout;
     tw_call *idle_sweep;
     void (*on_stop)(void *arg); /* tw__listener_on_stop() */
     void *on_stop_arg;
@@ -150,10 +152,9 @@ static void stop(tw_listener *l)
         tw_call_release(calls[i]);
     }
     l->retry = l->idle_sweep = l->reject_report = NULL;
-    event_free(l->ev);
-    l->ev = NULL;
-    close(l->fd);
-    l->fd = -1;
+    tw__io_stop(l->r, &l->io);
+    close(l->io.fd);
+    l->io.fd = -1;
     if (l->spare_fd >= 0)
         close(l->spare_fd);
     l->spare_fd = -1;
@@ -192,9 +193,9 @@ static int accept_batch(tw_listener *l, int lfd);
 static void closeable_stop(tw__closeable *c)
 {
     tw_listener *l = tw_container_of(c, tw_listener, node);
-    if (l->r != NULL && l->r->stopping && !l->r->freeing && l->ev != NULL) {
+    if (l->r != NULL && l->r->stopping && !l->r->freeing) {
         l->refs++; /* build_protocol may close the listener: not under us */
-        while (l->r != NULL && accept_batch(l, l->fd))
+        while (l->r != NULL && accept_batch(l, l->io.fd))
             ;
         stop(l); /* unless build_protocol closed it already */
         unref(l);
@@ -203,7 +204,8 @@ static void closeable_stop(tw__closeable *c)
     stop(l);
 }
 
-static const tw__closeable_ops listener_closeable_ops = {closeable_stop, closeable_stop};
+static const tw__closeable_ops listener_closeable_ops = {closeable_stop, closeable_stop, NULL,
+                                                         NULL};
 
 static void resume_accepting(void *arg)
 {
@@ -212,7 +214,7 @@ static void resume_accepting(void *arg)
     l->retry = NULL;
     if (l->spare_fd < 0)
         l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    event_add(l->ev, NULL);
+    tw__io_watch(l->r, &l->io, TW__POLL_IN);
 }
 
 /* Out of descriptors: shed the waiting connections and pause. */
@@ -230,17 +232,17 @@ static void out_of_descriptors(tw_listener *l, int err)
         close(l->spare_fd);
         l->spare_fd = -1;
         for (int i = 0; i < ACCEPT_BATCH; i++) {
-            int fd = accept(l->fd, NULL, NULL);
+            int fd = accept(l->io.fd, NULL, NULL);
             if (fd < 0)
                 break;
             close(fd);
         }
         l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
-    event_del(l->ev);
+    tw__io_watch(l->r, &l->io, 0);
     if (l->retry == NULL &&
         tw_reactor_call_later(l->r, EMFILE_RETRY_SECONDS, resume_accepting, l, &l->retry) < 0)
-        event_add(l->ev, NULL); /* no timer: keep accepting rather than go deaf */
+        tw__io_watch(l->r, &l->io, TW__POLL_IN); /* no timer: keep accepting rather than go deaf */
 }
 
 /* Log the refusals not reported yet. */
@@ -281,15 +283,13 @@ static void reject(tw_listener *l, int fd)
         report_rejections(l); /* no timer: report now rather than never */
 }
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
+static void on_accept(tw__io *io, int what)
 {
-    (void)what;
-    tw_listener *l = arg;
-    tw_reactor *r = l->r;
+    if (!(what & TW__POLL_IN))
+        return; /* a listening socket reports no hangup; it is never kicked */
+    tw_listener *l = tw_container_of(io, tw_listener, io);
     l->refs++; /* build_protocol may close the listener: not under us */
-    tw__enter(r);
-    accept_batch(l, (int)lfd);
-    tw__leave(r);
+    accept_batch(l, io->fd);
     unref(l);
 }
 
@@ -323,7 +323,8 @@ static int accept_batch(tw_listener *l, int lfd)
         }
         l->refs++;
         l->conns++;
-        if (tw__stream_start(l->r, fd, l->factory, &peer, TW__STREAM_ACCEPTED, l, NULL) < 0) {
+        if (tw__stream_start(l->r, fd, l->factory, &peer, TW__STREAM_ACCEPTED, &l->group, NULL) <
+            0) {
             l->conns--;
             unref(l);
         }
@@ -343,17 +344,15 @@ static void idle_sweep(void *arg)
     tw_listener *l = arg;
     tw_call_release(l->idle_sweep);
     l->idle_sweep = NULL;
-    tw__stream_close_idle(l->r, l, l->idle_timeout);
-    tw_reactor_call_later(l->r, sweep_interval(l->idle_timeout), idle_sweep, l, &l->idle_sweep);
+    tw__stream_close_idle(l->r, &l->group);
+    tw_reactor_call_later(l->r, sweep_interval(l->group.idle_timeout), idle_sweep, l,
+                          &l->idle_sweep);
 }
 
-double tw__listener_idle_timeout(const tw_listener *l)
+/* One of the connections it accepted is done (tw__stream_group). */
+static void connection_done(tw__stream_group *g)
 {
-    return l->idle_timeout;
-}
-
-void tw__listener_connection_done(tw_listener *l)
-{
+    tw_listener *l = tw_container_of(g, tw_listener, group);
     l->conns--;
     unref(l);
 }
@@ -374,27 +373,26 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
         free(l);
         return -ENOMEM;
     }
-    l->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_accept, l);
-    if (l->ev == NULL || event_add(l->ev, NULL) < 0) {
-        if (l->ev != NULL)
-            event_free(l->ev);
+    tw__io_init(&l->io, fd, on_accept);
+    int rc = tw__io_watch(r, &l->io, TW__POLL_IN);
+    if (rc < 0) {
         tw__proxy_factory_free(l->proxy);
         free(l);
-        return -ENOMEM;
+        return rc;
     }
     l->node.ops = &listener_closeable_ops;
     l->r = r;
-    l->fd = fd;
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     l->factory = l->proxy != NULL ? l->proxy : f;
     l->refs = 1;
     l->addr = *addr;
     l->max_connections = opts->max_connections;
-    l->idle_timeout = opts->idle_timeout;
-    if (l->idle_timeout > 0 &&
-        tw_reactor_call_later(r, sweep_interval(l->idle_timeout), idle_sweep, l,
+    l->group.idle_timeout = opts->idle_timeout;
+    l->group.member_done = connection_done;
+    if (l->group.idle_timeout > 0 &&
+        tw_reactor_call_later(r, sweep_interval(l->group.idle_timeout), idle_sweep, l,
                               &l->idle_sweep) < 0) {
-        event_free(l->ev);
+        tw__io_stop(r, &l->io);
         if (l->spare_fd >= 0)
             close(l->spare_fd);
         tw__proxy_factory_free(l->proxy);

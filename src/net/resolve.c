@@ -326,7 +326,7 @@ static void detach(tw__closeable *c)
     }
 }
 
-static const tw__closeable_ops resolver_ops = {detach, detach};
+static const tw__closeable_ops resolver_ops = {detach, detach, NULL, NULL};
 
 /* A retired resolver lets go of the reactor once its last lookup is done. */
 static void detach_quietly(resolver *res)

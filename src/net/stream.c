@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stream transport: one connected socket, watched through the reactor's
- * poller (poller_internal.h), and an output queue (outq_internal.h) that
- * exists only while there is something to send.
+ * poller (core/poller_internal.h), and an output queue (outq_internal.h)
+ * that exists only while there is something to send.
  *
  * Writes made inside one of twine's dispatches (a read's data_received, a
- * timer, the pending run, a deferred fired from any of them) join the
+ * timer, a kick, a deferred fired from any of them) join the
  * stream's batch, which goes out in one send() when the outermost dispatch
  * returns (tw__leave() runs flush_batch): a protocol that answers each
  * message of a read with its own write makes one system call, not one per
@@ -17,12 +17,11 @@
  * small header and the poller's entry, with no buffers at all.
  *
  * Closing never happens inside a call the protocol makes. lose and abort
- * mark the stream and put it on the reactor's pending list; the close,
+ * mark the stream and kick it (the poller's deferred work); the close,
  * connection_lost and destroy run from the loop. So a protocol may close its
  * own transport in data_received and both stay valid until the callback
- * returns. The same list runs other work that must not happen inside the
- * protocol's call (a pull producer's next pull, a deferred write shutdown):
- * one libevent event per reactor drains it.
+ * returns. Kicks also run other work that must not happen inside the
+ * protocol's call (a pull producer's next pull, a deferred write shutdown).
  *
  * An orderly close (lose_connection, the peer's EOF for a protocol that is
  * not half-close aware, a graceful stop, an idle timeout) never drops what is
@@ -36,10 +35,17 @@
  * abort_connection (and the timeouts that give up on a peer that does not
  * read) closes with RST.
  *
- * A closed stream is freed at once unless a pointer to it may still be held:
- * while it is on the pending list (the list's run frees it) or while the
- * poller or the pending run is dispatching (r->stream_busy; the stream goes
- * on r->reap, its unused reactor link chaining it, and is freed after).
+ * A closed stream is handed to the poller's deferred free (tw__io_release):
+ * it is freed at once unless a pointer to it may still be held, while it
+ * waits for its kick or while a dispatch runs.
+ *
+ * An accepted stream is a member of its listener's group (stream_internal.h)
+ * from its start until its protocol is gone; the listener's idle sweep
+ * looks at its members only.
+ *
+ * What every stream of a reactor shares (the batch hook, the spare queues)
+ * is set up with its first stream and freed, as a service of the reactor,
+ * with the reactor.
  */
 #include "config.h"
 
@@ -90,14 +96,13 @@ enum {
     F_WRITE_SHUT = 1 << 3,       /* shutdown(SHUT_WR) done */
     F_READ_EOF = 1 << 4,         /* the peer half-closed */
     F_PROTO_PAUSED = 1 << 5,     /* we called the protocol's pause_producing */
-    F_PENDING = 1 << 6,          /* on the reactor's pending list */
-    F_STREAMING = 1 << 7,        /* the registered producer is a streaming one */
-    F_PRODUCER_PAUSED = 1 << 8,  /* we paused the registered producer */
-    F_WROTE = 1 << 9,            /* a pull producer wrote since it was asked */
-    F_IDLE_TRACK = 1 << 10,      /* the listener closes idle connections */
-    F_CLIENT = 1 << 11,          /* an outgoing connection */
-    F_HUP_SEEN = 1 << 12,        /* a hangup the stream could not act on yet */
-    F_LOST = 1 << 13             /* the protocol heard connection_lost and is gone */
+    F_STREAMING = 1 << 6,        /* the registered producer is a streaming one */
+    F_PRODUCER_PAUSED = 1 << 7,  /* we paused the registered producer */
+    F_WROTE = 1 << 8,            /* a pull producer wrote since it was asked */
+    F_IDLE_TRACK = 1 << 9,       /* the listener closes idle connections */
+    F_CLIENT = 1 << 10,          /* an outgoing connection */
+    F_HUP_SEEN = 1 << 11,        /* a hangup the stream could not act on yet */
+    F_LOST = 1 << 12             /* the protocol heard connection_lost and is gone */
 };
 
 /* Every idle connection pays for this header, so it is packed tight: keep
@@ -105,15 +110,15 @@ enum {
 typedef struct tw__stream {
     tw_transport base;
     tw__closeable node;
-    struct tw__stream *next_pending; /* the reactor's pending list, F_PENDING */
+    tw__link group_link;     /* in group->members */
+    tw__stream_group *group; /* accepted: the listener's, until the protocol is gone */
     tw__outq *out; /* NULL while nothing is queued */
-    tw_listener *listener;
     tw_producer *producer; /* registered producer, borrowed */
     tw_call *linger;       /* ends the linger (S_LINGERING), owned */
     uint32_t high_wm, low_wm;
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
     uint32_t held;        /* input the protocol holds, counted in r->input_held */
-    tw__pollable io;      /* the socket and what is watched on it */
+    tw__io io;            /* the socket and what is watched on it */
     int32_t error; /* negated errno or TW_E* that will close the stream, or 0 */
     uint16_t flags; /* F_* */
     uint8_t state;  /* S_* */
@@ -205,18 +210,7 @@ static void drop_queue(tw__stream *s)
  * finish work the protocol asked for. */
 static void kick(tw__stream *s)
 {
-    if (s->flags & F_PENDING)
-        return;
-    tw_reactor *r = s->base.reactor;
-    s->flags |= F_PENDING;
-    s->next_pending = NULL;
-    if (r->pending_tail != NULL) {
-        r->pending_tail->next_pending = s;
-    } else {
-        r->pending_head = s;
-        event_active(r->pending_ev, EV_WRITE, 1); /* a non-empty list is active */
-    }
-    r->pending_tail = s;
+    tw__io_kick(s->base.reactor, &s->io);
 }
 
 /* Ask the loop to close the stream; see the comment at the top. */
@@ -232,7 +226,7 @@ static void schedule_close(tw__stream *s)
 static void update_events(tw__stream *s)
 {
     if (s->state >= S_CLOSING)
-        return; /* the pending run does the rest */
+        return; /* the kick does the rest */
     int want = 0;
     if (is_closing(s)) {
         if (!(s->flags & F_READ_EOF))
@@ -244,7 +238,7 @@ static void update_events(tw__stream *s)
     }
     if (queued(s) > 0 && !batching(s))
         want |= TW__POLL_OUT;
-    int rc = tw__poll_set(s->base.reactor, &s->io, want);
+    int rc = tw__io_watch(s->base.reactor, &s->io, want);
     if (rc < 0) {
         /* Unwatched, the connection would hang: close it with the reason. */
         set_error(s, rc);
@@ -252,28 +246,10 @@ static void update_events(tw__stream *s)
     }
 }
 
-/* Free @p s, or leave that to whoever may still hold a pointer to it. */
+/* Free @p s once nothing may hold a pointer to it (on_io, TW__IO_FREE). */
 static void release(tw_reactor *r, tw__stream *s)
 {
-    if (s->flags & F_PENDING)
-        return; /* the pending run frees it when it comes to it */
-    if (r->stream_busy > 0) {
-        s->node.link.next = r->reap;
-        r->reap = &s->node.link;
-        return;
-    }
-    free(s);
-}
-
-void tw__stream_reap(tw_reactor *r)
-{
-    if (r->stream_busy > 0)
-        return;
-    while (r->reap != NULL) {
-        tw__link *l = r->reap;
-        r->reap = l->next;
-        free(tw_container_of(l, tw__stream, node.link));
-    }
+    tw__io_release(r, &s->io);
 }
 
 /* The protocol no longer counts against the input budget: it is closing,
@@ -285,7 +261,7 @@ static void release_held(tw__stream *s)
 }
 
 /* The protocol's side of the end: its producer stops, it hears
- * connection_lost(@p code) and is destroyed, and its factory and listener
+ * connection_lost(@p code) and is destroyed, and its factory and group
  * learn that it is gone. With @p closed the stream is closed for good and
  * is unregistered and released here; otherwise it lingers on (F_LOST),
  * still counted by the reactor, so that a graceful stop waits for it. */
@@ -308,8 +284,10 @@ static void end_protocol(tw__stream *s, int code, int closed)
     if (p->ops->destroy != NULL)
         p->ops->destroy(p);
 
-    tw_listener *l = s->listener;
-    s->listener = NULL;
+    tw__stream_group *g = s->group;
+    s->group = NULL;
+    if (g != NULL)
+        tw__list_remove(&g->members, &s->group_link);
     if (closed) {
         tw__reactor_unregister_conn(r, &s->node);
         release(r, s);
@@ -317,8 +295,8 @@ static void end_protocol(tw__stream *s, int code, int closed)
     if (client && f->ops->client_connection_lost != NULL)
         f->ops->client_connection_lost(f, reason);
     tw_failure_unref(reason);
-    if (l != NULL)
-        tw__listener_connection_done(l);
+    if (g != NULL)
+        g->member_done(g);
     else
         tw_factory_stop(f); /* adopted and client connections count themselves */
 }
@@ -329,7 +307,7 @@ static void close_now(tw__stream *s, int code)
     int fd = stream_fd(s);
 
     s->state = S_CLOSED;
-    tw__poll_remove(r, &s->io);
+    tw__io_stop(r, &s->io);
     if (s->linger != NULL) {
         tw_call_cancel(s->linger);
         tw_call_release(s->linger);
@@ -482,35 +460,23 @@ static void after_drain(tw__stream *s)
 static void stream_lose(tw_transport *t);
 static int stream_get_peer(tw_transport *t, tw_address *out);
 
-/* Over the reactor's input budget: close, in order, the connection whose
- * protocol holds the most, until the total is back under it. */
-static void enforce_budget(tw_reactor *r)
+/* Over the reactor's input budget, and this stream's protocol holds the
+ * most (tw__reactor_enforce_budget): close it, and take back what it held. */
+static void shed(tw__stream *s)
 {
-    while (r->input_budget > 0 && r->input_held > r->input_budget) {
-        tw__stream *big = NULL;
-        for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
-            tw__closeable *c = (tw__closeable *)n;
-            if (c->ops != &stream_closeable_ops)
-                continue;
-            tw__stream *s = tw_container_of(c, tw__stream, node);
-            if (big == NULL || s->held > big->held)
-                big = s;
-        }
-        if (big == NULL || big->held == 0)
-            return;
-        char peer[TW_ADDRSTRLEN] = "?";
-        tw_address a;
-        if (stream_get_peer(&big->base, &a) == 0)
-            tw_address_format(&a, peer, sizeof peer);
-        tw_log(TW_LOG_WARN, "stream",
-               "input budget of %zu bytes exceeded (%zu held); closing the connection from %s, "
-               "which holds %u",
-               r->input_budget, r->input_held, peer, (unsigned)big->held);
-        if (big->error == 0)
-            set_error(big, -ENOBUFS);
-        stream_lose(&big->base);
-        release_held(big); /* whatever state it was in: it gets no more input */
-    }
+    tw_reactor *r = s->base.reactor;
+    char peer[TW_ADDRSTRLEN] = "?";
+    tw_address a;
+    if (stream_get_peer(&s->base, &a) == 0)
+        tw_address_format(&a, peer, sizeof peer);
+    tw_log(TW_LOG_WARN, "stream",
+           "input budget of %zu bytes exceeded (%zu held); closing the connection from %s, "
+           "which holds %u",
+           r->input_budget, r->input_held, peer, (unsigned)s->held);
+    if (s->error == 0)
+        set_error(s, -ENOBUFS);
+    stream_lose(&s->base);
+    release_held(s); /* whatever state it was in: it gets no more input */
 }
 
 /* The protocol now holds @p bytes of input. */
@@ -521,7 +487,7 @@ static void note_held(tw__stream *s, size_t bytes)
     r->input_held = r->input_held - s->held + now;
     s->held = now;
     if (r->input_budget > 0 && r->input_held > r->input_budget)
-        enforce_budget(r);
+        tw__reactor_enforce_budget(r);
 }
 
 /* The peer sent FIN: it will send nothing more. */
@@ -568,7 +534,7 @@ static void handle_hangup(tw__stream *s)
     }
     /* Nothing to do about it now; the next read or write reports it. */
     s->flags |= F_HUP_SEEN;
-    tw__poll_remove(s->base.reactor, &s->io);
+    tw__io_stop(s->base.reactor, &s->io);
 }
 
 static void handle_read(tw__stream *s)
@@ -616,7 +582,7 @@ static void handle_event(tw__stream *s, int what)
         }
         after_drain(s);
         if (s->state >= S_CLOSING)
-            return; /* the pending run does the close */
+            return; /* the kick does the close */
     }
     if (what & TW__POLL_HUP) {
         handle_hangup(s);
@@ -629,65 +595,31 @@ static void handle_event(tw__stream *s, int what)
     update_events(s);
 }
 
-void tw__stream_ready(tw__pollable *p, int what)
+/* The poller's call: readiness, a kick (run as writability), or the free.
+ * The poller brackets it as a dispatch (tw__enter), so what the protocol
+ * writes in it goes out as one batch. */
+static void on_io(tw__io *io, int what)
 {
-    tw__stream *s = tw_container_of(p, tw__stream, io);
-    tw_reactor *r = s->base.reactor;
-    tw__enter(r); /* the stream may be freed inside; the reactor may not */
-    if (s->state != S_CLOSED)
-        handle_event(s, what);
-    tw__leave(r);
-}
-
-/* The pending event: run every stream kicked so far. The list is taken
- * whole, so a stream kicked again meanwhile waits for the next run (which
- * its kick has already asked for). */
-static void on_pending(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    tw_reactor *r = arg;
-    tw__stream *s = r->pending_head;
-    r->pending_head = r->pending_tail = NULL;
-    r->stream_busy++;
-    tw__enter(r); /* what the producers write here goes out as one batch */
-    while (s != NULL) {
-        tw__stream *next = s->next_pending;
-        s->next_pending = NULL;
-        s->flags &= (uint16_t)~F_PENDING;
-        if (s->state == S_CLOSED)
-            release(r, s); /* closed while it waited: its free was left to us */
-        else
-            handle_event(s, TW__POLL_OUT);
-        s = next;
+    tw__stream *s = tw_container_of(io, tw__stream, io);
+    if (what == TW__IO_FREE) {
+        free(s);
+        return;
     }
-    tw__leave(r);
-    r->stream_busy--;
-    tw__stream_reap(r);
+    if (s->state != S_CLOSED)
+        handle_event(s, what == TW__IO_KICK ? TW__POLL_OUT : what);
 }
 
 static void flush_batch(tw_reactor *r);
 
-int tw__streams_init(tw_reactor *r)
-{
-    if ((r->pending_ev = event_new(r->base, -1, 0, on_pending, r)) == NULL)
-        return -ENOMEM;
-    r->flush_batch = flush_batch;
-    return tw__poller_init(r);
-}
+/* What the streams of a reactor share, freed with it. */
+typedef struct streams_shared {
+    tw__service service; /* first */
+    tw_reactor *r;
+} streams_shared;
 
-void tw__streams_free(tw_reactor *r)
+static void streams_free(tw__service *sv)
 {
-    /* Every stream is closed by now; those still queued were left to the
-     * pending run, which will not come. */
-    tw__stream *s = r->pending_head;
-    while (s != NULL) {
-        tw__stream *next = s->next_pending;
-        free(s);
-        s = next;
-    }
-    r->pending_head = r->pending_tail = NULL;
-    tw__stream_reap(r);
+    tw_reactor *r = ((streams_shared *)sv)->r;
     /* Every batch went out when its dispatch returned; a queue left on the
      * list now belongs to no stream. */
     while (r->batch != NULL) {
@@ -697,10 +629,26 @@ void tw__streams_free(tw_reactor *r)
         tw__outq_put(r, q);
     }
     tw__outq_free_spares(r);
-    if (r->pending_ev != NULL)
-        event_free(r->pending_ev);
-    r->pending_ev = NULL;
-    tw__poller_free(r);
+    r->flush_batch = NULL;
+    free(sv);
+}
+
+static const tw__service_ops streams_service_ops = {NULL, streams_free};
+
+/* Before @p r's first stream: hook the batch into the reactor's dispatches
+ * and have what streams share freed with it. @return 0 or -ENOMEM. */
+static int streams_setup(tw_reactor *r)
+{
+    if (r->flush_batch != NULL)
+        return 0;
+    streams_shared *sh = calloc(1, sizeof *sh);
+    if (sh == NULL)
+        return -ENOMEM;
+    sh->service.ops = &streams_service_ops;
+    sh->r = r;
+    tw__reactor_add_service(r, &sh->service);
+    r->flush_batch = flush_batch;
+    return 0;
 }
 
 /* Send the batch of @p s, which was on the batch list. */
@@ -975,7 +923,18 @@ static void closeable_abort(tw__closeable *c)
     close_now(s, TW_EABORTED);
 }
 
-static const tw__closeable_ops stream_closeable_ops = {closeable_lose, closeable_abort};
+static size_t closeable_held(tw__closeable *c)
+{
+    return tw_container_of(c, tw__stream, node)->held;
+}
+
+static void closeable_shed(tw__closeable *c)
+{
+    shed(tw_container_of(c, tw__stream, node));
+}
+
+static const tw__closeable_ops stream_closeable_ops = {closeable_lose, closeable_abort,
+                                                       closeable_held, closeable_shed};
 
 static void tune_socket(int fd, const tw_address *peer)
 {
@@ -989,8 +948,12 @@ static void tune_socket(int fd, const tw_address *peer)
 }
 
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
-                     tw__stream_origin origin, tw_listener *listener, tw_protocol **out)
+                     tw__stream_origin origin, tw__stream_group *group, tw_protocol **out)
 {
+    if (streams_setup(r) < 0) {
+        close(fd);
+        return -ENOMEM;
+    }
     tune_socket(fd, peer);
     if (origin != TW__STREAM_ACCEPTED)
         tw_factory_start(f);
@@ -1015,16 +978,19 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     s->base.protocol = p;
     s->base.reactor = r;
     s->node.ops = &stream_closeable_ops;
-    s->listener = origin == TW__STREAM_ACCEPTED ? listener : NULL;
+    if (origin == TW__STREAM_ACCEPTED) {
+        s->group = group;
+        tw__list_push(&group->members, &s->group_link);
+    }
     if (origin == TW__STREAM_CLIENT)
         s->flags |= F_CLIENT;
     s->high_wm = TW_WRITE_HIGH_WATERMARK;
     s->low_wm = TW_WRITE_LOW_WATERMARK;
-    if (listener != NULL && tw__listener_idle_timeout(listener) > 0) {
+    if (s->group != NULL && s->group->idle_timeout > 0) {
         s->flags |= F_IDLE_TRACK;
         s->last_active = now_ms(s);
     }
-    s->io.fd = fd;
+    tw__io_init(&s->io, fd, on_io);
     tw__reactor_register_conn(r, &s->node);
 
     p->transport = &s->base;
@@ -1037,16 +1003,15 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     return 0;
 }
 
-void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout)
+void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
 {
+    double timeout = g->idle_timeout;
     uint32_t now = (uint32_t)(int64_t)(tw_reactor_seconds(r) * 1000.0);
     uint32_t limit = timeout * 1000.0 > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)(timeout * 1000.0);
-    for (tw__link *n = r->conns.head; n != NULL; n = n->next) {
-        tw__closeable *c = (tw__closeable *)n;
-        if (c->ops != &stream_closeable_ops)
-            continue;
-        tw__stream *s = tw_container_of(c, tw__stream, node);
-        if (s->listener != l || !(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
+    for (tw__link *n = g->members.head, *next; n != NULL; n = next) {
+        next = n->next; /* closing never leaves the group within this call */
+        tw__stream *s = tw_container_of(n, tw__stream, group_link);
+        if (!(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
             continue;
         if (s->state >= S_LINGERING)
             continue; /* closing already; a linger ends on its own timer */

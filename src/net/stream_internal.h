@@ -1,55 +1,52 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The stream transport shared by TCP, TCP6 and UNIX connections, whether
- * accepted by a listener or made by a client connect.
+ * accepted by a listener or made by a client connect. Listeners, connects
+ * and adoption call into it; it calls none of them back except through the
+ * group hook below, so the dependency runs one way.
  */
 #ifndef TWINE_STREAM_INTERNAL_H
 #define TWINE_STREAM_INTERNAL_H
 
-#include <twine/listener.h>
 #include <twine/protocol.h>
 #include <twine/transport.h>
 
+#include "core/list_internal.h"
+
 /* How a stream came to be, which decides who hears of its end. */
 typedef enum {
-    TW__STREAM_ACCEPTED, /* by a listener, which counts it */
+    TW__STREAM_ACCEPTED, /* by a listener, whose group counts it */
     TW__STREAM_ADOPTED,  /* tw_transport_adopt(): a user of its factory */
     TW__STREAM_CLIENT    /* an outgoing connect: also client_connection_lost */
 } tw__stream_origin;
 
+/* The connections one owner accepted (a listener's), embedded in that
+ * owner. A stream is a member from its start until its protocol is gone;
+ * the owner then hears of it through member_done, and sweeps the members
+ * for idle ones without looking at any other connection of the reactor. */
+typedef struct tw__stream_group {
+    tw__list members;    /* the member streams */
+    double idle_timeout; /* seconds of silence that close a member; 0: never */
+    /* A member's protocol heard connection_lost and was destroyed. */
+    void (*member_done)(struct tw__stream_group *g);
+} tw__stream_group;
+
 /*
  * Wrap the connected, non-blocking socket @p fd in a stream transport, build
  * its protocol with @p f and call connection_made. The stream takes @p fd
- * (closing it on every error). @p listener must be set for accepted
- * streams and is told when the connection ends. Adopted and client streams
- * count as users of @p f (tw_factory_start/stop) for their lifetime; client
- * streams also call the factory's client_connection_lost when they end.
+ * (closing it on every error). @p group must be set for accepted streams,
+ * which join it. Adopted and client streams count as users of @p f
+ * (tw_factory_start/stop) for their lifetime; client streams also call the
+ * factory's client_connection_lost when they end.
  * @param out if non-NULL, receives the protocol (valid until destroy).
  * @return 0; -ECONNREFUSED when the factory refused the connection;
- *         -ENOMEM.
+ *         -ENOMEM. On error @p group did not gain a member.
  */
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
-                     tw__stream_origin origin, tw_listener *listener, tw_protocol **out);
+                     tw__stream_origin origin, tw__stream_group *group, tw_protocol **out);
 
-/* Close, with reason TW_EIDLE, every connection of @p l that was silent for
- * @p timeout seconds. */
-void tw__stream_close_idle(tw_reactor *r, tw_listener *l, double timeout);
-
-/* listener.c: a connection that a listener accepted has ended. */
-void tw__listener_connection_done(tw_listener *l);
-
-/* listener.c: run @p fn(@p arg) once, when @p l stops listening (closed by
- * its owner, by tw_reactor_stop() or by tw_reactor_free()); endpoints use it
- * to remove a UNIX socket file and its lock. One hook per listener. */
-void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg);
-
-/* listener.c: tw_listen(), with @p mode (or -1 for what the umask gives)
- * set on a UNIX socket file before it accepts. @p why receives a sentence
- * when the stale-file rule refuses the path (-EADDRINUSE). */
-int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
-               tw_factory *f, tw_listener **out, const char **why);
-
-/* listener.c: the listener's idle timeout in seconds, 0 for none. */
-double tw__listener_idle_timeout(const tw_listener *l);
+/* Close, with reason TW_EIDLE, every member of @p g that was silent for
+ * g->idle_timeout seconds. */
+void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g);
 
 #endif

@@ -5,7 +5,8 @@
  * address; a bounded batch per wake-up keeps one flooded port from starving
  * the rest of the loop. Errors the kernel reports for earlier datagrams
  * (ICMP port unreachable on a connected socket) surface on a later recv or
- * send as ECONNREFUSED and become connection_refused.
+ * send as ECONNREFUSED and become connection_refused. The socket is watched
+ * through the reactor's poller.
  */
 #include "config.h"
 
@@ -15,11 +16,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/event.h>
 #include <twine/protocol.h>
 #include <twine/udp.h>
 
 #include "core/fd_internal.h"
+#include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 
 #ifndef MSG_NOSIGNAL
@@ -31,9 +32,8 @@
 struct tw_udp_port {
     tw__closeable node;
     tw_reactor *r; /* NULL once stopped */
-    struct event *ev;
+    tw__io io;     /* the socket */
     tw_datagram_protocol *proto;
-    int fd;
     tw_address addr;
     /* Inside on_readable: a close from a callback leaves the memory to
      * on_readable, which frees it once the callback returned. */
@@ -46,17 +46,17 @@ static void refused(tw_udp_port *u)
         u->proto->ops->connection_refused(u->proto);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+static void on_readable(tw__io *io, int what)
 {
-    (void)what;
-    tw_udp_port *u = arg;
-    tw_reactor *r = u->r;
-    tw__enter(r);
+    if (!(what & TW__POLL_IN))
+        return; /* never kicked nor released */
+    tw_udp_port *u = tw_container_of(io, tw_udp_port, io);
+    int fd = io->fd;
     u->dispatching = 1;
     for (int i = 0; i < READ_BATCH && u->r != NULL; i++) {
         tw_address from;
         from.len = sizeof from.u.storage;
-        ssize_t n = recvfrom((int)fd, u->r->read_buf, TW__READ_SIZE, 0, &from.u.sa, &from.len);
+        ssize_t n = recvfrom(fd, u->r->read_buf, TW__READ_SIZE, 0, &from.u.sa, &from.len);
         if (n < 0) {
             if (errno == ECONNREFUSED) {
                 refused(u);
@@ -69,17 +69,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     u->dispatching = 0;
     if (u->closed)
         free(u);
-    tw__leave(r);
 }
 
 static void stop(tw_udp_port *u)
 {
     if (u->r == NULL)
         return;
-    event_free(u->ev);
-    u->ev = NULL;
-    close(u->fd);
-    u->fd = -1;
+    tw__io_stop(u->r, &u->io);
+    close(u->io.fd);
+    u->io.fd = -1;
     tw__reactor_unregister_listener(u->r, &u->node);
     u->r = NULL;
     tw_datagram_protocol *p = u->proto;
@@ -92,7 +90,7 @@ static void closeable_stop(tw__closeable *c)
     stop(tw_container_of(c, tw_udp_port, node));
 }
 
-static const tw__closeable_ops udp_closeable_ops = {closeable_stop, closeable_stop};
+static const tw__closeable_ops udp_closeable_ops = {closeable_stop, closeable_stop, NULL, NULL};
 
 TW_API int tw_udp_listen(tw_reactor *r, const tw_address *addr, tw_datagram_protocol *p,
                          tw_udp_port **out)
@@ -120,17 +118,15 @@ TW_API int tw_udp_listen(tw_reactor *r, const tw_address *addr, tw_datagram_prot
     }
     u->addr.len = sizeof u->addr.u.storage;
     getsockname(fd, &u->addr.u.sa, &u->addr.len);
-    u->ev = event_new(r->base, fd, EV_READ | EV_PERSIST, on_readable, u);
-    if (u->ev == NULL || event_add(u->ev, NULL) < 0) {
-        if (u->ev != NULL)
-            event_free(u->ev);
+    tw__io_init(&u->io, fd, on_readable);
+    int rc = tw__io_watch(r, &u->io, TW__POLL_IN);
+    if (rc < 0) {
         close(fd);
         free(u);
-        return -ENOMEM;
+        return rc;
     }
     u->node.ops = &udp_closeable_ops;
     u->r = r;
-    u->fd = fd;
     u->proto = p;
     p->port = u;
     tw__reactor_register_listener(r, &u->node);
@@ -147,9 +143,9 @@ TW_API int tw_udp_write(tw_udp_port *u, const void *data, size_t len, const tw_a
     ssize_t w;
     do {
         if (to != NULL)
-            w = sendto(u->fd, data, len, MSG_NOSIGNAL, &to->u.sa, to->len);
+            w = sendto(u->io.fd, data, len, MSG_NOSIGNAL, &to->u.sa, to->len);
         else
-            w = send(u->fd, data, len, MSG_NOSIGNAL);
+            w = send(u->io.fd, data, len, MSG_NOSIGNAL);
     } while (w < 0 && errno == EINTR);
     if (w >= 0)
         return 0;
@@ -165,7 +161,7 @@ TW_API int tw_udp_connect(tw_udp_port *u, const tw_address *peer)
 {
     if (u->r == NULL)
         return TW_ESTATE;
-    if (connect(u->fd, &peer->u.sa, peer->len) < 0)
+    if (connect(u->io.fd, &peer->u.sa, peer->len) < 0)
         return -errno;
     return 0;
 }
