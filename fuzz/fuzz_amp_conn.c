@@ -86,7 +86,7 @@ static const tw_amp_command LATER = {
     NULL,
 };
 
-static const tw_amp_command QUIT = {"Quit", NULL, NULL, NULL};
+static const tw_amp_command QUIT = {.name = "Quit"};
 
 static const tw_amp_command CALL = {
     "Call",
