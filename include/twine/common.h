@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared conventions of the public API: the export macro, C++ guards and the
- * error codes. Every function that can fail returns 0 or a negative code:
- * either a negated errno value (-ECONNRESET, -EADDRINUSE, ...) or one of the
- * TW_E* codes below, which lie far outside the errno range so the two never
- * collide.
+ * Shared conventions of the public API: the export macro, C++ guards,
+ * tw_container_of() and the error codes. Every function that can fail
+ * returns 0 or a negative code: either a negated errno value (-ECONNRESET,
+ * -EADDRINUSE, ...) or one of the TW_E* codes below, which lie far outside
+ * the errno range so the two never collide.
  */
 #ifndef TWINE_COMMON_H
 #define TWINE_COMMON_H
@@ -27,6 +27,13 @@
 #define TW_API
 #define TW_PRINTF(fmt, args)
 #endif
+
+/**
+ * The structure of type @p type that embeds the object @p ptr points to as
+ * its member @p member: how a protocol, a receiver or a list node finds the
+ * structure it was embedded in (the Linux kernel's container_of).
+ */
+#define tw_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 TW_BEGIN_DECLS
 

@@ -30,8 +30,6 @@
 
 TW_BEGIN_DECLS
 
-#define tw_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
 typedef struct tw_protocol tw_protocol;
 typedef struct tw_factory tw_factory;
 typedef struct tw_transport tw_transport;

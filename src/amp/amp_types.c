@@ -32,6 +32,7 @@
 #include <twine/amp.h>
 
 #include "amp/amp_internal.h"
+#include "core/buf_internal.h"
 
 TW_API const tw_amp_type tw_amp_type_integer = {TW_AMP_INTEGER, NULL};
 TW_API const tw_amp_type tw_amp_type_string = {TW_AMP_STRING, NULL};
@@ -1057,21 +1058,9 @@ static void buf_init(buffer *b)
 
 static int buf_reserve(buffer *b, size_t more)
 {
-    if (b->len + more > TW_AMP_MAX_VALUE_LENGTH)
+    if (more > TW_AMP_MAX_VALUE_LENGTH - b->len)
         return TW_ETOOBIG;
-    if (b->len + more <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *data = b->data == b->local ? malloc(cap) : realloc(b->data, cap);
-    if (data == NULL)
-        return -ENOMEM;
-    if (b->data == b->local)
-        memcpy(data, b->local, b->len);
-    b->data = data;
-    b->cap = cap;
-    return 0;
+    return tw__buf_reserve(&b->data, &b->cap, b->len, more, 64, b->local);
 }
 
 static int buf_put(buffer *b, const void *data, size_t len)

@@ -24,8 +24,6 @@
 
 #include "defer/deferred_internal.h"
 
-#define TW_CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
 struct tw_result {
     void *value;         /* owned; meaningful only when failure == NULL */
     tw_free_fn free_fn;  /* destroys value */
@@ -648,7 +646,7 @@ TW_API void tw_result_set_failure(tw_result *res, tw_failure *failure)
 
 TW_API int tw_result_set_deferred(tw_result *res, tw_deferred *inner)
 {
-    if (res == NULL || inner == NULL || inner == TW_CONTAINER(res, tw_deferred, result))
+    if (res == NULL || inner == NULL || inner == tw_container_of(res, tw_deferred, result))
         return -EINVAL;
     tw_deferred_ref(inner); /* before clearing: it may be the inner already set */
     clear_result(res);

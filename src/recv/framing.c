@@ -27,6 +27,8 @@
 #include <twine/log.h>
 #include <twine/transport.h>
 
+#include "core/buf_internal.h"
+
 enum { SR_PAUSED = 1 << 0, SR_BUSY = 1 << 1, SR_BROKEN = 1 << 2 };
 enum { ST_LENGTH = 0, ST_PAYLOAD = 1 };
 
@@ -80,21 +82,10 @@ static int pending_append(tw_string_receiver *sr, const void *data, size_t len)
 {
     if (len == 0)
         return 0;
-    if (len > SIZE_MAX - sr->pending_len)
+    if (tw__buf_reserve(&sr->pending, &sr->pending_cap, sr->pending_len, len, 256, NULL) < 0)
         return -ENOMEM;
-    size_t need = sr->pending_len + len;
-    if (need > sr->pending_cap) {
-        size_t cap = sr->pending_cap > 256 ? sr->pending_cap : 256;
-        while (cap < need)
-            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        char *p = realloc(sr->pending, cap);
-        if (p == NULL)
-            return -ENOMEM;
-        sr->pending = p;
-        sr->pending_cap = cap;
-    }
     memcpy(sr->pending + sr->pending_len, data, len);
-    sr->pending_len = need;
+    sr->pending_len += len;
     return 0;
 }
 

@@ -25,6 +25,8 @@
 #include <twine/log.h>
 #include <twine/transport.h>
 
+#include "core/buf_internal.h"
+
 enum { LR_RAW = 1 << 0, LR_PAUSED = 1 << 1, LR_BUSY = 1 << 2 };
 
 /* Smallest buffer allocated; partial lines are usually short. */
@@ -46,21 +48,6 @@ static int transport_closing(const tw_line_receiver *lr)
     return t != NULL && tw_transport_disconnecting(t);
 }
 
-static int reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap > MIN_CAP ? *cap : MIN_CAP;
-    while (n < need)
-        n = n > SIZE_MAX / 2 ? need : n * 2;
-    char *p = realloc(*buf, n);
-    if (p == NULL)
-        return -ENOMEM;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 /* Append behind the unprocessed bytes. Never called while a callback runs. */
 static int buf_append(tw_line_receiver *lr, const void *data, size_t len)
 {
@@ -74,7 +61,7 @@ static int buf_append(tw_line_receiver *lr, const void *data, size_t len)
         lr->end -= lr->start;
         lr->start = 0;
     }
-    if (len > SIZE_MAX - lr->end || reserve(&lr->buf, &lr->cap, lr->end + len) < 0)
+    if (tw__buf_reserve(&lr->buf, &lr->cap, lr->end, len, MIN_CAP, NULL) < 0)
         return -ENOMEM;
     memcpy(lr->buf + lr->end, data, len);
     lr->end += len;
@@ -83,8 +70,7 @@ static int buf_append(tw_line_receiver *lr, const void *data, size_t len)
 
 static int pending_append(tw_line_receiver *lr, const void *data, size_t len)
 {
-    if (len > SIZE_MAX - lr->pending_len ||
-        reserve(&lr->pending, &lr->pending_cap, lr->pending_len + len) < 0)
+    if (tw__buf_reserve(&lr->pending, &lr->pending_cap, lr->pending_len, len, MIN_CAP, NULL) < 0)
         return -ENOMEM;
     memcpy(lr->pending + lr->pending_len, data, len);
     lr->pending_len += len;
