@@ -7,7 +7,8 @@
  * requests for commands that answer at once, fail (declared, undeclared,
  * fatal errors, NULL, a response that does not encode), answer later (fired
  * or left to be cancelled when the connection goes), close the connection
- * from their responder, or call back the peer; unknown commands; answers
+ * from their responder, call back the peer, or switch the connection to
+ * another protocol (a sink); unknown commands; answers
  * and errors for the calls this side made, matching or not. Between chunks
  * some late answers fire; reading is honoured when it is paused; at the end
  * the connection is lost and everything freed, with LeakSanitizer watching.
@@ -15,7 +16,8 @@
  * What this side wrote must be whole boxes, each one a request of ours
  * (_command with a new, larger _ask), an _answer or an _error; _error boxes carry
  * a code and a description, and no tag is answered more often than the
- * peer asked with it.
+ * peer asked with it. After a switch's answer nothing more is written, and
+ * the sink received exactly the stream's bytes after the Switch request.
  *
  * Input: [max box size][max pending][flags][seed x4] then the stream. Flags:
  * bits 0-1 calls this side makes at once, bit 2 answer the late requests
@@ -39,60 +41,68 @@
 static const tw_amp_type list_of_integer = {TW_AMP_LIST, &tw_amp_type_integer};
 
 static const tw_amp_command SUM = {
-    "Sum",
-    (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0}, {"b", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    (const tw_amp_error_spec[]){{"OVERFLOW", "too big", 0}, {NULL, NULL, 0}},
+    .name = "Sum",
+    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0},
+                                      {"b", TW_AMP_T_INTEGER, 0},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){{"OVERFLOW", "too big", 0}, {NULL, NULL, 0}},
 };
 
 static const tw_amp_command ECHO = {
-    "Echo",
-    (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    NULL,
+    .name = "Echo",
+    .arguments = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"value", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+    .errors = NULL,
 };
 
 static const tw_amp_command TYPES = {
-    "Types",
-    (const tw_amp_arg[]){{"i", TW_AMP_T_INTEGER, 1},
-                         {"s", TW_AMP_T_STRING, 1},
-                         {"u", TW_AMP_T_UNICODE, 1},
-                         {"b", TW_AMP_T_BOOLEAN, 1},
-                         {"f", TW_AMP_T_FLOAT, 1},
-                         {"l", &list_of_integer, 1},
-                         {NULL, NULL, 0}},
-    (const tw_amp_arg[]){{"i", TW_AMP_T_INTEGER, 1},
-                         {"s", TW_AMP_T_STRING, 1},
-                         {"u", TW_AMP_T_UNICODE, 1},
-                         {"b", TW_AMP_T_BOOLEAN, 1},
-                         {"f", TW_AMP_T_FLOAT, 1},
-                         {"l", &list_of_integer, 1},
-                         {NULL, NULL, 0}},
-    NULL,
+    .name = "Types",
+    .arguments = (const tw_amp_arg[]){{"i", TW_AMP_T_INTEGER, 1},
+                                      {"s", TW_AMP_T_STRING, 1},
+                                      {"u", TW_AMP_T_UNICODE, 1},
+                                      {"b", TW_AMP_T_BOOLEAN, 1},
+                                      {"f", TW_AMP_T_FLOAT, 1},
+                                      {"l", &list_of_integer, 1},
+                                      {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"i", TW_AMP_T_INTEGER, 1},
+                                     {"s", TW_AMP_T_STRING, 1},
+                                     {"u", TW_AMP_T_UNICODE, 1},
+                                     {"b", TW_AMP_T_BOOLEAN, 1},
+                                     {"f", TW_AMP_T_FLOAT, 1},
+                                     {"l", &list_of_integer, 1},
+                                     {NULL, NULL, 0}},
+    .errors = NULL,
 };
 
 static const tw_amp_command FAIL = {
-    "Fail",
-    (const tw_amp_arg[]){{"how", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
-    (const tw_amp_arg[]){{"r", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    (const tw_amp_error_spec[]){
+    .name = "Fail",
+    .arguments = (const tw_amp_arg[]){{"how", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"r", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){
         {"BAD", "it went bad", 0}, {"FATAL", "the end", 1}, {NULL, NULL, 0}},
 };
 
 static const tw_amp_command LATER = {
-    "Later",
-    (const tw_amp_arg[]){{"id", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    (const tw_amp_arg[]){{"id", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    NULL,
+    .name = "Later",
+    .arguments = (const tw_amp_arg[]){{"id", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+    .response = (const tw_amp_arg[]){{"id", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+    .errors = NULL,
 };
 
-static const tw_amp_command QUIT = {"Quit", NULL, NULL, NULL};
+static const tw_amp_command QUIT = {.name = "Quit"};
 
 static const tw_amp_command CALL = {
-    "Call",
-    (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
-    NULL,
-    NULL,
+    .name = "Call",
+    .arguments = (const tw_amp_arg[]){{"a", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}},
+    .response = NULL,
+    .errors = NULL,
+};
+
+static const tw_amp_command SWITCH = {
+    .name = "Switch",
+    .arguments = (const tw_amp_arg[]){{"to", TW_AMP_T_STRING, 1}, {NULL, NULL, 0}},
+    .protocol_switch = 1,
 };
 
 /* ------------------------------------------------------------ state */
@@ -109,6 +119,16 @@ typedef struct state {
     tw_amp *amp; /* while connected */
     int connected, lost;
     int initial_calls;
+    tw_string_transport *m;
+    /* The protocol a Switch hands the connection to: it keeps what it gets. */
+    struct {
+        tw_protocol base;
+        unsigned char *got;
+        size_t len, cap;
+        int made, lost;
+        size_t out_at_switch; /* what was written when it took over */
+    } sink;
+    int switched;
 } state;
 
 static state S;
@@ -253,6 +273,55 @@ static tw_deferred *call_responder(tw_amp *amp, const tw_amp_values *args, void 
     FZ_CHECK(rc == 0 || rc == TW_ESTATE, "tw_amp_send returned %d", rc);
     tw_amp_values_free(v);
     return tw_amp_succeed(NULL);
+}
+
+static void sink_made(tw_protocol *p)
+{
+    (void)p;
+    FZ_CHECK(!S.sink.made, "the sink was connected twice");
+    S.sink.made = 1;
+    S.sink.out_at_switch = S.m->out_len;
+}
+
+static void sink_data(tw_protocol *p, const void *data, size_t len)
+{
+    (void)p;
+    FZ_CHECK(S.sink.made && !S.sink.lost, "the sink got bytes outside its connection");
+    FZ_CHECK(S.sink.len + len <= S.sink.cap, "the sink got more than was fed");
+    memcpy(S.sink.got + S.sink.len, data, len);
+    S.sink.len += len;
+}
+
+static void sink_lost(tw_protocol *p, const tw_failure *reason)
+{
+    (void)p;
+    (void)reason;
+    S.sink.lost++;
+}
+
+static void sink_destroy(tw_protocol *p)
+{
+    (void)p;
+    S.switched = 2; /* destroyed with the connection */
+}
+
+static const tw_protocol_ops sink_ops = {
+    .connection_made = sink_made,
+    .data_received = sink_data,
+    .connection_lost = sink_lost,
+    .destroy = sink_destroy,
+};
+
+static tw_deferred *switch_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)args;
+    (void)arg;
+    if (S.switched)
+        return tw_amp_fail("AGAIN", "switched once already");
+    S.switched = 1;
+    S.sink.base.ops = &sink_ops;
+    return tw_amp_switch_to(&S.sink.base);
 }
 
 /* Fire late answer @p i, if it can still be fired. */
@@ -410,12 +479,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  tw_amp_register(d, &FAIL, fail_responder, NULL) == 0 &&
                  tw_amp_register(d, &LATER, later_responder, NULL) == 0 &&
                  tw_amp_register(d, &QUIT, quit_responder, NULL) == 0 &&
-                 tw_amp_register(d, &CALL, call_responder, NULL) == 0,
+                 tw_amp_register(d, &CALL, call_responder, NULL) == 0 &&
+                 tw_amp_register(d, &SWITCH, switch_responder, NULL) == 0,
              "register");
     FZ_CHECK(tw_amp_factory_set_limits(f, max_box, max_pending) == 0, "limits");
     FZ_CHECK(tw_amp_factory_set_callbacks(f, on_connected, on_lost, NULL) == 0, "callbacks");
 
+    S.sink.cap = in.n;
+    S.sink.got = malloc(in.n + 1);
+    FZ_CHECK(S.sink.got != NULL, "out of memory");
     tw_string_transport *m = tw_string_transport_open(NULL, f);
+    S.m = m;
     FZ_CHECK(m != NULL && S.connected, "the connection did not open");
     if (flags & 8) {
         /* A peer that reads slowly: writes queue up past a small high
@@ -486,7 +560,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tw_amp_parser_free(p);
     free(g);
 
+    if (S.sink.made) {
+        /* The switch's answer was the last thing written, and the sink got
+         * every byte that followed the request, in order. */
+        FZ_CHECK(outlen == S.sink.out_at_switch, "%zu bytes written after the switch",
+                 outlen - S.sink.out_at_switch);
+        FZ_CHECK(S.sink.len <= at && memcmp(S.sink.got, in.p + at - S.sink.len, S.sink.len) == 0,
+                 "the sink's bytes are not the end of the stream");
+        FZ_CHECK(S.sink.lost == 1, "the sink heard connection_lost %d times", S.sink.lost);
+    }
+
     tw_string_transport_free(m);
+    FZ_CHECK(S.switched != 1 || !S.sink.made, "the switched connection was not destroyed");
+    free(S.sink.got);
     tw_factory_free(f);
     return 0;
 }

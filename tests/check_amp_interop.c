@@ -299,10 +299,11 @@ typedef struct {
     tw_factory *f;
 } twisted_peer;
 
-static void twisted_peer_open(twisted_peer *p)
+/* twine's AMP client connected to the Twisted server @p argv starts. */
+static void twisted_peer_start(twisted_peer *p, const char *const *argv)
 {
     require_twisted();
-    twisted_server(&p->server, "");
+    child_start(&p->server, argv);
     int port = child_port(&p->server, 20000);
     p->r = tw_reactor_new();
     p->f = tw_amp_factory_new();
@@ -312,6 +313,14 @@ static void twisted_peer_open(twisted_peer *p)
     connected_amp = NULL;
     ck_assert_int_eq(tw_transport_adopt(p->r, fd, p->f), 0);
     ck_assert_ptr_nonnull(connected_amp);
+}
+
+static void twisted_peer_open(twisted_peer *p)
+{
+    char script[4096];
+    script_path(script, sizeof script, "amp_server.py");
+    const char *argv[] = {python(), script, "", NULL};
+    twisted_peer_start(p, argv);
 }
 
 static void twisted_peer_close(twisted_peer *p)
@@ -342,7 +351,8 @@ static const tw_amp_arg TYPES_VALUES[] = {
     {"rows", TW_AMP_AMPLIST_OF(TYPES_ROW), 0},
     {NULL, NULL, 0},
 };
-static const tw_amp_command TYPES = {"Types", TYPES_VALUES, TYPES_VALUES, NULL};
+static const tw_amp_command TYPES = {
+    .name = "Types", .arguments = TYPES_VALUES, .response = TYPES_VALUES};
 static const tw_amp_command REFUSE = {.name = "Refuse"};
 
 /* amp_types.SAMPLE, built with twine's API. */
@@ -876,6 +886,179 @@ START_TEST(test_integer_decimal_and_datetime_texts_decode_and_encode_as_twisted_
 }
 END_TEST
 
+/* ------------------------------------------------------------ protocol switches */
+
+/* The Switch command of tests/interop/amp_switch.py. */
+static const tw_amp_command SWITCH = {
+    .name = "Switch",
+    .arguments = (const tw_amp_arg[]){{"name", TW_AMP_T_STRING, 0}, {NULL, NULL, 0}},
+    .errors = (const tw_amp_error_spec[]){{"NO_SUCH", "no such protocol", 0}, {NULL, NULL, 0}},
+    .protocol_switch = 1,
+};
+
+/* amp_switch.PAYLOAD: every byte value twice, and bytes that look like a box. */
+static size_t switch_payload(unsigned char *out)
+{
+    static const unsigned char boxish[] = "\x00\x08_command\x00\x03Sum\x00\x00";
+    for (int i = 0; i < 512; i++)
+        out[i] = (unsigned char)(i & 0xff);
+    memcpy(out + 512, boxish, sizeof boxish - 1);
+    return 512 + sizeof boxish - 1;
+}
+
+/* The protocol a switch hands the connection to: records, maybe echoes. */
+typedef struct {
+    tw_protocol base;
+    unsigned char got[2048];
+    size_t len;
+    int echo;
+} switched;
+
+static void switched_data(tw_protocol *p, const void *data, size_t len)
+{
+    switched *s = (switched *)p;
+    if (s->len + len <= sizeof s->got) {
+        memcpy(s->got + s->len, data, len);
+        s->len += len;
+    }
+    if (s->echo)
+        tw_transport_write(p->transport, data, len);
+}
+
+static void switched_destroy(tw_protocol *p)
+{
+    free(p);
+}
+
+static const tw_protocol_ops switched_ops = {
+    .data_received = switched_data,
+    .destroy = switched_destroy,
+};
+
+static switched *switched_new(int echo)
+{
+    switched *s = calloc(1, sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    s->base.ops = &switched_ops;
+    s->echo = echo;
+    return s;
+}
+
+static tw_deferred *switch_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    const char *name;
+    size_t len;
+    if (tw_amp_values_get_string(args, "name", &name, &len) < 0 || strcmp(name, "echo") != 0)
+        return tw_amp_fail("NO_SUCH", NULL);
+    return tw_amp_switch_to(&switched_new(1)->base);
+}
+
+static tw_protocol *switched_build(tw_factory *f, const tw_address *peer)
+{
+    (void)f;
+    (void)peer;
+    return &switched_new(0)->base;
+}
+
+static const tw_factory_ops switched_factory_ops = {.build_protocol = switched_build};
+
+/* Twisted's client switches twine's server to echo, after a refused switch. */
+START_TEST(test_a_twisted_client_switches_a_twine_server_to_echo)
+{
+    require_twisted();
+    tw_reactor *r = tw_reactor_new();
+    tw_factory *f = amp_module(r);
+    ck_assert_int_eq(tw_amp_register(tw_amp_factory_dispatcher(f), &SWITCH, switch_responder,
+                                     NULL),
+                     0);
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    tw_listener *l;
+    ck_assert_int_eq(tw_listen(r, &a, NULL, f, &l), 0);
+    ck_assert_int_eq(tw_listener_address(l, &a), 0);
+    char script[4096], port[16];
+    script_path(script, sizeof script, "amp_switch.py");
+    snprintf(port, sizeof port, "%d", tw_address_port(&a));
+    const char *argv[] = {python(), script, "client", port, NULL};
+    child c;
+    child_start(&c, argv);
+    long long deadline = tu_now_ms() + 40000;
+    int status;
+    pid_t w = 0;
+    while (w != c.pid && tu_now_ms() < deadline) {
+        tw_reactor_iterate(r, 0.01);
+        child_read(&c);
+        w = waitpid(c.pid, &status, WNOHANG);
+    }
+    ck_assert_msg(w == c.pid, "the Twisted client did not finish: %s", c.err);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the Twisted client failed: %s", c.err);
+    close(c.in_fd);
+    close(c.out_fd);
+    close(c.err_fd);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+    tw_factory_free(f);
+}
+END_TEST
+
+/* twine's client switches a Twisted server to echo, after a refused switch. */
+START_TEST(test_twines_client_switches_a_twisted_server_to_echo)
+{
+    char script[4096];
+    script_path(script, sizeof script, "amp_switch.py");
+    const char *argv[] = {python(), script, "server", NULL};
+    twisted_peer peer;
+    twisted_peer_start(&peer, argv);
+    tw_reactor *r = peer.r;
+    tw_factory sf;
+    tw_factory_init(&sf, &switched_factory_ops);
+    tw_amp *amp = connected_amp;
+
+    tu_amp_outcome o;
+    memset(&o, 0, sizeof o);
+    tw_amp_values *args = tw_amp_values_new();
+    tw_amp_values_set_string(args, "name", "none", 4);
+    tw_deferred *d = tw_amp_call_switch(amp, &SWITCH, args, &sf);
+    tw_deferred_add_both(d, tu_amp_on_result, &o);
+    tw_deferred_unref(d);
+    long long deadline = tu_now_ms() + 5000;
+    while (!o.done && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert(o.done && o.failed);
+    ck_assert_str_eq(o.remote_code, "NO_SUCH");
+    ck_assert_ptr_null(tw_amp_switched_protocol(amp));
+    call(r, &amp_sum_command, ints("a", 20, "b", 22), &o);
+    ck_assert_msg(!o.failed, "%s", o.message);
+    tw_amp_values_free(o.values);
+
+    memset(&o, 0, sizeof o);
+    tw_amp_values_set_string(args, "name", "echo", 4);
+    d = tw_amp_call_switch(amp, &SWITCH, args, &sf);
+    tw_deferred_add_both(d, tu_amp_on_result, &o);
+    tw_deferred_unref(d);
+    tw_amp_values_free(args);
+    deadline = tu_now_ms() + 5000;
+    while (!o.done && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert_msg(o.done && !o.failed, "%s", o.message);
+    tu_amp_outcome_free(&o);
+    switched *s = (switched *)tw_amp_switched_protocol(amp);
+    ck_assert_ptr_nonnull(s);
+    unsigned char payload[1024];
+    size_t n = switch_payload(payload);
+    ck_assert_int_eq(tw_transport_write(s->base.transport, payload, n), 0);
+    deadline = tu_now_ms() + 5000;
+    while (s->len < n && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert_uint_eq(s->len, n);
+    ck_assert_int_eq(memcmp(s->got, payload, n), 0);
+    twisted_peer_close(&peer);
+}
+END_TEST
+
 static Suite *amp_interop_suite(void)
 {
     Suite *s = suite_create("amp-interop");
@@ -889,6 +1072,8 @@ static Suite *amp_interop_suite(void)
     tcase_add_test(tc, test_twine_call_against_a_twisted_amp_server_over_tcp_and_unix);
     tcase_add_test(tc, test_twine_call_exit_codes_follow_sysexits);
     tcase_add_test(tc, test_twines_bytes_are_twisteds_bytes);
+    tcase_add_test(tc, test_a_twisted_client_switches_a_twine_server_to_echo);
+    tcase_add_test(tc, test_twines_client_switches_a_twisted_server_to_echo);
     suite_add_tcase(s, tc);
     return s;
 }

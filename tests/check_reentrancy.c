@@ -823,7 +823,7 @@ END_TEST
 
 /* ------------------------------------------------------------ AMP */
 
-static const tw_amp_command ABORT_CMD = {"Abort", NULL, NULL, NULL};
+static const tw_amp_command ABORT_CMD = {.name = "Abort"};
 
 static tw_deferred *abort_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
 {

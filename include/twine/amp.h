@@ -100,6 +100,15 @@
  * context's register_commands (plugin.h), which reactord calls with that
  * dispatcher for each `--amp-commands NAME`.
  *
+ * Protocol switches (Twisted's ProtocolSwitchCommand): a command declared
+ * with protocol_switch makes its successful answer the last AMP box of the
+ * connection. The responder names the protocol to switch to
+ * (tw_amp_switch_to()), the caller the factory that builds its own
+ * (tw_amp_call_switch()); each side hands the transport over once the
+ * answer is written or read, with the bytes that followed it, and sends no
+ * AMP box from the moment the switch is decided (the caller: from the
+ * call). tw_amp_switched_protocol() finds the protocol switched to.
+ *
  * Writes. Boxes sent while one read from the peer is being processed (the
  * answers of responders that answer at once, above all) are gathered and
  * written together when the read is done, so a peer that pipelines costs one
@@ -508,6 +517,15 @@ typedef struct tw_amp_command {
     const tw_amp_arg *arguments;     /**< NULL-name-terminated, or NULL for none */
     const tw_amp_arg *response;      /**< NULL-name-terminated, or NULL for none */
     const tw_amp_error_spec *errors; /**< NULL-code-terminated, or NULL for none */
+    /**
+     * Nonzero: a protocol switch (Twisted's ProtocolSwitchCommand). Its
+     * successful answer is the connection's last AMP box: every byte after
+     * it, both ways, belongs to another protocol. Its responder's deferred
+     * fires with the tw_protocol * to switch to (tw_amp_switch_to()) rather
+     * than with values, and the answer carries no response values, as in
+     * Twisted; call it with tw_amp_call_switch().
+     */
+    int protocol_switch;
 } tw_amp_command;
 
 /**
@@ -700,6 +718,61 @@ TW_API tw_deferred *tw_amp_call_remote_box(tw_amp *amp, const char *command,
  *         connection is lost or closing; -ENOMEM.
  */
 TW_API int tw_amp_send(tw_amp *amp, const tw_amp_command *command, const tw_amp_values *args);
+
+/**
+ * Call a protocol-switch command (tw_amp_command.protocol_switch), as
+ * Twisted's callRemote does with a ProtocolSwitchCommand and its protocol
+ * factory. From the call on, the connection sends no AMP box: other calls
+ * fail with TW_ESTATE, tw_amp_send() returns TW_ESTATE, and answers to the
+ * peer's requests are dropped. When the answer arrives, @p factory builds
+ * the new protocol for the peer's address, setting its factory field to
+ * @p factory; it gets connection_made on the connection's transport,
+ * then the deferred fires with the decoded response, then the new protocol
+ * receives the bytes that followed the answer in the same read, and all
+ * that come after. From then on the new protocol hears everything the
+ * transport says (data, pause and resume, half-close if it has
+ * read_connection_lost, the loss of the connection, after which the
+ * factory's client_connection_lost runs) and is destroyed with the
+ * connection (tw_amp_switched_protocol() finds it). An error answer or a
+ * lost connection fails the deferred as tw_amp_call_remote() does, and
+ * switches nothing: the connection speaks AMP again, and the factory's
+ * client_connection_failed runs. A factory that refuses to build (NULL)
+ * closes the connection and fails the deferred with -ENOMEM.
+ * @param factory borrowed: counted as a user (tw_factory_start()) from the
+ *        call until the switch fails or the switched connection is lost.
+ * @return as tw_amp_call_remote(); -EINVAL failures also for a command not
+ *         declared a protocol switch or a NULL factory; TW_ESTATE failures
+ *         while another switch is pending or done.
+ */
+TW_API tw_deferred *tw_amp_call_switch(tw_amp *amp, const tw_amp_command *command,
+                                       const tw_amp_values *args, tw_factory *factory);
+
+/**
+ * A deferred that has already fired with @p p, for the responder of a
+ * protocol-switch command: once the answer is written, @p p gets
+ * connection_made on the connection's transport, then the bytes that
+ * followed the request (those already read included), and owns the
+ * connection from then on, as described at tw_amp_call_switch(). Until
+ * then the deferred's chain owns @p p, and destroys it through
+ * p->ops->destroy if the switch does not happen (the request was sent
+ * without _ask, or the connection was lost first). A responder that
+ * answers later fires its deferred with a tw_protocol * and
+ * tw_amp_protocol_free as the value's destructor.
+ * @param p a protocol built for this connection (by a factory's
+ *        build_protocol, or by hand), not yet connected.
+ * @return a new reference, or NULL when memory runs out (@p p is then
+ *         destroyed).
+ */
+TW_API tw_deferred *tw_amp_switch_to(tw_protocol *p);
+
+/** Destroy a protocol through p->ops->destroy, if it has one; NULL is ignored. */
+TW_API void tw_amp_protocol_free(void *p);
+
+/**
+ * @return the protocol the connection switched to (borrowed: the
+ *         connection owns it), or NULL while it speaks AMP.
+ */
+TW_API tw_protocol *tw_amp_switched_protocol(const tw_amp *amp);
 
 /**
  * A deferred that has already fired with @p values, for responders that

@@ -496,6 +496,75 @@ void tw__amp_parser_trim(tw_amp_parser *p)
     p->spare = NULL;
 }
 
+/*
+ * The wire bytes of the partial box, rebuilt from what the parser kept:
+ * the complete entries in the order they arrived, then the entry under
+ * way. A connection that stops speaking AMP hands them to its next
+ * protocol, as Twisted hands over its receive buffer.
+ */
+int tw__amp_parser_take_partial(tw_amp_parser *p, unsigned char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (p->state == S_BROKEN)
+        return 0;
+    tw_amp_box *b = p->box;
+    size_t n = (b != NULL ? b->wire : 0) + 2 + TW_AMP_MAX_KEY_LENGTH + 2 +
+               (p->state == S_VALUE ? p->val_have : 0);
+    unsigned char *buf = malloc(n), *at = buf;
+    if (buf == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; b != NULL && i < b->count; i++) {
+        const tw__amp_slot *e = &b->items[i];
+        at = put_u16(at, e->klen);
+        memcpy(at, slot_key(b, e), e->klen);
+        at += e->klen;
+        at = put_u16(at, e->vlen);
+        memcpy(at, slot_value(b, e), e->vlen);
+        at += e->vlen;
+    }
+    switch (p->state) {
+    case S_KEYLEN:
+        memcpy(at, p->hdr, p->hdr_have);
+        at += p->hdr_have;
+        break;
+    case S_KEY:
+        at = put_u16(at, p->klen);
+        memcpy(at, p->key, p->key_have);
+        at += p->key_have;
+        break;
+    case S_VALLEN:
+        at = put_u16(at, p->klen);
+        memcpy(at, p->key, p->klen);
+        at += p->klen;
+        memcpy(at, p->hdr, p->hdr_have);
+        at += p->hdr_have;
+        break;
+    case S_VALUE:
+        at = put_u16(at, p->klen);
+        memcpy(at, b->arena + p->val_off, p->klen);
+        at += p->klen;
+        at = put_u16(at, p->val_len);
+        memcpy(at, b->arena + p->val_off + p->klen + 1, p->val_have);
+        at += p->val_have;
+        break;
+    }
+    /* The parser starts over, empty. */
+    tw_amp_box_free(p->box);
+    p->box = NULL;
+    p->box_bytes = 0;
+    p->hdr_have = 0;
+    p->unsorted = 0;
+    p->state = S_KEYLEN;
+    *outlen = (size_t)(at - buf);
+    if (*outlen == 0) {
+        free(buf);
+        return 0;
+    }
+    *out = buf;
+    return 0;
+}
+
 /* Gather up to two header bytes; @return nonzero once both are there. */
 static int take_hdr(tw_amp_parser *p, const unsigned char **at, const unsigned char *end)
 {

@@ -42,12 +42,44 @@ static void call_finish(tw_amp *amp, tw__amp_call *c, void *value, tw_free_fn fr
                         tw_failure *failure)
 {
     tw__amp_call_table_remove(&amp->calls, c);
+    tw_factory *f = c->switch_to;
+    if (failure != NULL && f != NULL) {
+        /* The switch failed: the connection speaks AMP again, and the
+         * factory hears it, as Twisted's clientConnectionFailed. */
+        amp->locked = 0;
+        if (f->ops->client_connection_failed != NULL)
+            f->ops->client_connection_failed(f, failure);
+        tw_factory_stop(f);
+    }
     if (failure != NULL)
         tw_deferred_errback(c->d, failure);
     else
         tw_deferred_callback(c->d, value, free_fn);
     tw_deferred_unref(c->d);
     free(c);
+}
+
+/* A protocol switch was answered: the new protocol takes the connection
+ * over, then the call fires, as Twisted's switchNow runs first. */
+static void switch_answered(tw_amp *amp, tw__amp_call *c, tw_amp_values *values)
+{
+    tw_factory *f = c->switch_to;
+    tw_address peer;
+    if (tw_transport_get_peer(amp->base.transport, &peer) < 0)
+        memset(&peer, 0, sizeof peer);
+    tw_protocol *p = f->ops->build_protocol(f, &peer);
+    if (p == NULL) {
+        tw_amp_values_free(values);
+        tw__amp_close(amp);
+        call_finish(amp, c, NULL, NULL,
+                    tw_failure_new(-ENOMEM, "the factory refused the protocol %s switches to",
+                                   c->name));
+        return;
+    }
+    p->factory = f;
+    c->switch_to = NULL; /* the switched connection counts it now */
+    tw__amp_switch(amp, p, f);
+    call_finish(amp, c, values, values_free_fn, NULL);
 }
 
 int tw__amp_answer_received(tw_amp *amp, tw_amp_box *box)
@@ -70,6 +102,8 @@ int tw__amp_answer_received(tw_amp *amp, tw_amp_box *box)
         call_finish(amp, c, NULL, NULL,
                     tw_failure_new(TW_EPROTO, "the answer to %s does not decode: %s", c->name,
                                    err));
+    else if (c->switch_to != NULL)
+        switch_answered(amp, c, values);
     else
         call_finish(amp, c, values, values_free_fn, NULL);
     return 0;
@@ -109,14 +143,21 @@ void tw__amp_calls_fail(tw_amp *amp)
         call_finish(amp, c, NULL, NULL, lost_failure(amp, c->name));
 }
 
-/* Send @p box (taken over) as command @p name and track the answer. */
-static tw_deferred *start_call(tw_amp *amp, const char *name, tw_amp_box *box,
-                               const tw_amp_command *command)
+tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
+                                const tw_amp_command *command, tw_factory *switch_to)
 {
     size_t namelen = strlen(name);
     if (amp->lost) {
         tw_amp_box_free(box);
         return tw_deferred_fail(lost_failure(amp, name));
+    }
+    if (amp->locked) {
+        /* Twisted's ProtocolSwitched. */
+        tw_amp_box_free(box);
+        return tw_deferred_fail(tw_failure_new(TW_ESTATE, "cannot call %s: the connection %s "
+                                                          "protocols, no AMP traffic is allowed",
+                                               name, amp->inner != NULL ? "switched"
+                                                                         : "is switching"));
     }
     tw__amp_call *c = calloc(1, sizeof *c + namelen + 1);
     tw_deferred *d = c != NULL ? tw_deferred_new(NULL, NULL) : NULL;
@@ -156,6 +197,12 @@ static tw_deferred *start_call(tw_amp *amp, const char *name, tw_amp_box *box,
     }
     c->d = tw_deferred_ref(d);
     tw__amp_call_table_add(&amp->calls, c);
+    if (switch_to != NULL) {
+        /* Sent: nothing more goes out until the answer says how it went. */
+        c->switch_to = switch_to;
+        amp->locked = 1;
+        tw_factory_start(switch_to);
+    }
     return d;
 }
 
@@ -165,6 +212,9 @@ TW_API tw_deferred *tw_amp_call_remote(tw_amp *amp, const tw_amp_command *comman
     if (amp == NULL || command == NULL || command->name == NULL)
         return tw_deferred_fail(tw_failure_new(-EINVAL, "call_remote needs a connection and a "
                                                         "named command"));
+    if (command->protocol_switch)
+        return tw_deferred_fail(tw_failure_new(-EINVAL, "%s switches protocols: call it with "
+                                                        "tw_amp_call_switch()", command->name));
     tw_amp_box *box = tw_amp_box_new();
     if (box == NULL)
         return NULL;
@@ -174,7 +224,7 @@ TW_API tw_deferred *tw_amp_call_remote(tw_amp *amp, const tw_amp_command *comman
         tw_amp_box_free(box);
         return tw_deferred_fail(tw_failure_new(rc, "cannot call %s: %s", command->name, err));
     }
-    return start_call(amp, command->name, box, command);
+    return tw__amp_start_call(amp, command->name, box, command, NULL);
 }
 
 static tw_amp_box *box_copy(const tw_amp_box *src)
@@ -202,14 +252,14 @@ TW_API tw_deferred *tw_amp_call_remote_box(tw_amp *amp, const char *command,
     tw_amp_box *box = box_copy(args);
     if (box == NULL)
         return NULL;
-    return start_call(amp, command, box, NULL);
+    return tw__amp_start_call(amp, command, box, NULL, NULL);
 }
 
 TW_API int tw_amp_send(tw_amp *amp, const tw_amp_command *command, const tw_amp_values *args)
 {
     if (amp == NULL || command == NULL || command->name == NULL)
         return -EINVAL;
-    if (amp->closing)
+    if (amp->closing || amp->locked)
         return TW_ESTATE;
     tw_amp_box *box = tw_amp_box_new();
     if (box == NULL)

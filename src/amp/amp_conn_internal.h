@@ -11,6 +11,7 @@
  *   amp_requests.c    incoming commands: running responders, answering
  *   amp_calls.c       outgoing calls, waiting for their answers
  *   amp_call_table.c  the outstanding calls indexed by their _ask tag
+ *   amp_switch.c      protocol switches: handing the transport over
  *   amp_errors.c      AMP errors as failures
  *
  * One connection is used from one thread, the reactor's; nothing here locks.
@@ -67,6 +68,7 @@ typedef struct tw__amp_call {
     uint64_t tag;                  /* the _ask tag, sent as lowercase hex */
     tw_deferred *d;                /* our reference, until we fire it */
     const tw_amp_command *command; /* NULL for a raw call */
+    tw_factory *switch_to;         /* a protocol switch's factory (counted a user), or NULL */
     char name[];                   /* the command's name, for messages */
 } tw__amp_call;
 
@@ -118,6 +120,9 @@ struct tw_amp {
     unsigned char *held;         /* bytes read but not parsed while paused_pending */
     size_t held_len;
     unsigned paused_write : 1;   /* reading paused: the peer does not read */
+    unsigned locked : 1;         /* a switch is pending or done: no AMP box goes out */
+    tw_protocol *inner;          /* the protocol switched to, owned; NULL while AMP */
+    tw_factory *inner_factory;   /* the caller's switch factory, a counted user, or NULL */
 };
 
 /*
@@ -133,6 +138,28 @@ void tw__amp_violation(tw_amp *amp, const char *fmt, ...) TW_PRINTF(2, 3);
 const char *tw__amp_peer_name(tw_amp *amp, char *buf, size_t len);
 /* A request left the list: resume reading if it was paused for too many. */
 void tw__amp_request_finished(tw_amp *amp);
+/* The transport's connection_lost, destroy and producer calls, as AMP
+ * handles them; a switched connection runs them after its protocol's. */
+void tw__amp_connection_lost(tw_protocol *p, const tw_failure *reason);
+void tw__amp_destroy(tw_protocol *p);
+/* Deliver @p len bytes to the protocol switched to, unless the transport
+ * is closing or the connection is lost. */
+void tw__amp_switched_data(tw_amp *amp, const void *data, size_t len);
+
+/* ------------------------------------------------------------ switches */
+
+/* The ops of a switched connection, with and without half-close. */
+extern const tw_protocol_ops tw__amp_switched_ops;
+extern const tw_protocol_ops tw__amp_switched_half_close_ops;
+/*
+ * The switch's answer went out, or came in: hand the transport to @p p
+ * (owned from now on), and run its connection_made. Outside a feed, the
+ * bytes already read go to it at once; inside one, the feed hands it the
+ * rest of the read when the parser returns.
+ * @param client_factory the caller's factory, notified when the connection
+ *        is lost, or NULL on the responder's side.
+ */
+void tw__amp_switch(tw_amp *amp, tw_protocol *p, tw_factory *client_factory);
 
 /* ------------------------------------------------------------ requests */
 
@@ -150,5 +177,9 @@ int tw__amp_answer_received(tw_amp *amp, tw_amp_box *box);
 void tw__amp_error_received(tw_amp *amp, const tw_amp_box *box);
 /* The connection is lost: fail every call still waiting. */
 void tw__amp_calls_fail(tw_amp *amp);
+/* Send @p box (taken over) as command @p name and track the answer; a
+ * protocol switch when @p switch_to is not NULL. */
+tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
+                                const tw_amp_command *command, tw_factory *switch_to);
 
 #endif

@@ -28,7 +28,8 @@ static const tw_protocol_ops amp_protocol_ops;
 
 TW_API tw_amp *tw_amp_from_protocol(tw_protocol *p)
 {
-    if (p == NULL || p->ops != &amp_protocol_ops)
+    if (p == NULL || (p->ops != &amp_protocol_ops && p->ops != &tw__amp_switched_ops &&
+                      p->ops != &tw__amp_switched_half_close_ops))
         return NULL;
     return tw_container_of(p, tw_amp, base);
 }
@@ -86,7 +87,7 @@ void tw__amp_violation(tw_amp *amp, const char *fmt, ...)
  */
 int tw__amp_send_box(tw_amp *amp, const tw_amp_box *box)
 {
-    if (amp->lost)
+    if (amp->lost || amp->locked)
         return TW_ESTATE;
     size_t n = tw_amp_box_encoded_size(box);
     char stackbuf[1024];
@@ -127,6 +128,9 @@ static int box_received(tw_amp_box *box, void *arg)
                           tw_amp_box_count(box));
     if (!taken)
         tw__amp_parser_recycle(amp->parser, box);
+    /* The connection switched protocols: the rest is the new protocol's. */
+    if (amp->inner != NULL)
+        return 1;
     /* A responder that closed or aborted the transport itself ends the
      * delivery too: the boxes after it have no connection to answer on. */
     if (amp->closing || tw_transport_disconnecting(amp->base.transport))
@@ -155,6 +159,11 @@ static void feed(tw_amp *amp, const unsigned char *data, size_t len)
     size_t used = 0;
     int rc = tw_amp_parser_feed(amp->parser, data, len, box_received, amp, &used);
     amp->in_feed = 0;
+    if (amp->inner != NULL) {
+        /* The switch came at a box's end, where the parser holds nothing. */
+        tw__amp_switched_data(amp, data + used, len - used);
+        return;
+    }
     if (rc < 0 && !amp->closing)
         tw__amp_violation(amp, "%s", tw_amp_parser_error(amp->parser));
     else if (rc > 0 && used < len && !amp->closing &&
@@ -212,7 +221,7 @@ static void amp_data_received(tw_protocol *p, const void *data, size_t len)
     feed(amp, data, len);
 }
 
-static void amp_connection_lost(tw_protocol *p, const tw_failure *reason)
+void tw__amp_connection_lost(tw_protocol *p, const tw_failure *reason)
 {
     tw_amp *amp = tw_amp_from_protocol(p);
     amp->lost = 1;
@@ -238,9 +247,10 @@ static void amp_resume_producing(tw_protocol *p)
     update_reading(amp);
 }
 
-static void amp_destroy(tw_protocol *p)
+void tw__amp_destroy(tw_protocol *p)
 {
     tw_amp *amp = tw_amp_from_protocol(p);
+    tw_amp_protocol_free(amp->inner);
     tw_amp_parser_free(amp->parser);
     tw_failure_unref(amp->lost_reason);
     tw__amp_call_table_release(&amp->calls);
@@ -257,10 +267,10 @@ static const tw_protocol_ops amp_protocol_ops = {
     .buffered_input = amp_buffered_input,
     .connection_made = amp_connection_made,
     .data_received = amp_data_received,
-    .connection_lost = amp_connection_lost,
+    .connection_lost = tw__amp_connection_lost,
     .pause_producing = amp_pause_producing,
     .resume_producing = amp_resume_producing,
-    .destroy = amp_destroy,
+    .destroy = tw__amp_destroy,
 };
 
 tw_protocol *tw__amp_connection_new(tw__amp_factory *f)

@@ -79,6 +79,13 @@ int tw__amp_values_decode(const tw_amp_arg *spec, const tw_amp_box *box, tw_amp_
 void tw__amp_parser_recycle(tw_amp_parser *p, tw_amp_box *box);
 /* Free the box kept for reuse, so an idle connection holds none. */
 void tw__amp_parser_trim(tw_amp_parser *p);
+/*
+ * Take the bytes of the box @p p has only partly received, as they came on
+ * the wire, and empty the parser. @p out receives them (malloc'd, the
+ * caller's; NULL when there are none), @p outlen their count.
+ * @return 0, or -ENOMEM (the parser is unchanged).
+ */
+int tw__amp_parser_take_partial(tw_amp_parser *p, unsigned char **out, size_t *outlen);
 
 /*
  * The canonical text of an Integer of any size read as Python's int()

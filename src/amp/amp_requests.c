@@ -170,6 +170,46 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
     }
 }
 
+/*
+ * A protocol switch's responder gave the protocol to switch to: answer
+ * with an empty box, as Twisted's _SwitchBox, then hand the connection
+ * over. Without _ask there is no answer and no switch; the chain keeps
+ * the protocol and destroys it.
+ */
+static void switch_answer(tw_amp *amp, request *rq, tw_result *res)
+{
+    if (!rq->has_ask)
+        return;
+    tw_free_fn free_fn;
+    tw_protocol *p = tw_result_take_value(res, &free_fn);
+    if (p == NULL || p->ops == NULL) {
+        tw_log(TW_LOG_WARN, "amp", "the responder of %s gave no protocol to switch to; "
+                                   "answering UNKNOWN and closing the connection",
+               rq->command->name);
+        if (p != NULL && free_fn != NULL)
+            free_fn(p);
+        refuse(amp, rq->ask, rq->asklen);
+        return;
+    }
+    tw_amp_box box;
+    tw__amp_box_init(&box);
+    int rc = tw_amp_box_set(&box, "_answer", 7, rq->ask, rq->asklen);
+    if (rc == 0)
+        rc = tw__amp_send_box(amp, &box);
+    tw__amp_box_release(&box);
+    if (rc < 0) {
+        if (free_fn != NULL)
+            free_fn(p);
+        if (rc != TW_ESTATE) {
+            tw_log(TW_LOG_ERROR, "amp", "could not answer %s: %s", rq->command->name,
+                   tw_strerror(rc));
+            tw__amp_close(amp);
+        }
+        return;
+    }
+    tw__amp_switch(amp, p, NULL);
+}
+
 /* ------------------------------------------------------------ the list */
 
 static void request_unlink(request *rq)
@@ -193,11 +233,17 @@ static void request_done(tw_deferred *d, tw_result *res, void *arg)
         return;
     }
     request_unlink(rq);
-    if (tw_result_is_failure(res)) {
+    if (amp->locked) {
+        /* A switch is pending or done: AMP sends nothing more, and the
+         * answer is dropped, as Twisted drops it (ProtocolSwitched). */
+        tw_failure_unref(tw_result_take_failure(res));
+    } else if (tw_result_is_failure(res)) {
         tw_failure *f = tw_result_take_failure(res);
         if (!amp->closing)
             request_failed(amp, rq, f);
         tw_failure_unref(f);
+    } else if (!amp->closing && rq->command->protocol_switch) {
+        switch_answer(amp, rq, res);
     } else if (!amp->closing) {
         request_answer(amp, rq, tw_result_value(res));
     }
