@@ -6,10 +6,10 @@
  *
  * Regular files (and directories) cannot be polled: epoll refuses them, and
  * they never block anyway. Such a descriptor is "always ready": while the
- * watch wants something it kicks itself (the poller's deferred work) and
- * calls back once per kick run. The poller takes its kick list whole, so a
- * watch that keeps kicking itself runs once per loop pass and other events
- * still get their turn.
+ * watch wants something it calls back once per loop pass, from a libevent
+ * timer of zero delay. A timer added inside a pass fires in the next one,
+ * so other events get their turn; an event made active from its own
+ * callback would run again in the same pass, for ever.
  *
  * Every watch of a reactor is on a list kept by a reactor service, so that
  * tw_reactor_free() can close the ones the user left open. A closed watch
@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <event2/event.h>
 #include <twine/fdwatch.h>
 
 #include "core/list_internal.h"
@@ -37,6 +38,7 @@ struct tw_fd_watch {
     int events;  /* TW_FD_* wanted */
     int closed;
     int always;  /* not pollable: ready whenever asked */
+    struct event *again; /* always: the next pass's call */
 };
 
 typedef struct watches {
@@ -85,11 +87,8 @@ static void on_io(tw__io *io, int what)
     }
     if (w->closed)
         return;
-    if (what == TW__IO_KICK) {
-        if (!w->always)
-            return;
-        what = poll_mask(w->events);
-    }
+    if (what == TW__IO_KICK)
+        return; /* this owner never kicks */
     /* An error or hangup is news for whoever reads, or else for the writer. */
     if ((what & TW__POLL_HUP) && !(what & (TW__POLL_IN | TW__POLL_OUT)))
         what |= (w->events & TW_FD_READABLE) ? TW__POLL_IN : TW__POLL_OUT;
@@ -98,8 +97,26 @@ static void on_io(tw__io *io, int what)
         w->on_read(w, fd, w->arg);
     if (!w->closed && (what & TW__POLL_OUT) && (w->events & TW_FD_WRITABLE))
         w->on_write(w, fd, w->arg);
-    if (!w->closed && w->always && w->events != 0)
-        tw__io_kick(w->r, &w->io);
+}
+
+static void arm(tw_fd_watch *w)
+{
+    static const struct timeval now = {0, 0};
+    event_add(w->again, &now);
+}
+
+/* An always-ready watch's pass. */
+static void on_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    tw_fd_watch *w = arg;
+    tw_reactor *r = w->r;
+    tw__poller_hold(r); /* a dispatch, as the poller's own: writes batch, frees wait */
+    on_io(&w->io, poll_mask(w->events));
+    if (!w->closed && w->events != 0)
+        arm(w);
+    tw__poller_unhold(r);
 }
 
 TW_API int tw_fd_watch_set(tw_fd_watch *w, int events)
@@ -110,7 +127,9 @@ TW_API int tw_fd_watch_set(tw_fd_watch *w, int events)
     w->events = events;
     if (w->always) {
         if (events != 0)
-            tw__io_kick(w->r, &w->io);
+            arm(w);
+        else
+            event_del(w->again);
         return 0;
     }
     int rc = tw__io_watch(w->r, &w->io, poll_mask(events));
@@ -145,9 +164,15 @@ TW_API int tw_reactor_watch_fd(tw_reactor *r, int fd, tw_fd_fn on_readable, tw_f
     w->arg = arg;
     w->always = S_ISREG(st.st_mode) || S_ISDIR(st.st_mode);
     tw__io_init(&w->io, fd, on_io);
+    if (w->always && (w->again = evtimer_new(r->base, on_again, w)) == NULL) {
+        free(w);
+        return -ENOMEM;
+    }
     int rc = tw_fd_watch_set(w, TW_FD_READABLE | TW_FD_WRITABLE);
     if (rc < 0) {
         tw__io_stop(r, &w->io);
+        if (w->again != NULL)
+            event_free(w->again);
         free(w);
         return rc;
     }
@@ -163,6 +188,10 @@ TW_API void tw_fd_watch_close(tw_fd_watch *w)
     w->closed = 1;
     w->events = 0;
     tw__list_remove(&w->ws->open, &w->link);
+    if (w->again != NULL) {
+        event_free(w->again);
+        w->again = NULL;
+    }
     tw__io_stop(w->r, &w->io);
     tw__io_release(w->r, &w->io);
 }

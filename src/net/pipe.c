@@ -14,6 +14,11 @@
  *
  * A terminal's master side reads EIO once the last slave descriptor
  * closed: for a reader that is the end of the input, an EOF.
+ *
+ * A writer with nothing to write would not notice that the reader went
+ * away (a child that exited), so the write half of a pipe or FIFO also
+ * watches for readability, which the write end of a pipe reports only as
+ * an error once the read end is gone (as Twisted's ProcessWriter does).
  */
 #include "config.h"
 
@@ -22,6 +27,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
@@ -150,6 +156,13 @@ static int flush(tw__pipe_out *out)
     return rc;
 }
 
+/* What the write half watches: writability while it has work, and a pipe's
+ * hangup always. */
+static int out_events(const tw__pipe_out *out, int writable)
+{
+    return (out->fifo ? TW_FD_READABLE : 0) | (writable ? TW_FD_WRITABLE : 0);
+}
+
 static void out_report(void *arg)
 {
     tw__pipe_out *out = arg;
@@ -177,14 +190,13 @@ static void out_ready(tw_fd_watch *w, int fd, void *arg)
     tw__pipe_out *out = arg;
     int rc = flush(out);
     if (rc < 0) {
-        tw_fd_watch_set(w, 0);
         int code = rc;
         tw__pipe_out_close(out);
         out->lost(out, code);
         return;
     }
     if (evbuffer_get_length(out->queue) == 0) {
-        tw_fd_watch_set(w, 0);
+        tw_fd_watch_set(w, out_events(out, 0));
         if (out->closing) {
             tw__pipe_out_close(out);
             out->lost(out, TW_EDONE);
@@ -192,6 +204,16 @@ static void out_ready(tw_fd_watch *w, int fd, void *arg)
         }
     }
     out->drained(out);
+}
+
+/* The reader of the pipe is gone (see the top). */
+static void out_hangup(tw_fd_watch *w, int fd, void *arg)
+{
+    (void)w;
+    (void)fd;
+    tw__pipe_out *out = arg;
+    tw__pipe_out_close(out);
+    out->lost(out, -EPIPE);
 }
 
 int tw__pipe_out_open(tw_reactor *r, tw__pipe_out *out, int fd)
@@ -212,9 +234,11 @@ int tw__pipe_out_open(tw_reactor *r, tw__pipe_out *out, int fd)
         close_fd(fd, out->restore, fl);
         return -ENOMEM;
     }
-    int rc = tw_reactor_watch_fd(r, fd, NULL, out_ready, out, &out->watch);
+    struct stat st;
+    out->fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+    int rc = tw_reactor_watch_fd(r, fd, out->fifo ? out_hangup : NULL, out_ready, out, &out->watch);
     if (rc == 0)
-        rc = tw_fd_watch_set(out->watch, 0);
+        rc = tw_fd_watch_set(out->watch, out_events(out, 0));
     if (rc < 0) {
         tw_fd_watch_close(out->watch);
         out->watch = NULL;
@@ -246,7 +270,8 @@ int tw__pipe_out_writev(tw__pipe_out *out, const struct iovec *iov, int iovcnt)
         out_fail(out, rc);
         return 0;
     }
-    if (evbuffer_get_length(out->queue) > 0 && (rc = tw_fd_watch_set(out->watch, TW_FD_WRITABLE)) < 0)
+    if (evbuffer_get_length(out->queue) > 0 &&
+        (rc = tw_fd_watch_set(out->watch, out_events(out, 1))) < 0)
         out_fail(out, rc);
     return 0;
 }
@@ -255,7 +280,7 @@ void tw__pipe_out_poke(tw__pipe_out *out)
 {
     /* Writability comes at once for a descriptor that takes more, and the
      * callback with an empty queue is just the drained call. */
-    if (out->watch != NULL && out->error == 0 && tw_fd_watch_set(out->watch, TW_FD_WRITABLE) < 0)
+    if (out->watch != NULL && out->error == 0 && tw_fd_watch_set(out->watch, out_events(out, 1)) < 0)
         out_fail(out, -EIO);
 }
 
@@ -267,7 +292,7 @@ void tw__pipe_out_close_flushed(tw__pipe_out *out)
     if (out->error != 0)
         return; /* the report closes it */
     /* From the loop, even when empty: the owner hears lost after its call. */
-    if (tw_fd_watch_set(out->watch, TW_FD_WRITABLE) < 0)
+    if (tw_fd_watch_set(out->watch, out_events(out, 1)) < 0)
         out_fail(out, -EIO);
 }
 

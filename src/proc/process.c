@@ -175,6 +175,9 @@ static void on_in_lost(tw__pipe_in *in, int code)
     (void)code;
     child_pipe *cp = tw_container_of(in, child_pipe, in);
     pipe_closed(cp);
+    /* A terminal ends as a whole: its input went with the last slave. */
+    if (cp->proc->pty)
+        pipe_closed(&cp->proc->pipes[0]);
 }
 
 static void on_out_lost(tw__pipe_out *out, int code)
