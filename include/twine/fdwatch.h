@@ -48,8 +48,9 @@ typedef void (*tw_fd_fn)(tw_fd_watch *w, int fd, void *arg);
  * stay open until the watch is closed; it is not made non-blocking.
  * Nothing is called back before this returns.
  * @param out receives the watch, valid until tw_fd_watch_close().
- * @return 0; -EINVAL for a negative @p fd or no callback at all; -EEXIST
- *         when the descriptor is watched already (watch a dup() of it);
+ * @return 0; -EINVAL for a negative @p fd or no callback at all; -EBADF
+ *         for a closed one; -EEXIST, with the epoll poller, when the
+ *         descriptor is watched already (watch a dup() of it instead);
  *         -ENOMEM; another negated errno from the poller.
  */
 TW_API int tw_reactor_watch_fd(tw_reactor *r, int fd, tw_fd_fn on_readable, tw_fd_fn on_writable,

@@ -2,7 +2,9 @@
 /*
  * Transports: the connection a protocol writes to. The calls here work on
  * every kind of stream transport (TCP over IPv4 and IPv6, UNIX sockets, and
- * the test kit's string transport, <twine/testing.h>).
+ * the test kit's string transport, <twine/testing.h>), and on the pipe
+ * transports over other descriptors (tw_transport_adopt_pipe(), standard
+ * IO, a process endpoint), whose differences their constructors state.
  *
  * Writes never block. Inside one of twine's callbacks, a connection's
  * writes are gathered and leave in one system call when the callback

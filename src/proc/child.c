@@ -190,3 +190,10 @@ void tw__child_forget(tw_reactor *r, tw__child *c)
     tw__list_remove(&w->kids, &c->link);
     update(w);
 }
+
+void tw__children_settle(tw_reactor *r)
+{
+    watcher *w = find(r);
+    if (w != NULL)
+        update(w);
+}

@@ -28,6 +28,9 @@ struct tw__child {
 int tw__children_prepare(tw_reactor *r);
 /* Watch @p c (pid set) on @p r, which tw__children_prepare() set up. */
 void tw__child_add(tw_reactor *r, tw__child *c);
+/* A spawn after tw__children_prepare() failed: stop watching SIGCHLD if
+ * no child is left, so an idle reactor holds no signal event. */
+void tw__children_settle(tw_reactor *r);
 /* Stop watching @p c, which is left unreaped. */
 void tw__child_forget(tw_reactor *r, tw__child *c);
 

@@ -415,6 +415,7 @@ TW_API int tw_spawn_process(tw_reactor *r, tw_process_protocol *pp, const char *
     return 0;
 
 fail:
+    tw__children_settle(r);
     close_all(mine, n);
     close_all(theirs, n);
     free(sfd);
