@@ -486,15 +486,16 @@ START_TEST(test_one_gib_through_cat_with_backpressure)
     while (!(cat_p.ended && a_p.ended && b_p.ended) && tu_now_ms() < deadline) {
         if (!f.paused && f.sent < BIG_TOTAL)
             feed(&f);
-        if (cat_p.ended && !b_p.lost[0])
-            tw_process_close_stdin(b);
-        /* cat's output was forwarded: back-pressure on it is cat's own. */
-        if (tw_process_write_buffer_size(b) > 4 * 1024 * 1024)
-            tw_process_pause_producing(cat);
-        else
-            tw_process_resume_producing(cat);
+        /* cat's output is forwarded: hold cat back while the second
+         * hasher lags (each process is valid until its process_ended). */
+        if (!cat_p.ended) {
+            if (tw_process_write_buffer_size(b) > 4 * 1024 * 1024)
+                tw_process_pause_producing(cat);
+            else
+                tw_process_resume_producing(cat);
+        }
         tw_reactor_iterate(r, 0.001);
-        if (cat_p.lost[1] && !b_p.lost[0] && tw_process_write_buffer_size(b) == 0)
+        if (cat_p.lost[1] && !b_p.lost[0] && !b_p.ended && tw_process_write_buffer_size(b) == 0)
             tw_process_close_stdin(b);
     }
     long long ms = tu_now_ms() - t0;
@@ -643,6 +644,10 @@ START_TEST(test_process_endpoint_reports_a_failing_command)
     tu_watch(d, &o);
     ck_assert(o.fired && !o.ok);
     ck_assert_int_eq(o.code, -ENOENT);
+    /* The protocol built for it was released, never connected. */
+    ck_assert_int_eq(sf.destroyed, 2);
+    ck_assert_int_eq(sf.last->made, 0);
+    free(sf.last);
     tw_reactor_free(r);
 }
 END_TEST
