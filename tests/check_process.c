@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -405,6 +406,46 @@ START_TEST(test_pty_is_the_childs_terminal)
 }
 END_TEST
 
+START_TEST(test_ids_are_set_when_root)
+{
+    tw_reactor *r = tw_reactor_new();
+    pproto p;
+    pp_init(&p, r);
+    tw_process_options o = {.set_ids = 1, .uid = 65534, .gid = 65534};
+    const char *argv[] = {"sh", "-c", "id -u; id -g", NULL};
+    if (geteuid() != 0) {
+        ck_assert_int_eq(tw_spawn_process(r, &p.base, argv, &o, NULL), -EPERM);
+        tw_reactor_free(r);
+        return;
+    }
+    spawn(r, &p, argv, &o);
+    run_until(r, &p.ended, 10000);
+    ck_assert_str_eq(p.out[0], "65534\n65534\n");
+    tw_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_stdin_past_the_high_watermark_pauses_the_protocol)
+{
+    tw_reactor *r = tw_reactor_new();
+    pproto p;
+    pp_init(&p, r);
+    const char *argv[] = {"sh", "-c", "sleep 0.3; exec cat >/dev/null", NULL};
+    tw_process *proc = spawn(r, &p, argv, NULL);
+    static char big[1 << 20];
+    ck_assert_int_eq(tw_process_write(proc, big, sizeof big), 0);
+    ck_assert_int_eq(p.pauses, 1);
+    ck_assert_uint_gt(tw_process_write_buffer_size(proc), TW_WRITE_HIGH_WATERMARK);
+    run_until(r, &p.resumes, 10000);
+    ck_assert_int_eq(p.resumes, 1);
+    ck_assert_uint_le(tw_process_write_buffer_size(proc), TW_WRITE_LOW_WATERMARK);
+    tw_process_close_stdin(proc);
+    run_until(r, &p.ended, 10000);
+    ck_assert_int_eq(p.st.exit_code, 0);
+    tw_reactor_free(r);
+}
+END_TEST
+
 /* The 1 GiB test: data -> cat -> us -> sha256sum (B), and data -> sha256sum (A). */
 #define BIG_TOTAL (1024LL * 1024 * 1024)
 #define BIG_CHUNK (256 * 1024)
@@ -725,8 +766,8 @@ START_TEST(test_pipe_transport_over_a_terminal)
     ck_assert_int_eq(tcgetattr(sl, &raw), 0);
     raw.c_lflag &= ~(tcflag_t)(ECHO | ECHONL); /* only what the protocol writes comes back */
     ck_assert_int_eq(tcsetattr(sl, TCSANOW, &raw), 0);
-    /* A terminal is one descriptor, read and written: adopt it. */
-    ck_assert_int_eq(tw_transport_adopt(r, sl, &sf.base), 0);
+    /* A terminal as standard IO: one descriptor, read and written. */
+    ck_assert_int_eq(tw_stdio_start(r, &sf.base, sl, sl, NULL), 0);
     sproto *s = sf.last;
     ck_assert_int_eq(write_all(m, "line\n", 5), 0);
     long long deadline = tu_now_ms() + 5000;
@@ -748,7 +789,38 @@ START_TEST(test_pipe_transport_over_a_terminal)
     tw_transport_lose_connection(s->base.transport);
     run_until(r, &s->lost, 5000);
     ck_assert_int_eq(s->lost_code, TW_EDONE);
+    close(sl);
     close(m);
+    free(s);
+    tw_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_adopting_a_fifo_reads_and_writes_it)
+{
+    tw_reactor *r = tw_reactor_new();
+    sfactory sf;
+    sf_init(&sf);
+    char dir[] = "/tmp/twine-fifo.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/f", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    /* Opened for both: one transport reads and writes it. */
+    ck_assert_int_eq(tw_transport_adopt(r, fd, &sf.base), 0);
+    sproto *s = sf.last;
+    ck_assert_int_eq(tw_transport_write(s->base.transport, "loop", 4), 0);
+    long long deadline = tu_now_ms() + 5000;
+    while (s->len < 4 && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert_str_eq(s->data, "loop");
+    tw_transport_abort_connection(s->base.transport);
+    run_until(r, &s->lost, 5000);
+    ck_assert_int_eq(s->lost_code, TW_EABORTED);
+    unlink(path);
+    rmdir(dir);
     free(s);
     tw_reactor_free(r);
 }
@@ -948,12 +1020,15 @@ static Suite *suite(void)
     tcase_add_test(tc, test_child_fds_map_extra_pipes_and_inherited_descriptors);
     tcase_add_test(tc, test_descriptors_not_mapped_are_not_inherited);
     tcase_add_test(tc, test_pty_is_the_childs_terminal);
+    tcase_add_test(tc, test_ids_are_set_when_root);
+    tcase_add_test(tc, test_stdin_past_the_high_watermark_pauses_the_protocol);
     tcase_add_test(tc, test_one_gib_through_cat_with_backpressure);
     tcase_add_test(tc, test_process_endpoint_speaks_to_cat_as_a_stream);
     tcase_add_test(tc, test_process_endpoint_reports_a_failing_command);
     tcase_add_test(tc, test_pipe_transport_reads_and_writes_pipes);
     tcase_add_test(tc, test_pipe_transport_reads_a_regular_file);
     tcase_add_test(tc, test_pipe_transport_over_a_terminal);
+    tcase_add_test(tc, test_adopting_a_fifo_reads_and_writes_it);
     tcase_add_test(tc, test_adopting_a_pipe_and_writing_past_a_closed_reader);
     tcase_add_test(tc, test_watch_fd_reports_readable_and_writable);
     tcase_add_test(tc, test_watch_fd_on_a_regular_file_is_always_ready);

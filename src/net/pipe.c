@@ -235,7 +235,8 @@ int tw__pipe_out_open(tw_reactor *r, tw__pipe_out *out, int fd)
         return -ENOMEM;
     }
     struct stat st;
-    out->fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+    /* Only a write-only end: one opened for both would read its own data. */
+    out->fifo = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && (fl & O_ACCMODE) == O_WRONLY;
     int rc = tw_reactor_watch_fd(r, fd, out->fifo ? out_hangup : NULL, out_ready, out, &out->watch);
     if (rc == 0)
         rc = tw_fd_watch_set(out->watch, out_events(out, 0));

@@ -47,7 +47,7 @@ struct tw__pipe_out {
     int fd;
     int old_fl;  /* as in tw__pipe_in */
     int restore;
-    int fifo;    /* a pipe or FIFO: its hangup is watched (pipe.c) */
+    int fifo;    /* a write-only pipe or FIFO: its hangup is watched (pipe.c) */
     int closing; /* close once the queue is empty */
     int error;   /* a write failed with this negated errno */
     /* The queue shrank (a flush from the loop); it may be empty. */
