@@ -4,7 +4,9 @@
  * read half reads up to 64 KiB per readiness into the reactor's read
  * buffer, as a stream does; the write half writes straight out while
  * nothing is queued and keeps what the descriptor refuses in an evbuffer,
- * watching writability only while something is queued.
+ * watching writability only while something is queued. (The stream's own
+ * queue, outq_internal.h, belongs to its batch machinery and to the spares
+ * the streams of a reactor share; a pipe write is never batched.)
  *
  * A write to a pipe whose reader is gone raises SIGPIPE, and pipes have no
  * MSG_NOSIGNAL. Each flush therefore blocks SIGPIPE in the calling thread,

@@ -97,7 +97,7 @@ static void remote_wake(void *arg)
 }
 
 /* Wake every watcher but @p self (NULL: all). */
-static void wake_others(watcher *self)
+static void wake_others(const watcher *self)
 {
     pthread_mutex_lock(&all_lock);
     for (tw__link *n = all_watchers.head; n != NULL; n = n->next) {

@@ -348,20 +348,17 @@ TW_API int tw_spawn_process(tw_reactor *r, tw_process_protocol *pp, const char *
     p->child.exited = on_exit_status;
     tw__flow_init(&p->flow, pause_protocol, resume_protocol);
     if (opts->use_pty) {
-        /* One master: read as the child's output, written as its input. */
-        int wfd = fcntl(mine[0], F_DUPFD_CLOEXEC, 0);
+        /* One master: read as the child's output (fd 1), written as its
+         * input (fd 0) through a copy, since a poller watches a descriptor
+         * once. */
+        int master = mine[0];
+        int wfd = fcntl(master, F_DUPFD_CLOEXEC, 0);
         p->npipes = 2;
-        p->pipes[0] = (child_pipe){.proc = p, .child_fd = 0, .writes = 1};
-        p->pipes[1] = (child_pipe){.proc = p, .child_fd = 1, .writes = 0};
-        if (wfd >= 0)
-            mine[1] = wfd;
-        int ends[2] = {mine[1], mine[0]};
-        mine[0] = mine[1] = -1;
-        for (int i = 0; i < 2; i++)
-            if (ends[i] < 0)
-                p->pipes[i].lost_pending = 1;
-            else
-                p->pipes[i].open = 1, mine[i] = ends[i];
+        p->pipes[0] = (child_pipe){
+            .proc = p, .child_fd = 0, .writes = 1, .open = wfd >= 0, .lost_pending = wfd < 0};
+        p->pipes[1] = (child_pipe){.proc = p, .child_fd = 1, .open = 1};
+        mine[0] = wfd;
+        mine[1] = master;
     } else {
         for (size_t i = 0; i < n; i++) {
             if (map[i].kind == TW_CHILD_INHERIT)
