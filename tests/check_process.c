@@ -938,6 +938,30 @@ START_TEST(test_watch_fd_on_a_regular_file_is_always_ready)
 }
 END_TEST
 
+START_TEST(test_standard_output_to_a_device_without_poll)
+{
+    tw_reactor *r = tw_reactor_new();
+    sfactory sf;
+    sf_init(&sf);
+    int in[2];
+    ck_assert_int_eq(pipe(in), 0);
+    int null = open("/dev/null", O_WRONLY);
+    ck_assert_int_ge(null, 0);
+    ck_assert_int_eq(tw_stdio_start(r, &sf.base, in[0], null, NULL), 0);
+    close(in[0]);
+    close(null);
+    sproto *s = sf.last;
+    static char big[1 << 20];
+    ck_assert_int_eq(tw_transport_write(s->base.transport, big, sizeof big), 0);
+    ck_assert_int_eq(tw_transport_write(s->base.transport, big, sizeof big), 0);
+    close(in[1]);
+    run_until(r, &s->lost, 5000);
+    ck_assert_int_eq(s->lost_code, TW_EDONE);
+    free(s);
+    tw_reactor_free(r);
+}
+END_TEST
+
 /* ---- several reactors ---- */
 
 static void *spawn_in_thread(void *arg)
@@ -1030,6 +1054,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_pipe_transport_over_a_terminal);
     tcase_add_test(tc, test_adopting_a_fifo_reads_and_writes_it);
     tcase_add_test(tc, test_adopting_a_pipe_and_writing_past_a_closed_reader);
+    tcase_add_test(tc, test_standard_output_to_a_device_without_poll);
     tcase_add_test(tc, test_watch_fd_reports_readable_and_writable);
     tcase_add_test(tc, test_watch_fd_on_a_regular_file_is_always_ready);
     tcase_add_test(tc, test_children_of_several_reactors_are_each_reaped_by_their_own);

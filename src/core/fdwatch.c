@@ -5,7 +5,8 @@
  * device is one more poller entry, like a connection.
  *
  * Regular files (and directories) cannot be polled: epoll refuses them, and
- * they never block anyway. Such a descriptor is "always ready": while the
+ * they never block anyway; nor can a device without poll support, which
+ * epoll refuses with EPERM (/dev/null). Such a descriptor is "always ready": while the
  * watch wants something it calls back once per loop pass, from a libevent
  * timer of zero delay. A timer added inside a pass fires in the next one,
  * so other events get their turn; an event made active from its own
@@ -78,6 +79,8 @@ static int poll_mask(int events)
            ((events & TW_FD_WRITABLE) ? TW__POLL_OUT : 0);
 }
 
+static void on_again(evutil_socket_t fd, short what, void *arg);
+
 static void on_io(tw__io *io, int what)
 {
     tw_fd_watch *w = tw_container_of(io, tw_fd_watch, io);
@@ -133,6 +136,17 @@ TW_API int tw_fd_watch_set(tw_fd_watch *w, int events)
         return 0;
     }
     int rc = tw__io_watch(w->r, &w->io, poll_mask(events));
+    if (rc == -EPERM) {
+        /* A device without poll support (/dev/null): always ready too. */
+        tw__io_stop(w->r, &w->io);
+        if ((w->again = evtimer_new(w->r->base, on_again, w)) != NULL) {
+            w->always = 1;
+            if (events != 0)
+                arm(w);
+            return 0;
+        }
+        rc = -ENOMEM;
+    }
     if (rc < 0)
         w->events = 0;
     return rc;
