@@ -141,8 +141,8 @@ static void log_totals(const rd_figures *fig)
                         refusal_name);
         describe_counts(why_closed, sizeof why_closed, st.closed, TW_CLOSE_REASONS, close_name);
         tw_log(TW_LOG_INFO, rd_logging_system(),
-               "totals for %s: accepted %llu, refused %llu%s%s%s, closed %llu%s%s%s, "
-               "received %llu bytes, sent %llu bytes",
+               "totals for %s: %llu accepted, %llu refused%s%s%s, %llu closed%s%s%s, "
+               "%llu bytes received, %llu bytes sent",
                fig->names[i], st.accepted, refused, refused ? " (" : "", why_refused,
                refused ? ")" : "", closed, closed ? " (" : "", why_closed, closed ? ")" : "",
                st.bytes_in, st.bytes_out);

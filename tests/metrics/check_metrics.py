@@ -242,9 +242,9 @@ def case_line():
     if "idle_timeout" in by_reason:
         check(float(by_reason["idle_timeout"]["duration"]) >= 0.5,
               "the idle connection lasted the idle timeout")
-    m = re.search(r"totals for tcp:0:interface=127\.0\.0\.1: accepted 3, refused 1 "
-                  r"\(max_connections 1\), closed 3 \(([^)]*)\), received 47 bytes, sent 7 bytes",
-                  text)
+    m = re.search(r"totals for tcp:0:interface=127\.0\.0\.1: 3 accepted, 1 refused "
+                  r"\(max_connections 1\), 3 closed \(([^)]*)\), 47 bytes received, "
+                  r"7 bytes sent", text)
     check(m is not None, "the totals are logged at shutdown")
     if m:
         check(sorted(m.group(1).split(", ")) == ["idle_timeout 1", "peer 1", "too_long 1"],
