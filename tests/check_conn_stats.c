@@ -12,6 +12,9 @@
 #include <check.h>
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <twine.h>
@@ -231,6 +234,49 @@ START_TEST(test_refusals_count_by_reason_and_are_not_accepted)
 }
 END_TEST
 
+START_TEST(test_running_out_of_descriptors_counts_a_refusal)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory rf;
+    rec_init(&rf, r);
+    int port;
+    tw_listener *l = listen_on(r, "127.0.0.1", &rf, NULL, &port);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(c, 0);
+    /* Each test runs in its own process: lower the limit there, and fill
+     * every descriptor left, so the listener's accept fails with EMFILE. */
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur > 256) {
+        rl.rlim_cur = 256;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    int *fill = malloc(sizeof *fill * 256);
+    int n = 0, fd;
+    while (n < 256 && (fd = dup(c)) >= 0)
+        fill[n++] = fd;
+    ck_assert_int_eq(errno, EMFILE);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    tw_conn_stats st;
+    long long deadline = tu_now_ms() + 5000;
+    do {
+        tw_reactor_iterate(r, 0.005);
+        tw_listener_stats(l, &st);
+    } while (st.refused[TW_REFUSE_DESCRIPTORS] < 1 && tu_now_ms() < deadline);
+    while (n > 0)
+        close(fill[--n]);
+    free(fill);
+    ck_assert_uint_eq(st.refused[TW_REFUSE_DESCRIPTORS], 1);
+    ck_assert_uint_eq(st.accepted, 0);
+    ck_assert_int_eq(tu_wait_eof(c, 2000), 1); /* closed in order, not left hanging */
+    close(c);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
 START_TEST(test_reason_names_are_stable)
 {
     ck_assert_str_eq(tw_close_reason_name(TW_CLOSE_PEER), "peer");
@@ -289,6 +335,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_the_reason_a_protocol_names_first_wins);
     tcase_add_test(tc, test_a_graceful_stop_counts_as_shutdown);
     tcase_add_test(tc, test_refusals_count_by_reason_and_are_not_accepted);
+    tcase_add_test(tc, test_running_out_of_descriptors_counts_a_refusal);
     tcase_add_test(tc, test_reason_names_are_stable);
     tcase_add_test(tc, test_endpoint_bind_listens_and_names_the_endpoint_in_use);
     suite_add_tcase(s, tc);

@@ -39,7 +39,7 @@ void rd_process_mark_start(void)
 static void read_memory(rd_process_figures *p)
 {
     p->rss_bytes = p->virtual_bytes = -1;
-    FILE *f = fopen("/proc/self/statm", "re");
+    FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL)
         return;
     unsigned long size, resident;
