@@ -7,7 +7,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <twine/transport.h>
+
+#include "net/unixmsg_internal.h"
 
 TW_API int tw_transport_write(tw_transport *t, const void *data, size_t len)
 {
@@ -88,4 +91,23 @@ TW_API void tw_transport_unregister_producer(tw_transport *t)
 TW_API int tw_transport_disconnecting(tw_transport *t)
 {
     return t->ops->disconnecting != NULL && t->ops->disconnecting(t);
+}
+
+TW_API int tw_transport_send_fds(tw_transport *t, const void *data, size_t len, const int *fds,
+                                 int nfds)
+{
+    if (len == 0 || nfds < 1 || nfds > TW_TRANSPORT_FDS_MAX || fds == NULL)
+        return -EINVAL;
+    if (t->ops->send_fds == NULL)
+        return -EOPNOTSUPP;
+    return t->ops->send_fds(t, data, len, fds, nfds);
+}
+
+TW_API int tw_transport_get_peer_credentials(tw_transport *t, tw_peer_credentials *out)
+{
+    int fd = tw_transport_fileno(t);
+    tw_address host;
+    if (fd < 0 || tw_transport_get_host(t, &host) < 0 || tw_address_family(&host) != AF_UNIX)
+        return -EOPNOTSUPP;
+    return tw__unix_peer_credentials(fd, out);
 }
