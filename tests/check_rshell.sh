@@ -61,10 +61,18 @@ start_server() {
     port=$(sed -n 's/.*rshell listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log")
     [ -n "$port" ] && [ -S "$tmp/sock" ]
 }
+# stop_server LOG: SIGTERM; reactord must exit 0, with no sanitizer report.
 stop_server() {
     kill "$server" 2>/dev/null
-    wait "$server" 2>/dev/null
+    wait "$server"
+    code=$?
     server=""
+    if [ $code -eq 0 ] && ! grep -q 'Sanitizer\|runtime error' "$1"; then
+        ok "reactord stops cleanly on SIGTERM"
+    else
+        fail "reactord exited $code on SIGTERM:"
+        sed 's/^/    /' "$1" | tail -n 40
+    fi
 }
 
 # run ENDPOINT ARGS...: rsh.py's stdout in $tmp/out, stderr in $tmp/err, status in rc.
@@ -225,7 +233,7 @@ if [ $rc -eq 0 ] && says out "still here"; then ok "the server still serves afte
 else fail "after the hostile requests: rc $rc, err '$(cat "$tmp/err")'"; fi
 if kill -0 "$server" 2>/dev/null; then ok "reactord is still running"
 else fail "reactord died"; fi
-stop_server
+stop_server "$tmp/server.log"
 
 # 5. Operator mistakes: one sentence, exit 78 (configuration).
 for opts in "" "-o allow=no-such-command-here" "-o allow=bin/sh" "-o allow=echo,,sh" \
@@ -258,7 +266,7 @@ if [ -n "$dest" ] && [ -e "$dest$libdir/pkgconfig/twine.pc" ]; then
         else
             fail "the out-of-tree build: rc $rc, err '$(cat "$tmp/err")'"
         fi
-        stop_server
+        stop_server "$tmp/server2.log"
     else
         fail "building the module out of tree:"
         sed 's/^/    /' "$tmp/build.log" "$tmp/server2.log" 2>/dev/null | tail -n 30
