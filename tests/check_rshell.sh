@@ -155,7 +155,7 @@ else
     fail "yes: rc $rc, $(wc -c <"$tmp/out") bytes, err '$(cat "$tmp/err")'"
 fi
 start=$(date +%s)
-run "$U" sh -c 'sleep 20 & echo started'
+run "$U" sh -c 'sleep 5 & echo started'
 took=$(($(date +%s) - start))
 if [ $rc -eq 0 ] && says out started && says err "rsh.py: the server killed the command: timeout" &&
     [ $took -lt 10 ]; then
