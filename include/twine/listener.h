@@ -32,10 +32,11 @@ typedef struct tw_listener tw_listener;
  * writes. Given to tw_listen_options.on_close, valid during that call.
  */
 typedef struct tw_conn_record {
-    /** The peer's address (the socket's: with the PROXY protocol, the
-     *  balancer's); len 0 when it could not be read, or when memory for
-     *  the connection's record ran out (then the figures below but the
-     *  reason and code are 0 too). */
+    /** The peer's address: with the PROXY protocol, the client its header
+     *  named (the balancer's own for a LOCAL header or a connection that
+     *  sent no valid header); len 0 when memory for the connection's
+     *  record ran out (then the figures below but the reason and code
+     *  are 0 too). */
     tw_address peer;
     tw_address host;              /**< the local address; len 0 when it could not be read */
     double duration;              /**< seconds from the accept to the end */

@@ -1097,6 +1097,15 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     return 0;
 }
 
+void tw__stream_note_peer(tw_transport *t, const tw_address *peer)
+{
+    if (t->ops != &stream_ops)
+        return;
+    tw__stream *s = (tw__stream *)t;
+    if (s->record != NULL)
+        s->record->peer = *peer;
+}
+
 void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
 {
     double timeout = g->idle_timeout;

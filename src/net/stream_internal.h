@@ -66,6 +66,11 @@ typedef struct tw__stream_group {
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
                      tw__stream_origin origin, tw__stream_group *group, tw_protocol **out);
 
+/* The client a PROXY header named for the stream transport @p t: its
+ * close record reports it as the peer. Nothing for any other transport,
+ * or a stream that keeps no record. */
+void tw__stream_note_peer(tw_transport *t, const tw_address *peer);
+
 /* Close, with reason TW_EIDLE, every member of @p g that was silent for
  * g->idle_timeout seconds. */
 void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g);
