@@ -80,8 +80,8 @@ int rd_endpoint_parse(const char *desc, rd_endpoint **out)
     else if (e->ep.type == TW_ENDPOINT_SYSTEMD &&
              !(activation_checked_later && tw_endpoint_activated_fds() < 0))
         rc = check_activation(e);
-    else if (e->ep.type == TW_ENDPOINT_UNIX && e->ep.path[0] != '/')
-        absolute_unix_path(e);
+    else if (e->ep.type == TW_ENDPOINT_UNIX && e->ep.path[0] != '/' && e->ep.path[0] != '@')
+        absolute_unix_path(e); /* an abstract name (@name) is no file */
     if (rc != 0) {
         rd_endpoint_free(e);
         return rc;
