@@ -641,11 +641,8 @@ static void handle_read(tw__stream *s)
         int fds[TW_TRANSPORT_FDS_MAX], nfds, dropped;
         n = tw__unix_recv_fds(stream_fd(s), r->read_buf, TW__READ_SIZE, fds, TW_TRANSPORT_FDS_MAX,
                               &nfds, &dropped);
-        if (n >= 0 && (nfds > 0 || dropped > 0)) {
-            if (n > 0 && !is_closing(s))
-                touch(s);
-            deliver_fds(s, fds, nfds, dropped);
-        }
+        if (n >= 0 && (nfds > 0 || dropped > 0))
+            deliver_fds(s, fds, nfds, dropped); /* before the bytes they came with */
     } else {
         do
             n = recv(stream_fd(s), r->read_buf, TW__READ_SIZE, 0);
