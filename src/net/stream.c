@@ -64,6 +64,7 @@
 #include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 #include "net/outq_internal.h"
+#include "net/pipe_internal.h"
 #include "net/stream_internal.h"
 #include "net/unixmsg_internal.h"
 
@@ -1266,7 +1267,9 @@ TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f)
     tw_address peer;
     peer.len = sizeof peer.u.storage;
     if (getpeername(fd, &peer.u.sa, &peer.len) < 0) {
-        int err = errno == ENOTSOCK ? -EINVAL : -errno;
+        if (errno == ENOTSOCK)
+            return tw__pipe_adopt(r, fd, f);
+        int err = -errno;
         close(fd);
         return err;
     }
