@@ -26,6 +26,7 @@
 #include <twine/resolve.h>
 #include <twine/connect.h>
 #include <twine/endpoint.h>
+#include <twine/tls.h>
 #include <twine/reconnect.h>
 #include <twine/policies.h>
 #include <twine/plugin.h>

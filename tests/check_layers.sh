@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # The layers of src/ depend one way. Each folder is a layer:
-#   core < defer < net < policy < recv < amp < testing < plugin
+#   core < defer < net < tls < policy < recv < amp < testing < plugin
 # and the programs (reactord, twine-call) sit above them all but see only
 # the public headers, core/fd_internal.h and their own folder. From the
 # #include "..." lines and the declarations of every file under src/,
@@ -30,8 +30,9 @@ fail() {
 # The rank of a folder of src/; programs rank above every layer.
 rank() {
     case $1 in
-    core) echo 0 ;; defer) echo 1 ;; net) echo 2 ;; policy) echo 3 ;; recv) echo 4 ;;
-    amp) echo 5 ;; testing) echo 6 ;; plugin) echo 7 ;; reactord | twine-call) echo 8 ;;
+    core) echo 0 ;; defer) echo 1 ;; net) echo 2 ;; tls) echo 3 ;; policy) echo 4 ;;
+    recv) echo 5 ;; amp) echo 6 ;; testing) echo 7 ;; plugin) echo 8 ;;
+    reactord | twine-call) echo 9 ;;
     *) echo unknown ;;
     esac
 }
