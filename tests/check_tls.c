@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -89,7 +91,8 @@ enum {
     M_BYE,       /* answer "ok" and lose_connection */
     M_STARTTLS_S,/* server: "STARTTLS\n" -> "GO\n", startTLS, then echo */
     M_STARTTLS_C,/* client: send "STARTTLS\n", on "GO\n" startTLS and send "secret" */
-    M_HALF       /* half-close aware echo that answers the EOF with "eof" and closes */
+    M_HALF,      /* half-close aware echo that answers the EOF with "eof" and closes */
+    M_SENDLINE   /* client: write "hello\n" at connection_made, collect */
 };
 
 static tw_tls_context *starttls_server, *starttls_client;
@@ -103,6 +106,8 @@ static void t_made(tw_protocol *p)
     s->info_rc = tw_tls_get_info(p->transport, &s->info);
     if (t->mode == M_SEND)
         tw_transport_write(p->transport, "hello", 5);
+    if (t->mode == M_SENDLINE)
+        tw_transport_write(p->transport, "hello\n", 6);
     if (t->mode == M_STARTTLS_C)
         tw_transport_write(p->transport, "STARTTLS\n", 9);
 }
@@ -980,6 +985,462 @@ START_TEST(test_peer_close_notify_is_a_half_close_for_aware_protocols)
 }
 END_TEST
 
+/* ------------------------------------------------------------ against openssl s_client/s_server and Twisted */
+
+/* A peer program, its standard input and its merged output. */
+typedef struct child {
+    pid_t pid;
+    int in, out;
+    char buf[65536];
+    size_t len;
+} child;
+
+static void child_start(child *c, const char *const *argv)
+{
+    memset(c, 0, sizeof *c);
+    int in[2], out[2];
+    ck_assert_int_eq(pipe(in), 0);
+    ck_assert_int_eq(pipe(out), 0);
+    c->pid = fork();
+    ck_assert_int_ge(c->pid, 0);
+    if (c->pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        close(in[1]);
+        close(out[0]);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    c->in = in[1];
+    c->out = out[0];
+    fcntl(c->out, F_SETFL, fcntl(c->out, F_GETFL) | O_NONBLOCK);
+}
+
+static void child_read(child *c)
+{
+    ssize_t n;
+    while (c->len + 1 < sizeof c->buf &&
+           (n = read(c->out, c->buf + c->len, sizeof c->buf - 1 - c->len)) > 0)
+        c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+}
+
+/* Run the loop until the peer printed @p needle; @return whether it did. */
+static int child_wait_for(child *c, const char *needle, int ms)
+{
+    long long end = tu_now_ms() + ms;
+    while (tu_now_ms() < end) {
+        child_read(c);
+        if (strstr(c->buf, needle) != NULL)
+            return 1;
+        tw_reactor_iterate(r, 0.005);
+    }
+    child_read(c);
+    return strstr(c->buf, needle) != NULL;
+}
+
+static void child_say(child *c, const char *text)
+{
+    size_t len = strlen(text);
+    ck_assert_int_eq(write(c->in, text, len), (ssize_t)len); /* a pipe takes it whole */
+}
+
+static void child_stop(child *c)
+{
+    close(c->in);
+    kill(c->pid, SIGTERM);
+    if (tu_wait_child(c->pid, 3000) < 0)
+        kill(c->pid, SIGKILL);
+    close(c->out);
+}
+
+static const char *python(void)
+{
+    const char *py = getenv("PYTHON_TWISTED");
+    return py != NULL && *py != '\0' ? py : "/usr/bin/python3";
+}
+
+static const char *tls_peer(void)
+{
+    static char path[PATH_MAX];
+    const char *src = getenv("TWINE_SRCDIR");
+    snprintf(path, sizeof path, "%s/tests/interop/tls_peer.py", src != NULL ? src : ".");
+    return path;
+}
+
+/* openssl s_server on a free port with @p extra arguments (NULL-ended). */
+static int s_server(child *c, const char *certname, const char *keyname, const char *const *extra)
+{
+    int port = tu_closed_port();
+    char accept[32];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+    const char *argv[32] = {"openssl", "s_server", "-accept", accept, "-rev", "-cert",
+                            cert(certname), "-key", cert(keyname)};
+    int n = 9;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    child_start(c, argv);
+    ck_assert_msg(child_wait_for(c, "ACCEPT", 5000), "s_server did not start: %s", c->buf);
+    return port;
+}
+
+/* Connect twine's client (mode M_SENDLINE) to 127.0.0.1:@p port as localhost. */
+static void twine_client(int port, tw_tls_context *cctx, tfactory *cf, tu_outcome *o)
+{
+    char desc[64];
+    snprintf(desc, sizeof desc, "tls:127.0.0.1:%d", port);
+    tf_init(cf, &cli, M_SENDLINE);
+    connect_tls(desc, cctx, cf, o);
+    spin(r, &o->fired, 5000);
+}
+
+static void wait_got(side *s, const char *text)
+{
+    for (int i = 0; i < 500; i++) {
+        s->got[s->got_len < sizeof s->got ? s->got_len : sizeof s->got - 1] = '\0';
+        if (strstr(s->got, text) != NULL)
+            return;
+        run_ms(10);
+    }
+    ck_abort_msg("never received '%s' (got '%.*s')", text, (int)s->got_len, s->got);
+}
+
+static void twine_client_to_s_server(const char *version, const char *expect)
+{
+    child c;
+    const char *extra[] = {version, "-alpn", "h2", NULL};
+    int port = s_server(&c, "server.pem", "server.key", extra);
+    tw_tls_context *cctx = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    const char *alpn[] = {"h2"};
+    ck_assert_int_eq(tw_tls_context_set_alpn(cctx, alpn, 1), 0);
+    tfactory cf;
+    tu_outcome o = {0};
+    twine_client(port, cctx, &cf, &o);
+    ck_assert_msg(o.ok, "%s", o.message);
+    ck_assert_str_eq(cli.info.version, expect);
+    ck_assert_str_eq(cli.info.alpn, "h2");
+    ck_assert(cli.info.peer_verified);
+    wait_got(&cli, "olleh");
+    tw_transport_lose_connection(cli.t);
+    spin(r, &cli.lost, 3000);
+    child_stop(&c);
+    tw_tls_context_unref(cctx);
+}
+
+START_TEST(test_twine_client_to_openssl_server_tls13)
+{
+    twine_client_to_s_server("-tls1_3", "TLSv1.3");
+}
+END_TEST
+
+START_TEST(test_twine_client_to_openssl_server_tls12)
+{
+    twine_client_to_s_server("-tls1_2", "TLSv1.2");
+}
+END_TEST
+
+/* A server twine's client must refuse, with @p why in the failure. */
+static void twine_client_refuses(const char *certname, const char *keyname, const char *host,
+                                 const char *roots, const char *why)
+{
+    child c;
+    int port = s_server(&c, certname, keyname, NULL);
+    tw_tls_context *cctx = client_ctx(roots);
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, host), 0);
+    tfactory cf;
+    tu_outcome o = {0};
+    twine_client(port, cctx, &cf, &o);
+    ck_assert(o.fired && !o.ok);
+    ck_assert_int_eq(o.code, TW_ETLS);
+    ck_assert_msg(strstr(o.message, why) != NULL, "'%s' does not say '%s'", o.message, why);
+    ck_assert_int_eq(cli.made, 0);
+    child_stop(&c);
+    tw_tls_context_unref(cctx);
+}
+
+START_TEST(test_twine_client_refuses_wrong_hostname_from_openssl_server)
+{
+    twine_client_refuses("server.pem", "server.key", "wrong.example", "ca.pem",
+                         "hostname mismatch");
+}
+END_TEST
+
+START_TEST(test_twine_client_refuses_expired_openssl_server)
+{
+    twine_client_refuses("expired.pem", "expired.key", "localhost", "ca.pem",
+                         "certificate has expired");
+}
+END_TEST
+
+START_TEST(test_twine_client_refuses_self_signed_openssl_server_unless_trusted)
+{
+    twine_client_refuses("self.pem", "self.key", "localhost", NULL, "self-signed");
+    child c;
+    int port = s_server(&c, "self.pem", "self.key", NULL);
+    tw_tls_context *cctx = client_ctx("self.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    tfactory cf;
+    tu_outcome o = {0};
+    twine_client(port, cctx, &cf, &o);
+    ck_assert_msg(o.ok, "%s", o.message);
+    wait_got(&cli, "olleh");
+    tw_transport_abort_connection(cli.t);
+    spin(r, &cli.lost, 3000);
+    child_stop(&c);
+    tw_tls_context_unref(cctx);
+}
+END_TEST
+
+START_TEST(test_twine_client_certificate_to_openssl_server)
+{
+    const char *extra[] = {"-Verify", "1", "-CAfile", cert("ca.pem"), NULL};
+    char err[TW_TLS_ERRLEN];
+    /* Without one the server refuses (TLS 1.3: after the client finished). */
+    child c;
+    int port = s_server(&c, "server.pem", "server.key", extra);
+    tw_tls_context *cctx = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    tfactory cf;
+    tu_outcome o = {0};
+    twine_client(port, cctx, &cf, &o);
+    if (o.ok)
+        spin(r, &cli.lost, 5000);
+    ck_assert_int_eq(o.ok ? cli.lost_code : o.code, TW_ETLS);
+    child_stop(&c);
+    /* With one the CA signed, it answers. */
+    memset(&cli, 0, sizeof cli);
+    port = s_server(&c, "server.pem", "server.key", extra);
+    ck_assert_int_eq(tw_tls_context_use_certificate(cctx, cert("client.pem"), cert("client.key"),
+                                                    NULL, err, sizeof err),
+                     0);
+    tu_outcome ok = {0};
+    twine_client(port, cctx, &cf, &ok);
+    ck_assert_msg(ok.ok, "%s", ok.message);
+    wait_got(&cli, "olleh");
+    tw_transport_abort_connection(cli.t);
+    spin(r, &cli.lost, 3000);
+    child_stop(&c);
+    tw_tls_context_unref(cctx);
+}
+END_TEST
+
+/* openssl s_client against an echo server of twine's with @p sctx. */
+static void s_client(child *c, int port, const char *const *extra)
+{
+    char connect[32];
+    snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
+    const char *argv[32] = {"openssl", "s_client", "-connect", connect, "-CAfile", cert("ca.pem")};
+    int n = 6;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    child_start(c, argv);
+}
+
+static void openssl_client_to_twine(const char *version, const char *expect)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    const char *alpn[] = {"h2", "http/1.1"};
+    ck_assert_int_eq(tw_tls_context_set_alpn(sctx, alpn, 2), 0);
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    child c;
+    const char *extra[] = {version, "-servername", "localhost", "-verify_return_error",
+                           "-alpn", "http/1.1", NULL};
+    s_client(&c, port, extra);
+    ck_assert_msg(child_wait_for(&c, "Verify return code: 0 (ok)", 5000), "%s", c.buf);
+    ck_assert_msg(strstr(c.buf, expect) != NULL, "no '%s' in %s", expect, c.buf);
+    ck_assert_msg(strstr(c.buf, "ALPN protocol: http/1.1") != NULL, "%s", c.buf);
+    child_say(&c, "ping-twine\n");
+    ck_assert_msg(child_wait_for(&c, "ping-twine\n", 5000), "%s", c.buf);
+    ck_assert_str_eq(srv.info.alpn, "http/1.1");
+    child_stop(&c);
+    spin(r, &srv.lost, 3000);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+
+START_TEST(test_openssl_client_to_twine_server_tls13)
+{
+    openssl_client_to_twine("-tls1_3", "New, TLSv1.3");
+}
+END_TEST
+
+START_TEST(test_openssl_client_to_twine_server_tls12)
+{
+    openssl_client_to_twine("-tls1_2", "New, TLSv1.2");
+}
+END_TEST
+
+START_TEST(test_openssl_client_sni_selects_twine_certificate)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    other_ctx = server_ctx("other.pem", "other.key");
+    ck_assert_int_eq(tw_tls_context_set_sni_callback(sctx, choose, NULL), 0);
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    child c;
+    const char *extra[] = {"-servername", "other.test", "-verify_hostname", "other.test",
+                           "-verify_return_error", NULL};
+    s_client(&c, port, extra);
+    ck_assert_msg(child_wait_for(&c, "Verify return code: 0 (ok)", 5000), "%s", c.buf);
+    ck_assert_msg(strstr(c.buf, "CN = other.test") != NULL, "%s", c.buf);
+    child_stop(&c);
+    spin(r, &srv.lost, 3000);
+    tw_listener_close(l);
+    tw_tls_context_unref(other_ctx);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_openssl_client_certificate_required_by_twine)
+{
+    char err[TW_TLS_ERRLEN];
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_require_client_certificate(sctx, 1), 0);
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    child c;
+    const char *none[] = {"-servername", "localhost", NULL};
+    s_client(&c, port, none);
+    child_say(&c, "x\n");
+    ck_assert_msg(child_wait_for(&c, "certificate required", 5000), "%s", c.buf);
+    child_stop(&c);
+    ck_assert_int_eq(srv.made, 0);
+    const char *with[] = {"-servername", "localhost", "-cert", cert("client.pem"), "-key",
+                          cert("client.key"), NULL};
+    s_client(&c, port, with);
+    child_say(&c, "from-a-client\n");
+    ck_assert_msg(child_wait_for(&c, "from-a-client\n", 5000), "%s", c.buf);
+    ck_assert_int_eq(srv.made, 1);
+    ck_assert_str_eq(srv.info.peer_subject, "CN=twine client");
+    child_stop(&c);
+    spin(r, &srv.lost, 3000);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+/* Twisted's peer in @p mode, waiting for its "PORT n". @return n. */
+static int twisted_server(child *c, const char *mode)
+{
+    const char *argv[] = {python(), tls_peer(), mode, cert("server.pem"), cert("server.key"), NULL};
+    child_start(c, argv);
+    ck_assert_msg(child_wait_for(c, "PORT ", 15000), "Twisted did not start: %s", c->buf);
+    int port = 0;
+    ck_assert_int_eq(sscanf(strstr(c->buf, "PORT "), "PORT %d", &port), 1);
+    return port;
+}
+
+START_TEST(test_twine_client_to_twisted_tls_server)
+{
+    child c;
+    int port = twisted_server(&c, "server");
+    tw_tls_context *cctx = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    tfactory cf;
+    tu_outcome o = {0};
+    twine_client(port, cctx, &cf, &o);
+    ck_assert_msg(o.ok, "%s", o.message);
+    wait_got(&cli, "hello\n");
+    tw_transport_lose_connection(cli.t);
+    spin(r, &cli.lost, 3000);
+    ck_assert_int_eq(cli.lost_code, TW_EDONE);
+    child_stop(&c);
+    tw_tls_context_unref(cctx);
+}
+END_TEST
+
+START_TEST(test_twisted_client_to_twine_tls_server)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    char portstr[16], roots[PATH_MAX + 8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(roots, sizeof roots, "%s", cert("roots"));
+    const char *argv[] = {python(), tls_peer(), "client", "localhost", portstr, roots,
+                          "from-twisted", NULL};
+    child c;
+    child_start(&c, argv);
+    ck_assert_msg(child_wait_for(&c, "from-twisted\n", 15000), "%s", c.buf);
+    ck_assert_int_eq(tu_wait_child(c.pid, 5000), 0);
+    close(c.in);
+    close(c.out);
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_twine_start_tls_to_twisted_start_tls)
+{
+    child c;
+    int port = twisted_server(&c, "starttls-server");
+    starttls_client = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(starttls_client, "localhost"), 0);
+    tfactory cf;
+    tf_init(&cf, &cli, M_STARTTLS_C);
+    tw_endpoint e;
+    char desc[64];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    ck_assert_int_eq(tw_endpoint_parse_client(desc, &e, NULL, 0), 0);
+    tu_outcome o = {0};
+    tu_watch(tw_endpoint_connect(r, &e, &cf.base), &o);
+    spin(r, &o.fired, 5000);
+    ck_assert(o.ok);
+    wait_got(&cli, "secret");
+    tw_tls_info info;
+    ck_assert_int_eq(tw_tls_get_info(cli.t, &info), 0);
+    ck_assert(info.peer_verified);
+    tw_transport_lose_connection(cli.t);
+    spin(r, &cli.lost, 3000);
+    child_stop(&c);
+    tw_tls_context_unref(starttls_client);
+}
+END_TEST
+
+START_TEST(test_twisted_start_tls_to_twine_start_tls)
+{
+    starttls_server = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_STARTTLS_S);
+    tw_listener *l;
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    ck_assert_int_eq(tw_listen(r, &a, NULL, &sf.base, &l), 0);
+    tw_listener_address(l, &a);
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", tw_address_port(&a));
+    const char *argv[] = {python(), tls_peer(), "starttls-client", "127.0.0.1", portstr,
+                          cert("ca.pem"), "twisted-secret", NULL};
+    child c;
+    child_start(&c, argv);
+    ck_assert_msg(child_wait_for(&c, "twisted-secret\n", 15000), "%s", c.buf);
+    ck_assert_int_eq(tu_wait_child(c.pid, 5000), 0);
+    close(c.in);
+    close(c.out);
+    spin(r, &srv.lost, 3000);
+    tw_listener_close(l);
+    tw_tls_context_unref(starttls_server);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -1008,6 +1469,25 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_lose_connection_sends_close_notify_then_fin);
     tcase_add_test(tc, test_peer_close_notify_is_a_half_close_for_aware_protocols);
     suite_add_tcase(s, tc);
+
+    TCase *io = tcase_create("interop");
+    tcase_add_checked_fixture(io, setup, teardown);
+    tcase_set_timeout(io, 60);
+    tcase_add_test(io, test_twine_client_to_openssl_server_tls13);
+    tcase_add_test(io, test_twine_client_to_openssl_server_tls12);
+    tcase_add_test(io, test_twine_client_refuses_wrong_hostname_from_openssl_server);
+    tcase_add_test(io, test_twine_client_refuses_expired_openssl_server);
+    tcase_add_test(io, test_twine_client_refuses_self_signed_openssl_server_unless_trusted);
+    tcase_add_test(io, test_twine_client_certificate_to_openssl_server);
+    tcase_add_test(io, test_openssl_client_to_twine_server_tls13);
+    tcase_add_test(io, test_openssl_client_to_twine_server_tls12);
+    tcase_add_test(io, test_openssl_client_sni_selects_twine_certificate);
+    tcase_add_test(io, test_openssl_client_certificate_required_by_twine);
+    tcase_add_test(io, test_twine_client_to_twisted_tls_server);
+    tcase_add_test(io, test_twisted_client_to_twine_tls_server);
+    tcase_add_test(io, test_twine_start_tls_to_twisted_start_tls);
+    tcase_add_test(io, test_twisted_start_tls_to_twine_start_tls);
+    suite_add_tcase(s, io);
     return s;
 }
 

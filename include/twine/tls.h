@@ -99,8 +99,8 @@ TW_API int tw_tls_context_use_certificate(tw_tls_context *ctx, const char *cert_
 
 /**
  * Trust only the certificate authorities in @p path (a PEM file of one or
- * more certificates, or a directory hashed by `openssl rehash`) instead of
- * the system's store. A server with a required client certificate checks
+ * more certificates, or a directory of such files, as Twisted's trustRoots;
+ * other files there are skipped) instead of the system's store. A server with a required client certificate checks
  * the clients against these.
  * @return 0; -ENOENT, -EACCES or -EINVAL (nothing usable in @p path) with a
  *         sentence in @p err.

@@ -12,7 +12,9 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -262,6 +264,55 @@ TW_API int tw_tls_context_use_certificate(tw_tls_context *ctx, const char *cert_
     return rc;
 }
 
+/* Add every PEM certificate of the file @p path to @p store.
+ * @return how many, or a negated errno when the file cannot be read. */
+static int add_file(X509_STORE *store, STACK_OF(X509_NAME) * names, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -errno;
+    int count = 0;
+    X509 *x;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        if (X509_STORE_add_cert(store, x) == 1) {
+            count++;
+            X509_NAME *n = X509_NAME_dup(X509_get_subject_name(x));
+            if (names != NULL && n != NULL && !sk_X509_NAME_push(names, n))
+                X509_NAME_free(n);
+        }
+        X509_free(x);
+    }
+    fclose(f);
+    ERR_clear_error(); /* the end of the file, or a file that is no PEM */
+    return count;
+}
+
+/* Twisted's trustRoots: a file of PEM certificates, or a directory whose
+ * files are (others, keys among them, are skipped). */
+static int add_path(X509_STORE *store, STACK_OF(X509_NAME) * names, const char *path, int dir)
+{
+    if (!dir)
+        return add_file(store, names, path);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -errno;
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char file[PATH_MAX];
+        struct stat st;
+        if (de->d_name[0] == '.' ||
+            snprintf(file, sizeof file, "%s/%s", path, de->d_name) >= (int)sizeof file ||
+            stat(file, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        int n = add_file(store, names, file);
+        if (n > 0)
+            count += n;
+    }
+    closedir(d);
+    return count;
+}
+
 TW_API int tw_tls_context_set_trust_roots(tw_tls_context *ctx, const char *path, char *err,
                                           size_t errlen)
 {
@@ -275,34 +326,31 @@ TW_API int tw_tls_context_set_trust_roots(tw_tls_context *ctx, const char *path,
         say(err, errlen, "cannot read the trust roots %s: %s", path, strerror(errno));
         return rc;
     }
-    int dir = S_ISDIR(st.st_mode);
-    if (!dir) {
-        int rc = 0;
-        FILE *f = open_file("trust roots", path, &rc, err, errlen);
-        if (f == NULL)
-            return rc;
-        fclose(f);
-    }
     /* A fresh store: these roots replace the system's, not join them. */
     X509_STORE *store = X509_STORE_new();
-    if (store == NULL) {
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    if (store == NULL || names == NULL) {
+        X509_STORE_free(store);
+        sk_X509_NAME_free(names);
         say(err, errlen, "cannot load the trust roots %s: out of memory", path);
         return -ENOMEM;
     }
-    if (X509_STORE_load_locations(store, dir ? NULL : path, dir ? path : NULL) != 1) {
-        ERR_clear_error();
+    int n = add_path(store, names, path, S_ISDIR(st.st_mode));
+    if (n <= 0) {
         X509_STORE_free(store);
-        say(err, errlen, "the trust roots %s hold no PEM certificate", path);
-        return -EINVAL;
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        if (n < 0)
+            say(err, errlen, "cannot read the trust roots %s: %s", path, strerror(-n));
+        else
+            say(err, errlen, "the trust roots %s hold no PEM certificate", path);
+        return n < 0 ? n : -EINVAL;
     }
     SSL_CTX_set_cert_store(ctx->ssl_ctx, store);
-    if (ctx->side == TW_TLS_SERVER && !dir) {
-        /* Tell clients which authorities their certificate must come from. */
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(path);
-        if (names != NULL)
-            SSL_CTX_set_client_CA_list(ctx->ssl_ctx, names);
-        ERR_clear_error();
-    }
+    /* Servers tell clients which authorities their certificate must come from. */
+    if (ctx->side == TW_TLS_SERVER)
+        SSL_CTX_set_client_CA_list(ctx->ssl_ctx, names);
+    else
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
     return 0;
 }
 

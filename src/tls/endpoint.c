@@ -136,7 +136,8 @@ static void connect_done(tw_deferred *d, tw_result *res, void *arg)
             tw__tls_factory_unref(tf);
         }
     } else {
-        tw_result_take_value(res, NULL); /* the connection, borrowed */
+        tw_free_fn none; /* the connection, borrowed: nothing to free */
+        tw_result_take_value(res, &none);
     }
     tw__tls_factory_unref(tf);
 }

@@ -4,7 +4,8 @@
 # openssl command: a CA; server.pem (localhost, 127.0.0.1, ::1) and
 # other.pem (other.test, for SNI) signed by it; client.pem, a client
 # certificate it signed; expired.pem, signed by it but valid only in 2020;
-# self.pem, a self-signed localhost. Keys are P-256, unencrypted, *.key.
+# self.pem, a self-signed localhost; roots/, a directory holding only the
+# CA, as Twisted's trustRoots takes it. Keys are P-256, unencrypted, *.key.
 # Nothing here is ever committed: every run makes new keys.
 # Usage: mkcerts.sh DIR
 set -eu
@@ -64,4 +65,7 @@ rm -f expired.csr
 key self.key
 openssl req -x509 -new -key self.key -subj "/CN=localhost" -days 30 -out self.pem \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+# Twisted's trustRoots is a directory of PEM files.
+mkdir -p roots
+cp ca.pem roots/
 touch done
