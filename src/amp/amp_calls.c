@@ -215,6 +215,12 @@ TW_API tw_deferred *tw_amp_call_remote(tw_amp *amp, const tw_amp_command *comman
     if (command->protocol_switch)
         return tw_deferred_fail(tw_failure_new(-EINVAL, "%s switches protocols: call it with "
                                                         "tw_amp_call_switch()", command->name));
+    return tw__amp_call_command(amp, command, args, NULL);
+}
+
+tw_deferred *tw__amp_call_command(tw_amp *amp, const tw_amp_command *command,
+                                  const tw_amp_values *args, tw_factory *switch_to)
+{
     tw_amp_box *box = tw_amp_box_new();
     if (box == NULL)
         return NULL;
@@ -224,7 +230,7 @@ TW_API tw_deferred *tw_amp_call_remote(tw_amp *amp, const tw_amp_command *comman
         tw_amp_box_free(box);
         return tw_deferred_fail(tw_failure_new(rc, "cannot call %s: %s", command->name, err));
     }
-    return tw__amp_start_call(amp, command->name, box, command, NULL);
+    return tw__amp_start_call(amp, command->name, box, command, switch_to);
 }
 
 static tw_amp_box *box_copy(const tw_amp_box *src)

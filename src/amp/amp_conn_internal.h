@@ -181,5 +181,8 @@ void tw__amp_calls_fail(tw_amp *amp);
  * protocol switch when @p switch_to is not NULL. */
 tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
                                 const tw_amp_command *command, tw_factory *switch_to);
+/* Encode @p args as @p command's arguments, then tw__amp_start_call(). */
+tw_deferred *tw__amp_call_command(tw_amp *amp, const tw_amp_command *command,
+                                  const tw_amp_values *args, tw_factory *switch_to);
 
 #endif

@@ -56,16 +56,7 @@ TW_API tw_deferred *tw_amp_call_switch(tw_amp *amp, const tw_amp_command *comman
         !command->protocol_switch || factory == NULL)
         return tw_deferred_fail(tw_failure_new(-EINVAL, "call_switch needs a connection, a "
                                                         "protocol-switch command and a factory"));
-    tw_amp_box *box = tw_amp_box_new();
-    if (box == NULL)
-        return NULL;
-    char err[256];
-    int rc = tw_amp_values_to_box(command->arguments, args, box, 1, err, sizeof err);
-    if (rc < 0) {
-        tw_amp_box_free(box);
-        return tw_deferred_fail(tw_failure_new(rc, "cannot call %s: %s", command->name, err));
-    }
-    return tw__amp_start_call(amp, command->name, box, command, factory);
+    return tw__amp_call_command(amp, command, args, factory);
 }
 
 /* ------------------------------------------------------------ handing over */
