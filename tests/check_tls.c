@@ -668,7 +668,7 @@ START_TEST(test_required_client_certificate_is_checked)
 }
 END_TEST
 
-START_TEST(test_start_tls_switches_a_live_connection)
+static void start_tls_between_twine_peers(int policies)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
@@ -680,7 +680,17 @@ START_TEST(test_start_tls_switches_a_live_connection)
     tw_listener *l;
     tw_address a;
     ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
-    ck_assert_int_eq(tw_listen(r, &a, NULL, &sf.base, &l), 0);
+    /* Through the policy wrapper too: it drives whatever protocol its
+     * transport names, so the TLS layer put there is the one it feeds. */
+    tw_factory *served = &sf.base, *wrapped = NULL;
+    if (policies) {
+        tw_policy_options po;
+        tw_policy_options_init(&po);
+        po.max_per_peer = 4;
+        ck_assert_int_eq(tw_policy_factory_new(r, &sf.base, &po, &wrapped), 0);
+        served = wrapped;
+    }
+    ck_assert_int_eq(tw_listen(r, &a, NULL, served, &l), 0);
     tw_listener_address(l, &a);
     (void)err;
     starttls_server = sctx;
@@ -705,10 +715,24 @@ START_TEST(test_start_tls_switches_a_live_connection)
     spin(r, &srv.lost, 3000);
     ck_assert_int_eq(srv.lost_code, TW_EDONE);
     tw_listener_close(l);
+    run_ms(20);
+    tw_factory_free(wrapped);
     tw_tls_context_unref(cctx);
     tw_tls_context_unref(sctx);
 }
+
+START_TEST(test_start_tls_switches_a_live_connection)
+{
+    start_tls_between_twine_peers(0);
+}
 END_TEST
+
+START_TEST(test_start_tls_works_through_the_policy_wrapper)
+{
+    start_tls_between_twine_peers(1);
+}
+END_TEST
+
 
 /* ------------------------------------------------------------ against a bare OpenSSL peer */
 
@@ -1461,6 +1485,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_sni_callback_selects_the_certificate);
     tcase_add_test(tc, test_required_client_certificate_is_checked);
     tcase_add_test(tc, test_start_tls_switches_a_live_connection);
+    tcase_add_test(tc, test_start_tls_works_through_the_policy_wrapper);
     tcase_add_test(tc, test_thousand_small_writes_make_at_most_two_records_tls13);
     tcase_add_test(tc, test_thousand_small_writes_make_at_most_two_records_tls12);
     tcase_add_test(tc, test_garbage_instead_of_client_hello_closes_without_a_protocol);
