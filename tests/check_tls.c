@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <twine.h>
+#include <twine/amp.h>
 #include <twine/tls.h>
 
 #include "recorder.h"
@@ -1087,6 +1088,14 @@ static const char *python(void)
     return py != NULL && *py != '\0' ? py : "/usr/bin/python3";
 }
 
+static const char *amp_tls_peer(void)
+{
+    static char path[PATH_MAX];
+    const char *src = getenv("TWINE_SRCDIR");
+    snprintf(path, sizeof path, "%s/tests/interop/amp_tls.py", src != NULL ? src : ".");
+    return path;
+}
+
 static const char *tls_peer(void)
 {
     static char path[PATH_MAX];
@@ -1465,6 +1474,208 @@ START_TEST(test_twisted_start_tls_to_twine_start_tls)
 }
 END_TEST
 
+/* ------------------------------------------------------------ AMP StartTLS */
+
+static const tw_amp_arg sum_args[] = {{"a", TW_AMP_T_INTEGER, 0}, {"b", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}};
+static const tw_amp_arg sum_response[] = {{"total", TW_AMP_T_INTEGER, 0}, {NULL, NULL, 0}};
+static const tw_amp_command sum_command = {.name = "Sum", .arguments = sum_args,
+                                           .response = sum_response};
+
+static tw_deferred *sum_responder(tw_amp *amp, const tw_amp_values *args, void *arg)
+{
+    (void)amp;
+    (void)arg;
+    int64_t a = 0, b = 0;
+    tw_amp_values_get_integer(args, "a", &a);
+    tw_amp_values_get_integer(args, "b", &b);
+    tw_amp_values *v = tw_amp_values_new();
+    tw_amp_values_set_integer(v, "total", a + b);
+    return tw_amp_succeed(v);
+}
+
+/* What one AMP call came back with. */
+typedef struct amp_out {
+    int fired, ok;
+    int64_t total;
+    char message[256];
+} amp_out;
+
+static void amp_out_cb(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    amp_out *o = arg;
+    o->fired = 1;
+    o->ok = 1;
+    const tw_amp_values *v = tw_result_value(res);
+    if (v != NULL)
+        tw_amp_values_get_integer(v, "total", &o->total);
+}
+
+static void amp_out_eb(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    amp_out *o = arg;
+    o->fired = 1;
+    tw_failure *f = tw_result_take_failure(res);
+    tw_failure_format(f, o->message, sizeof o->message);
+    tw_failure_unref(f);
+}
+
+static void amp_watch(tw_deferred *d, amp_out *o)
+{
+    ck_assert_ptr_nonnull(d);
+    tw_deferred_add_callbacks(d, amp_out_cb, amp_out_eb, o);
+    tw_deferred_unref(d);
+}
+
+static tw_amp *amp_connect(int port, tw_factory *f)
+{
+    tw_endpoint e;
+    char desc[64];
+    snprintf(desc, sizeof desc, "tcp:127.0.0.1:%d", port);
+    ck_assert_int_eq(tw_endpoint_parse_client(desc, &e, NULL, 0), 0);
+    tu_outcome o = {0};
+    tu_watch(tw_endpoint_connect(r, &e, f), &o);
+    spin(r, &o.fired, 5000);
+    ck_assert_msg(o.ok, "%s", o.message);
+    return tw_amp_from_protocol(o.value);
+}
+
+/* StartTLS, and a call made before the answer, which must wait for TLS. */
+static void amp_start_tls_and_sum(tw_amp *amp, tw_tls_context *cctx)
+{
+    amp_out started = {0}, sum = {0};
+    amp_watch(tw_amp_start_tls(amp, cctx), &started);
+    tw_amp_values *args = tw_amp_values_new();
+    tw_amp_values_set_integer(args, "a", 13);
+    tw_amp_values_set_integer(args, "b", 81);
+    amp_watch(tw_amp_call_remote(amp, &sum_command, args), &sum);
+    tw_amp_values_free(args);
+    spin(r, &sum.fired, 5000);
+    ck_assert_msg(started.fired && started.ok, "%s", started.message);
+    ck_assert_msg(sum.ok, "%s", sum.message);
+    ck_assert_int_eq(sum.total, 94);
+    tw_tls_info info;
+    ck_assert_int_eq(tw_tls_get_info(tw_amp_transport(amp), &info), 0);
+    ck_assert(info.handshake_done);
+    ck_assert(info.peer_verified);
+    ck_assert_str_eq(info.peer_subject, "CN=localhost");
+    /* Only one TLS per connection, as in Twisted. */
+    amp_out again = {0};
+    amp_watch(tw_amp_start_tls(amp, cctx), &again);
+    ck_assert(again.fired && !again.ok);
+}
+
+START_TEST(test_amp_start_tls_between_twine_peers)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tw_factory *sf = tw_amp_factory_new();
+    ck_assert_int_eq(tw_amp_register(tw_amp_factory_dispatcher(sf), &sum_command, sum_responder,
+                                     NULL),
+                     0);
+    ck_assert_int_eq(tw_amp_serve_start_tls(tw_amp_factory_dispatcher(sf), sctx), 0);
+    tw_tls_context_unref(sctx); /* the dispatcher holds it */
+    tw_listener *l;
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    ck_assert_int_eq(tw_listen(r, &a, NULL, sf, &l), 0);
+    tw_listener_address(l, &a);
+    tw_factory *cf = tw_amp_factory_new();
+    tw_amp *amp = amp_connect(tw_address_port(&a), cf);
+    tw_tls_context *cctx = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    amp_start_tls_and_sum(amp, cctx);
+    tw_amp_lose_connection(amp);
+    run_ms(50);
+    tw_listener_close(l);
+    run_ms(20);
+    tw_tls_context_unref(cctx);
+    tw_factory_free(cf);
+    tw_factory_free(sf);
+}
+END_TEST
+
+START_TEST(test_amp_start_tls_is_unknown_without_a_server_context)
+{
+    tw_factory *sf = tw_amp_factory_new();
+    tw_listener *l;
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    ck_assert_int_eq(tw_listen(r, &a, NULL, sf, &l), 0);
+    tw_listener_address(l, &a);
+    tw_factory *cf = tw_amp_factory_new();
+    tw_amp *amp = amp_connect(tw_address_port(&a), cf);
+    tw_tls_context *cctx = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    amp_out started = {0};
+    amp_watch(tw_amp_start_tls(amp, cctx), &started);
+    spin(r, &started.fired, 5000);
+    ck_assert(started.fired && !started.ok);
+    ck_assert_msg(strstr(started.message, "UNHANDLED") != NULL, "%s", started.message);
+    ck_assert(!tw_transport_is_tls(tw_amp_transport(amp)));
+    tw_amp_lose_connection(amp);
+    run_ms(50);
+    tw_listener_close(l);
+    run_ms(20);
+    tw_tls_context_unref(cctx);
+    tw_factory_free(cf);
+    tw_factory_free(sf);
+}
+END_TEST
+
+START_TEST(test_twine_amp_start_tls_to_twisted)
+{
+    const char *argv[] = {python(), amp_tls_peer(), "server", cert("server.pem"),
+                          cert("server.key"), NULL};
+    child c;
+    child_start(&c, argv);
+    ck_assert_msg(child_wait_for(&c, "PORT ", 15000), "Twisted did not start: %s", c.buf);
+    int port = 0;
+    ck_assert_int_eq(sscanf(strstr(c.buf, "PORT "), "PORT %d", &port), 1);
+    tw_factory *cf = tw_amp_factory_new();
+    tw_amp *amp = amp_connect(port, cf);
+    tw_tls_context *cctx = client_ctx("ca.pem");
+    ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "localhost"), 0);
+    amp_start_tls_and_sum(amp, cctx);
+    tw_amp_lose_connection(amp);
+    run_ms(50);
+    child_stop(&c);
+    tw_tls_context_unref(cctx);
+    tw_factory_free(cf);
+}
+END_TEST
+
+START_TEST(test_twisted_amp_start_tls_to_twine)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tw_factory *sf = tw_amp_factory_new();
+    ck_assert_int_eq(tw_amp_register(tw_amp_factory_dispatcher(sf), &sum_command, sum_responder,
+                                     NULL),
+                     0);
+    ck_assert_int_eq(tw_amp_serve_start_tls(tw_amp_factory_dispatcher(sf), sctx), 0);
+    tw_tls_context_unref(sctx);
+    tw_listener *l;
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", 0), 0);
+    ck_assert_int_eq(tw_listen(r, &a, NULL, sf, &l), 0);
+    tw_listener_address(l, &a);
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", tw_address_port(&a));
+    const char *argv[] = {python(), amp_tls_peer(), "client", "127.0.0.1", portstr,
+                          cert("ca.pem"), NULL};
+    child c;
+    child_start(&c, argv);
+    ck_assert_msg(child_wait_for(&c, "total=94 peer=localhost\n", 15000), "%s", c.buf);
+    ck_assert_int_eq(tu_wait_child(c.pid, 5000), 0);
+    close(c.in);
+    close(c.out);
+    run_ms(50);
+    tw_listener_close(l);
+    run_ms(20);
+    tw_factory_free(sf);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -1493,6 +1704,8 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_close_without_close_notify_is_a_truncation);
     tcase_add_test(tc, test_lose_connection_sends_close_notify_then_fin);
     tcase_add_test(tc, test_peer_close_notify_is_a_half_close_for_aware_protocols);
+    tcase_add_test(tc, test_amp_start_tls_between_twine_peers);
+    tcase_add_test(tc, test_amp_start_tls_is_unknown_without_a_server_context);
     suite_add_tcase(s, tc);
 
     TCase *io = tcase_create("interop");
@@ -1512,6 +1725,8 @@ static Suite *tls_suite(void)
     tcase_add_test(io, test_twisted_client_to_twine_tls_server);
     tcase_add_test(io, test_twine_start_tls_to_twisted_start_tls);
     tcase_add_test(io, test_twisted_start_tls_to_twine_start_tls);
+    tcase_add_test(io, test_twine_amp_start_tls_to_twisted);
+    tcase_add_test(io, test_twisted_amp_start_tls_to_twine);
     suite_add_tcase(s, io);
     return s;
 }

@@ -3,6 +3,7 @@
 # reactord over TLS: the echo and line modules on ssl: endpoints, read by
 # openssl s_client (TLS 1.2 and 1.3) and by Twisted's tls: client
 # (tests/interop/tls_peer.py); twine-call's tls: against the amp module;
+# Twisted's amp.StartTLS against the amp module with -o tls-certificate;
 # the same with --workers; SIGHUP loading a
 # new certificate for new connections while an open one goes on; and a
 # key or certificate that cannot serve stopping the start with one sentence
@@ -104,6 +105,23 @@ if start amp -p amp -l "$ssl"; then
         fail "twine-call tls: against an untrusted server: exit $status: $out"; fi
     stop
 fi
+
+# ---- Twisted's amp.StartTLS against the amp module with a certificate
+if start ampstls -p amp -l tcp:0:interface=127.0.0.1 -o "tls-certificate=$c/server.pem" \
+    -o "tls-key=$c/server.key"; then
+    out=$(timeout 20 "$py" "$srcdir/tests/interop/amp_tls.py" client 127.0.0.1 "$port" "$c/ca.pem" 2>&1)
+    if [ "$out" = "total=94 peer=localhost" ]; then ok "Twisted amp.StartTLS to reactord amp"; else
+        fail "Twisted amp.StartTLS to reactord amp: $out"; fi
+    stop
+fi
+refused_amp() {
+    "$reactord" -p amp -l tcp:0 -o "tls-certificate=$1" -o "tls-key=$2" >"$tmp/refused.out" 2>&1 </dev/null
+    status=$?
+    if [ $status -eq 78 ] && grep -q "$3" "$tmp/refused.out"; then
+        ok "amp with a bad StartTLS certificate: exit 78"; else
+        fail "amp with a bad StartTLS certificate: exit $status: $(cat "$tmp/refused.out")"; fi
+}
+refused_amp "$c/server.pem" "$c/other.key" "does not match the certificate"
 
 # ---- --workers: each worker serves the certificate read before the fork
 if start workers -p echo --workers 2 -l "$ssl"; then

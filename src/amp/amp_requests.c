@@ -147,8 +147,11 @@ static void request_failed(tw_amp *amp, request *rq, const tw_failure *f)
 
 static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values)
 {
-    if (!rq->has_ask)
+    int start_tls = amp->tls_on_answer != NULL && rq->command == &tw_amp_start_tls_command;
+    if (!rq->has_ask) {
+        amp->tls_on_answer = NULL; /* no answer, no switch */
         return;
+    }
     char err[256] = "";
     /* On the stack: a typical answer fits the box's inline storage. */
     tw_amp_box box;
@@ -163,11 +166,15 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
     }
     tw__amp_box_release(&box);
     if (rc < 0) {
+        amp->tls_on_answer = NULL;
         tw_log(TW_LOG_WARN, "amp", "the response of %s does not encode (%s); answering UNKNOWN "
                                    "and closing the connection",
                rq->command->name, err[0] ? err : tw_strerror(rc));
         refuse(amp, rq->ask, rq->asklen);
+        return;
     }
+    if (start_tls && !amp->closing && !amp->lost)
+        tw__amp_answered_start_tls(amp); /* the answer was the last clear box */
 }
 
 /*
