@@ -61,6 +61,7 @@ static void on_too_long(tw_line_receiver *lr, const char *data, size_t len)
         tw_address_format(&peer, where, sizeof where);
     tw_log(TW_LOG_INFO, "line", "%s sent a line longer than %zu bytes; closing", where,
            tw_line_receiver_max_length(lr));
+    tw_transport_set_close_reason(lp->base.transport, TW_CLOSE_TOO_LONG);
     tw_transport_lose_connection(lp->base.transport);
 }
 

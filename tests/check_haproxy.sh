@@ -106,7 +106,7 @@ else
     show "$tmp/a.log"
 fi
 
-direct_lines=$(grep -c 'proxy:' "$tmp/a.log")
+direct_lines=$(grep -c ' proxy: ' "$tmp/a.log")
 
 front=$($python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$tmp/haproxy.cfg" <<CFG
@@ -265,10 +265,10 @@ if wait_up a; then
     check_counters b
 fi
 # HAProxy's headers, its health checks' included, were all read.
-if [ "$(grep -c 'proxy:' "$tmp/a.log")" -ne "$direct_lines" ] ||
-    grep -q 'proxy:' "$tmp/b.log" "$tmp/a2.log"; then
+if [ "$(grep -c ' proxy: ' "$tmp/a.log")" -ne "$direct_lines" ] ||
+    grep -q ' proxy: ' "$tmp/b.log" "$tmp/a2.log"; then
     fail "a backend refused a PROXY header from HAProxy:"
-    grep 'proxy:' "$tmp/a.log" "$tmp/b.log" "$tmp/a2.log"
+    grep ' proxy: ' "$tmp/a.log" "$tmp/b.log" "$tmp/a2.log"
 else
     ok "no PROXY header from HAProxy was refused"
 fi

@@ -11,6 +11,8 @@ PACKAGES="$PACKAGES openssl python3-openssl python3-service-identity"
 # make check verifies reactord's units and logrotate file with these, and
 # runs HAProxy in front of reactord for the PROXY protocol.
 PACKAGES="$PACKAGES systemd logrotate haproxy"
+# ... and scrapes reactord --metrics with Prometheus' own parser.
+PACKAGES="$PACKAGES python3-prometheus-client"
 # `deps.sh deb` adds what tools/deb.sh needs to build the Debian packages;
 # other arguments are more package names.
 for a in "$@"; do

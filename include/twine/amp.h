@@ -616,6 +616,42 @@ TW_API const tw_amp_command *tw_amp_dispatcher_find(const tw_amp_dispatcher *d,
 /** @return how many commands are registered. */
 TW_API size_t tw_amp_dispatcher_count(const tw_amp_dispatcher *d);
 
+/**
+ * How a request for a registered command ended, as the dispatcher counts
+ * it (tw_amp_dispatcher_stats()). The names of tw_amp_outcome_name() are
+ * stable: metrics use them as label values.
+ */
+typedef enum tw_amp_outcome {
+    TW_AMP_OUTCOME_OK = 0,        /**< "ok": answered (or switched protocols) */
+    TW_AMP_OUTCOME_ERROR,         /**< "error": answered with an AMP error (tw_amp_error_new()) */
+    TW_AMP_OUTCOME_UNKNOWN,       /**< "unknown": answered UNKNOWN, the responder failed otherwise */
+    TW_AMP_OUTCOME_BAD_ARGUMENTS, /**< "bad_arguments": the arguments did not decode */
+    TW_AMP_OUTCOME_CANCELLED,     /**< "cancelled": the connection went before the answer */
+    TW_AMP_OUTCOMES               /**< how many outcomes there are */
+} tw_amp_outcome;
+
+/** @return the stable name of @p o ("ok", "error", ...), or "unknown". Never NULL. */
+TW_API const char *tw_amp_outcome_name(tw_amp_outcome o);
+
+/**
+ * The counters of the @p i th command registered on @p d (in the order of
+ * registration, @p i below tw_amp_dispatcher_count()): requests received
+ * on every connection of the dispatcher, by outcome. Counting is one plain
+ * increment per request. Never calls back.
+ * @param command receives the command (borrowed); may be NULL.
+ * @param counts receives TW_AMP_OUTCOMES counters, indexed by tw_amp_outcome.
+ * @return 0, or -EINVAL for a NULL @p d or @p counts or @p i out of range.
+ */
+TW_API int tw_amp_dispatcher_stats(const tw_amp_dispatcher *d, size_t i,
+                                   const tw_amp_command **command,
+                                   unsigned long long counts[TW_AMP_OUTCOMES]);
+
+/**
+ * @return how many requests named a command nobody registered (answered
+ *         UNHANDLED); they are not counted by name, since a peer chooses it.
+ */
+TW_API unsigned long long tw_amp_dispatcher_unhandled(const tw_amp_dispatcher *d);
+
 /** Called once a connection is up; it may call tw_amp_call_remote() at once. */
 typedef void (*tw_amp_connected_fn)(tw_amp *amp, void *arg);
 

@@ -178,6 +178,29 @@ TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
                                        const tw_listen_options *opts, tw_factory *f);
 
 /**
+ * Make the listening socket of the server endpoint @p e as
+ * tw_endpoint_listen() would, without serving it: for a program that
+ * serves it with another library (libevent's evhttp, say) or hands it to
+ * a child process. tcp, tcp6 and unix endpoints are bound and listening
+ * (with SO_REUSEADDR, and the stale-file rule and mode of a UNIX path); a
+ * systemd endpoint gives the descriptor systemd passed. No reactor is
+ * involved and nothing calls back.
+ *
+ * @param opts NULL for the defaults; only backlog (replaced by the
+ *        endpoint's, when set), reuse_port and v6_only apply.
+ * @param out receives the descriptor, non-blocking and close-on-exec. It
+ *        is the caller's, who closes it, and removes a UNIX socket file,
+ *        when done.
+ * @param err if non-NULL, receives on error one sentence naming the
+ *        endpoint, e.g. "cannot listen on tcp:9100: Address already in use".
+ * @return 0, or a negated errno: -EADDRINUSE, -EACCES, ...; -EINVAL for a
+ *         client or udp endpoint, or one with lockfile or a PROXY header
+ *         (which need a listener); as tw_endpoint_listen() for systemd.
+ */
+TW_API int tw_endpoint_bind(const tw_endpoint *e, const tw_listen_options *opts, int *out,
+                            char *err, size_t errlen);
+
+/**
  * Bind the udp server endpoint @p e and run the datagram protocol @p p on
  * it (see udp.h); start_protocol runs before this returns.
  * @return a new deferred reference, or NULL when memory runs out. It has

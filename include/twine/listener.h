@@ -21,10 +21,61 @@
 #include <twine/protocol.h>
 #include <twine/proxy.h>
 #include <twine/reactor.h>
+#include <twine/transport.h>
 
 TW_BEGIN_DECLS
 
 typedef struct tw_listener tw_listener;
+
+/**
+ * One connection a listener accepted, as it ended: what an access log
+ * writes. Given to tw_listen_options.on_close, valid during that call.
+ */
+typedef struct tw_conn_record {
+    /** The peer's address (the socket's: with the PROXY protocol, the
+     *  balancer's); len 0 when it could not be read. */
+    tw_address peer;
+    tw_address host;              /**< the local address; len 0 when it could not be read */
+    double duration;              /**< seconds from the accept to the end */
+    unsigned long long bytes_in;  /**< bytes read from the peer */
+    unsigned long long bytes_out; /**< bytes sent to the peer (taken by the kernel) */
+    tw_close_reason reason;       /**< why it ended */
+    int code;                     /**< what connection_lost reported: TW_EDONE, a negated errno... */
+} tw_conn_record;
+
+/** See tw_listen_options.on_close. */
+typedef void (*tw_conn_closed_fn)(const tw_conn_record *rec, void *arg);
+
+/** Why a listener turned a connection away (tw_conn_stats.refused). */
+typedef enum tw_refusal {
+    /** "max_connections": accepted and closed at once, over max_connections */
+    TW_REFUSE_MAX_CONNECTIONS = 0,
+    /** "descriptors": out of descriptors (EMFILE, ENFILE) or kernel memory;
+     *  the waiting client was accepted on the spare descriptor and closed */
+    TW_REFUSE_DESCRIPTORS,
+    /** "factory": the factory's build_protocol returned NULL (a policy
+     *  factory's per-peer limit is one such refusal: see
+     *  tw_policy_factory_refused()) */
+    TW_REFUSE_FACTORY,
+    TW_REFUSE_REASONS /**< how many reasons there are */
+} tw_refusal;
+
+/** @return the stable name of @p r ("max_connections", ...), or "unknown". Never NULL. */
+TW_API const char *tw_refusal_name(tw_refusal r);
+
+/**
+ * A listener's counters since it started. Counting is plain increments on
+ * the paths where the events happen; nothing is counted twice and nothing
+ * is sampled, so accepted == open + the sum of closed at any moment.
+ */
+typedef struct tw_conn_stats {
+    unsigned long long accepted; /**< connections given to a protocol */
+    unsigned long long open;     /**< of those, the ones whose protocol is not gone yet */
+    unsigned long long refused[TW_REFUSE_REASONS]; /**< turned away before any protocol, by reason */
+    unsigned long long closed[TW_CLOSE_REASONS];   /**< ended, by reason (tw_close_reason) */
+    unsigned long long bytes_in;  /**< read from every connection, closed or open */
+    unsigned long long bytes_out; /**< taken by the kernel for every connection, closed or open */
+} tw_conn_stats;
 
 typedef struct tw_listen_options {
     int backlog;    /**< listen(2) backlog; default 511 */
@@ -53,6 +104,15 @@ typedef struct tw_listen_options {
      * connection is closed; default (and 0 means) TW_PROXY_HEADER_TIMEOUT.
      */
     double proxy_header_timeout;
+    /**
+     * NULL, or called from the loop for each connection the listener
+     * accepted, once its protocol heard connection_lost and was destroyed,
+     * with the record of the connection (an access log). It may log, count
+     * or close the listener; it must not free the reactor. The addresses
+     * are read only when it is set.
+     */
+    tw_conn_closed_fn on_close;
+    void *on_close_arg; /**< passed to on_close */
 } tw_listen_options;
 
 /** Fill @p o with the defaults. */
@@ -93,6 +153,15 @@ TW_API size_t tw_listener_connections(const tw_listener *l);
 
 /** @return how many connections were refused because of max_connections. */
 TW_API unsigned long long tw_listener_rejected(const tw_listener *l);
+
+/**
+ * Fill @p out with the counters of @p l (see tw_conn_stats). The bytes of
+ * open connections are added up as of now, so the call walks them: cheap
+ * enough for a scrape every second, not for every event. Works after the
+ * listener stopped too (its connections may still be open). Never calls back.
+ * @return 0.
+ */
+TW_API int tw_listener_stats(const tw_listener *l, tw_conn_stats *out);
 
 /**
  * Stop listening and free the listener. Connections it accepted stay open.

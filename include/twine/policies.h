@@ -141,6 +141,14 @@ TW_API int tw_policy_factory_new(tw_reactor *r, tw_factory *wrapped, const tw_po
                                  tw_factory **out);
 
 /**
+ * @return how many connections the per-peer limit (max_per_peer) of the
+ *         policy factory @p f refused; 0 for any other factory. Each was
+ *         accepted by its listener and refused by the factory, so the
+ *         listener counts it as a TW_REFUSE_FACTORY refusal too.
+ */
+TW_API unsigned long long tw_policy_factory_refused(const tw_factory *f);
+
+/**
  * @return the protocol that @p wrapped built inside a protocol of a policy
  *         factory (tw_policy_factory_new()), or @p p itself for any other.
  */

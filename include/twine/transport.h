@@ -59,6 +59,34 @@ struct tw_producer {
     const tw_producer_ops *ops;
 };
 
+/**
+ * Why a connection ended, as its listener's statistics
+ * (tw_listener_stats()) and close hook count it. A stream transport works
+ * most of them out itself; a protocol that closes for a reason of its own
+ * names it first with tw_transport_set_close_reason(). The names of
+ * tw_close_reason_name() are stable: metrics use them as label values.
+ */
+typedef enum tw_close_reason {
+    TW_CLOSE_PEER = 0,       /**< "peer": the peer closed it (its FIN) */
+    TW_CLOSE_LOCAL,          /**< "local": the protocol closed it */
+    TW_CLOSE_IDLE,           /**< "idle_timeout": the listener's idle timeout */
+    TW_CLOSE_TIMEOUT,        /**< "timeout": a protocol's own timeout (tw_timeout, a PROXY header) */
+    TW_CLOSE_TOO_LONG,       /**< "too_long": over-long input (a line, a frame, a box) */
+    TW_CLOSE_PROTOCOL_ERROR, /**< "protocol_error": the peer broke the protocol */
+    TW_CLOSE_REFUSED,        /**< "refused": refused once accepted (a wrapped factory's choice) */
+    TW_CLOSE_OVERLOAD,       /**< "overload": the reactor's input budget was exceeded */
+    TW_CLOSE_SHUTDOWN,       /**< "shutdown": the reactor stopped */
+    TW_CLOSE_ABORT,          /**< "abort": tw_transport_abort_connection() */
+    TW_CLOSE_ERROR,          /**< "error": a socket error, such as a reset by the peer */
+    TW_CLOSE_REASONS         /**< how many reasons there are */
+} tw_close_reason;
+
+/**
+ * @return the stable name of @p reason ("peer", "idle_timeout", ...), or
+ *         "unknown" for a value out of range. Never NULL.
+ */
+TW_API const char *tw_close_reason_name(tw_close_reason reason);
+
 /** The operations a transport implementation provides. */
 typedef struct tw_transport_ops {
     int (*writev)(tw_transport *t, const struct iovec *iov, int iovcnt);
@@ -75,6 +103,8 @@ typedef struct tw_transport_ops {
     int (*register_producer)(tw_transport *t, tw_producer *p, int streaming);
     void (*unregister_producer)(tw_transport *t);
     int (*disconnecting)(tw_transport *t);
+    /** NULL: the transport keeps no statistics (see tw_transport_set_close_reason()) */
+    void (*set_close_reason)(tw_transport *t, tw_close_reason reason);
 } tw_transport_ops;
 
 struct tw_transport {
@@ -174,6 +204,17 @@ TW_API int tw_transport_register_producer(tw_transport *t, tw_producer *p, int s
 
 /** Forget the registered producer without calling it. Idempotent. */
 TW_API void tw_transport_unregister_producer(tw_transport *t);
+
+/**
+ * Say why the connection is about to close, before closing it, so that its
+ * statistics and close hook (tw_listen_options.on_close) report @p reason
+ * rather than TW_CLOSE_LOCAL. The first reason given wins, and one the
+ * transport found itself first (the peer's FIN, an error) is kept: the
+ * reason is what ended the connection, not the last thing said about it.
+ * It changes nothing else: connection_lost still reports the close's code.
+ * Transports that keep no statistics ignore it. Never calls back.
+ */
+TW_API void tw_transport_set_close_reason(tw_transport *t, tw_close_reason reason);
 
 /**
  * @return the transport's socket descriptor, for setsockopt() and the like,

@@ -36,13 +36,21 @@ typedef struct tw__amp_responder {
     const tw_amp_command *command;
     tw_amp_responder_fn fn;
     void *arg;
+    unsigned long long outcomes[TW_AMP_OUTCOMES]; /* requests, by how they ended */
 } tw__amp_responder;
 
 struct tw_amp_dispatcher {
     tw__amp_responder *items;
     size_t count, cap;
+    unsigned long long unhandled; /* requests for commands nobody registered */
     tw_tls_context *tls; /* StartTLS's server context, referenced, or NULL */
 };
+
+/* Count a request for the @p i th command of @p d as ending with @p o. */
+static inline void tw__amp_count(tw_amp_dispatcher *d, size_t i, tw_amp_outcome o)
+{
+    d->items[i].outcomes[o]++;
+}
 
 /* The responder of the command named @p name (@p len bytes), or NULL. */
 const tw__amp_responder *tw__amp_dispatcher_lookup(const tw_amp_dispatcher *d, const char *name,

@@ -77,6 +77,8 @@ void tw__amp_violation(tw_amp *amp, const char *fmt, ...)
     va_end(ap);
     tw_log(TW_LOG_WARN, "amp", "closing the connection with %s: %s",
            tw__amp_peer_name(amp, where, sizeof where), why);
+    if (!amp->closing && amp->base.transport != NULL)
+        tw_transport_set_close_reason(amp->base.transport, TW_CLOSE_PROTOCOL_ERROR);
     tw__amp_close(amp);
 }
 
@@ -166,8 +168,12 @@ static void feed(tw_amp *amp, const unsigned char *data, size_t len)
         tw__amp_switched_data(amp, data + used, len - used);
         return;
     }
-    if (rc < 0 && !amp->closing)
+    if (rc < 0 && !amp->closing) {
+        tw_transport_set_close_reason(amp->base.transport, rc == TW_ETOOBIG ? TW_CLOSE_TOO_LONG
+                                      : rc == -ENOMEM ? TW_CLOSE_OVERLOAD
+                                                      : TW_CLOSE_PROTOCOL_ERROR);
         tw__amp_violation(amp, "%s", tw_amp_parser_error(amp->parser));
+    }
     else if (rc > 0 && used < len && !amp->closing &&
              !tw_transport_disconnecting(amp->base.transport))
         hold_rest(amp, data + used, len - used);

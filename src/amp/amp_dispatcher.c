@@ -50,7 +50,7 @@ TW_API int tw_amp_register(tw_amp_dispatcher *d, const tw_amp_command *command,
         d->items = items;
         d->cap = cap;
     }
-    d->items[d->count++] = (tw__amp_responder){command, fn, arg};
+    d->items[d->count++] = (tw__amp_responder){command, fn, arg, {0}};
     return 0;
 }
 
@@ -66,4 +66,28 @@ TW_API const tw_amp_command *tw_amp_dispatcher_find(const tw_amp_dispatcher *d,
 TW_API size_t tw_amp_dispatcher_count(const tw_amp_dispatcher *d)
 {
     return d != NULL ? d->count : 0;
+}
+
+TW_API int tw_amp_dispatcher_stats(const tw_amp_dispatcher *d, size_t i,
+                                   const tw_amp_command **command,
+                                   unsigned long long counts[TW_AMP_OUTCOMES])
+{
+    if (d == NULL || counts == NULL || i >= d->count)
+        return -EINVAL;
+    if (command != NULL)
+        *command = d->items[i].command;
+    memcpy(counts, d->items[i].outcomes, sizeof d->items[i].outcomes);
+    return 0;
+}
+
+TW_API unsigned long long tw_amp_dispatcher_unhandled(const tw_amp_dispatcher *d)
+{
+    return d != NULL ? d->unhandled : 0;
+}
+
+TW_API const char *tw_amp_outcome_name(tw_amp_outcome o)
+{
+    static const char *const names[TW_AMP_OUTCOMES] = {"ok", "error", "unknown",
+                                                       "bad_arguments", "cancelled"};
+    return (unsigned)o < TW_AMP_OUTCOMES ? names[o] : "unknown";
 }

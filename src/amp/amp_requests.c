@@ -29,6 +29,7 @@ typedef struct request {
     tw_amp *amp;    /* NULL once answered or detached from a lost connection */
     tw_deferred *d; /* the responder's, our reference until it answers */
     const tw_amp_command *command;
+    size_t slot;     /* the command's place in the dispatcher, for its counters */
     const char *ask; /* the _ask tag: the request box's while on the stack, else tag */
     size_t asklen;
     int has_ask;
@@ -107,6 +108,11 @@ static void refuse(tw_amp *amp, const char *ask, size_t asklen)
 
 /* ------------------------------------------------------------ answers */
 
+static void count(tw_amp *amp, const request *rq, tw_amp_outcome o)
+{
+    tw__amp_count(&amp->factory->dispatcher, rq->slot, o);
+}
+
 static const tw_amp_error_spec *declared_error(const tw_amp_command *c, const char *code)
 {
     for (const tw_amp_error_spec *e = c->errors; e != NULL && e->code != NULL; e++)
@@ -124,7 +130,9 @@ static const tw_amp_error_spec *declared_error(const tw_amp_command *c, const ch
 static void request_failed(tw_amp *amp, request *rq, const tw_failure *f)
 {
     const char *code = NULL, *desc = NULL;
-    if (tw_amp_error_info(f, &code, &desc) == 0 && rq->has_ask) {
+    int amp_error = tw_amp_error_info(f, &code, &desc) == 0;
+    count(amp, rq, amp_error ? TW_AMP_OUTCOME_ERROR : TW_AMP_OUTCOME_UNKNOWN);
+    if (amp_error && rq->has_ask) {
         const tw_amp_error_spec *spec = declared_error(rq->command, code);
         if (spec != NULL && desc[0] == '\0' && spec->description != NULL)
             desc = spec->description;
@@ -150,6 +158,7 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
     int start_tls = amp->tls_on_answer != NULL && rq->command == &tw_amp_start_tls_command;
     if (!rq->has_ask) {
         amp->tls_on_answer = NULL; /* no answer, no switch */
+        count(amp, rq, TW_AMP_OUTCOME_OK);
         return;
     }
     char err[256] = "";
@@ -167,12 +176,14 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
     tw__amp_box_release(&box);
     if (rc < 0) {
         amp->tls_on_answer = NULL;
+        count(amp, rq, TW_AMP_OUTCOME_UNKNOWN);
         tw_log(TW_LOG_WARN, "amp", "the response of %s does not encode (%s); answering UNKNOWN "
                                    "and closing the connection",
                rq->command->name, err[0] ? err : tw_strerror(rc));
         refuse(amp, rq->ask, rq->asklen);
         return;
     }
+    count(amp, rq, TW_AMP_OUTCOME_OK);
     if (start_tls && !amp->closing && !amp->lost)
         tw__amp_answered_start_tls(amp); /* the answer was the last clear box */
 }
@@ -243,15 +254,19 @@ static void request_done(tw_deferred *d, tw_result *res, void *arg)
     if (amp->locked) {
         /* A switch is pending or done: AMP sends nothing more, and the
          * answer is dropped, as Twisted drops it (ProtocolSwitched). */
+        count(amp, rq, TW_AMP_OUTCOME_CANCELLED);
+        tw_failure_unref(tw_result_take_failure(res));
+    } else if (amp->closing) {
+        count(amp, rq, TW_AMP_OUTCOME_CANCELLED);
         tw_failure_unref(tw_result_take_failure(res));
     } else if (tw_result_is_failure(res)) {
         tw_failure *f = tw_result_take_failure(res);
-        if (!amp->closing)
-            request_failed(amp, rq, f);
+        request_failed(amp, rq, f);
         tw_failure_unref(f);
-    } else if (!amp->closing && rq->command->protocol_switch) {
+    } else if (rq->command->protocol_switch) {
+        count(amp, rq, TW_AMP_OUTCOME_OK);
         switch_answer(amp, rq, res);
-    } else if (!amp->closing) {
+    } else {
         request_answer(amp, rq, tw_result_value(res));
     }
     tw__amp_request_finished(amp);
@@ -271,6 +286,7 @@ void tw__amp_requests_cancel(tw_amp *amp)
     tw__link *l;
     while ((l = tw__list_shift(&amp->requests)) != NULL) {
         request *rq = tw_container_of(l, request, link);
+        count(amp, rq, TW_AMP_OUTCOME_CANCELLED);
         rq->amp = NULL;
         tw_deferred *d = rq->d;
         rq->d = NULL;
@@ -316,6 +332,13 @@ static int decode_arguments(tw_amp *amp, const tw_amp_command *command, const tw
     char err[256];
     if (tw__amp_values_decode(command->arguments, box, args, err, sizeof err) == 0)
         return 0;
+    const tw__amp_responder *r = tw__amp_dispatcher_lookup(&amp->factory->dispatcher,
+                                                           command->name, strlen(command->name));
+    if (r != NULL)
+        tw__amp_count(&amp->factory->dispatcher, (size_t)(r - amp->factory->dispatcher.items),
+                      TW_AMP_OUTCOME_BAD_ARGUMENTS);
+    if (amp->base.transport != NULL)
+        tw_transport_set_close_reason(amp->base.transport, TW_CLOSE_PROTOCOL_ERROR);
     char where[TW_ADDRSTRLEN];
     tw_log(TW_LOG_WARN, "amp", "%s from %s has bad arguments (%s); %sclosing the connection",
            command->name, tw__amp_peer_name(amp, where, sizeof where), err,
@@ -375,6 +398,7 @@ static void await_answer(tw_amp *amp, request *local, tw_deferred *d)
         tw_deferred_unref(d);
     }
     if (left->amp != NULL) {
+        count(amp, left, TW_AMP_OUTCOME_UNKNOWN);
         request_unlink(left);
         refuse(amp, left->has_ask ? left->ask : NULL, left->asklen);
     }
@@ -389,17 +413,19 @@ void tw__amp_command_received(tw_amp *amp, const tw_amp_box *box)
     const tw__amp_responder *r = tw__amp_dispatcher_lookup(&amp->factory->dispatcher, name,
                                                            namelen);
     if (r == NULL) {
+        amp->factory->dispatcher.unhandled++;
         unhandled_command(amp, name, namelen, ask, asklen);
         return;
     }
+    size_t slot = (size_t)(r - amp->factory->dispatcher.items);
     /* The arguments are only lent to the responder, so they can live here. */
     tw_amp_values args;
     tw__amp_values_init(&args);
     if (decode_arguments(amp, r->command, box, &args, ask, asklen) == 0) {
         /* The request starts on the stack: most responders answer at once,
          * and then it is done with before this returns. */
-        request local = {.amp = amp, .command = r->command, .ask = ask, .asklen = asklen,
-                         .has_ask = ask != NULL};
+        request local = {.amp = amp, .command = r->command, .slot = slot, .ask = ask,
+                         .asklen = asklen, .has_ask = ask != NULL};
         tw__list_push(&amp->requests, &local.link);
         tw_deferred *d = r->fn(amp, &args, r->arg);
         if (d == NULL)

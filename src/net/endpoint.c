@@ -787,9 +787,10 @@ TW_API int tw_endpoint_activated_fds(void)
     return pid == (long)getpid() ? (int)nfds : -ESRCH;
 }
 
-/* Socket activation, as sd_listen_fds(3): descriptors from 3 on, for us only. */
-static int listen_systemd(tw_reactor *r, const tw_endpoint *e, const tw_listen_options *o,
-                          tw_factory *f, const char *desc, tw_listener **out, tw_failure **fail)
+/* Socket activation, as sd_listen_fds(3): descriptors from 3 on, for us
+ * only. @return 0 with the descriptor of @p e in *@p out, or a negated
+ * errno with *@p fail set. */
+static int systemd_fd(const tw_endpoint *e, const char *desc, int *out, tw_failure **fail)
 {
     int nfds = tw_endpoint_activated_fds();
     if (nfds == -ENOENT) {
@@ -843,10 +844,98 @@ static int listen_systemd(tw_reactor *r, const tw_endpoint *e, const tw_listen_o
                                family_name(e->domain));
         return -EINVAL;
     }
-    int rc = tw_listen_fd(r, fd, o, f, out);
+    *out = fd;
+    return 0;
+}
+
+static int listen_systemd(tw_reactor *r, const tw_endpoint *e, const tw_listen_options *o,
+                          tw_factory *f, const char *desc, tw_listener **out, tw_failure **fail)
+{
+    int fd;
+    int rc = systemd_fd(e, desc, &fd, fail);
+    if (rc < 0)
+        return rc;
+    rc = tw_listen_fd(r, fd, o, f, out);
     if (rc < 0)
         *fail = errno_failure(rc, "cannot listen on %s", desc);
     return rc;
+}
+
+/* The sentence of @p f into @p err, and its code. */
+static int fail_with(tw_failure *f, char *err, size_t errlen)
+{
+    int rc = tw_failure_code(f);
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen, "%s", tw_failure_message(f));
+    tw_failure_unref(f);
+    return rc;
+}
+
+TW_API int tw_endpoint_bind(const tw_endpoint *e, const tw_listen_options *opts, int *out,
+                            char *err, size_t errlen)
+{
+    if (e == NULL || out == NULL)
+        return fail_with(tw_failure_new(-EINVAL, "bind: no endpoint"), err, errlen);
+    char desc[TW_ENDPOINT_STRLEN];
+    tw_endpoint_format(e, desc, sizeof desc);
+    if (e->client || e->type == TW_ENDPOINT_UDP || e->proxy_protocol || e->lockfile)
+        return fail_with(tw_failure_new(-EINVAL,
+                                        "cannot listen on %s alone: it is no tcp, tcp6, unix or "
+                                        "systemd server endpoint (a lock file or a PROXY header "
+                                        "needs a listener)",
+                                        desc),
+                         err, errlen);
+    tw_listen_options o;
+    if (opts != NULL)
+        o = *opts;
+    else
+        tw_listen_options_init(&o);
+    if (e->backlog > 0)
+        o.backlog = e->backlog;
+    tw_failure *why = NULL;
+    const char *sentence = NULL;
+    tw_address addr;
+    struct stat st;
+    int rc, fd = -1;
+    switch (e->type) {
+    case TW_ENDPOINT_TCP:
+    case TW_ENDPOINT_TCP6: {
+        const char *iface = e->interface;
+        if (*iface == '\0')
+            iface = e->type == TW_ENDPOINT_TCP6 ? "::" : "0.0.0.0";
+        rc = tw_address_from_ip(&addr, iface, e->port);
+        if (rc == 0)
+            rc = tw__listen_socket(&addr, -1, &o, &fd, &st, &sentence);
+        break;
+    }
+    case TW_ENDPOINT_UNIX:
+        rc = tw_address_from_unix(&addr, e->path);
+        if (rc == 0)
+            rc = tw__listen_socket(&addr, e->mode, &o, &fd, &st, &sentence);
+        break;
+    case TW_ENDPOINT_SYSTEMD:
+        rc = systemd_fd(e, desc, &fd, &why);
+        if (rc == 0) {
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+                rc = -errno;
+            else
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+        break;
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (rc < 0) {
+        if (why == NULL && sentence != NULL)
+            why = tw_failure_new(rc, "cannot listen on %s: %s", desc, sentence);
+        if (why == NULL)
+            why = errno_failure(rc, "cannot listen on %s", desc);
+        return fail_with(why, err, errlen);
+    }
+    *out = fd;
+    return 0;
 }
 
 static void close_listener(void *l)

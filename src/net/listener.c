@@ -66,6 +66,9 @@ struct tw_listener {
     int emfile_logged;
     size_t max_connections;
     unsigned long long rejected, rejected_logged;
+    tw_conn_stats stats;     /* open and the bytes of open connections are filled in on demand */
+    tw_conn_closed_fn on_close;
+    void *on_close_arg;
     double last_reject_log;
     tw_call *reject_report; /* reports the refusals a throttled log held back */
     tw_call *idle_sweep;
@@ -236,6 +239,7 @@ static void out_of_descriptors(tw_listener *l, int err)
             if (fd < 0)
                 break;
             close(fd);
+            l->stats.refused[TW_REFUSE_DESCRIPTORS]++;
         }
         l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
@@ -274,6 +278,7 @@ static void reject(tw_listener *l, int fd)
 {
     close(fd);
     l->rejected++;
+    l->stats.refused[TW_REFUSE_MAX_CONNECTIONS]++;
     double now = tw_reactor_seconds(l->r);
     if (l->rejected_logged == 0 || now - l->last_reject_log >= 1.0)
         report_rejections(l);
@@ -323,10 +328,15 @@ static int accept_batch(tw_listener *l, int lfd)
         }
         l->refs++;
         l->conns++;
-        if (tw__stream_start(l->r, fd, l->factory, &peer, TW__STREAM_ACCEPTED, &l->group, NULL) <
-            0) {
+        int rc = tw__stream_start(l->r, fd, l->factory, &peer, TW__STREAM_ACCEPTED, &l->group,
+                                  NULL);
+        if (rc < 0) {
+            if (rc == -ECONNREFUSED)
+                l->stats.refused[TW_REFUSE_FACTORY]++;
             l->conns--;
             unref(l);
+        } else {
+            l->stats.accepted++;
         }
     }
     return 1;
@@ -350,9 +360,17 @@ static void idle_sweep(void *arg)
 }
 
 /* One of the connections it accepted is done (tw__stream_group). */
-static void connection_done(tw__stream_group *g)
+static void connection_done(tw__stream_group *g, const tw__stream_end *end)
 {
     tw_listener *l = tw_container_of(g, tw_listener, group);
+    l->stats.closed[end->reason]++;
+    l->stats.bytes_in += end->bytes_in;
+    l->stats.bytes_out += end->bytes_out;
+    if (l->on_close != NULL) {
+        tw_conn_record rec = {end->peer, end->host, end->duration, end->bytes_in,
+                              end->bytes_out, end->reason, end->code};
+        l->on_close(&rec, l->on_close_arg);
+    }
     l->conns--;
     unref(l);
 }
@@ -389,6 +407,9 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
     l->max_connections = opts->max_connections;
     l->group.idle_timeout = opts->idle_timeout;
     l->group.member_done = connection_done;
+    l->on_close = opts->on_close;
+    l->on_close_arg = opts->on_close_arg;
+    l->group.want_addresses = opts->on_close != NULL;
     if (l->group.idle_timeout > 0 &&
         tw_reactor_call_later(r, sweep_interval(l->group.idle_timeout), idle_sweep, l,
                               &l->idle_sweep) < 0) {
@@ -405,19 +426,12 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
     return 0;
 }
 
-int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
-               tw_factory *f, tw_listener **out, const char **why)
+int tw__listen_socket(const tw_address *addr, int mode, const tw_listen_options *opts,
+                      int *out, struct stat *st, const char **why)
 {
-    tw_listen_options defaults;
-    if (opts == NULL) {
-        tw_listen_options_init(&defaults);
-        opts = &defaults;
-    }
     int family = tw_address_family(addr);
     if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
         return -EAFNOSUPPORT;
-    if (r->stopping)
-        return TW_ESHUTDOWN;
     const char *path = unix_file(addr);
     int rc;
     if (path != NULL && (rc = clear_stale(addr, path, why)) < 0)
@@ -427,7 +441,6 @@ int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_
     if (fd < 0)
         return -errno;
     int one = 1, bound = 0;
-    struct stat st;
     if (family != AF_UNIX)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (family == AF_INET6) {
@@ -448,10 +461,39 @@ int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_
     bound = 1;
     /* The mode is set before listen(): nobody connects under a wider one. */
     if (path != NULL &&
-        ((mode >= 0 && chmod(path, (mode_t)mode) < 0) || lstat(path, &st) < 0))
+        ((mode >= 0 && chmod(path, (mode_t)mode) < 0) || lstat(path, st) < 0))
         goto fail;
     if (listen(fd, opts->backlog > 0 ? opts->backlog : DEFAULT_BACKLOG) < 0)
         goto fail;
+    *out = fd;
+    return 0;
+
+fail:
+    rc = -errno;
+    close(fd);
+    if (bound && path != NULL)
+        unlink(path);
+    return rc;
+}
+
+int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
+               tw_factory *f, tw_listener **out, const char **why)
+{
+    tw_listen_options defaults;
+    if (opts == NULL) {
+        tw_listen_options_init(&defaults);
+        opts = &defaults;
+    }
+    int family = tw_address_family(addr);
+    if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        return -EAFNOSUPPORT;
+    if (r->stopping)
+        return TW_ESHUTDOWN;
+    int fd, rc;
+    struct stat st;
+    if ((rc = tw__listen_socket(addr, mode, opts, &fd, &st, why)) < 0)
+        return rc;
+    const char *path = unix_file(addr);
 
     tw_address name;
     name.len = sizeof name.u.storage;
@@ -470,13 +512,6 @@ int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_
         (*out)->file_ino = st.st_ino;
     }
     return 0;
-
-fail:
-    rc = -errno;
-    close(fd);
-    if (bound && path != NULL)
-        unlink(path);
-    return rc;
 }
 
 TW_API int tw_listen(tw_reactor *r, const tw_address *addr, const tw_listen_options *opts,
@@ -519,6 +554,27 @@ TW_API size_t tw_listener_connections(const tw_listener *l)
 TW_API unsigned long long tw_listener_rejected(const tw_listener *l)
 {
     return l->rejected;
+}
+
+TW_API int tw_listener_stats(const tw_listener *l, tw_conn_stats *out)
+{
+    *out = l->stats;
+    uint64_t in = 0, bytes_out = 0;
+    tw__stream_group_bytes(&l->group, &in, &bytes_out);
+    out->bytes_in += in;
+    out->bytes_out += bytes_out;
+    unsigned long long closed = 0;
+    for (int i = 0; i < TW_CLOSE_REASONS; i++)
+        closed += out->closed[i];
+    out->open = out->accepted - closed;
+    return 0;
+}
+
+TW_API const char *tw_refusal_name(tw_refusal r)
+{
+    static const char *const names[TW_REFUSE_REASONS] = {"max_connections", "descriptors",
+                                                         "factory"};
+    return (unsigned)r < TW_REFUSE_REASONS ? names[r] : "unknown";
 }
 
 TW_API void tw_listener_close(tw_listener *l)

@@ -7,6 +7,7 @@
 #ifndef TWINE_LISTENER_INTERNAL_H
 #define TWINE_LISTENER_INTERNAL_H
 
+#include <sys/stat.h>
 #include <twine/listener.h>
 
 /* Run @p fn(@p arg) once, when @p l stops listening (closed by its owner,
@@ -19,5 +20,12 @@ void tw__listener_on_stop(tw_listener *l, void (*fn)(void *arg), void *arg);
  * stale-file rule refuses the path (-EADDRINUSE). */
 int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_options *opts,
                tw_factory *f, tw_listener **out, const char **why);
+
+/* The listening socket tw__listen() serves, made alone: bound, listening,
+ * non-blocking and close-on-exec, with @p mode and the stale-file rule on
+ * a UNIX path (whose file's identity goes to *@p st). @return 0 with *@p
+ * out, or a negated errno (with *@p why set as tw__listen() sets it). */
+int tw__listen_socket(const tw_address *addr, int mode, const tw_listen_options *opts,
+                      int *out, struct stat *st, const char **why);
 
 #endif

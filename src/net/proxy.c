@@ -148,12 +148,17 @@ static int face_disconnecting(tw_transport *t)
     return tw_transport_disconnecting(stream_of(t));
 }
 
+static void face_set_close_reason(tw_transport *t, tw_close_reason reason)
+{
+    tw_transport_set_close_reason(stream_of(t), reason);
+}
+
 static const tw_transport_ops face_ops = {
     face_writev,          face_lose,        face_abort,
     face_lose_write,      face_pause,       face_resume,
     face_get_peer,        face_get_host,    face_write_buffer_size,
     face_set_write_watermarks, face_fileno, face_register_producer,
-    face_unregister_producer, face_disconnecting,
+    face_unregister_producer, face_disconnecting, face_set_close_reason,
 };
 
 /* ---------------------------------------------------------------- the header */
@@ -175,7 +180,7 @@ static void stop_timer(proxied *w)
     w->timer = NULL;
 }
 
-static void refuse(proxied *w, const char *reason)
+static void refuse(proxied *w, tw_close_reason code, const char *reason)
 {
     char peer[TW_ADDRSTRLEN];
     tw_log(TW_LOG_WARN, "proxy", "closing the connection from %s: %s",
@@ -185,6 +190,7 @@ static void refuse(proxied *w, const char *reason)
     w->buf = NULL;
     w->have = 0;
     w->stage = REFUSED;
+    tw_transport_set_close_reason(w->base.transport, code);
     tw_transport_lose_connection(w->base.transport);
 }
 
@@ -195,7 +201,7 @@ static void header_timeout(void *arg)
     w->timer = NULL;
     char why[96];
     snprintf(why, sizeof why, "no complete PROXY header within %g s", w->pf->timeout);
-    refuse(w, why);
+    refuse(w, TW_CLOSE_TIMEOUT, why);
 }
 
 /* The header is in: build the user's protocol as the peer it names. */
@@ -216,6 +222,7 @@ static void start_serving(proxied *w, const tw_proxy_header *h)
     tw_protocol *p = f->ops->build_protocol(f, &w->peer);
     if (p == NULL) {
         w->stage = REFUSED;
+        tw_transport_set_close_reason(stream, TW_CLOSE_REFUSED);
         tw_transport_lose_connection(stream);
         return;
     }
@@ -248,13 +255,13 @@ static void header_bytes(proxied *w, const uint8_t *data, size_t len)
             start_serving(w, &h);
             deliver(w, data + rc, len - (size_t)rc);
         } else if (rc < 0) {
-            refuse(w, why);
+            refuse(w, TW_CLOSE_PROTOCOL_ERROR, why);
         } else {
             /* A valid beginning: shorter than the longest header, or the
              * parser would have decided. */
             w->buf = malloc(TW_PROXY_HEADER_MAX);
             if (w->buf == NULL) {
-                refuse(w, "out of memory for its PROXY header");
+                refuse(w, TW_CLOSE_OVERLOAD, "out of memory for its PROXY header");
                 return;
             }
             memcpy(w->buf, data, len);
@@ -267,7 +274,7 @@ static void header_bytes(proxied *w, const uint8_t *data, size_t len)
     w->have += take;
     int rc = tw_proxy_parse(w->buf, w->have, &h, &why);
     if (rc < 0) {
-        refuse(w, why);
+        refuse(w, TW_CLOSE_PROTOCOL_ERROR, why);
         return;
     }
     if (rc == 0)
@@ -294,7 +301,7 @@ static void proxied_connection_made(tw_protocol *p)
     proxied *w = from_base(p);
     if (tw_reactor_call_later(p->transport->reactor, w->pf->timeout, header_timeout, w,
                               &w->timer) < 0)
-        refuse(w, "no timer for its PROXY header");
+        refuse(w, TW_CLOSE_OVERLOAD, "no timer for its PROXY header");
 }
 
 static void proxied_data_received(tw_protocol *p, const void *data, size_t len)

@@ -115,13 +115,17 @@ typedef struct tw__stream {
     tw__outq *out; /* NULL while nothing is queued */
     tw_producer *producer; /* registered producer, borrowed */
     tw_call *linger;       /* ends the linger (S_LINGERING), owned */
+    tw_address *ends;      /* peer and local address, owned, when the group wants them */
     uint32_t high_wm, low_wm;
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
     uint32_t held;        /* input the protocol holds, counted in r->input_held */
     tw__io io;            /* the socket and what is watched on it */
+    uint64_t bytes_in, bytes_out; /* read from the socket, taken by the kernel */
+    double started;               /* reactor seconds at the start, for the close record */
     int32_t error; /* negated errno or TW_E* that will close the stream, or 0 */
     uint16_t flags; /* F_* */
     uint8_t state;  /* S_* */
+    uint8_t why;    /* tw_close_reason + 1 once known (the first one wins), or 0 */
 } tw__stream;
 
 static const tw_transport_ops stream_ops;
@@ -146,6 +150,27 @@ static int stream_fd(const tw__stream *s)
 static void set_error(tw__stream *s, int code)
 {
     s->error = code;
+}
+
+/* Note why the stream is closing, unless a reason came first. */
+static void mark(tw__stream *s, tw_close_reason why)
+{
+    if (s->why == 0)
+        s->why = (uint8_t)(why + 1);
+}
+
+/* Why the stream ended: the reason noted first, or what its state says. */
+static tw_close_reason close_reason(const tw__stream *s)
+{
+    if (s->why != 0)
+        return (tw_close_reason)(s->why - 1);
+    if (s->error == TW_EIDLE)
+        return TW_CLOSE_IDLE;
+    if (s->flags & F_RESET)
+        return TW_CLOSE_ABORT;
+    if (s->error != 0)
+        return TW_CLOSE_ERROR;
+    return s->flags & F_READ_EOF ? TW_CLOSE_PEER : TW_CLOSE_LOCAL;
 }
 
 /* Closing in any way: lose_connection was called, or abort, or an error
@@ -260,6 +285,26 @@ static void release_held(tw__stream *s)
     s->held = 0;
 }
 
+/* The peer's and the local address, when the group's owner wants them:
+ * kept from the start, since a socket whose peer closed has no peer name. */
+static void end_addresses(tw__stream *s, tw__stream_end *end)
+{
+    end->peer.len = end->host.len = 0;
+    if (s->ends != NULL) {
+        end->peer = s->ends[0];
+        end->host = s->ends[1];
+    }
+}
+
+static void end_record(tw__stream *s, int code, tw__stream_end *end)
+{
+    end->reason = close_reason(s);
+    end->code = code;
+    end->bytes_in = s->bytes_in;
+    end->bytes_out = s->bytes_out;
+    end->duration = tw_reactor_seconds(s->base.reactor) - s->started;
+}
+
 /* The protocol's side of the end: its producer stops, it hears
  * connection_lost(@p code) and is destroyed, and its factory and group
  * learn that it is gone. With @p closed the stream is closed for good and
@@ -269,6 +314,13 @@ static void end_protocol(tw__stream *s, int code, int closed)
 {
     tw_reactor *r = s->base.reactor;
     tw_protocol *p = s->base.protocol;
+    tw__stream_end end;
+    if (s->group != NULL) {
+        end_addresses(s, &end);
+        end_record(s, code, &end);
+        free(s->ends);
+        s->ends = NULL;
+    }
     s->flags |= F_LOST;
     release_held(s);
 
@@ -296,7 +348,7 @@ static void end_protocol(tw__stream *s, int code, int closed)
         f->ops->client_connection_lost(f, reason);
     tw_failure_unref(reason);
     if (g != NULL)
-        g->member_done(g);
+        g->member_done(g, &end);
     else
         tw_factory_stop(f); /* adopted and client connections count themselves */
 }
@@ -381,6 +433,7 @@ static int flush(tw__stream *s)
             return -errno;
         }
         tw__outq_consume(q, (size_t)w);
+        s->bytes_out += (uint64_t)w;
         touch(s);
     }
     return 0;
@@ -475,6 +528,7 @@ static void shed(tw__stream *s)
            r->input_budget, r->input_held, peer, (unsigned)s->held);
     if (s->error == 0)
         set_error(s, -ENOBUFS);
+    mark(s, TW_CLOSE_OVERLOAD);
     stream_lose(&s->base);
     release_held(s); /* whatever state it was in: it gets no more input */
 }
@@ -510,6 +564,7 @@ static void peer_eof(tw__stream *s)
         return;
     }
     /* Otherwise the connection ends, but what was queued still goes out. */
+    mark(s, TW_CLOSE_PEER);
     stream_lose(&s->base);
 }
 
@@ -547,6 +602,7 @@ static void handle_read(tw__stream *s)
     while (n < 0 && errno == EINTR);
 
     if (n > 0) {
+        s->bytes_in += (uint64_t)n;
         if (is_closing(s))
             return; /* discarded, and no sign of life either */
         touch(s);
@@ -602,6 +658,7 @@ static void on_io(tw__io *io, int what)
 {
     tw__stream *s = tw_container_of(io, tw__stream, io);
     if (what == TW__IO_FREE) {
+        free(s->ends);
         free(s);
         return;
     }
@@ -759,6 +816,7 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
             return 0;
         }
         sent = w < 0 ? 0 : (size_t)w;
+        s->bytes_out += sent;
         if (sent == total)
             return 0;
     }
@@ -884,6 +942,28 @@ static void stream_unregister_producer(tw_transport *t)
     s->flags &= (uint16_t)~(F_STREAMING | F_PRODUCER_PAUSED);
 }
 
+/* The protocol's own calls: what it closes is closed for its reasons. */
+static void stream_lose_op(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (!is_closing(s))
+        mark(s, TW_CLOSE_LOCAL);
+    stream_lose(t);
+}
+
+static void stream_abort_op(tw_transport *t)
+{
+    tw__stream *s = (tw__stream *)t;
+    if (s->state != S_CLOSED)
+        mark(s, TW_CLOSE_ABORT);
+    stream_abort(t);
+}
+
+static void stream_set_close_reason(tw_transport *t, tw_close_reason reason)
+{
+    mark((tw__stream *)t, reason);
+}
+
 static int stream_disconnecting(tw_transport *t)
 {
     return is_closing((tw__stream *)t);
@@ -900,8 +980,8 @@ static const tw_transport_ops stream_ops = {
     .unregister_producer = stream_unregister_producer,
     .disconnecting = stream_disconnecting,
     .writev = stream_writev,
-    .lose_connection = stream_lose,
-    .abort_connection = stream_abort,
+    .lose_connection = stream_lose_op,
+    .abort_connection = stream_abort_op,
     .lose_write_connection = stream_lose_write,
     .pause_producing = stream_pause,
     .resume_producing = stream_resume,
@@ -909,16 +989,21 @@ static const tw_transport_ops stream_ops = {
     .get_host = stream_get_host,
     .write_buffer_size = stream_buffer_size,
     .set_write_watermarks = stream_set_watermarks,
+    .set_close_reason = stream_set_close_reason,
 };
 
 static void closeable_lose(tw__closeable *c)
 {
-    stream_lose(&tw_container_of(c, tw__stream, node)->base);
+    tw__stream *s = tw_container_of(c, tw__stream, node);
+    if (!is_closing(s))
+        mark(s, TW_CLOSE_SHUTDOWN);
+    stream_lose(&s->base);
 }
 
 static void closeable_abort(tw__closeable *c)
 {
     tw__stream *s = tw_container_of(c, tw__stream, node);
+    mark(s, TW_CLOSE_SHUTDOWN);
     s->flags |= F_RESET;
     close_now(s, TW_EABORTED);
 }
@@ -981,6 +1066,13 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     if (origin == TW__STREAM_ACCEPTED) {
         s->group = group;
         tw__list_push(&group->members, &s->group_link);
+        if (group->want_addresses && (s->ends = calloc(2, sizeof *s->ends)) != NULL) {
+            if (peer != NULL)
+                s->ends[0] = *peer;
+            s->ends[1].len = sizeof s->ends[1].u.storage;
+            if (getsockname(fd, &s->ends[1].u.sa, &s->ends[1].len) < 0)
+                s->ends[1].len = 0;
+        }
     }
     if (origin == TW__STREAM_CLIENT)
         s->flags |= F_CLIENT;
@@ -990,6 +1082,7 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         s->flags |= F_IDLE_TRACK;
         s->last_active = now_ms(s);
     }
+    s->started = tw_reactor_seconds(r);
     tw__io_init(&s->io, fd, on_io);
     tw__reactor_register_conn(r, &s->node);
 
@@ -1001,6 +1094,15 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         p->ops->connection_made(p);
     update_events(s);
     return 0;
+}
+
+void tw__stream_group_bytes(const tw__stream_group *g, uint64_t *in, uint64_t *out)
+{
+    for (const tw__link *n = g->members.head; n != NULL; n = n->next) {
+        const tw__stream *s = tw_container_of(n, tw__stream, group_link);
+        *in += s->bytes_in;
+        *out += s->bytes_out;
+    }
 }
 
 void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
@@ -1023,12 +1125,14 @@ void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
                    timeout);
             if (s->error == 0)
                 set_error(s, TW_EIDLE);
+            mark(s, TW_CLOSE_IDLE);
             stream_abort(&s->base);
             continue;
         }
         /* Nothing was heard or sent for the whole timeout: an orderly close
          * whose reason says why. It gets one more timeout to flush. */
         set_error(s, TW_EIDLE);
+        mark(s, TW_CLOSE_IDLE);
         s->last_active = now;
         stream_lose(&s->base);
     }

@@ -8,6 +8,8 @@
 #ifndef TWINE_STREAM_INTERNAL_H
 #define TWINE_STREAM_INTERNAL_H
 
+#include <stdint.h>
+#include <twine/address.h>
 #include <twine/protocol.h>
 #include <twine/transport.h>
 
@@ -20,6 +22,15 @@ typedef enum {
     TW__STREAM_CLIENT    /* an outgoing connect: also client_connection_lost */
 } tw__stream_origin;
 
+/* How a member of a group ended: what its owner counts and reports. */
+typedef struct tw__stream_end {
+    tw_close_reason reason;
+    int code;                     /* what connection_lost reported */
+    uint64_t bytes_in, bytes_out; /* read from the socket, taken by the kernel */
+    double duration;              /* seconds from its start */
+    tw_address peer, host;        /* len 0 unless the group wants addresses */
+} tw__stream_end;
+
 /* The connections one owner accepted (a listener's), embedded in that
  * owner. A stream is a member from its start until its protocol is gone;
  * the owner then hears of it through member_done, and sweeps the members
@@ -27,8 +38,9 @@ typedef enum {
 typedef struct tw__stream_group {
     tw__list members;    /* the member streams */
     double idle_timeout; /* seconds of silence that close a member; 0: never */
+    int want_addresses;  /* member_done's end carries the addresses */
     /* A member's protocol heard connection_lost and was destroyed. */
-    void (*member_done)(struct tw__stream_group *g);
+    void (*member_done)(struct tw__stream_group *g, const tw__stream_end *end);
 } tw__stream_group;
 
 /*
@@ -44,6 +56,9 @@ typedef struct tw__stream_group {
  */
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
                      tw__stream_origin origin, tw__stream_group *group, tw_protocol **out);
+
+/* Add the bytes the members of @p g moved so far to *@p in and *@p out. */
+void tw__stream_group_bytes(const tw__stream_group *g, uint64_t *in, uint64_t *out);
 
 /* Close, with reason TW_EIDLE, every member of @p g that was silent for
  * g->idle_timeout seconds. */

@@ -89,3 +89,17 @@ TW_API int tw_transport_disconnecting(tw_transport *t)
 {
     return t->ops->disconnecting != NULL && t->ops->disconnecting(t);
 }
+
+TW_API void tw_transport_set_close_reason(tw_transport *t, tw_close_reason reason)
+{
+    if (t->ops->set_close_reason != NULL && (unsigned)reason < TW_CLOSE_REASONS)
+        t->ops->set_close_reason(t, reason);
+}
+
+TW_API const char *tw_close_reason_name(tw_close_reason reason)
+{
+    static const char *const names[TW_CLOSE_REASONS] = {
+        "peer",     "local",   "idle_timeout", "timeout", "too_long", "protocol_error",
+        "refused",  "overload", "shutdown",    "abort",   "error"};
+    return (unsigned)reason < TW_CLOSE_REASONS ? names[reason] : "unknown";
+}

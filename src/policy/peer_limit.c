@@ -64,6 +64,7 @@ int tw__peers_admit(tw__policy_factory *f, const tw_address *peer, tw__peer_key 
         tw_log(TW_LOG_INFO, "policy",
                "refusing a connection from %s: that address holds %u already, the most allowed",
                where, e->count);
+        f->peer_refused++;
         return TW_ESTATE;
     }
     if (e == NULL) {

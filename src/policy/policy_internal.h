@@ -47,6 +47,7 @@ typedef struct tw__policy_factory {
     /* peer_limit.c */
     tw__peer_count *peers;
     size_t npeers, peers_cap;
+    unsigned long long peer_refused; /* connections refused by max_per_peer */
 } tw__policy_factory;
 
 /* The stages of one wrapped connection's flow, as flags that each say who

@@ -40,6 +40,7 @@ static void fired(void *arg)
         return;
     }
     t->closing = 1;
+    tw_transport_set_close_reason(tr, TW_CLOSE_TIMEOUT);
     tw_transport_lose_connection(tr);
     /* The close must finish within one more period. */
     if (tw_reactor_call_later(tr->reactor, t->period, fired, t, &t->call) < 0) {

@@ -310,6 +310,13 @@ static void wrap_unregister_producer(tw_transport *t)
         tw_transport_unregister_producer(real(c));
 }
 
+static void wrap_set_close_reason(tw_transport *t, tw_close_reason reason)
+{
+    tw__policy_conn *c = conn_of_transport(t);
+    if (!(c->flags & TW__PC_LOST))
+        tw_transport_set_close_reason(real(c), reason);
+}
+
 static int wrap_disconnecting(tw_transport *t)
 {
     tw__policy_conn *c = conn_of_transport(t);
@@ -328,6 +335,7 @@ static const tw_transport_ops wrap_transport_ops = {
     .write_buffer_size = wrap_buffer_size,
     .set_write_watermarks = wrap_set_watermarks,
     .fileno = wrap_fileno,
+    .set_close_reason = wrap_set_close_reason,
     .register_producer = wrap_register_producer,
     .unregister_producer = wrap_unregister_producer,
     .disconnecting = wrap_disconnecting,
@@ -481,4 +489,11 @@ TW_API tw_protocol *tw_policy_unwrap(tw_protocol *p)
     if (p != NULL && (p->ops == &policy_ops || p->ops == &policy_half_close_ops))
         return conn_of(p)->transport.protocol;
     return p;
+}
+
+TW_API unsigned long long tw_policy_factory_refused(const tw_factory *f)
+{
+    if (f == NULL || f->ops != &policy_factory_ops)
+        return 0;
+    return tw_container_of(f, tw__policy_factory, base)->peer_refused;
 }

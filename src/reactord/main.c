@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 {
     rd_config cfg;
     int done;
+    rd_process_mark_start();
     int rc = rd_options_parse(argc, argv, &cfg, &done);
     if (rc != 0 || done)
         return rd_status_fail(rc);

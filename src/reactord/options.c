@@ -90,6 +90,16 @@ void rd_options_usage(FILE *out)
             "      --syslog               send the log to syslog (facility daemon) instead\n"
             "                             (when standard error is the journal, its lines\n"
             "                             carry the journal's <N> priorities by themselves)\n"
+            "      --access-log[=FORMAT]  log one info line per closed connection (peer,\n"
+            "                             local endpoint, duration, bytes each way, reason)\n"
+            "                             as text (default) or json\n"
+            "\n"
+            "Metrics:\n"
+            "      --metrics ENDPOINT     serve Prometheus metrics (text format 0.0.4) at\n"
+            "                             http://ENDPOINT/metrics, e.g.\n"
+            "                             tcp:9100:interface=127.0.0.1; with --workers the\n"
+            "                             supervisor serves every worker's, labelled\n"
+            "                             worker=\"N\"\n"
             "\n"
             "  -t, --check                check the options, the protocol and its options,\n"
             "                             the endpoints and the user, then exit: 0 if\n"
@@ -191,7 +201,9 @@ enum {
     OPT_THROTTLE_TOTAL_OUT,
     OPT_MAX_PER_PEER,
     OPT_LOG_TRAFFIC,
-    OPT_AMP_COMMANDS
+    OPT_AMP_COMMANDS,
+    OPT_METRICS,
+    OPT_ACCESS_LOG
 };
 
 static const struct option longopts[] = {
@@ -228,6 +240,8 @@ static const struct option longopts[] = {
     {"throttle-total-out", required_argument, NULL, OPT_THROTTLE_TOTAL_OUT},
     {"max-per-peer", required_argument, NULL, OPT_MAX_PER_PEER},
     {"log-traffic", no_argument, NULL, OPT_LOG_TRAFFIC},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"access-log", optional_argument, NULL, OPT_ACCESS_LOG},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -332,7 +346,7 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
         cfg->listen_opts.max_connections = (size_t)n;
         return 0;
     case OPT_WORKERS:
-        if (parse_count("--workers", arg, 1024, &n) != 0)
+        if (parse_count("--workers", arg, RD_MAX_WORKERS, &n) != 0)
             return EX_USAGE;
         cfg->workers = (unsigned)n;
         return 0;
@@ -358,6 +372,17 @@ static int parse_one(int c, const char *arg, rd_config *cfg)
         return 0;
     case OPT_LOG_TRAFFIC:
         cfg->policy.log_traffic = 1;
+        return 0;
+    case OPT_METRICS:
+        cfg->metrics = arg;
+        return rd_metrics_check_endpoint(arg);
+    case OPT_ACCESS_LOG:
+        if (arg == NULL || strcmp(arg, "text") == 0)
+            cfg->access_log = RD_ACCESS_TEXT;
+        else if (strcmp(arg, "json") == 0)
+            cfg->access_log = RD_ACCESS_JSON;
+        else
+            return rd_error(EX_USAGE, "--access-log takes text or json, not '%s'", arg);
         return 0;
     default:
         return rd_error(EX_SOFTWARE, "option %d is not handled", c);

@@ -6,8 +6,11 @@
  * (endpoints.c), the start-up report (status.c), daemonising (daemon.c),
  * the pidfile (pidfile.c), privileges and process settings (privileges.c),
  * logging (logging.c), the service manager's notifications (notify.c),
- * the configuration check (check.c), one serving process (serve.c) and
- * the worker supervisor (workers.c). main.c puts them in order.
+ * the configuration check (check.c), one serving process (serve.c), the
+ * worker supervisor (workers.c), the metrics text (metrics.c), the
+ * metrics endpoint (metrics_http.c), the workers' share of the metrics
+ * (metrics_workers.c), the process's own figures (process.c) and the
+ * access log (access_log.c). main.c puts them in order.
  *
  * Errors travel as a sysexits.h code plus one sentence held by status.c
  * (rd_error), so every function unwinds normally and the sentence reaches
@@ -22,6 +25,9 @@
 #include <sys/types.h>
 #include <twine.h>
 #include <twine/udp.h>
+
+struct evbuffer;
+struct event_base;
 
 #define RD_MAX_LISTEN 32
 #define RD_MAX_OPTIONS 64
@@ -62,7 +68,11 @@ typedef struct rd_config {
     tw_policy_options policy; /* --throttle-*, --max-per-peer, --log-traffic */
     unsigned workers; /* 0: no supervisor */
     double worker_timeout; /* seconds without a heartbeat; 0: never */
+    const char *metrics; /* --metrics ENDPOINT, or NULL */
+    int access_log;      /* --access-log: 0 off, else RD_ACCESS_TEXT or RD_ACCESS_JSON */
 } rd_config;
+
+enum { RD_ACCESS_TEXT = 1, RD_ACCESS_JSON = 2 };
 
 /* Parse argv into @p cfg. --help and --version are answered here, with
  * *done set. @return 0, or a sysexits code with the sentence recorded. */
@@ -298,6 +308,7 @@ typedef struct rd_worker {
     unsigned index;    /* 1-based */
     int beat_fd;       /* the heartbeat pipe to the supervisor */
     double beat_every; /* seconds between heartbeats; 0: none */
+    int metrics_fd;    /* the supervisor asks for the metrics here; -1: no --metrics */
 } rd_worker;
 
 typedef struct rd_run {
@@ -326,5 +337,114 @@ int rd_workers_check(const rd_run *run);
 
 /* Run cfg->workers supervised worker processes. @return the exit code. */
 int rd_supervise(rd_run *run);
+
+/* ------------------------------------------------------------ process.c */
+
+typedef struct rd_process_figures {
+    double start_time;  /* seconds since the Unix epoch */
+    double uptime;      /* seconds */
+    double cpu_seconds; /* user and system */
+    double rss_bytes, virtual_bytes, open_fds, max_fds; /* -1 when unknown */
+} rd_process_figures;
+
+/* The process starts now (main(), and each worker after its fork). */
+void rd_process_mark_start(void);
+
+void rd_process_read(rd_process_figures *p);
+
+/* ------------------------------------------------------------ metrics.c */
+
+/* What one serving process counts: its listeners, by endpoint, and its
+ * protocol's factory. The pointers are borrowed. */
+typedef struct rd_figures {
+    const char *protocol;
+    size_t n;
+    const char *names[RD_MAX_LISTEN];        /* endpoint descriptions */
+    tw_listener *listeners[RD_MAX_LISTEN];   /* NULL for a udp: endpoint */
+    tw_factory *policies[RD_MAX_LISTEN];     /* the policy factory of each, or NULL */
+    tw_factory *factory;                     /* the protocol's (AMP: its dispatcher counts) */
+} rd_figures;
+
+/* Write the figures as exposition text: with @p headers, HELP and TYPE
+ * lines too (a process that serves its own metrics); without, the samples
+ * alone, for rd_metrics_merge(). */
+void rd_metrics_render(const rd_figures *f, struct evbuffer *out, int headers);
+
+/* The supervisor's own samples: workers running, restarts. */
+void rd_metrics_render_supervisor(struct evbuffer *out, unsigned running,
+                                  unsigned long long restarts);
+
+/* Samples written without headers, by a worker (labelled worker="N") or
+ * by the supervisor itself (worker NULL: no label added). */
+typedef struct rd_metrics_part {
+    const char *text;
+    size_t len;
+    const char *worker;
+} rd_metrics_part;
+
+/* Write every family once, its HELP and TYPE then its samples from each
+ * part in turn. */
+void rd_metrics_merge(struct evbuffer *out, const rd_metrics_part *parts, size_t n);
+
+/* ------------------------------------------------------------ metrics_http.c */
+
+typedef struct rd_metrics_server rd_metrics_server;
+
+/* Write the exposition of a scrape into @p out. */
+typedef void (*rd_scrape_fn)(struct evbuffer *out, void *arg);
+
+/* Refuse a --metrics endpoint that does not parse or cannot serve HTTP.
+ * @return 0, or EX_USAGE with the sentence recorded. */
+int rd_metrics_check_endpoint(const char *desc);
+
+/* Bind the --metrics endpoint @p desc and answer GET /metrics on @p base
+ * with what @p fn writes. @return 0, or a sysexits code with the sentence
+ * recorded (EX_UNAVAILABLE for a port in use). */
+int rd_metrics_serve(const char *desc, struct event_base *base, rd_scrape_fn fn, void *arg,
+                     rd_metrics_server **out);
+
+/* Stop serving, close the socket and its connections, and remove a UNIX
+ * socket file. NULL is ignored. */
+void rd_metrics_server_free(rd_metrics_server *s);
+
+/* The same without removing the file: for a forked child's copy. */
+void rd_metrics_server_forget(rd_metrics_server *s);
+
+/* ------------------------------------------------------------ metrics_workers.c */
+
+#define RD_MAX_WORKERS 1024
+#define RD_MAX_WORKERS_METRICS RD_MAX_WORKERS
+
+/* In a worker: answer the supervisor's requests on w->metrics_fd (which
+ * the bufferevent in *@p out then owns) with the samples of @p f, from the
+ * loop of @p base. @return 0 or a code. */
+struct bufferevent;
+int rd_metrics_worker_start(const rd_worker *w, struct event_base *base, const rd_figures *f,
+                            struct bufferevent **out);
+
+/* The supervisor's end of one worker's metrics stream. */
+typedef struct rd_metrics_peer {
+    int fd;             /* non-blocking; -1 while the worker is not running */
+    unsigned index;     /* the worker's number, for its label */
+    struct evbuffer *in; /* what it sent and was not taken yet */
+} rd_metrics_peer;
+
+/* In the supervisor: ask each of the @p n workers for its samples, wait at
+ * most @p timeout_ms for them all, and write the merged exposition, with
+ * the supervisor's own samples. A worker that does not answer in time is
+ * left out of this scrape. */
+void rd_metrics_collect(struct evbuffer *out, rd_metrics_peer *peers, size_t n, unsigned running,
+                        unsigned long long restarts, int timeout_ms);
+
+/* ------------------------------------------------------------ access_log.c */
+
+/* What the access log of one listener says about it. */
+typedef struct rd_access {
+    int format; /* RD_ACCESS_TEXT or RD_ACCESS_JSON */
+    const char *listener, *protocol;
+} rd_access;
+
+/* The listener's close hook (tw_listen_options.on_close); @p arg is an rd_access. */
+void rd_access_log(const tw_conn_record *rec, void *arg);
 
 #endif

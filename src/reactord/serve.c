@@ -20,6 +20,12 @@
  *
  * Unless it is a worker, the process tells the service manager READY=1
  * once it serves, and STOPPING=1 when a graceful stop begins (notify.c).
+ *
+ * The process's figures (rd_figures) are its listeners' and its factory's
+ * counters: it serves them on --metrics itself, or, as a worker, answers
+ * the supervisor's requests for them; with --access-log each listener logs
+ * every connection that ends; and when the loop returns, each listener's
+ * totals are logged.
  */
 #include "config.h"
 
@@ -29,6 +35,7 @@
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "reactord.h"
@@ -97,6 +104,58 @@ static int wants_policies(const rd_config *cfg)
            o->connection_write_limit > 0 || o->max_per_peer > 0 || o->log_traffic;
 }
 
+static void scrape(struct evbuffer *out, void *arg)
+{
+    rd_metrics_render(arg, out, 1);
+}
+
+/* "peer 3, idle_timeout 2" for the nonzero counters of @p v. */
+static void describe_counts(char *buf, size_t len, const unsigned long long *v, int n,
+                            const char *(*name)(int))
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && at < len; i++)
+        if (v[i] > 0)
+            at += (size_t)snprintf(buf + at, len - at, "%s%s %llu", at ? ", " : "", name(i), v[i]);
+}
+
+static const char *refusal_name(int i)
+{
+    return tw_refusal_name((tw_refusal)i);
+}
+
+static const char *close_name(int i)
+{
+    return tw_close_reason_name((tw_close_reason)i);
+}
+
+/* At shutdown: what each listener did, in one line each. */
+static void log_totals(const rd_figures *fig)
+{
+    for (size_t i = 0; i < fig->n; i++) {
+        if (fig->listeners[i] == NULL)
+            continue;
+        tw_conn_stats st;
+        tw_listener_stats(fig->listeners[i], &st);
+        unsigned long long refused = 0, closed = 0;
+        for (int k = 0; k < TW_REFUSE_REASONS; k++)
+            refused += st.refused[k];
+        for (int k = 0; k < TW_CLOSE_REASONS; k++)
+            closed += st.closed[k];
+        char why_refused[256], why_closed[512];
+        describe_counts(why_refused, sizeof why_refused, st.refused, TW_REFUSE_REASONS,
+                        refusal_name);
+        describe_counts(why_closed, sizeof why_closed, st.closed, TW_CLOSE_REASONS, close_name);
+        tw_log(TW_LOG_INFO, rd_logging_system(),
+               "totals for %s: %llu accepted, %llu refused%s%s%s, %llu closed%s%s%s, "
+               "%llu bytes received, %llu bytes sent",
+               fig->names[i], st.accepted, refused, refused ? " (" : "", why_refused,
+               refused ? ")" : "", closed, closed ? " (" : "", why_closed, closed ? ")" : "",
+               st.bytes_in, st.bytes_out);
+    }
+}
+
 static int watch_signals(tw_reactor *r, serve_ctx *s, struct event *ev[NSIGNALS])
 {
     struct event_base *base = tw_reactor_event_base(r);
@@ -121,6 +180,10 @@ int rd_serve(rd_run *run, const rd_worker *w)
     tw_udp_port *ports_udp[RD_MAX_LISTEN] = {NULL};
     struct event *sig[NSIGNALS] = {NULL};
     tw_looping_call *heartbeat_call = NULL;
+    rd_metrics_server *metrics = NULL;
+    struct bufferevent *metrics_link = NULL;
+    rd_figures fig = {.protocol = NULL};
+    rd_access access[RD_MAX_LISTEN];
     char ports[RD_MAX_LISTEN * 8] = "";
     size_t at = 0;
     int rc;
@@ -138,11 +201,27 @@ int rd_serve(rd_run *run, const rd_worker *w)
         goto out;
     if ((rc = rd_plugins_make_factory(run->app, r, &f)) != 0)
         goto out;
-    tw_listen_options lo = cfg->listen_opts;
-    lo.reuse_port = w != NULL; /* workers share each port */
+    /* Bound while still privileged, as the endpoints are, and first, so a
+     * port in use is the only thing said. Scrapes come from the loop, once
+     * the figures are complete. */
+    if (cfg->metrics != NULL && w == NULL &&
+        (rc = rd_metrics_serve(cfg->metrics, tw_reactor_event_base(r), scrape, &fig, &metrics)) !=
+            0)
+        goto out;
+    fig.protocol = run->app->plugin->name;
+    fig.factory = f;
+    fig.n = run->nendpoints;
     for (size_t i = 0; i < run->nendpoints; i++) {
         rd_endpoint *e = run->endpoints[i];
         tw_address bound;
+        tw_listen_options lo = cfg->listen_opts;
+        lo.reuse_port = w != NULL; /* workers share each port */
+        fig.names[i] = rd_endpoint_describe(e);
+        if (cfg->access_log) {
+            access[i] = (rd_access){cfg->access_log, fig.names[i], fig.protocol};
+            lo.on_close = rd_access_log;
+            lo.on_close_arg = &access[i];
+        }
         if (rd_endpoint_is_datagram(e)) {
             tw_datagram_protocol *p;
             if ((rc = rd_plugins_make_datagram(run->app, r, &p)) != 0)
@@ -167,6 +246,8 @@ int rd_serve(rd_run *run, const rd_worker *w)
             }
             if ((rc = rd_endpoint_listen(e, r, served, &lo, &listeners[i])) != 0)
                 goto out;
+            fig.listeners[i] = listeners[i];
+            fig.policies[i] = policies[i];
             tw_listener_address(listeners[i], &bound);
         }
         char where[TW_ADDRSTRLEN];
@@ -176,6 +257,9 @@ int rd_serve(rd_run *run, const rd_worker *w)
         at += (size_t)snprintf(ports + at, sizeof ports - at, "%s%d", i ? " " : "",
                                tw_address_port(&bound));
     }
+    if (w != NULL && w->metrics_fd >= 0 &&
+        (rc = rd_metrics_worker_start(w, tw_reactor_event_base(r), &fig, &metrics_link)) != 0)
+        goto out;
     if ((rc = rd_credentials_apply(&run->creds)) != 0 ||
         (rc = rd_plugins_add_amp_commands(run->app, f)) != 0)
         goto out;
@@ -211,8 +295,14 @@ int rd_serve(rd_run *run, const rd_worker *w)
         rc = rd_error(EX_SOFTWARE, "the event loop failed: %s", tw_strerror(err));
     else
         tw_log(TW_LOG_INFO, rd_logging_system(), "stopped");
+    log_totals(&fig);
 
 out:
+    rd_metrics_server_free(metrics);
+    if (metrics_link != NULL)
+        bufferevent_free(metrics_link);
+    else if (w != NULL && w->metrics_fd >= 0)
+        close(w->metrics_fd);
     tw_looping_call_free(heartbeat_call);
     for (int i = 0; i < NSIGNALS; i++)
         if (sig[i] != NULL)

@@ -36,6 +36,14 @@
  *
  * The supervisor is the process a service manager watches: it sends
  * READY=1 once every worker runs and STOPPING=1 when a stop begins.
+ *
+ * With --metrics the supervisor serves the endpoint, with evhttp on an
+ * event_base of its own, which its loop then waits on instead of poll();
+ * at each scrape it asks the workers for their figures over a socket pair
+ * each (metrics_workers.c). The base uses poll or select, never epoll or
+ * kqueue, whose kernel state a fork would share: a new worker frees its
+ * copy of the base and of the HTTP server (closing its copies of their
+ * sockets) without touching the supervisor's.
  */
 #include "config.h"
 
@@ -54,6 +62,10 @@
 #include <sys/prctl.h>
 #endif
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <sys/socket.h>
+
 #include "core/fd_internal.h"
 #include "reactord.h"
 
@@ -62,6 +74,7 @@
 #define STABLE_AFTER 10.0      /* a worker up this long resets the delay */
 #define START_TIMEOUT 60.0     /* longest start-up before a worker is killed */
 #define KILL_GRACE 5.0         /* beyond the shutdown timeout, before SIGKILL */
+#define SCRAPE_TIMEOUT_MS 1000 /* the longest a scrape waits for a worker's figures */
 
 typedef struct {
     pid_t pid;         /* 0 when not running */
@@ -72,6 +85,8 @@ typedef struct {
     double started;    /* when it was forked */
     double restart_at; /* 0: no restart scheduled */
     unsigned quick_deaths;
+    int metrics_fd;    /* the metrics stream to it, -1 when not running or no --metrics */
+    struct evbuffer *metrics_in; /* what it sent on it, not taken yet */
 } slot;
 
 typedef struct {
@@ -83,6 +98,9 @@ typedef struct {
     double kill_at; /* when stopping: SIGKILL whoever is left */
     int killed;
     int failure;    /* a code: start-up failed */
+    unsigned long long restarts;
+    struct event_base *base;    /* --metrics: what the loop waits on */
+    rd_metrics_server *metrics; /* --metrics */
 } supervisor;
 
 static int self_pipe[2] = {-1, -1};
@@ -131,8 +149,8 @@ static void describe_exit(int status, char *buf, size_t len)
 }
 
 /* In the new worker: shed everything that belongs to the supervisor. */
-static int become_worker(supervisor *s, unsigned i, int status_fd, int beat_fd, sigset_t *old,
-                         pid_t supervisor_pid)
+static int become_worker(supervisor *s, unsigned i, int status_fd, int beat_fd, int metrics_fd,
+                         sigset_t *old, pid_t supervisor_pid)
 {
     set_handlers(SIG_DFL);
     close(self_pipe[0]);
@@ -142,7 +160,15 @@ static int become_worker(supervisor *s, unsigned i, int status_fd, int beat_fd, 
             close(s->slots[j].status_fd);
         if (s->slots[j].beat_fd >= 0)
             close(s->slots[j].beat_fd);
+        if (s->slots[j].metrics_fd >= 0)
+            close(s->slots[j].metrics_fd);
+        if (s->slots[j].metrics_in != NULL)
+            evbuffer_free(s->slots[j].metrics_in);
     }
+    rd_metrics_server_forget(s->metrics);
+    if (s->base != NULL)
+        event_base_free(s->base);
+    rd_process_mark_start();
     /* The daemon's status pipe is the supervisor's to answer. */
     if (rd_status_pipe() >= 0)
         close(rd_status_pipe());
@@ -160,7 +186,7 @@ static int become_worker(supervisor *s, unsigned i, int status_fd, int beat_fd, 
     snprintf(name, sizeof name, "worker %u", i + 1);
     rd_logging_name_process(name);
     double timeout = s->run->app->cfg->worker_timeout;
-    rd_worker w = {i + 1, beat_fd, timeout > 0 ? timeout / 3 : 0};
+    rd_worker w = {i + 1, beat_fd, timeout > 0 ? timeout / 3 : 0, metrics_fd};
     return rd_serve(s->run, &w);
 }
 
@@ -170,15 +196,21 @@ static int become_worker(supervisor *s, unsigned i, int status_fd, int beat_fd, 
 static int start_worker(supervisor *s, unsigned i, int *is_worker, int *worker_rc)
 {
     slot *sl = &s->slots[i];
-    int p[2], beat[2];
+    int p[2], beat[2], m[2] = {-1, -1};
     if (tw__pipe(p, O_CLOEXEC) < 0)
         return rd_error(EX_OSERR, "cannot create a status pipe for worker %u: %s", i + 1,
                         strerror(errno));
-    if (tw__pipe(beat, O_NONBLOCK | O_CLOEXEC) < 0) {
+    if (tw__pipe(beat, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        (s->metrics != NULL &&
+         tw__socketpair(AF_UNIX, SOCK_STREAM, 0, m, O_NONBLOCK | O_CLOEXEC) < 0)) {
         int e = errno;
         close(p[0]);
         close(p[1]);
-        return rd_error(EX_OSERR, "cannot create a heartbeat pipe for worker %u: %s", i + 1,
+        if (m[0] < 0 && s->metrics != NULL) {
+            close(beat[0]);
+            close(beat[1]);
+        }
+        return rd_error(EX_OSERR, "cannot create the pipes to worker %u: %s", i + 1,
                         strerror(e));
     }
     sigset_t all, old;
@@ -190,22 +222,31 @@ static int start_worker(supervisor *s, unsigned i, int *is_worker, int *worker_r
     if (pid == 0) {
         close(p[0]);
         close(beat[0]);
+        if (m[0] >= 0)
+            close(m[0]);
         *is_worker = 1;
-        *worker_rc = become_worker(s, i, p[1], beat[1], &old, supervisor_pid);
+        *worker_rc = become_worker(s, i, p[1], beat[1], m[1], &old, supervisor_pid);
         return 0;
     }
     int e = errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(p[1]);
     close(beat[1]);
+    if (m[1] >= 0)
+        close(m[1]);
     if (pid < 0) {
         close(p[0]);
         close(beat[0]);
+        if (m[0] >= 0)
+            close(m[0]);
         return rd_error(EX_OSERR, "cannot fork worker %u: %s", i + 1, strerror(e));
     }
     sl->pid = pid;
     sl->status_fd = p[0];
     sl->beat_fd = beat[0];
+    sl->metrics_fd = m[0];
+    if (sl->metrics_in != NULL) /* what the previous worker of the slot left */
+        evbuffer_drain(sl->metrics_in, evbuffer_get_length(sl->metrics_in));
     sl->ready = 0;
     sl->started = now();
     sl->restart_at = 0;
@@ -314,6 +355,9 @@ static void reap(supervisor *s)
         sl->pid = 0;
         close(sl->beat_fd);
         sl->beat_fd = -1;
+        if (sl->metrics_fd >= 0)
+            close(sl->metrics_fd);
+        sl->metrics_fd = -1;
         if (sl->status_fd >= 0) {
             /* Its last words may be waiting in the pipe, behind SIGCHLD. */
             int code = 0;
@@ -348,6 +392,7 @@ static void reap(supervisor *s)
         if (delay > RESTART_MAX)
             delay = RESTART_MAX;
         sl->restart_at = t + delay;
+        s->restarts++;
         tw_log(TW_LOG_WARN, "reactord", "worker %u (pid %ld) %s; restarting it in %.1f s", i + 1,
                (long)pid, how, delay);
     }
@@ -405,6 +450,72 @@ static void read_beats(slot *sl)
         sl->last_beat = now();
 }
 
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct pollfd *p = arg;
+    if (what & EV_READ)
+        p->revents |= POLLIN;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* poll(), or, with --metrics, one turn of the base, which also serves the
+ * scrapes that arrive meanwhile. @return as poll(). */
+static int wait_ready(supervisor *s, struct pollfd *pfd, nfds_t n, int timeout)
+{
+    if (s->base == NULL)
+        return poll(pfd, n, timeout);
+    struct event *ev[1 + 2 * RD_MAX_WORKERS];
+    nfds_t made = 0;
+    int rc = -1;
+    for (; made < n; made++) {
+        pfd[made].revents = 0;
+        ev[made] = event_new(s->base, pfd[made].fd, EV_READ, on_ready, &pfd[made]);
+        if (ev[made] == NULL || event_add(ev[made], NULL) < 0)
+            goto out;
+    }
+    struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
+    struct event *wake = evtimer_new(s->base, on_wake, NULL);
+    if (wake == NULL || evtimer_add(wake, &tv) < 0 ||
+        event_base_loop(s->base, EVLOOP_ONCE) < 0) {
+        if (wake != NULL)
+            event_free(wake);
+        goto out;
+    }
+    event_free(wake);
+    rc = 0;
+    for (nfds_t k = 0; k < n; k++)
+        rc += pfd[k].revents != 0;
+out:
+    for (nfds_t k = 0; k < made; k++)
+        if (ev[k] != NULL)
+            event_free(ev[k]);
+    if (made < n && ev[made] != NULL)
+        event_free(ev[made]);
+    if (rc < 0)
+        errno = ENOMEM;
+    return rc;
+}
+
+/* A scrape of the supervisor's --metrics: every running worker's figures. */
+static void scrape(struct evbuffer *out, void *arg)
+{
+    supervisor *s = arg;
+    rd_metrics_peer peers[RD_MAX_WORKERS];
+    for (unsigned i = 0; i < s->n; i++) {
+        slot *sl = &s->slots[i];
+        peers[i] = (rd_metrics_peer){sl->pid > 0 && sl->ready ? sl->metrics_fd : -1, i + 1,
+                                     sl->metrics_in};
+    }
+    rd_metrics_collect(out, peers, s->n, running(s), s->restarts, SCRAPE_TIMEOUT_MS);
+}
+
 static int loop(supervisor *s, int *is_worker, int *worker_rc)
 {
     for (;;) {
@@ -437,7 +548,7 @@ static int loop(supervisor *s, int *is_worker, int *worker_rc)
         if (s->stopping && !s->killed && s->kill_at < wake)
             wake = s->kill_at;
         int timeout = wake <= t ? 0 : (int)((wake - t) * 1000) + 1;
-        int pr = poll(pfd, nfd, timeout);
+        int pr = wait_ready(s, pfd, nfd, timeout);
         if (pr < 0 && errno != EINTR)
             return rd_error(EX_OSERR, "the supervisor's poll failed: %s", strerror(errno));
         if (pr > 0 && (pfd[0].revents & POLLIN))
@@ -502,6 +613,43 @@ int rd_workers_check(const rd_run *run)
     return 0;
 }
 
+/* Serve --metrics from the supervisor: a base without shared kernel state
+ * (see the top), the endpoint, and a buffer per worker. */
+static int open_metrics(supervisor *s)
+{
+    struct event_config *cfg = event_config_new();
+    if (cfg != NULL) {
+        const char *shared[] = {"epoll", "kqueue", "devpoll", "evport"};
+        for (size_t i = 0; i < sizeof shared / sizeof *shared; i++)
+            event_config_avoid_method(cfg, shared[i]);
+        s->base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
+    if (s->base == NULL)
+        return rd_error(EX_OSERR, "cannot create the supervisor's event loop for --metrics");
+    for (unsigned i = 0; i < s->n; i++)
+        if ((s->slots[i].metrics_in = evbuffer_new()) == NULL)
+            return rd_error(EX_OSERR, "out of memory for the metrics of %u workers", s->n);
+    return rd_metrics_serve(s->run->app->cfg->metrics, s->base, scrape, s, &s->metrics);
+}
+
+static void close_metrics(supervisor *s)
+{
+    rd_metrics_server_free(s->metrics);
+    s->metrics = NULL;
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->slots[i].metrics_fd >= 0)
+            close(s->slots[i].metrics_fd);
+        s->slots[i].metrics_fd = -1;
+        if (s->slots[i].metrics_in != NULL)
+            evbuffer_free(s->slots[i].metrics_in);
+        s->slots[i].metrics_in = NULL;
+    }
+    if (s->base != NULL)
+        event_base_free(s->base);
+    s->base = NULL;
+}
+
 int rd_supervise(rd_run *run)
 {
     int rc = rd_workers_check(run);
@@ -520,7 +668,14 @@ int rd_supervise(rd_run *run)
         return rd_error(EX_OSERR, "out of memory for %u workers", s.n);
     }
     for (unsigned i = 0; i < s.n; i++)
-        s.slots[i].status_fd = s.slots[i].beat_fd = -1;
+        s.slots[i].status_fd = s.slots[i].beat_fd = s.slots[i].metrics_fd = -1;
+    if (run->app->cfg->metrics != NULL && (rc = open_metrics(&s)) != 0) {
+        close_metrics(&s);
+        free(s.slots);
+        close(self_pipe[0]);
+        close(self_pipe[1]);
+        return rc;
+    }
     set_handlers(on_signal);
     tw_log(TW_LOG_DEBUG, "reactord", "supervisor pid %ld starting %u workers", (long)getpid(),
            s.n);
@@ -545,6 +700,7 @@ int rd_supervise(rd_run *run)
         if (s.slots[i].beat_fd >= 0)
             close(s.slots[i].beat_fd);
     }
+    close_metrics(&s);
     free(s.slots);
     if (s.failure)
         return s.failure;

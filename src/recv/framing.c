@@ -128,8 +128,10 @@ static int protocol_error(tw_string_receiver *sr, const char *why)
     sr->flags |= SR_BROKEN;
     drop_buffers(sr);
     tw_transport *t = transport_of(sr);
-    if (t != NULL)
+    if (t != NULL) {
+        tw_transport_set_close_reason(t, TW_CLOSE_PROTOCOL_ERROR);
         tw_transport_lose_connection(t);
+    }
     return TW_EPROTO;
 }
 
@@ -146,8 +148,10 @@ static int limit_exceeded(tw_string_receiver *sr, uint64_t length)
         sr->ops->length_limit_exceeded(sr, length);
     } else {
         tw_transport *t = transport_of(sr);
-        if (t != NULL)
+        if (t != NULL) {
+            tw_transport_set_close_reason(t, TW_CLOSE_TOO_LONG);
             tw_transport_lose_connection(t);
+        }
     }
     return TW_EPROTO;
 }

@@ -147,8 +147,10 @@ static void length_exceeded(tw_line_receiver *lr, const char *data, size_t len)
         return;
     }
     tw_transport *t = transport_of(lr);
-    if (t != NULL)
+    if (t != NULL) {
+        tw_transport_set_close_reason(t, TW_CLOSE_TOO_LONG);
         tw_transport_lose_connection(t);
+    }
 }
 
 /* The body of Twisted's LineReceiver.dataReceived. Runs with LR_BUSY set. */
