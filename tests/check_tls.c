@@ -74,6 +74,7 @@ typedef struct side {
     char got[65536];
     size_t got_len;
     int eof; /* read_connection_lost */
+    int pauses, resumes;
     tw_transport *t;
 } side;
 
@@ -93,7 +94,8 @@ enum {
     M_STARTTLS_S,/* server: "STARTTLS\n" -> "GO\n", startTLS, then echo */
     M_STARTTLS_C,/* client: send "STARTTLS\n", on "GO\n" startTLS and send "secret" */
     M_HALF,      /* half-close aware echo that answers the EOF with "eof" and closes */
-    M_SENDLINE   /* client: write "hello\n" at connection_made, collect */
+    M_SENDLINE,  /* client: write "hello\n" at connection_made, collect */
+    M_FLOOD      /* write 1 MiB in 16 KiB pieces per data_received */
 };
 
 static tw_tls_context *starttls_server, *starttls_client;
@@ -130,6 +132,15 @@ static void t_data(tw_protocol *p, const void *data, size_t len)
         for (int i = 0; i < 1000; i++)
             ck_assert_int_eq(tw_transport_write(p->transport, "x", 1), 0);
         break;
+    case M_FLOOD: {
+        static char piece[16384];
+        memset(piece, 'f', sizeof piece);
+        for (int i = 0; i < 64; i++)
+            ck_assert_int_eq(tw_transport_write(p->transport, piece, sizeof piece), 0);
+        /* What waits counts the encrypted queue: over the high mark now. */
+        ck_assert_uint_gt(tw_transport_write_buffer_size(p->transport), 64 * 1024);
+        break;
+    }
     case M_BYE:
         tw_transport_write(p->transport, "ok", 2);
         tw_transport_lose_connection(p->transport);
@@ -174,6 +185,16 @@ static void t_read_lost(tw_protocol *p)
     tw_transport_lose_connection(p->transport);
 }
 
+static void t_pause(tw_protocol *p)
+{
+    ((tproto *)p)->s->pauses++;
+}
+
+static void t_resume(tw_protocol *p)
+{
+    ((tproto *)p)->s->resumes++;
+}
+
 static void t_destroy(tw_protocol *p)
 {
     ((tproto *)p)->s->destroyed++;
@@ -184,6 +205,8 @@ static const tw_protocol_ops t_ops = {
     .connection_made = t_made,
     .data_received = t_data,
     .connection_lost = t_lost,
+    .pause_producing = t_pause,
+    .resume_producing = t_resume,
     .destroy = t_destroy,
 };
 static const tw_protocol_ops t_half_ops = {
@@ -1676,6 +1699,35 @@ START_TEST(test_twisted_amp_start_tls_to_twine)
 }
 END_TEST
 
+START_TEST(test_watermarks_count_the_encrypted_queue)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    raw c;
+    tfactory sf;
+    tw_factory *w;
+    raw_start(&c, sctx, M_FLOOD, TLS1_3_VERSION, &sf, &w);
+    raw_handshake(&c);
+    raw_send(&c, "go");
+    /* The peer reads nothing: the queue passes the high mark. */
+    for (int i = 0; i < 100 && srv.pauses == 0; i++)
+        tw_reactor_iterate(r, 0.005);
+    ck_assert_int_eq(srv.pauses, 1);
+    ck_assert_int_eq(srv.resumes, 0);
+    /* It reads: the queue drains below the low mark and the writer resumes. */
+    for (int i = 0; i < 2000 && c.plain_len < 65536 * 8; i++) {
+        raw_spin(&c, 2);
+        c.plain_len = c.plain_len > 60000 ? 0 : c.plain_len; /* keep reading */
+        if (srv.resumes > 0)
+            break;
+    }
+    ck_assert_int_eq(srv.resumes, 1);
+    raw_stop(&c);
+    spin(r, &srv.lost, 3000);
+    tw_factory_free(w);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
@@ -1704,6 +1756,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_close_without_close_notify_is_a_truncation);
     tcase_add_test(tc, test_lose_connection_sends_close_notify_then_fin);
     tcase_add_test(tc, test_peer_close_notify_is_a_half_close_for_aware_protocols);
+    tcase_add_test(tc, test_watermarks_count_the_encrypted_queue);
     tcase_add_test(tc, test_amp_start_tls_between_twine_peers);
     tcase_add_test(tc, test_amp_start_tls_is_unknown_without_a_server_context);
     suite_add_tcase(s, tc);

@@ -4,7 +4,7 @@
 # openssl s_client (TLS 1.2 and 1.3) and by Twisted's tls: client
 # (tests/interop/tls_peer.py); twine-call's tls: against the amp module;
 # Twisted's amp.StartTLS against the amp module with -o tls-certificate;
-# the same with --workers; SIGHUP loading a
+# the same with --workers; --idle-timeout and --max-connections; SIGHUP loading a
 # new certificate for new connections while an open one goes on; and a
 # key or certificate that cannot serve stopping the start with one sentence
 # and exit 78. Certificates come from tests/tls/mkcerts.sh, made now.
@@ -45,7 +45,8 @@ cp "$c/server.key" "$tmp/key.pem"
 start() {
     name=$1
     shift
-    "$reactord" "$@" >"$tmp/$name.log" 2>&1 &
+    : >"$tmp/$name.log"
+    "$reactord" "$@" >>"$tmp/$name.log" 2>&1 &
     pid=$!
     pids="$pids $pid"
     port=""
@@ -159,6 +160,45 @@ if start reload -p echo -l "$ssl"; then
     grep -q "certificate $tmp/cert.pem reloaded" "$tmp/reload.log" ||
         fail "SIGHUP: no reload logged: $(cat "$tmp/reload.log")"
     exec 4>&-
+    stop
+fi
+
+# ---- --idle-timeout and --max-connections work on TLS connections as on TCP
+cp "$c/server.pem" "$tmp/cert.pem"
+cp "$c/server.key" "$tmp/key.pem"
+if start idle -p echo --idle-timeout 1 --max-connections 1 -l "$ssl"; then
+    out=$(timeout 20 "$py" - "$port" "$c/ca.pem" <<'PY' 2>&1
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+def connect():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    return ctx.wrap_socket(s, server_hostname="localhost")
+first = connect()
+first.sendall(b"hi")
+assert first.recv(2) == b"hi"
+# The one connection allowed is taken: a second is closed at once.
+try:
+    second = connect()
+    second.sendall(b"x")
+    got = second.recv(1)
+    print("second connection answered %r" % got if got else "second closed")
+except (ssl.SSLError, OSError) as e:
+    print("second closed")
+began = time.monotonic()
+try:
+    first.recv(1)
+except (ssl.SSLError, OSError):
+    pass
+print("idle closed after %.1f s" % (time.monotonic() - began))
+PY
+)
+    if printf '%s\n' "$out" | grep -q "^second closed$"; then
+        ok "--max-connections 1: the second TLS connection is closed"; else
+        fail "--max-connections 1: $out"; fi
+    secs=$(printf '%s\n' "$out" | sed -n 's/^idle closed after \([0-9]*\)\..*/\1/p')
+    if [ -n "$secs" ] && [ "$secs" -lt 4 ]; then
+        ok "--idle-timeout closes an idle TLS connection"; else
+        fail "--idle-timeout on TLS: $out"; fi
     stop
 fi
 
