@@ -27,7 +27,10 @@
  * then FIN; tw_transport_lose_write_connection() sends close_notify then
  * FIN and goes on reading; tw_transport_abort_connection() resets. A peer
  * that sends FIN without close_notify (a truncation attack, or a sloppy
- * peer) ends the connection with TW_ETLS, as does a bad record.
+ * peer) ends the connection with TW_ETLS, as does a bad record. Closes the
+ * stream decides alone (a reactor's idle timeout, a graceful stop's drain,
+ * the input budget) happen below TLS: what is queued is sent, then FIN,
+ * without close_notify, so a peer that insists on one sees a truncation.
  *
  * Contexts are reference-counted: every connection holds one, so the
  * creator may release its reference while connections still run.
