@@ -807,6 +807,41 @@ START_TEST(test_a_udp_endpoint_is_served_by_the_datagram_protocol)
 }
 END_TEST
 
+START_TEST(test_a_unixgram_endpoint_is_served_by_the_datagram_protocol)
+{
+    make_tmpdir();
+    char sock[256], ep[300], client[256];
+    tmp_path(sock, sizeof sock, "echo.dgram");
+    tmp_path(client, sizeof client, "client.dgram");
+    snprintf(ep, sizeof ep, "unixgram:%s:mode=0600", sock);
+    const char *args[] = {"-p", "echo", "-l", ep, NULL};
+    tu_reactord d = start(args);
+    char want[300];
+    snprintf(want, sizeof want, "listening on unixgram unix:%s", sock);
+    ck_assert_ptr_nonnull(strstr(d.log, want));
+    struct stat st;
+    ck_assert_int_eq(stat(sock, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    /* A client bound to a path of its own hears the echo there. */
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    tw_address me, to;
+    ck_assert_int_eq(tw_address_from_unix(&me, client), 0);
+    ck_assert_int_eq(tw_address_from_unix(&to, sock), 0);
+    ck_assert_int_eq(bind(fd, &me.u.sa, me.len), 0);
+    ck_assert_int_eq(sendto(fd, "ping", 4, 0, &to.u.sa, to.len), 4);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    char back[16];
+    ck_assert_int_eq(recv(fd, back, sizeof back, 0), 4);
+    ck_assert(memcmp(back, "ping", 4) == 0);
+    close(fd);
+    unlink(client);
+    expect_clean_exit(&d);
+    ck_assert_int_eq(access(sock, F_OK), -1); /* the socket file went with it */
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_a_udp_endpoint_needs_a_datagram_protocol)
 {
     const char *args[] = {"-p", "line", "-l", "udp:0", NULL};
@@ -2309,6 +2344,7 @@ static Suite *reactord_suite(void)
     tcase_add_test(tc, test_one_protocol_serves_several_endpoints);
     tcase_add_test(tc, test_tcp6_endpoint_serves_ipv6);
     tcase_add_test(tc, test_a_udp_endpoint_is_served_by_the_datagram_protocol);
+    tcase_add_test(tc, test_a_unixgram_endpoint_is_served_by_the_datagram_protocol);
     tcase_add_test(tc, test_a_udp_endpoint_needs_a_datagram_protocol);
     tcase_add_test(tc, test_systemd_socket_activation_is_served);
     tcase_add_test(tc, test_systemd_endpoint_without_activation_exits_64);

@@ -16,6 +16,8 @@
  *   tcp6:PORT[:backlog=N][:interface=ADDR]   interface defaults to "::"
  *   unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
  *   udp:PORT[:interface=ADDR]
+ *   unixgram:PATH[:mode=OCTAL]               UNIX datagrams
+ *                                            (tw_endpoint_listen_udp)
  *   systemd:domain=INET|INET6|UNIX:index=N   socket activation
  *   haproxy:ENDPOINT                         any of the above but udp, whose
  *                                            connections start with a PROXY
@@ -28,6 +30,8 @@
  *   tcp:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR][:attemptDelay=SECONDS]
  *                                                        (or host=, port=)
  *   unix:PATH[:timeout=SECONDS]
+ *   unixgram:PATH[:bindAddress=PATH]         UNIX datagrams, connected
+ *                                            (tw_endpoint_connect_datagram)
  *   tls:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR][:trustRoots=PATH]
  *       [:certificate=CERT.pem][:privateKey=KEY.pem]   TLS over tcp, as
  *                                            Twisted's tls: (the server is
@@ -38,12 +42,16 @@
  * (tw_listen_tls(), tw_connect_tls()); tw_endpoint_listen() and
  * tw_endpoint_connect() refuse them rather than run them in the clear.
  *
+ * A UNIX PATH (or bindAddress) that starts with '@' is an abstract name on
+ * Linux ("unix:@app"), with no file: no mode, no lockfile, nothing to
+ * remove (see address.h).
+ *
  * A tcp client whose HOST has several addresses races them as Happy
  * Eyeballs (RFC 8305) does, IPv6 first (see connect.h): attemptDelay is the
  * time between the starts of two attempts, 0.25 seconds unless given (at
  * least 0.01), and timeout bounds the lookup and every attempt together.
  *
- * UNIX servers remove a stale socket file (one nobody accepts on any more)
+ * UNIX servers (stream or datagram) remove a stale socket file (one nobody accepts on any more)
  * before binding, refuse a live one with -EADDRINUSE, apply mode to the
  * socket file, and remove the file when the listener closes. lockfile=1
  * also holds an flock on PATH.lock while listening, so two servers never
@@ -70,7 +78,8 @@ typedef enum tw_endpoint_type {
     TW_ENDPOINT_TCP6,    /**< TCP over IPv6 (servers) */
     TW_ENDPOINT_UNIX,    /**< UNIX-domain stream socket */
     TW_ENDPOINT_UDP,     /**< UDP (servers) */
-    TW_ENDPOINT_SYSTEMD  /**< a socket passed by systemd (servers) */
+    TW_ENDPOINT_SYSTEMD, /**< a socket passed by systemd (servers) */
+    TW_ENDPOINT_UNIXGRAM /**< UNIX-domain datagram socket */
 } tw_endpoint_type;
 
 /** Room for a host name (253 characters at most in DNS) and its NUL. */
@@ -88,13 +97,17 @@ typedef struct tw_endpoint {
     /** Servers: the numeric address to listen on; "" for the default. */
     char interface[TW_ENDPOINT_HOST_MAX];
     int port;                         /**< tcp, tcp6, udp; otherwise -1 */
-    char path[TW_ENDPOINT_PATH_MAX];  /**< unix */
+    char path[TW_ENDPOINT_PATH_MAX];  /**< unix, unixgram; "@name" for an abstract name */
     int backlog;  /**< servers: listen(2) backlog; 0 for the default */
-    int mode;     /**< unix servers: socket file permissions; -1 leaves them to the umask */
+    int mode;     /**< unix and unixgram servers: socket file permissions; -1 leaves them to the umask */
     int lockfile; /**< unix servers: hold PATH.lock while listening */
     /** Clients: seconds before the attempt fails; 0 for none. Default 30. */
     double timeout;
-    /** tcp clients: numeric local address to bind to; "" for none. */
+    /**
+     * tcp clients: numeric local address to bind to; unixgram clients: the
+     * UNIX path (or @name) to bind, where the peer's answers come; "" for
+     * none.
+     */
     char bind_address[TW_ENDPOINT_HOST_MAX];
     /**
      * tcp clients: seconds between the starts of two connection attempts
@@ -170,8 +183,8 @@ TW_API int tw_endpoint_activated_fds(void);
  *         negated errno such as -EADDRINUSE (message naming the endpoint),
  *         -EINVAL for a client endpoint or a bad field, -ENOENT/-EBADF for
  *         systemd activation that did not pass the descriptor asked for,
- *         -EPROTONOSUPPORT for udp (a datagram port serves a datagram
- *         protocol, not a factory: see tw_endpoint_listen_udp()),
+ *         -EPROTONOSUPPORT for udp and unixgram (a datagram port serves a
+ *         datagram protocol, not a factory: see tw_endpoint_listen_udp()),
  *         TW_ESHUTDOWN while the reactor is stopping.
  */
 TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
@@ -194,25 +207,42 @@ TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
  * @param err if non-NULL, receives on error one sentence naming the
  *        endpoint, e.g. "cannot listen on tcp:9100: Address already in use".
  * @return 0, or a negated errno: -EADDRINUSE, -EACCES, ...; -EINVAL for a
- *         client or udp endpoint, or one with lockfile or a PROXY header
+ *         client, udp or unixgram endpoint, or one with lockfile or a PROXY header
  *         (which need a listener); as tw_endpoint_listen() for systemd.
  */
 TW_API int tw_endpoint_bind(const tw_endpoint *e, const tw_listen_options *opts, int *out,
                             char *err, size_t errlen);
 
 /**
- * Bind the udp server endpoint @p e and run the datagram protocol @p p on
- * it (see udp.h); start_protocol runs before this returns.
+ * Bind the udp or unixgram server endpoint @p e and run the datagram
+ * protocol @p p on it (see udp.h); start_protocol runs before this returns.
  * @return a new deferred reference, or NULL when memory runs out. It has
  *         already fired on return: with the tw_udp_port, which the chain
  *         owns until a callback takes it with tw_result_take_value() (if
  *         nobody does, the port is closed when the deferred is released), or
  *         with a failure -- a negated errno such as -EADDRINUSE, -EINVAL for
- *         an endpoint that is not a udp server one, TW_ESHUTDOWN while the
- *         reactor is stopping -- and then @p p is still the caller's.
+ *         an endpoint that is not a udp or unixgram server one,
+ *         TW_ESHUTDOWN while the reactor is stopping -- and then @p p is
+ *         still the caller's.
  */
 TW_API tw_deferred *tw_endpoint_listen_udp(tw_reactor *r, const tw_endpoint *e,
                                            tw_datagram_protocol *p);
+
+/**
+ * Connect the datagram protocol @p p to the unixgram client endpoint @p e
+ * (tw_datagram_connect(), bound to its bindAddress when given);
+ * start_protocol runs before this returns.
+ * @return a new deferred reference, or NULL when memory runs out. It has
+ *         already fired on return: with the tw_udp_port, which the chain
+ *         owns until a callback takes it with tw_result_take_value() (if
+ *         nobody does, the port is closed when the deferred is released), or
+ *         with a failure -- -ENOENT or -ECONNREFUSED when nobody is bound at
+ *         the path, -EINVAL for an endpoint that is not a unixgram client,
+ *         TW_ESHUTDOWN while the reactor is stopping -- and then @p p is
+ *         still the caller's.
+ */
+TW_API tw_deferred *tw_endpoint_connect_datagram(tw_reactor *r, const tw_endpoint *e,
+                                                 tw_datagram_protocol *p);
 
 /**
  * Connect to the client endpoint @p e with the client factory @p f; see
@@ -222,7 +252,9 @@ TW_API tw_deferred *tw_endpoint_listen_udp(tw_reactor *r, const tw_endpoint *e,
  *         the protocol is destroyed), or fails with the reason the factory's
  *         client_connection_failed() also got. Cancelling it aborts the
  *         attempt: the socket is closed, no protocol is built, and it fails
- *         with TW_ECANCELLED. A server endpoint fails at once with -EINVAL.
+ *         with TW_ECANCELLED. A server endpoint fails at once with -EINVAL,
+ *         a unixgram one with -EPROTONOSUPPORT (see
+ *         tw_endpoint_connect_datagram()).
  */
 TW_API tw_deferred *tw_endpoint_connect(tw_reactor *r, const tw_endpoint *e, tw_factory *f);
 

@@ -67,6 +67,17 @@ typedef struct tw_protocol_ops {
      * the reactor's input budget (tw_reactor_set_input_budget()).
      */
     size_t (*buffered_input)(tw_protocol *p);
+    /**
+     * Optional, UNIX stream transports: the peer sent a descriptor
+     * (SCM_RIGHTS, tw_transport_send_fds()), as Twisted's
+     * fileDescriptorReceived. The protocol owns @p fd from here on and
+     * closes it. Called once per descriptor, in the order sent, just before
+     * the data_received carrying the bytes they came with; at most
+     * TW_TRANSPORT_FDS_MAX per read, and the transport closes any beyond
+     * that. Without this op, and once the protocol closes its transport,
+     * received descriptors are closed.
+     */
+    void (*file_descriptor_received)(tw_protocol *p, int fd);
 } tw_protocol_ops;
 
 struct tw_protocol {

@@ -24,6 +24,7 @@
 #define TWINE_TRANSPORT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <twine/address.h>
 #include <twine/common.h>
@@ -31,6 +32,19 @@
 #include <twine/reactor.h>
 
 TW_BEGIN_DECLS
+
+/**
+ * The most descriptors that go with one message of tw_transport_send_fds(),
+ * and that one read hands to file_descriptor_received (the rest are closed).
+ */
+#define TW_TRANSPORT_FDS_MAX 16
+
+/** Who is at the other end of a UNIX socket (tw_transport_get_peer_credentials()). */
+typedef struct tw_peer_credentials {
+    pid_t pid; /**< the peer's process, or -1 where the system does not say */
+    uid_t uid; /**< its effective user */
+    gid_t gid; /**< its effective group */
+} tw_peer_credentials;
 
 /** Default write-queue watermarks. */
 #define TW_WRITE_HIGH_WATERMARK (64 * 1024)
@@ -105,6 +119,8 @@ typedef struct tw_transport_ops {
     int (*disconnecting)(tw_transport *t);
     /** NULL: the transport keeps no statistics (see tw_transport_set_close_reason()) */
     void (*set_close_reason)(tw_transport *t, tw_close_reason reason);
+    /** NULL: descriptors cannot be sent (not a UNIX stream). */
+    int (*send_fds)(tw_transport *t, const void *data, size_t len, const int *fds, int nfds);
 } tw_transport_ops;
 
 struct tw_transport {
@@ -221,6 +237,34 @@ TW_API void tw_transport_set_close_reason(tw_transport *t, tw_close_reason reaso
  *         or -1 for transports without one. The transport keeps owning it.
  */
 TW_API int tw_transport_fileno(tw_transport *t);
+
+/**
+ * Send @p nfds descriptors over a UNIX stream transport with the @p len
+ * bytes of @p data, as Twisted's sendFileDescriptor: the descriptors go
+ * with the first byte of @p data (SCM_RIGHTS), and the bytes take their
+ * place in the stream like any write (batched, queued, flushed before a
+ * close). The transport sends duplicates, made here: the caller keeps its
+ * descriptors and may close them at once. Duplicates not sent yet are
+ * closed when the connection ends. The peer's protocol gets them through
+ * file_descriptor_received.
+ * @return 0; -EINVAL for @p len 0 (descriptors need a byte to ride on) or
+ *         @p nfds outside 1..TW_TRANSPORT_FDS_MAX; -EBADF for a descriptor
+ *         that is not open; -EOPNOTSUPP for a transport that is not a UNIX
+ *         stream; TW_ESTATE and -ENOMEM as tw_transport_write(). On error
+ *         nothing was sent.
+ */
+TW_API int tw_transport_send_fds(tw_transport *t, const void *data, size_t len, const int *fds,
+                                 int nfds);
+
+/**
+ * The credentials of the process at the other end of a UNIX transport:
+ * SO_PEERCRED on Linux (the peer as it was when it connected, or when the
+ * listening side called listen()), getpeereid() elsewhere (no pid). Never
+ * calls back.
+ * @return 0; -EOPNOTSUPP for a transport that is not over a UNIX socket;
+ *         another negated errno from the system.
+ */
+TW_API int tw_transport_get_peer_credentials(tw_transport *t, tw_peer_credentials *out);
 
 /**
  * Adopt an already connected stream socket (TCP or UNIX), as Twisted's

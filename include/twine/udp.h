@@ -1,10 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * UDP: datagram protocols on a bound UDP port, IPv4 or IPv6, as Twisted's
- * DatagramProtocol and listenUDP. Each datagram arrives whole with the
- * address it came from; writes go out whole or not at all. A port may be
- * connected to one peer, after which the kernel filters what arrives and a
- * peer that is not listening is reported through connection_refused.
+ * Datagram ports: datagram protocols on a bound UDP port, IPv4 or IPv6, or
+ * on a UNIX datagram socket, as Twisted's DatagramProtocol with listenUDP,
+ * listenUNIXDatagram and connectUNIXDatagram. Each datagram arrives whole
+ * with the address it came from; writes go out whole or not at all. A port
+ * may be connected to one peer, after which the kernel filters what arrives
+ * and a peer that is not listening is reported through connection_refused.
+ *
+ * UNIX datagram ports bind a path or, on Linux, an abstract name
+ * ("@name", see address.h). A port bound to a path owns its socket file as
+ * a UNIX listener does: a stale file (one nobody is bound to) is removed
+ * before binding, a live one is refused with -EADDRINUSE, and the file is
+ * removed when the port stops. A UNIX datagram larger than 64 KiB is
+ * dropped (and logged once per port), never delivered cut short.
+ * Multicast and broadcast on UDP ports: <twine/multicast.h>.
  *
  * Ownership: the caller owns the port and frees it with
  * tw_udp_port_close(); the port owns its protocol from tw_udp_listen() on
@@ -44,13 +53,34 @@ struct tw_datagram_protocol {
 };
 
 /**
- * Bind a UDP port on @p addr (port 0 picks one) and run @p p on it.
- * start_protocol runs before this returns.
- * @return 0, or a negated errno (-EADDRINUSE, ...); on error the protocol
- *         was not started and is still the caller's.
+ * Bind a datagram port on @p addr and run @p p on it: a UDP port for an IP
+ * address (port 0 picks one), a UNIX datagram socket for a UNIX path or
+ * abstract name. start_protocol runs before this returns.
+ * @return 0, or a negated errno (-EADDRINUSE, also for a UNIX path where a
+ *         live socket or a file that is no socket is; -EAFNOSUPPORT for
+ *         another family; TW_ESHUTDOWN while the reactor stops); on error
+ *         the protocol was not started and is still the caller's.
  */
 TW_API int tw_udp_listen(tw_reactor *r, const tw_address *addr, tw_datagram_protocol *p,
                          tw_udp_port **out);
+
+/**
+ * A datagram port connected to @p peer from the start, as Twisted's
+ * connectUNIXDatagram (and a connected UDP port): bound to @p bind_addr,
+ * or, when it is NULL, to what the system picks -- an ephemeral port for
+ * UDP; for UNIX, on Linux, an abstract name of its own (autobind), so that
+ * the peer can answer; elsewhere an unbound socket, which can only send.
+ * Writes may omit the address, and a peer that is gone is reported
+ * through connection_refused. start_protocol runs before this returns,
+ * after the connect.
+ * @return 0; -EAFNOSUPPORT when @p peer is neither IP nor UNIX or
+ *         @p bind_addr is of another family; the connect's negated errno
+ *         (-ENOENT or -ECONNREFUSED for a UNIX path nobody is bound to);
+ *         as tw_udp_listen() otherwise. On error the protocol was not
+ *         started and is still the caller's.
+ */
+TW_API int tw_datagram_connect(tw_reactor *r, const tw_address *peer, const tw_address *bind_addr,
+                               tw_datagram_protocol *p, tw_udp_port **out);
 
 /**
  * Send one datagram to @p to, or to the connected peer when @p to is NULL.
@@ -69,8 +99,17 @@ TW_API int tw_udp_write(tw_udp_port *u, const void *data, size_t len, const tw_a
  */
 TW_API int tw_udp_connect(tw_udp_port *u, const tw_address *peer);
 
-/** The bound address. @return 0 or a negated errno. */
+/**
+ * The bound address (for an autobound UNIX port, the abstract name the
+ * system gave it). @return 0 or a negated errno.
+ */
 TW_API int tw_udp_port_address(const tw_udp_port *u, tw_address *out);
+
+/**
+ * @return the port's socket descriptor, for setsockopt() and the like, or
+ *         -1 once it stopped. The port keeps owning it.
+ */
+TW_API int tw_udp_port_fileno(const tw_udp_port *u);
 
 /**
  * Stop the port (stop_protocol, then destroy, both synchronously) and free

@@ -3,6 +3,12 @@
  * tw_address: parse and print socket addresses without DNS. Name resolution
  * is asynchronous and lives with the client code; everything here is a pure
  * function of its input.
+ *
+ * An abstract UNIX name (Linux) is sun_path[0] == '\0' followed by exactly
+ * len - offsetof(sun_path) - 1 bytes: its length is part of the name, so
+ * the address is built and read by length, never with string functions.
+ * Its text form escapes every byte outside printable ASCII, and '\', as
+ * \xHH, so that parsing gives back the very same bytes.
  */
 #include "config.h"
 
@@ -46,6 +52,42 @@ TW_API int tw_address_from_ip(tw_address *out, const char *host, int port)
     return -EINVAL;
 }
 
+#ifdef __linux__
+#define HAVE_ABSTRACT 1
+#else
+#define HAVE_ABSTRACT 0
+#endif
+
+#define SUN_OFF offsetof(struct sockaddr_un, sun_path)
+
+TW_API int tw_address_from_unix_abstract(tw_address *out, const void *name, size_t len)
+{
+    memset(out, 0, sizeof *out);
+    struct sockaddr_un *sun = (struct sockaddr_un *)&out->u.storage;
+    if (len == 0)
+        return -EINVAL;
+    if (len >= sizeof sun->sun_path)
+        return -ENAMETOOLONG;
+    if (!HAVE_ABSTRACT)
+        return -EAFNOSUPPORT;
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path + 1, name, len);
+    out->len = (socklen_t)(SUN_OFF + 1 + len);
+    return 0;
+}
+
+TW_API int tw_address_unix_abstract(const tw_address *a, const char **name, size_t *len)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&a->u.storage;
+    if (tw_address_family(a) != AF_UNIX || a->len <= SUN_OFF + 1 || sun->sun_path[0] != '\0')
+        return 0;
+    if (name != NULL)
+        *name = sun->sun_path + 1;
+    if (len != NULL)
+        *len = a->len - SUN_OFF - 1;
+    return 1;
+}
+
 TW_API int tw_address_from_unix(tw_address *out, const char *path)
 {
     memset(out, 0, sizeof *out);
@@ -53,6 +95,8 @@ TW_API int tw_address_from_unix(tw_address *out, const char *path)
     size_t n = strlen(path);
     if (n == 0)
         return -EINVAL;
+    if (path[0] == '@')
+        return tw_address_from_unix_abstract(out, path + 1, n - 1);
     if (n >= sizeof sun->sun_path)
         return -ENAMETOOLONG;
     sun->sun_family = AF_UNIX;
@@ -78,6 +122,92 @@ TW_API int tw_address_port(const tw_address *a)
     }
 }
 
+/* "unix:@" and the name, escaped so that tw_address_parse() reads it back. */
+static void format_abstract(const char *name, size_t n, char *buf, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t used = (size_t)snprintf(buf, len, "unix:@");
+    for (size_t i = 0; i < n && used < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        char esc[5] = {(char)c, 0};
+        if (c <= 0x20 || c >= 0x7f || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+        }
+        size_t elen = strlen(esc);
+        if (used + elen >= len)
+            break; /* truncated, but never in the middle of an escape */
+        memcpy(buf + used, esc, elen + 1);
+        used += elen;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int parse_abstract(tw_address *out, const char *text)
+{
+    char name[sizeof ((struct sockaddr_un *)0)->sun_path];
+    size_t n = 0;
+    for (const char *s = text; *s != '\0'; n++) {
+        if (n == sizeof name)
+            return -ENAMETOOLONG;
+        if (*s != '\\') {
+            name[n] = *s++;
+            continue;
+        }
+        int hi, lo;
+        if (s[1] != 'x' || (hi = hexval(s[2])) < 0 || (lo = hexval(s[3])) < 0)
+            return -EINVAL;
+        name[n] = (char)(hi << 4 | lo);
+        s += 4;
+    }
+    return tw_address_from_unix_abstract(out, name, n);
+}
+
+TW_API int tw_address_parse(tw_address *out, const char *text)
+{
+    memset(out, 0, sizeof *out);
+    if (text == NULL)
+        return -EINVAL;
+    if (strncmp(text, "unix:", 5) == 0) {
+        if (text[5] == '@')
+            return parse_abstract(out, text + 6);
+        return tw_address_from_unix(out, text + 5);
+    }
+    /* HOST:PORT, the host bracketed when it is IPv6. */
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon == text || colon[1] == '\0')
+        return -EINVAL;
+    size_t hlen = (size_t)(colon - text);
+    char host[INET6_ADDRSTRLEN + 2];
+    if (hlen >= sizeof host)
+        return -EINVAL;
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    if (strchr(host, ':') != NULL && host[0] != '[')
+        return -EINVAL; /* "::1:80" is ambiguous; the format brackets it */
+    int port = 0;
+    for (const char *p = colon + 1; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || port > 65535)
+            return -EINVAL;
+        port = port * 10 + (*p - '0');
+    }
+    if (host[0] == '\0')
+        return -EINVAL;
+    return tw_address_from_ip(out, host, port);
+}
+
 TW_API char *tw_address_format(const tw_address *a, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN];
@@ -96,9 +226,13 @@ TW_API char *tw_address_format(const tw_address *a, char *buf, size_t len)
         break;
     case AF_UNIX: {
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&a->u.storage;
-        size_t max = a->len > offsetof(struct sockaddr_un, sun_path)
-                         ? a->len - offsetof(struct sockaddr_un, sun_path)
-                         : 0;
+        const char *name;
+        size_t n;
+        if (tw_address_unix_abstract(a, &name, &n)) {
+            format_abstract(name, n, buf, len);
+            break;
+        }
+        size_t max = a->len > SUN_OFF ? a->len - SUN_OFF : 0;
         snprintf(buf, len, "unix:%.*s", (int)strnlen(sun->sun_path, max), sun->sun_path);
         break;
     }

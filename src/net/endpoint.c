@@ -35,6 +35,7 @@
 #include <twine/log.h>
 
 #include "net/listener_internal.h"
+#include "net/udp_internal.h"
 
 #define MAX_SEGMENTS 16
 
@@ -108,6 +109,11 @@ static const spec specs[] = {
      {{"port", P_PORT}, {"interface", P_INTERFACE}},
      {P_PORT, P_NONE},
      0},
+    {"unixgram", TW_ENDPOINT_UNIXGRAM, 0,
+     {P_PATH, P_MODE, P_NONE, P_NONE},
+     {{"address", P_PATH}, {"path", P_PATH}, {"mode", P_MODE}},
+     {P_PATH, P_NONE},
+     0},
     {"systemd", TW_ENDPOINT_SYSTEMD, 0,
      {P_DOMAIN, P_INDEX, P_NONE, P_NONE},
      {{"domain", P_DOMAIN}, {"index", P_INDEX}},
@@ -149,6 +155,11 @@ static const spec specs[] = {
       {"attemptDelay", P_ATTEMPT_DELAY}},
      {P_HOST, P_PORT},
      1},
+    {"unixgram", TW_ENDPOINT_UNIXGRAM, 1,
+     {P_PATH, P_BIND, P_NONE, P_NONE},
+     {{"path", P_PATH}, {"bindAddress", P_BIND}},
+     {P_PATH, P_NONE},
+     0},
 };
 
 typedef struct segment {
@@ -337,6 +348,13 @@ static int bind_value(parser *p, const spec *sp, tw_endpoint *e, param id, const
         return 0;
     }
     case P_BIND:
+        if (sp->type == TW_ENDPOINT_UNIXGRAM) {
+            /* A UNIX datagram client binds a path (or @name) to be answered at. */
+            if (*v == '\0' || strlen(v) >= TW_ENDPOINT_PATH_MAX)
+                return perr(p, "bindAddress '%s' is not a UNIX socket path of 1 to %d bytes", v,
+                            TW_ENDPOINT_PATH_MAX - 1);
+            return copy_text(p, e->bind_address, sizeof e->bind_address, "bindAddress", v);
+        }
         if (!is_ip(v, &family))
             return perr(p, "bindAddress '%s' is not a numeric IP address", v);
         return copy_text(p, e->bind_address, sizeof e->bind_address, "bindAddress", v);
@@ -449,8 +467,8 @@ static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t 
             rc = perr(&p, "unknown endpoint type '%s'", type);
         goto out;
     }
-    if (proxied && sp->type == TW_ENDPOINT_UDP) {
-        rc = perr(&p, "haproxy wraps stream endpoints; udp carries datagrams");
+    if (proxied && (sp->type == TW_ENDPOINT_UDP || sp->type == TW_ENDPOINT_UNIXGRAM)) {
+        rc = perr(&p, "haproxy wraps stream endpoints; %s carries datagrams", sp->name);
         goto out;
     }
     endpoint_defaults(out, sp);
@@ -508,6 +526,12 @@ static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t 
     }
     if (sp->tls && client && (out->private_key[0] != '\0') != (out->certificate[0] != '\0')) {
         rc = perr(&p, "certificate and privateKey go together");
+        goto out;
+    }
+    /* An abstract name has no file to set a mode on or to lock beside. */
+    if (out->path[0] == '@' && (given[P_MODE] != NULL || given[P_LOCKFILE] != NULL)) {
+        rc = perr(&p, "%s applies to a socket file, and the abstract name '%s' has none",
+                  given[P_MODE] != NULL ? "mode" : "lockfile", out->path);
         goto out;
     }
     rc = 0;
@@ -576,7 +600,7 @@ static void put_seconds(text *o, const char *key, double v)
 
 static void put_client_options(text *o, const tw_endpoint *e)
 {
-    if (e->timeout != TW_CONNECT_TIMEOUT)
+    if (e->type != TW_ENDPOINT_UNIXGRAM && e->timeout != TW_CONNECT_TIMEOUT)
         put_seconds(o, "timeout", e->timeout);
     if (e->bind_address[0] != '\0')
         put_option(o, "bindAddress", e->bind_address);
@@ -641,7 +665,8 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
         }
         break;
     case TW_ENDPOINT_UNIX:
-        put(&o, "unix:", 0);
+    case TW_ENDPOINT_UNIXGRAM:
+        put(&o, e->type == TW_ENDPOINT_UNIX ? "unix:" : "unixgram:", 0);
         put(&o, e->path, 1);
         if (!e->client) {
             if (e->mode >= 0)
@@ -878,7 +903,8 @@ TW_API int tw_endpoint_bind(const tw_endpoint *e, const tw_listen_options *opts,
         return fail_with(tw_failure_new(-EINVAL, "bind: no endpoint"), err, errlen);
     char desc[TW_ENDPOINT_STRLEN];
     tw_endpoint_format(e, desc, sizeof desc);
-    if (e->client || e->type == TW_ENDPOINT_UDP || e->proxy_protocol || e->lockfile)
+    if (e->client || e->type == TW_ENDPOINT_UDP || e->type == TW_ENDPOINT_UNIXGRAM ||
+        e->proxy_protocol || e->lockfile)
         return fail_with(tw_failure_new(-EINVAL,
                                         "cannot listen on %s alone: it is no tcp, tcp6, unix or "
                                         "systemd server endpoint (a lock file or a PROXY header "
@@ -968,7 +994,7 @@ TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
     if (e->backlog > 0)
         o.backlog = e->backlog;
     if (e->proxy_protocol) {
-        if (e->type == TW_ENDPOINT_UDP)
+        if (e->type == TW_ENDPOINT_UDP || e->type == TW_ENDPOINT_UNIXGRAM)
             return tw_deferred_fail(tw_failure_new(
                 -EINVAL, "cannot listen on %s: a PROXY header comes on stream connections", desc));
         o.proxy_protocol = 1;
@@ -996,10 +1022,11 @@ TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
         rc = listen_systemd(r, e, &o, f, desc, &l, &why);
         break;
     case TW_ENDPOINT_UDP:
+    case TW_ENDPOINT_UNIXGRAM:
         rc = -EPROTONOSUPPORT;
         why = tw_failure_new(rc,
-                             "cannot listen on %s: a UDP port carries datagrams, not the stream "
-                             "connections a factory serves",
+                             "cannot listen on %s: a datagram port carries datagrams, not the "
+                             "stream connections a factory serves",
                              desc);
         break;
     default:
@@ -1026,19 +1053,53 @@ TW_API tw_deferred *tw_endpoint_listen_udp(tw_reactor *r, const tw_endpoint *e,
         return tw_deferred_fail(tw_failure_new(-EINVAL, "listen: no reactor, endpoint or protocol"));
     char desc[TW_ENDPOINT_STRLEN];
     tw_endpoint_format(e, desc, sizeof desc);
-    if (e->client || e->type != TW_ENDPOINT_UDP || e->proxy_protocol)
-        return tw_deferred_fail(
-            tw_failure_new(-EINVAL, "cannot listen for datagrams on %s: it is no udp server", desc));
+    if (e->client || (e->type != TW_ENDPOINT_UDP && e->type != TW_ENDPOINT_UNIXGRAM) ||
+        e->proxy_protocol)
+        return tw_deferred_fail(tw_failure_new(
+            -EINVAL, "cannot listen for datagrams on %s: it is no udp or unixgram server", desc));
     if (tw_reactor_stopping(r))
         return tw_deferred_fail(tw_failure_new(
             TW_ESHUTDOWN, "cannot listen on %s: the reactor is shutting down", desc));
     tw_address addr;
-    int rc = tw_address_from_ip(&addr, e->interface[0] != '\0' ? e->interface : "0.0.0.0", e->port);
+    int rc;
+    if (e->type == TW_ENDPOINT_UDP)
+        rc = tw_address_from_ip(&addr, e->interface[0] != '\0' ? e->interface : "0.0.0.0", e->port);
+    else
+        rc = tw_address_from_unix(&addr, e->path);
     tw_udp_port *port = NULL;
+    const char *why = NULL;
     if (rc == 0)
-        rc = tw_udp_listen(r, &addr, p, &port);
+        rc = tw__udp_listen(r, &addr, e->type == TW_ENDPOINT_UNIXGRAM ? e->mode : -1, p, &port,
+                            &why);
+    if (rc < 0 && why != NULL)
+        return tw_deferred_fail(tw_failure_new(rc, "cannot listen on %s: %s", desc, why));
     if (rc < 0)
         return tw_deferred_fail(errno_failure(rc, "cannot listen on %s", desc));
+    return tw_deferred_succeed(port, close_udp_port);
+}
+
+TW_API tw_deferred *tw_endpoint_connect_datagram(tw_reactor *r, const tw_endpoint *e,
+                                                 tw_datagram_protocol *p)
+{
+    if (r == NULL || e == NULL || p == NULL)
+        return tw_deferred_fail(tw_failure_new(-EINVAL, "connect: no reactor, endpoint or protocol"));
+    char desc[TW_ENDPOINT_STRLEN];
+    tw_endpoint_format(e, desc, sizeof desc);
+    if (!e->client || e->type != TW_ENDPOINT_UNIXGRAM)
+        return tw_deferred_fail(tw_failure_new(
+            -EINVAL, "cannot connect a datagram port to %s: it is no unixgram client", desc));
+    if (tw_reactor_stopping(r))
+        return tw_deferred_fail(tw_failure_new(
+            TW_ESHUTDOWN, "cannot connect to %s: the reactor is shutting down", desc));
+    tw_address peer, local;
+    int rc = tw_address_from_unix(&peer, e->path);
+    if (rc == 0 && e->bind_address[0] != '\0')
+        rc = tw_address_from_unix(&local, e->bind_address);
+    tw_udp_port *port = NULL;
+    if (rc == 0)
+        rc = tw_datagram_connect(r, &peer, e->bind_address[0] != '\0' ? &local : NULL, p, &port);
+    if (rc < 0)
+        return tw_deferred_fail(errno_failure(rc, "cannot connect to %s", desc));
     return tw_deferred_succeed(port, close_udp_port);
 }
 
@@ -1055,6 +1116,11 @@ TW_API tw_deferred *tw_endpoint_connect(tw_reactor *r, const tw_endpoint *e, tw_
         return tw_deferred_fail(tw_failure_new(
             -EPROTONOSUPPORT, "cannot connect to %s in the clear: connect with tw_connect_tls()",
             desc));
+    if (e->type == TW_ENDPOINT_UNIXGRAM)
+        return tw_deferred_fail(tw_failure_new(-EPROTONOSUPPORT,
+                                               "cannot connect to %s: a datagram port carries "
+                                               "datagrams, not the stream a factory serves",
+                                               desc));
     tw_connect_options o;
     tw_connect_options_init(&o);
     o.timeout = e->timeout;

@@ -24,7 +24,7 @@
  * accepts on) is removed before binding, a live one or any other kind of
  * file is refused, and the file is removed when the listener stops -- if it
  * is still the one this listener created, since a server started since may
- * own the path.
+ * own the path (unixfile.c, shared with UNIX datagram ports).
  */
 #include "config.h"
 
@@ -46,6 +46,7 @@
 #include "net/listener_internal.h"
 #include "net/proxy_internal.h"
 #include "net/stream_internal.h"
+#include "net/unixfile_internal.h"
 
 #define ACCEPT_BATCH 128
 #define EMFILE_RETRY_SECONDS 0.5
@@ -74,10 +75,7 @@ struct tw_listener {
     tw_call *idle_sweep;
     void (*on_stop)(void *arg); /* tw__listener_on_stop() */
     void *on_stop_arg;
-    /* The UNIX socket file this listener created, removed when it stops. */
-    int owns_file;
-    dev_t file_dev;
-    ino_t file_ino;
+    tw__unix_file file; /* the UNIX socket file it created, removed when it stops */
 };
 
 TW_API void tw_listen_options_init(tw_listen_options *o)
@@ -85,53 +83,6 @@ TW_API void tw_listen_options_init(tw_listen_options *o)
     memset(o, 0, sizeof *o);
     o->backlog = DEFAULT_BACKLOG;
     o->proxy_header_timeout = TW_PROXY_HEADER_TIMEOUT;
-}
-
-/* A UNIX address naming a file (not an abstract socket, and terminated
- * within the address): its path, or NULL. */
-static const char *unix_file(const tw_address *addr)
-{
-    const size_t at = offsetof(struct sockaddr_un, sun_path);
-    const char *path = ((const struct sockaddr_un *)&addr->u.storage)->sun_path;
-    if (tw_address_family(addr) != AF_UNIX || addr->len <= at || path[0] == '\0' ||
-        memchr(path, '\0', addr->len - at) == NULL)
-        return NULL;
-    return path;
-}
-
-/*
- * Make way for binding the UNIX socket file @p path: nothing there, or a
- * socket nobody accepts on (connect is refused), which is removed.
- * @return 0, -EADDRINUSE for a live socket or a file that is no socket
- *         (with *@p why saying which), or another negated errno.
- */
-static int clear_stale(const tw_address *addr, const char *path, const char **why)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode)) {
-        *why = "the path exists and is not a socket";
-        return -EADDRINUSE;
-    }
-    int s = tw__socket(AF_UNIX, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
-    if (s < 0)
-        return -errno;
-    int rc = connect(s, &addr->u.sa, addr->len);
-    int err = rc < 0 ? errno : 0;
-    close(s);
-    if (err == 0 || err == EAGAIN || err == EINPROGRESS) {
-        *why = "a server is already listening there";
-        return -EADDRINUSE;
-    }
-    if (err == ENOENT)
-        return 0;
-    if (err != ECONNREFUSED)
-        return -err;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return -errno;
-    tw_log(TW_LOG_INFO, "unix", "removed stale socket file %s", path);
-    return 0;
 }
 
 static void unref(tw_listener *l)
@@ -163,13 +114,7 @@ static void stop(tw_listener *l)
     l->spare_fd = -1;
     tw__reactor_unregister_listener(l->r, &l->node);
     l->r = NULL;
-    if (l->owns_file) {
-        struct stat st;
-        const char *path = unix_file(&l->addr);
-        if (lstat(path, &st) == 0 && st.st_dev == l->file_dev && st.st_ino == l->file_ino)
-            unlink(path);
-        l->owns_file = 0;
-    }
+    tw__unix_file_remove(&l->file, tw__unix_path(&l->addr));
     if (l->on_stop != NULL) {
         void (*fn)(void *) = l->on_stop;
         l->on_stop = NULL;
@@ -432,9 +377,9 @@ int tw__listen_socket(const tw_address *addr, int mode, const tw_listen_options 
     int family = tw_address_family(addr);
     if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
         return -EAFNOSUPPORT;
-    const char *path = unix_file(addr);
+    const char *path = tw__unix_path(addr);
     int rc;
-    if (path != NULL && (rc = clear_stale(addr, path, why)) < 0)
+    if ((rc = tw__unix_clear_stale(addr, SOCK_STREAM, why)) < 0)
         return rc;
 
     int fd = tw__socket(family, SOCK_STREAM, 0, O_NONBLOCK | O_CLOEXEC);
@@ -493,7 +438,7 @@ int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_
     struct stat st;
     if ((rc = tw__listen_socket(addr, mode, opts, &fd, &st, why)) < 0)
         return rc;
-    const char *path = unix_file(addr);
+    const char *path = tw__unix_path(addr);
 
     tw_address name;
     name.len = sizeof name.u.storage;
@@ -507,9 +452,9 @@ int tw__listen(tw_reactor *r, const tw_address *addr, int mode, const tw_listen_
         return rc;
     }
     if (path != NULL) {
-        (*out)->owns_file = 1;
-        (*out)->file_dev = st.st_dev;
-        (*out)->file_ino = st.st_ino;
+        (*out)->file.owned = 1;
+        (*out)->file.dev = st.st_dev;
+        (*out)->file.ino = st.st_ino;
     }
     return 0;
 }

@@ -9,12 +9,19 @@
  * takes it from there. An idle connection still holds no queue. A queue
  * that grew large (a peer that does not read) gives its memory back rather
  * than keep it among the spares.
+ *
+ * Descriptors ride on a byte of the queue (pos, in the queue's own count
+ * of bytes sent), so the stream can send the bytes before them plainly and
+ * attach them to the first of theirs. A queue given back with descriptors
+ * still attached (its stream closed) closes them: they were duplicates
+ * made for the queue, and nobody else will.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net/outq_internal.h"
 
@@ -35,13 +42,16 @@ tw__outq *tw__outq_get(tw_reactor *r, void *owner)
     }
     q->next = NULL;
     q->owner = owner;
-    q->off = q->len = 0;
+    q->off = q->len = q->consumed = 0;
+    q->fds = q->fds_tail = NULL;
     q->in_batch = 0;
     return q;
 }
 
 void tw__outq_put(tw_reactor *r, tw__outq *q)
 {
+    while (q->fds != NULL)
+        tw__outq_pop_fds(q);
     if (r->spare_outq_count >= SPARES_MAX) {
         free(q->data);
         free(q);
@@ -115,6 +125,46 @@ void tw__outq_consume(tw__outq *q, size_t n)
 {
     q->len -= n;
     q->off = q->len == 0 ? 0 : q->off + n;
+    q->consumed += n;
+}
+
+void tw__outq_push_fds(tw__outq *q, tw__outq_fds *m)
+{
+    m->pos = q->consumed + q->len;
+    m->next = NULL;
+    if (q->fds_tail != NULL)
+        q->fds_tail->next = m;
+    else
+        q->fds = m;
+    q->fds_tail = m;
+}
+
+static void free_fds(tw__outq_fds *m)
+{
+    for (int i = 0; i < m->n; i++)
+        close(m->fd[i]);
+    free(m);
+}
+
+void tw__outq_unpush_fds(tw__outq *q)
+{
+    tw__outq_fds *m = q->fds_tail, **at = &q->fds;
+    q->fds_tail = NULL;
+    while (*at != m) {
+        q->fds_tail = *at;
+        at = &(*at)->next;
+    }
+    *at = NULL;
+    free_fds(m);
+}
+
+void tw__outq_pop_fds(tw__outq *q)
+{
+    tw__outq_fds *m = q->fds;
+    q->fds = m->next;
+    if (q->fds == NULL)
+        q->fds_tail = NULL;
+    free_fds(m);
 }
 
 void tw__outq_free_spares(tw_reactor *r)

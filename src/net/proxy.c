@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <twine/log.h>
 #include <twine/proxy.h>
 #include <twine/transport.h>
@@ -153,12 +154,17 @@ static void face_set_close_reason(tw_transport *t, tw_close_reason reason)
     tw_transport_set_close_reason(stream_of(t), reason);
 }
 
+static int face_send_fds(tw_transport *t, const void *data, size_t len, const int *fds, int nfds)
+{
+    return tw_transport_send_fds(stream_of(t), data, len, fds, nfds);
+}
+
 static const tw_transport_ops face_ops = {
     face_writev,          face_lose,        face_abort,
     face_lose_write,      face_pause,       face_resume,
     face_get_peer,        face_get_host,    face_write_buffer_size,
     face_set_write_watermarks, face_fileno, face_register_producer,
-    face_unregister_producer, face_disconnecting, face_set_close_reason,
+    face_unregister_producer, face_disconnecting, face_set_close_reason, face_send_fds,
 };
 
 /* ---------------------------------------------------------------- the header */
@@ -363,6 +369,17 @@ static size_t proxied_buffered_input(tw_protocol *p)
     return w->have;
 }
 
+/* Descriptors belong to the protocol being served; none is expected
+ * before the header, and what is not taken is closed. */
+static void proxied_file_descriptor_received(tw_protocol *p, int fd)
+{
+    proxied *w = from_base(p);
+    if (w->stage == SERVING && w->inner->ops->file_descriptor_received != NULL)
+        w->inner->ops->file_descriptor_received(w->inner, fd);
+    else
+        close(fd);
+}
+
 static void proxied_destroy(tw_protocol *p)
 {
     proxied *w = from_base(p);
@@ -382,6 +399,7 @@ static const tw_protocol_ops proxied_ops = {
     .resume_producing = proxied_resume_producing,
     .destroy = proxied_destroy,
     .buffered_input = proxied_buffered_input,
+    .file_descriptor_received = proxied_file_descriptor_received,
 };
 
 static const tw_protocol_ops proxied_half_close_ops = {
@@ -394,6 +412,7 @@ static const tw_protocol_ops proxied_half_close_ops = {
     .resume_producing = proxied_resume_producing,
     .destroy = proxied_destroy,
     .buffered_input = proxied_buffered_input,
+    .file_descriptor_received = proxied_file_descriptor_received,
 };
 
 /* ---------------------------------------------------------------- the factory */

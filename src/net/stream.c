@@ -65,6 +65,7 @@
 #include "core/reactor_internal.h"
 #include "net/outq_internal.h"
 #include "net/stream_internal.h"
+#include "net/unixmsg_internal.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0 /* BSDs: SO_NOSIGPIPE is set on the socket instead */
@@ -102,7 +103,9 @@ enum {
     F_IDLE_TRACK = 1 << 9,       /* the listener closes idle connections */
     F_CLIENT = 1 << 10,          /* an outgoing connection */
     F_HUP_SEEN = 1 << 11,        /* a hangup the stream could not act on yet */
-    F_LOST = 1 << 12             /* the protocol heard connection_lost and is gone */
+    F_LOST = 1 << 12,            /* the protocol heard connection_lost and is gone */
+    F_UNIX = 1 << 13,            /* a UNIX socket: descriptors may come with the bytes */
+    F_FDS_LOGGED = 1 << 14       /* said once that descriptors past the bound were closed */
 };
 
 /* Every idle connection pays for this header, so it is packed tight: keep
@@ -419,14 +422,33 @@ static void begin_linger(tw__stream *s)
     end_protocol(s, close_code(s), 0);
 }
 
+/* Send the front of @p q: plainly up to the next byte that carries
+ * descriptors, or that byte with them and what follows up to the next. */
+static ssize_t send_front(int fd, tw__outq *q)
+{
+    struct iovec iov = {q->data + q->off, q->len};
+    tw__outq_fds *m = q->fds;
+    if (m == NULL)
+        return send_iov(fd, &iov, 1);
+    if (m->pos > q->consumed) {
+        iov.iov_len = m->pos - q->consumed;
+        return send_iov(fd, &iov, 1);
+    }
+    if (m->next != NULL && m->next->pos - q->consumed < iov.iov_len)
+        iov.iov_len = m->next->pos - q->consumed;
+    ssize_t w = tw__unix_send_fds(fd, &iov, m->fd, m->n);
+    if (w > 0)
+        tw__outq_pop_fds(q); /* they went with the first byte; ours are closed */
+    return w;
+}
+
 /* Send as much of the queue as the kernel takes. @return 0 or a negated errno. */
 static int flush(tw__stream *s)
 {
     int fd = stream_fd(s);
     while (queued(s) > 0) {
         tw__outq *q = s->out;
-        struct iovec iov = {q->data + q->off, q->len};
-        ssize_t w = send_iov(fd, &iov, 1);
+        ssize_t w = send_front(fd, q);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
@@ -592,14 +614,43 @@ static void handle_hangup(tw__stream *s)
     tw__io_stop(s->base.reactor, &s->io);
 }
 
+/* Descriptors the peer sent (UNIX streams): each to the protocol, in
+ * order, while it wants them; the others are closed, never leaked. */
+static void deliver_fds(tw__stream *s, const int *fds, int nfds, int dropped)
+{
+    tw_protocol *p = s->base.protocol;
+    int i = 0;
+    for (; i < nfds && !is_closing(s) && p->ops->file_descriptor_received != NULL; i++)
+        p->ops->file_descriptor_received(p, fds[i]);
+    tw__close_fds(fds + i, nfds - i);
+    if (dropped > 0 && !(s->flags & F_FDS_LOGGED)) {
+        s->flags |= F_FDS_LOGGED; /* once: the peer decides how often */
+        tw_log(TW_LOG_WARN, "stream",
+               "closed %d descriptor(s) a peer sent past the limit of %d per read "
+               "(said once per connection)",
+               dropped, TW_TRANSPORT_FDS_MAX);
+    }
+}
+
 static void handle_read(tw__stream *s)
 {
     tw_reactor *r = s->base.reactor;
     tw_protocol *p = s->base.protocol;
     ssize_t n;
-    do
-        n = recv(stream_fd(s), r->read_buf, TW__READ_SIZE, 0);
-    while (n < 0 && errno == EINTR);
+    if (s->flags & F_UNIX) {
+        int fds[TW_TRANSPORT_FDS_MAX], nfds, dropped;
+        n = tw__unix_recv_fds(stream_fd(s), r->read_buf, TW__READ_SIZE, fds, TW_TRANSPORT_FDS_MAX,
+                              &nfds, &dropped);
+        if (n >= 0 && (nfds > 0 || dropped > 0)) {
+            if (n > 0 && !is_closing(s))
+                touch(s);
+            deliver_fds(s, fds, nfds, dropped);
+        }
+    } else {
+        do
+            n = recv(stream_fd(s), r->read_buf, TW__READ_SIZE, 0);
+        while (n < 0 && errno == EINTR);
+    }
 
     if (n > 0) {
         s->bytes_in += (uint64_t)n;
@@ -830,6 +881,66 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
     return 0;
 }
 
+/* Descriptors ride on the first byte of @p data: the bytes join the
+ * queue (or the batch) as any write does, and the descriptors, duplicated,
+ * are attached to the first of them, so they leave in stream order. */
+static int stream_send_fds(tw_transport *t, const void *data, size_t len, const int *fds, int nfds)
+{
+    tw__stream *s = (tw__stream *)t;
+    tw_reactor *r = s->base.reactor;
+    if (!takes_writes(s))
+        return TW_ESTATE;
+    if (!(s->flags & F_UNIX))
+        return -EOPNOTSUPP;
+    tw__outq_fds *m = malloc(sizeof *m);
+    if (m == NULL)
+        return -ENOMEM;
+    int rc = tw__dup_fds(fds, nfds, m->fd);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    m->n = nfds;
+    int fresh = s->out == NULL;
+    if (fresh && (s->out = tw__outq_get(r, s)) == NULL) {
+        tw__close_fds(m->fd, nfds);
+        free(m);
+        return -ENOMEM;
+    }
+    tw__outq *q = s->out;
+    tw__outq_push_fds(q, m);
+    struct iovec iov = {(void *)data, len};
+    s->flags |= F_WROTE;
+    if (batching(s) || (queued(s) == 0 && r->depth > 0))
+        rc = batch_write(s, &iov, 1);
+    else
+        rc = tw__outq_append(q, &iov, 1, 0);
+    if (rc < 0) {
+        tw__outq_unpush_fds(q); /* nothing of it was appended */
+        if (fresh && queued(s) == 0)
+            drop_queue(s);
+        return rc;
+    }
+    if (batching(s))
+        return 0;
+    if (queued(s) == len) {
+        /* Nothing was waiting: send now, as a plain write would. */
+        int err = flush(s);
+        if (err < 0) {
+            set_error(s, err);
+            schedule_close(s);
+            return 0;
+        }
+        if (queued(s) == 0) {
+            drop_queue(s);
+            return 0;
+        }
+    }
+    update_events(s);
+    check_high_watermark(s);
+    return 0;
+}
+
 static void stream_lose(tw_transport *t)
 {
     tw__stream *s = (tw__stream *)t;
@@ -990,6 +1101,7 @@ static const tw_transport_ops stream_ops = {
     .write_buffer_size = stream_buffer_size,
     .set_write_watermarks = stream_set_watermarks,
     .set_close_reason = stream_set_close_reason,
+    .send_fds = stream_send_fds,
 };
 
 static void closeable_lose(tw__closeable *c)
@@ -1030,6 +1142,17 @@ static void tune_socket(int fd, const tw_address *peer)
 #ifdef SO_NOSIGPIPE
     setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
+}
+
+/* Whether @p fd is a UNIX socket; the peer's address says so without a
+ * system call, except for a peer that has none. */
+static int is_unix(int fd, const tw_address *peer)
+{
+    if (peer != NULL && tw_address_family(peer) != AF_UNSPEC)
+        return tw_address_family(peer) == AF_UNIX;
+    tw_address host;
+    host.len = sizeof host.u.storage;
+    return getsockname(fd, &host.u.sa, &host.len) == 0 && host.u.sa.sa_family == AF_UNIX;
 }
 
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
@@ -1076,6 +1199,8 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     }
     if (origin == TW__STREAM_CLIENT)
         s->flags |= F_CLIENT;
+    if (is_unix(fd, peer))
+        s->flags |= F_UNIX;
     s->high_wm = TW_WRITE_HIGH_WATERMARK;
     s->low_wm = TW_WRITE_LOW_WATERMARK;
     if (s->group != NULL && s->group->idle_timeout > 0) {

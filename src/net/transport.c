@@ -7,7 +7,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <twine/transport.h>
+
+#include "net/unixmsg_internal.h"
 
 TW_API int tw_transport_write(tw_transport *t, const void *data, size_t len)
 {
@@ -102,4 +105,23 @@ TW_API const char *tw_close_reason_name(tw_close_reason reason)
         "peer",     "local",   "idle_timeout", "timeout", "too_long", "protocol_error",
         "refused",  "overload", "shutdown",    "abort",   "error"};
     return (unsigned)reason < TW_CLOSE_REASONS ? names[reason] : "unknown";
+}
+
+TW_API int tw_transport_send_fds(tw_transport *t, const void *data, size_t len, const int *fds,
+                                 int nfds)
+{
+    if (len == 0 || nfds < 1 || nfds > TW_TRANSPORT_FDS_MAX || fds == NULL)
+        return -EINVAL;
+    if (t->ops->send_fds == NULL)
+        return -EOPNOTSUPP;
+    return t->ops->send_fds(t, data, len, fds, nfds);
+}
+
+TW_API int tw_transport_get_peer_credentials(tw_transport *t, tw_peer_credentials *out)
+{
+    int fd = tw_transport_fileno(t);
+    tw_address host;
+    if (fd < 0 || tw_transport_get_host(t, &host) < 0 || tw_address_family(&host) != AF_UNIX)
+        return -EOPNOTSUPP;
+    return tw__unix_peer_credentials(fd, out);
 }

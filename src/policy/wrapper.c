@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <twine/log.h>
 #include <twine/transport.h>
 
@@ -181,11 +182,22 @@ static size_t policy_buffered(tw_protocol *p)
     return c->transport.protocol->ops->buffered_input != NULL ? c->transport.protocol->ops->buffered_input(c->transport.protocol) : 0;
 }
 
+/* Descriptors go to the wrapped protocol, or are closed when it takes none. */
+static void policy_fd_received(tw_protocol *p, int fd)
+{
+    tw__policy_conn *c = conn_of(p);
+    if (!(c->flags & TW__PC_LOST) && c->inner->ops->file_descriptor_received != NULL)
+        c->inner->ops->file_descriptor_received(c->inner, fd);
+    else
+        close(fd);
+}
+
 #define POLICY_OPS_COMMON                                                                         \
     .connection_made = policy_made, .data_received = policy_data,                                 \
     .connection_lost = policy_lost, .write_connection_lost = policy_write_lost,                   \
     .pause_producing = policy_pause, .resume_producing = policy_resume,                           \
-    .destroy = policy_destroy, .buffered_input = policy_buffered
+    .destroy = policy_destroy, .buffered_input = policy_buffered,                                 \
+    .file_descriptor_received = policy_fd_received
 
 static const tw_protocol_ops policy_ops = {POLICY_OPS_COMMON};
 static const tw_protocol_ops policy_half_close_ops = {POLICY_OPS_COMMON,
@@ -207,6 +219,19 @@ static int wrap_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
         total += iov[i].iov_len;
     }
     tw__throttle_wrote(c, total);
+    return 0;
+}
+
+static int wrap_send_fds(tw_transport *t, const void *data, size_t len, const int *fds, int nfds)
+{
+    tw__policy_conn *c = conn_of_transport(t);
+    if (c->flags & TW__PC_LOST)
+        return TW_ESTATE;
+    int rc = tw_transport_send_fds(real(c), data, len, fds, nfds);
+    if (rc < 0)
+        return rc;
+    tw__traffic_bytes(c, '>', data, len);
+    tw__throttle_wrote(c, len);
     return 0;
 }
 
@@ -339,6 +364,7 @@ static const tw_transport_ops wrap_transport_ops = {
     .register_producer = wrap_register_producer,
     .unregister_producer = wrap_unregister_producer,
     .disconnecting = wrap_disconnecting,
+    .send_fds = wrap_send_fds,
 };
 
 /* ------------------------------------------------------------ the proxy producer */

@@ -128,8 +128,9 @@ int rd_endpoint_parse(const char *desc, rd_endpoint **out)
     else if (e->ep.type == TW_ENDPOINT_SYSTEMD &&
              !(activation_checked_later && tw_endpoint_activated_fds() < 0))
         rc = check_activation(e);
-    else if (e->ep.type == TW_ENDPOINT_UNIX && e->ep.path[0] != '/')
-        absolute_unix_path(e);
+    else if ((e->ep.type == TW_ENDPOINT_UNIX || e->ep.type == TW_ENDPOINT_UNIXGRAM) &&
+             e->ep.path[0] != '/' && e->ep.path[0] != '@')
+        absolute_unix_path(e); /* an abstract name (@name) is no file */
     else if (e->ep.tls)
         rc = load_tls(e);
     if (rc != 0) {
@@ -161,7 +162,7 @@ int rd_endpoint_is_activated(const rd_endpoint *e)
 
 int rd_endpoint_is_datagram(const rd_endpoint *e)
 {
-    return e->ep.type == TW_ENDPOINT_UDP;
+    return e->ep.type == TW_ENDPOINT_UDP || e->ep.type == TW_ENDPOINT_UNIXGRAM;
 }
 
 int rd_endpoint_shareable(const rd_endpoint *e)
@@ -199,6 +200,7 @@ static void where(const rd_endpoint *e, char *buf, size_t len)
         }
         break;
     case TW_ENDPOINT_UNIX:
+    case TW_ENDPOINT_UNIXGRAM:
         snprintf(buf, len, "unix:%s", e->ep.path);
         return;
     default:
@@ -310,9 +312,50 @@ int rd_endpoint_listen(rd_endpoint *e, tw_reactor *r, tw_factory *f,
     return 0;
 }
 
+/* A unixgram endpoint: the library's, for the socket file's rules and mode. */
+static void on_bound(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    tw_free_fn close_it; /* tw_udp_port_close, now ours to call */
+    *(tw_udp_port **)arg = tw_result_take_value(res, &close_it);
+}
+
+static void on_bind_failed(tw_deferred *d, tw_result *res, void *arg)
+{
+    (void)d;
+    outcome *o = arg;
+    tw_failure *f = tw_result_take_failure(res);
+    o->code = tw_failure_code(f);
+    tw_failure_format(f, o->detail, sizeof o->detail);
+    tw_failure_unref(f);
+}
+
+static int listen_unixgram(rd_endpoint *e, tw_reactor *r, tw_datagram_protocol *p,
+                           tw_udp_port **out)
+{
+    outcome o = {NULL, 0, ""};
+    tw_udp_port *port = NULL;
+    tw_deferred *d = tw_endpoint_listen_udp(r, &e->ep, p);
+    if (d == NULL)
+        return rd_error(EX_OSERR, "out of memory listening on %s", e->desc);
+    /* Binding is immediate: the deferred has fired and these run now. */
+    int rc = tw_deferred_add_callback(d, on_bound, &port);
+    if (rc == 0)
+        rc = tw_deferred_add_errback(d, on_bind_failed, &o);
+    tw_deferred_unref(d);
+    if (rc < 0)
+        return rd_error(EX_OSERR, "out of memory listening on %s", e->desc);
+    if (port == NULL)
+        return listen_error(e, o.code ? o.code : -EINVAL, o.detail[0] ? o.detail : NULL);
+    *out = port;
+    return 0;
+}
+
 int rd_endpoint_listen_udp(rd_endpoint *e, tw_reactor *r, tw_datagram_protocol *p,
                            tw_udp_port **out)
 {
+    if (e->ep.type == TW_ENDPOINT_UNIXGRAM)
+        return listen_unixgram(e, r, p, out);
     tw_address a;
     const char *iface = e->ep.interface[0] != '\0' ? e->ep.interface : NULL;
     if (tw_address_from_ip(&a, iface, e->ep.port) < 0)

@@ -252,7 +252,9 @@ int rd_serve(rd_run *run, const rd_worker *w)
         }
         char where[TW_ADDRSTRLEN];
         tw_log(TW_LOG_INFO, rd_logging_system(), "%s listening on %s%s", run->app->plugin->name,
-               rd_endpoint_is_datagram(e) ? "udp " : "",
+               !rd_endpoint_is_datagram(e)               ? ""
+               : tw_address_family(&bound) == AF_UNIX ? "unixgram "
+                                                      : "udp ",
                tw_address_format(&bound, where, sizeof where));
         at += (size_t)snprintf(ports + at, sizeof ports - at, "%s%d", i ? " " : "",
                                tw_address_port(&bound));
