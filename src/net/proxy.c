@@ -374,8 +374,8 @@ static size_t proxied_buffered_input(tw_protocol *p)
 static void proxied_file_descriptor_received(tw_protocol *p, int fd)
 {
     proxied *w = from_base(p);
-    if (w->stage == SERVING && w->inner->ops->file_descriptor_received != NULL)
-        w->inner->ops->file_descriptor_received(w->inner, fd);
+    if (w->stage == SERVING && user(w)->ops->file_descriptor_received != NULL)
+        user(w)->ops->file_descriptor_received(user(w), fd);
     else
         close(fd);
 }

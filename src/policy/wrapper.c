@@ -186,8 +186,9 @@ static size_t policy_buffered(tw_protocol *p)
 static void policy_fd_received(tw_protocol *p, int fd)
 {
     tw__policy_conn *c = conn_of(p);
-    if (!(c->flags & TW__PC_LOST) && c->inner->ops->file_descriptor_received != NULL)
-        c->inner->ops->file_descriptor_received(c->inner, fd);
+    tw_protocol *inner = c->transport.protocol;
+    if (!(c->flags & TW__PC_LOST) && inner->ops->file_descriptor_received != NULL)
+        inner->ops->file_descriptor_received(inner, fd);
     else
         close(fd);
 }
