@@ -14,6 +14,7 @@
 #include <twine/concurrency.h>
 #include <twine/log.h>
 #include <twine/reactor.h>
+#include <twine/fdwatch.h>
 #include <twine/threadpool.h>
 #include <twine/looping.h>
 #include <twine/address.h>
@@ -28,6 +29,8 @@
 #include <twine/endpoint.h>
 #include <twine/tls.h>
 #include <twine/reconnect.h>
+#include <twine/process.h>
+#include <twine/stdio.h>
 #include <twine/policies.h>
 #include <twine/plugin.h>
 #include <twine/amp.h>

@@ -735,6 +735,54 @@ START_TEST(test_descriptors_still_queued_when_a_connection_aborts_are_closed)
 }
 END_TEST
 
+START_TEST(test_descriptors_pass_through_the_connection_policies_both_ways)
+{
+    tw_reactor *r = tw_reactor_new();
+    place u;
+    place_init(&u);
+    fd_side server, client;
+    side_init(&server, 1);
+    side_init(&client, 1);
+    tw_policy_options o;
+    tw_policy_options_init(&o);
+    o.connection_write_limit = 1e6; /* a policy at work on each side */
+    tw_factory *wrapped_server, *wrapped_client;
+    ck_assert_int_eq(tw_policy_factory_new(r, &server.base, &o, &wrapped_server), 0);
+    ck_assert_int_eq(tw_policy_factory_new(r, &client.base, &o, &wrapped_client), 0);
+    tw_address addr;
+    ck_assert_int_eq(tw_address_from_unix(&addr, u.path), 0);
+    tw_listener *l;
+    ck_assert_int_eq(tw_listen(r, &addr, NULL, wrapped_server, &l), 0);
+    tu_outcome co;
+    tu_watch(tw_connect_unix(r, u.path, NULL, wrapped_client), &co);
+    long long end = tu_now_ms() + 2000;
+    while ((server.proto == NULL || client.proto == NULL || !co.fired) && tu_now_ms() < end)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert_ptr_nonnull(server.proto);
+    int before = open_fds();
+
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_eq(tw_transport_send_fds(client.proto->transport, "c", 1, &fd, 1), 0);
+    ck_assert_int_eq(tw_transport_send_fds(server.proto->transport, "s", 1, &fd, 1), 0);
+    close(fd);
+    spin_len(r, &server, 1);
+    spin_len(r, &client, 1);
+    ck_assert_int_eq(server.nfds, 1);
+    ck_assert_int_eq(client.nfds, 1);
+    close(server.fds[0]);
+    close(client.fds[0]);
+    ck_assert_int_eq(open_fds(), before);
+    tw_peer_credentials pc;
+    ck_assert_int_eq(tw_transport_get_peer_credentials(server.proto->transport, &pc), 0);
+    ck_assert_int_eq(pc.uid, getuid());
+    tw_listener_close(l);
+    tw_reactor_free(r);
+    tw_factory_free(wrapped_server);
+    tw_factory_free(wrapped_client);
+    place_free(&u);
+}
+END_TEST
+
 START_TEST(test_descriptors_cannot_go_over_tcp)
 {
     tw_reactor *r = tw_reactor_new();
@@ -799,6 +847,7 @@ int main(void)
     tcase_add_test(tc, test_descriptors_past_the_limit_are_closed_and_none_leaks);
     tcase_add_test(tc, test_a_protocol_that_takes_no_descriptors_gets_its_data_and_leaks_none);
     tcase_add_test(tc, test_descriptors_still_queued_when_a_connection_aborts_are_closed);
+    tcase_add_test(tc, test_descriptors_pass_through_the_connection_policies_both_ways);
     tcase_add_test(tc, test_descriptors_cannot_go_over_tcp);
     tcase_add_test(tc, test_peer_credentials_name_this_process_on_both_ends);
     suite_add_tcase(s, tc);

@@ -2,7 +2,9 @@
 /*
  * Transports: the connection a protocol writes to. The calls here work on
  * every kind of stream transport (TCP over IPv4 and IPv6, UNIX sockets, and
- * the test kit's string transport, <twine/testing.h>).
+ * the test kit's string transport, <twine/testing.h>), and on the pipe
+ * transports over other descriptors (tw_transport_adopt_pipe(), standard
+ * IO, a process endpoint), whose differences their constructors state.
  *
  * Writes never block. Inside one of twine's callbacks, a connection's
  * writes are gathered and leave in one system call when the callback
@@ -267,14 +269,42 @@ TW_API int tw_transport_send_fds(tw_transport *t, const void *data, size_t len, 
 TW_API int tw_transport_get_peer_credentials(tw_transport *t, tw_peer_credentials *out);
 
 /**
- * Adopt an already connected stream socket (TCP or UNIX), as Twisted's
+ * Adopt an already connected descriptor, as Twisted's
  * adoptStreamConnection does: build a protocol with @p f and run it over
- * the socket. The transport takes ownership of @p fd; it closes it on error.
- * connection_made runs before this returns.
- * @return 0; -ECONNREFUSED if the factory refused; -ENOMEM; -EINVAL for a
- *         descriptor that is not a socket.
+ * @p fd. A stream socket (TCP or UNIX) becomes a stream transport. Any
+ * other descriptor (a pipe, a FIFO, a terminal, a character device, a
+ * regular file) becomes a pipe transport that reads it, writes it or both,
+ * as its access mode (O_RDONLY, O_WRONLY, O_RDWR) allows: see
+ * tw_transport_adopt_pipe() for how such a transport behaves.
+ * The transport takes ownership of @p fd (made non-blocking); it closes it
+ * on error. connection_made runs before this returns.
+ * @return 0; -ECONNREFUSED if the factory refused; -ENOMEM; a negated
+ *         errno for a descriptor that cannot be used (-EBADF).
  */
 TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f);
+
+/**
+ * Run a protocol built by @p f over two descriptors that are not sockets:
+ * it reads @p read_fd and writes @p write_fd (either may be -1, not both),
+ * as Twisted's StandardIO does with a pair of pipes. Both are taken (made
+ * non-blocking and close-on-exec, closed with the transport or on error).
+ *
+ * The transport keeps the stream transport's rules: writes never block
+ * and go out at once (a pipe write is not batched), the rest queued with
+ * the same watermarks and producers; a regular file, which cannot be
+ * polled, is read a chunk per loop pass. EOF on @p read_fd ends the
+ * connection after the queue flushed, unless the protocol has
+ * read_connection_lost (half-close), which it then hears; a terminal's EIO
+ * counts as EOF. tw_transport_lose_write_connection() closes @p write_fd
+ * once flushed (the reader's EOF). A write error (EPIPE, without SIGPIPE)
+ * ends the connection with that errno. tw_transport_get_peer() and
+ * get_host() return -ENOTSOCK; tw_transport_fileno() is @p read_fd while it
+ * is open, then @p write_fd.
+ * connection_made runs before this returns.
+ * @return 0; -EINVAL for no descriptor or the same one twice (dup() it);
+ *         -ECONNREFUSED if the factory refused; -ENOMEM; a negated errno.
+ */
+TW_API int tw_transport_adopt_pipe(tw_reactor *r, int read_fd, int write_fd, tw_factory *f);
 
 TW_END_DECLS
 

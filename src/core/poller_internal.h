@@ -122,7 +122,8 @@ int tw__backend_init(tw_reactor *r);
 void tw__backend_free(tw_reactor *r);
 
 /* A dispatch begins and ends: while one runs, released ios wait, and
- * tw_reactor_free() is refused. Dispatches nest. */
+ * tw_reactor_free() is refused. Dispatches nest. Also for fdwatch.c, which
+ * dispatches the watches of unpollable descriptors from a timer. */
 void tw__poller_hold(tw_reactor *r);
 void tw__poller_unhold(tw_reactor *r);
 

@@ -64,6 +64,7 @@
 #include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 #include "net/outq_internal.h"
+#include "net/pipe_internal.h"
 #include "net/stream_internal.h"
 #include "net/unixmsg_internal.h"
 
@@ -641,11 +642,8 @@ static void handle_read(tw__stream *s)
         int fds[TW_TRANSPORT_FDS_MAX], nfds, dropped;
         n = tw__unix_recv_fds(stream_fd(s), r->read_buf, TW__READ_SIZE, fds, TW_TRANSPORT_FDS_MAX,
                               &nfds, &dropped);
-        if (n >= 0 && (nfds > 0 || dropped > 0)) {
-            if (n > 0 && !is_closing(s))
-                touch(s);
-            deliver_fds(s, fds, nfds, dropped);
-        }
+        if (n >= 0 && (nfds > 0 || dropped > 0))
+            deliver_fds(s, fds, nfds, dropped); /* before the bytes they came with */
     } else {
         do
             n = recv(stream_fd(s), r->read_buf, TW__READ_SIZE, 0);
@@ -1268,7 +1266,9 @@ TW_API int tw_transport_adopt(tw_reactor *r, int fd, tw_factory *f)
     tw_address peer;
     peer.len = sizeof peer.u.storage;
     if (getpeername(fd, &peer.u.sa, &peer.len) < 0) {
-        int err = errno == ENOTSOCK ? -EINVAL : -errno;
+        if (errno == ENOTSOCK)
+            return tw__pipe_adopt(r, fd, f);
+        int err = -errno;
         close(fd);
         return err;
     }

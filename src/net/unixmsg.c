@@ -77,7 +77,7 @@ ssize_t tw__unix_recv_fds(int fd, void *buf, size_t len, int *fds, int max, int 
     if (n < 0)
         return n;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
             continue;
         size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         const unsigned char *data = CMSG_DATA(c);
