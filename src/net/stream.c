@@ -1237,7 +1237,9 @@ void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
     for (tw__link *n = g->members.head, *next; n != NULL; n = next) {
         next = n->next; /* closing never leaves the group within this call */
         tw__stream *s = tw_container_of(n, tw__stream, group_link);
-        if (!(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
+        /* Both times are truncated to the millisecond: a difference of
+         * exactly the limit may be up to 1 ms short of it. */
+        if (!(s->flags & F_IDLE_TRACK) || now - s->last_active <= limit)
             continue;
         if (s->state >= S_LINGERING)
             continue; /* closing already; a linger ends on its own timer */
