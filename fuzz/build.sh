@@ -71,8 +71,8 @@ else
 fi
 
 # shellcheck disable=SC2086
-pkg_cflags=$(pkg-config --cflags libevent 2>/dev/null || true)
-pkg_libs=$(pkg-config --libs libevent 2>/dev/null || echo -levent)
+pkg_cflags=$(pkg-config --cflags libevent libssl libcrypto 2>/dev/null || true)
+pkg_libs=$(pkg-config --libs libevent libssl libcrypto 2>/dev/null || echo -levent -lssl -lcrypto)
 # UBSan recovers only to skip the findings fuzz/known-ub.supp lists (open
 # bugs, each with its reproducer in fuzz/regressions/); every other report
 # halts, as the options compiled into each harness say.

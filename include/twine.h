@@ -27,6 +27,7 @@
 #include <twine/resolve.h>
 #include <twine/connect.h>
 #include <twine/endpoint.h>
+#include <twine/tls.h>
 #include <twine/reconnect.h>
 #include <twine/process.h>
 #include <twine/stdio.h>

@@ -18,6 +18,9 @@
  * closing the connection. Divide is Python's true division, correctly
  * rounded like it.
  *
+ * With -o tls-certificate=CERT.pem (and -o tls-key=KEY.pem) it also
+ * answers Twisted's StartTLS, switching the connection to TLS.
+ *
  * Other modules add commands to the same connections through
  * tw_amp_factory_dispatcher() of the factory this module makes (see amp.h).
  */
@@ -28,6 +31,7 @@
 #include <time.h>
 #include <twine.h>
 #include <twine/amp.h>
+#include <twine/tls.h>
 
 #include "amp_commands.h"
 
@@ -152,6 +156,9 @@ static const tw_option_spec amp_options[] = {
      "largest box accepted, in bytes; a bigger one closes the connection"},
     {"max-pending", TW_OPTION_INT, "1024",
      "requests a connection may have waiting for answers before reading pauses"},
+    {"tls-certificate", TW_OPTION_STRING, NULL,
+     "PEM certificate (and chain) that answers StartTLS; without it StartTLS is unknown"},
+    {"tls-key", TW_OPTION_STRING, NULL, "PEM private key of tls-certificate (default: that file)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -182,6 +189,27 @@ static tw_factory *amp_make_factory(tw_reactor *r, const tw_options *opts, char 
         tw_amp_register(d, &amp_delay_command, delay_responder, r) < 0) {
         tw_factory_free(f);
         snprintf(err, errlen, "out of memory registering the amp commands");
+        return NULL;
+    }
+    const char *cert = tw_options_get(opts, "tls-certificate");
+    if (cert != NULL) {
+        /* Read now, before reactord drops its privileges. */
+        tw_tls_context *tls = tw_tls_context_new(TW_TLS_SERVER, err, errlen);
+        int rc = tls == NULL ? -ENOMEM
+                             : tw_tls_context_use_certificate(tls, cert, tw_options_get(opts, "tls-key"),
+                                                              NULL, err, errlen);
+        if (rc == 0 && tw_amp_serve_start_tls(d, tls) < 0) {
+            snprintf(err, errlen, "out of memory registering StartTLS");
+            rc = -ENOMEM;
+        }
+        tw_tls_context_unref(tls); /* the dispatcher holds it */
+        if (rc < 0) {
+            tw_factory_free(f);
+            return NULL;
+        }
+    } else if (tw_options_get(opts, "tls-key") != NULL) {
+        tw_factory_free(f);
+        snprintf(err, errlen, "tls-key needs tls-certificate");
         return NULL;
     }
     return f;

@@ -277,7 +277,9 @@ END_TEST
 START_TEST(test_unknown_type_is_named)
 {
     ck_assert_str_eq(server_error("sctp:80"), "bad endpoint 'sctp:80': unknown endpoint type 'sctp'");
-    ck_assert_contains(client_error("ssl:h:443"), "unknown endpoint type 'ssl'");
+    ck_assert_contains(client_error("sctp:h:443"), "unknown endpoint type 'sctp'");
+    /* ssl: is a server type (tls: is its client). */
+    ck_assert_contains(client_error("ssl:h:443"), "ssl endpoints can only be listened on");
 }
 END_TEST
 

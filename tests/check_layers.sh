@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # The layers of src/ depend one way. Each folder is a layer:
-#   core < defer < net < proc < policy < recv < amp < testing < plugin
+#   core < defer < net < {tls, proc} < policy < recv < amp < testing < plugin
+# (tls and proc are siblings: one rank, and neither uses the other)
 # and the programs (reactord, twine-call) sit above them all but see only
 # the public headers, core/fd_internal.h and their own folder (reactord
 # also protocols/'s headers: it links the built-in modules). From the
@@ -31,7 +32,7 @@ fail() {
 # The rank of a folder of src/; programs rank above every layer.
 rank() {
     case $1 in
-    core) echo 0 ;; defer) echo 1 ;; net) echo 2 ;; proc) echo 3 ;; policy) echo 4 ;;
+    core) echo 0 ;; defer) echo 1 ;; net) echo 2 ;; tls | proc) echo 3 ;; policy) echo 4 ;;
     recv) echo 5 ;; amp) echo 6 ;; testing) echo 7 ;; plugin) echo 8 ;;
     reactord | twine-call) echo 9 ;;
     *) echo unknown ;;

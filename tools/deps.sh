@@ -6,6 +6,8 @@
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev libjansson-dev check python3-twisted"
+# The TLS tests: openssl s_client/s_server, and Twisted's TLS.
+PACKAGES="$PACKAGES openssl python3-openssl python3-service-identity"
 # make check verifies reactord's units and logrotate file with these, and
 # runs HAProxy in front of reactord for the PROXY protocol.
 PACKAGES="$PACKAGES systemd logrotate haproxy"

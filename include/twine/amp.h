@@ -126,6 +126,7 @@
 #include <twine/deferred.h>
 #include <twine/failure.h>
 #include <twine/protocol.h>
+#include <twine/tls.h>
 #include <twine/transport.h>
 
 TW_BEGIN_DECLS
@@ -800,6 +801,40 @@ TW_API tw_deferred *tw_amp_call_switch(tw_amp *amp, const tw_amp_command *comman
  *         destroyed).
  */
 TW_API tw_deferred *tw_amp_switch_to(tw_protocol *p);
+
+/**
+ * Twisted's amp.StartTLS: the command "StartTLS", no arguments, an empty
+ * answer, after which both sides speak AMP over TLS.
+ */
+TW_API extern const tw_amp_command tw_amp_start_tls_command;
+
+/**
+ * Answer StartTLS on the dispatcher's connections with @p ctx: the answer
+ * goes out in the clear, and the connection switches to TLS as it leaves
+ * (tw_transport_start_tls(), server side), as Twisted's server does. A
+ * connection already in TLS refuses a second one (UNKNOWN).
+ * @param ctx a server context, referenced by the dispatcher (so by its
+ *        factory) until it is freed.
+ * @return as tw_amp_register(); -EINVAL for a client context.
+ */
+TW_API int tw_amp_serve_start_tls(tw_amp_dispatcher *d, tw_tls_context *ctx);
+
+/**
+ * Ask the peer to switch to TLS (Twisted's callRemote(StartTLS)), then
+ * switch this side as a client with @p ctx when it agrees. Boxes sent
+ * meanwhile (calls, answers) are held and go out once TLS is on, as in
+ * Twisted; if the peer refuses, they go out in the clear, as the
+ * connection goes on in the clear.
+ * @param ctx a client context, referenced until the answer. Note that
+ *        twine checks the server's name (tw_tls_context_set_hostname(),
+ *        or the insecure option), which Twisted's StartTLS does not.
+ * @return a new deferred reference, or NULL when memory runs out; it fires
+ *         with the (empty) answer's values once TLS is started (its
+ *         handshake then runs, and a failed one ends the connection with
+ *         TW_ETLS), or fails as tw_amp_call_remote() does; TW_ESTATE when
+ *         TLS is already on or starting, -EINVAL for a server context.
+ */
+TW_API tw_deferred *tw_amp_start_tls(tw_amp *amp, tw_tls_context *ctx);
 
 /** Destroy a protocol through p->ops->destroy, if it has one; NULL is ignored. */
 TW_API void tw_amp_protocol_free(void *p);

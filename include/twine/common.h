@@ -53,7 +53,8 @@ enum {
     TW_EIDLE = -30013,          /**< the connection was idle too long */
     TW_ENOTFOUND = -30014,      /**< a host name does not exist, or has no address of the family */
     TW_EOVERFLOW = -30015,      /**< a bounded queue is full */
-    TW_EUNDERFLOW = -30016      /**< too many getters already wait on a queue */
+    TW_EUNDERFLOW = -30016,     /**< too many getters already wait on a queue */
+    TW_ETLS = -30017            /**< a TLS handshake or record failed (twine/tls.h) */
 };
 
 /**

@@ -22,12 +22,25 @@
  *   haproxy:ENDPOINT                         any of the above but udp, whose
  *                                            connections start with a PROXY
  *                                            header (<twine/proxy.h>)
+ *   ssl:PORT[:privateKey=KEY.pem][:certKey=CERT.pem][:extraCertChain=CHAIN.pem]
+ *       [:interface=ADDR][:backlog=N]        TLS over tcp, as Twisted's ssl:
+ *                                            (privateKey defaults to
+ *                                            server.pem, certKey to privateKey)
  * Clients (tw_endpoint_parse_client):
  *   tcp:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR][:attemptDelay=SECONDS]
  *                                                        (or host=, port=)
  *   unix:PATH[:timeout=SECONDS]
  *   unixgram:PATH[:bindAddress=PATH]         UNIX datagrams, connected
  *                                            (tw_endpoint_connect_datagram)
+ *   tls:HOST:PORT[:timeout=SECONDS][:bindAddress=ADDR][:trustRoots=PATH]
+ *       [:certificate=CERT.pem][:privateKey=KEY.pem]   TLS over tcp, as
+ *                                            Twisted's tls: (the server is
+ *                                            verified against trustRoots, or
+ *                                            the system's store, and HOST)
+ *
+ * TLS endpoints parse here but listen and connect through <twine/tls.h>
+ * (tw_listen_tls(), tw_connect_tls()); tw_endpoint_listen() and
+ * tw_endpoint_connect() refuse them rather than run them in the clear.
  *
  * A UNIX PATH (or bindAddress) that starts with '@' is an abstract name on
  * Linux ("unix:@app"), with no file: no mode, no lockfile, nothing to
@@ -73,6 +86,8 @@ typedef enum tw_endpoint_type {
 #define TW_ENDPOINT_HOST_MAX 256
 /** Room for a UNIX socket path and its NUL (sun_path). */
 #define TW_ENDPOINT_PATH_MAX 108
+/** Room for the path of a TLS endpoint's certificate or key file and its NUL. */
+#define TW_ENDPOINT_FILE_MAX 512
 
 typedef struct tw_endpoint {
     tw_endpoint_type type;
@@ -107,6 +122,16 @@ typedef struct tw_endpoint {
      * "haproxy:" prefix); listening sets tw_listen_options.proxy_protocol.
      */
     int proxy_protocol;
+    /** 1 for TLS endpoints (ssl: servers, tls: clients); type is then TCP. */
+    int tls;
+    /** TLS: the PEM private key (servers' privateKey, clients' privateKey). */
+    char private_key[TW_ENDPOINT_FILE_MAX];
+    /** TLS: the PEM certificate (servers' certKey, clients' certificate); "" for none. */
+    char certificate[TW_ENDPOINT_FILE_MAX];
+    /** TLS servers: PEM intermediate certificates (extraCertChain); "" for none. */
+    char cert_chain[TW_ENDPOINT_FILE_MAX];
+    /** TLS clients: PEM file or directory of trusted CAs (trustRoots); "" for the system's. */
+    char trust_roots[TW_ENDPOINT_FILE_MAX];
 } tw_endpoint;
 
 /** Longest text tw_endpoint_format() writes, with its NUL. */

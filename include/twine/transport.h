@@ -127,7 +127,7 @@ typedef struct tw_transport_ops {
 
 struct tw_transport {
     const tw_transport_ops *ops; /**< private to the implementation */
-    tw_protocol *protocol;       /**< read-only */
+    tw_protocol *protocol;       /**< read-only: the protocol it drives (tw_transport_start_tls() puts its TLS layer here) */
     tw_reactor *reactor;         /**< read-only; may be NULL for a string transport */
 };
 

@@ -12,6 +12,7 @@
  *   amp_calls.c       outgoing calls, waiting for their answers
  *   amp_call_table.c  the outstanding calls indexed by their _ask tag
  *   amp_switch.c      protocol switches: handing the transport over
+ *   amp_tls.c         StartTLS: switching the transport to TLS, both sides
  *   amp_errors.c      AMP errors as failures
  *
  * One connection is used from one thread, the reactor's; nothing here locks.
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <twine/amp.h>
+#include <twine/tls.h>
 
 #include "core/list_internal.h"
 
@@ -41,6 +43,7 @@ struct tw_amp_dispatcher {
     tw__amp_responder *items;
     size_t count, cap;
     unsigned long long unhandled; /* requests for commands nobody registered */
+    tw_tls_context *tls; /* StartTLS's server context, referenced, or NULL */
 };
 
 /* Count a request for the @p i th command of @p d as ending with @p o. */
@@ -131,6 +134,11 @@ struct tw_amp {
     unsigned locked : 1;         /* a switch is pending or done: no AMP box goes out */
     tw_protocol *inner;          /* the protocol switched to, owned; NULL while AMP */
     tw_factory *inner_factory;   /* the caller's switch factory, a counted user, or NULL */
+    /* StartTLS (amp_tls.c) */
+    tw_tls_context *tls_on_answer; /* server: switch to TLS with it once the answer is out */
+    unsigned tls_pending : 1;      /* client: asked, not answered; boxes are held */
+    char *tls_held;                /* client: the boxes held meanwhile, encoded */
+    size_t tls_held_len, tls_held_cap;
 };
 
 /*
@@ -168,6 +176,13 @@ extern const tw_protocol_ops tw__amp_switched_half_close_ops;
  *        is lost, or NULL on the responder's side.
  */
 void tw__amp_switch(tw_amp *amp, tw_protocol *p, tw_factory *client_factory);
+
+/* ------------------------------------------------------------ StartTLS */
+
+/* The server's answer to StartTLS went out: switch to TLS. */
+void tw__amp_answered_start_tls(tw_amp *amp);
+/* Client: keep @p len encoded bytes until the switch. @return 0 or -ENOMEM. */
+int tw__amp_hold_for_tls(tw_amp *amp, const void *data, size_t len);
 
 /* ------------------------------------------------------------ requests */
 

@@ -97,7 +97,9 @@ int tw__amp_send_box(tw_amp *amp, const tw_amp_box *box)
     if (buf == NULL)
         return -ENOMEM;
     tw_amp_box_encode(box, buf, n);
-    int rc = tw_transport_write(amp->base.transport, buf, n);
+    /* Between a StartTLS request and its answer, boxes wait for TLS. */
+    int rc = amp->tls_pending ? tw__amp_hold_for_tls(amp, buf, n)
+                              : tw_transport_write(amp->base.transport, buf, n);
     if (buf != stackbuf)
         free(buf);
     return rc;
@@ -261,6 +263,7 @@ void tw__amp_destroy(tw_protocol *p)
     tw_failure_unref(amp->lost_reason);
     tw__amp_call_table_release(&amp->calls);
     free(amp->held);
+    free(amp->tls_held);
     free(amp);
 }
 

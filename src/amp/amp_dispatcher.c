@@ -30,6 +30,8 @@ void tw__amp_dispatcher_release(tw_amp_dispatcher *d)
     free(d->items);
     d->items = NULL;
     d->count = d->cap = 0;
+    tw_tls_context_unref(d->tls);
+    d->tls = NULL;
 }
 
 TW_API int tw_amp_register(tw_amp_dispatcher *d, const tw_amp_command *command,

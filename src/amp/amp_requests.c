@@ -155,7 +155,9 @@ static void request_failed(tw_amp *amp, request *rq, const tw_failure *f)
 
 static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values)
 {
+    int start_tls = amp->tls_on_answer != NULL && rq->command == &tw_amp_start_tls_command;
     if (!rq->has_ask) {
+        amp->tls_on_answer = NULL; /* no answer, no switch */
         count(amp, rq, TW_AMP_OUTCOME_OK);
         return;
     }
@@ -173,6 +175,7 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
     }
     tw__amp_box_release(&box);
     if (rc < 0) {
+        amp->tls_on_answer = NULL;
         count(amp, rq, TW_AMP_OUTCOME_UNKNOWN);
         tw_log(TW_LOG_WARN, "amp", "the response of %s does not encode (%s); answering UNKNOWN "
                                    "and closing the connection",
@@ -181,6 +184,8 @@ static void request_answer(tw_amp *amp, request *rq, const tw_amp_values *values
         return;
     }
     count(amp, rq, TW_AMP_OUTCOME_OK);
+    if (start_tls && !amp->closing && !amp->lost)
+        tw__amp_answered_start_tls(amp); /* the answer was the last clear box */
 }
 
 /*

@@ -200,6 +200,41 @@ static void begin_phase(tw_reactor *r)
     tw__leave(r);
 }
 
+void tw__hold_writes(tw_reactor *r, tw__held_write *w)
+{
+    if (w->queued)
+        return;
+    w->queued = 1;
+    tw__list_append(&r->held_writes, &w->link);
+}
+
+void tw__unhold_writes(tw_reactor *r, tw__held_write *w)
+{
+    if (!w->queued)
+        return;
+    w->queued = 0;
+    tw__list_remove(&r->held_writes, &w->link);
+}
+
+/* The held writes go down first, into the streams' batches, which then go
+ * out; whatever the sends call back (a pause, a resume that writes) may
+ * hold or batch more, so both run until neither has anything left. */
+void tw__flush_writes(tw_reactor *r)
+{
+    r->depth++;
+    do {
+        tw__link *l;
+        while ((l = tw__list_shift(&r->held_writes)) != NULL) {
+            tw__held_write *w = tw_container_of(l, tw__held_write, link);
+            w->queued = 0;
+            w->release(w);
+        }
+        if (r->batch != NULL)
+            r->flush_batch(r);
+    } while (r->held_writes.head != NULL);
+    r->depth--;
+}
+
 void tw__shutdown_step_done(tw_reactor *r)
 {
     if (r->freeing || r->phase_waiting == 0 || --r->phase_waiting > 0)

@@ -60,6 +60,16 @@ struct tw__service {
     const tw__service_ops *ops;
 };
 
+/* Writes an upper layer holds back while a dispatch runs and passes down
+ * when the outermost one returns, before the streams send their batches
+ * (the TLS layer: the plaintext written in one callback becomes one record,
+ * not one per write). On r->held_writes while @c queued. */
+typedef struct tw__held_write {
+    tw__link link;
+    void (*release)(struct tw__held_write *w); /* pass the held writes down */
+    int queued;
+} tw__held_write;
+
 typedef struct tw__timer_heap {
     tw_call **items;
     size_t count, cap;
@@ -165,6 +175,7 @@ struct tw_reactor {
     void (*flush_batch)(tw_reactor *r);
     struct tw__outq *spare_outq; /* emptied queues kept for reuse */
     unsigned spare_outq_count;
+    tw__list held_writes; /* tw__held_write: released first, by tw__flush_writes() */
 };
 
 /* Bracket a dispatch into code that may call back the user (see depth). */
@@ -173,13 +184,21 @@ static inline void tw__enter(tw_reactor *r)
     r->depth++;
 }
 
+/* Release the held writes, then send the batches (see tw__leave). */
+void tw__flush_writes(tw_reactor *r);
+
 static inline void tw__leave(tw_reactor *r)
 {
     /* Leaving the outermost dispatch: what was written inside it goes out
      * now, one system call per connection. */
-    if (--r->depth == 0 && r->batch != NULL)
-        r->flush_batch(r);
+    if (--r->depth == 0 && (r->batch != NULL || r->held_writes.head != NULL))
+        tw__flush_writes(r);
 }
+
+/* Hold @p w's writes until the outermost dispatch returns. Idempotent. */
+void tw__hold_writes(tw_reactor *r, tw__held_write *w);
+/* Forget @p w (its owner is going away). Idempotent. */
+void tw__unhold_writes(tw_reactor *r, tw__held_write *w);
 
 void tw__reactor_register_conn(tw_reactor *r, tw__closeable *c);
 void tw__reactor_unregister_conn(tw_reactor *r, tw__closeable *c);

@@ -45,6 +45,8 @@ TW_API const char *tw_strerror(int code)
         return "queue is full";
     case TW_EUNDERFLOW:
         return "too many getters wait on the queue";
+    case TW_ETLS:
+        return "TLS handshake or record failed";
     default:
         break;
     }

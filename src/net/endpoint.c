@@ -54,6 +54,11 @@ typedef enum {
     P_DOMAIN,
     P_INDEX,
     P_ATTEMPT_DELAY,
+    P_PRIVATE_KEY,
+    P_CERT_KEY,
+    P_CHAIN,
+    P_TRUST_ROOTS,
+    P_CERTIFICATE,
     P_COUNT,
     P_NONE = -1
 } param;
@@ -61,6 +66,7 @@ typedef enum {
 static const char *const param_names[P_COUNT] = {
     "port", "interface", "backlog", "host", "path", "mode",
     "lockfile", "timeout", "bindAddress", "domain", "index", "attemptDelay",
+    "privateKey", "certKey", "extraCertChain", "trustRoots", "certificate",
 };
 
 typedef struct keyword {
@@ -68,13 +74,16 @@ typedef struct keyword {
     param id;
 } keyword;
 
+#define MAX_KEYS 8
+
 typedef struct spec {
     const char *name;
     tw_endpoint_type type;
     int client;
-    param positional[4]; /* in order; P_NONE ends the list early */
-    keyword keys[6];     /* accepted keys; a NULL name ends the list */
+    param positional[4];    /* in order; P_NONE ends the list early */
+    keyword keys[MAX_KEYS]; /* accepted keys; a NULL name ends the list */
     param required[2];
+    int tls;
 } spec;
 
 /* Positional orders follow Twisted's parsers, so its descriptions carry over. */
@@ -82,28 +91,34 @@ static const spec specs[] = {
     {"tcp", TW_ENDPOINT_TCP, 0,
      {P_PORT, P_INTERFACE, P_BACKLOG, P_NONE},
      {{"port", P_PORT}, {"interface", P_INTERFACE}, {"backlog", P_BACKLOG}},
-     {P_PORT, P_NONE}},
+     {P_PORT, P_NONE},
+     0},
     {"tcp6", TW_ENDPOINT_TCP6, 0,
      {P_PORT, P_BACKLOG, P_INTERFACE, P_NONE},
      {{"port", P_PORT}, {"interface", P_INTERFACE}, {"backlog", P_BACKLOG}},
-     {P_PORT, P_NONE}},
+     {P_PORT, P_NONE},
+     0},
     {"unix", TW_ENDPOINT_UNIX, 0,
      {P_PATH, P_MODE, P_BACKLOG, P_LOCKFILE},
      {{"address", P_PATH}, {"path", P_PATH}, {"mode", P_MODE}, {"backlog", P_BACKLOG},
       {"lockfile", P_LOCKFILE}},
-     {P_PATH, P_NONE}},
+     {P_PATH, P_NONE},
+     0},
     {"udp", TW_ENDPOINT_UDP, 0,
      {P_PORT, P_INTERFACE, P_NONE, P_NONE},
      {{"port", P_PORT}, {"interface", P_INTERFACE}},
-     {P_PORT, P_NONE}},
+     {P_PORT, P_NONE},
+     0},
     {"unixgram", TW_ENDPOINT_UNIXGRAM, 0,
      {P_PATH, P_MODE, P_NONE, P_NONE},
      {{"address", P_PATH}, {"path", P_PATH}, {"mode", P_MODE}},
-     {P_PATH, P_NONE}},
+     {P_PATH, P_NONE},
+     0},
     {"systemd", TW_ENDPOINT_SYSTEMD, 0,
      {P_DOMAIN, P_INDEX, P_NONE, P_NONE},
      {{"domain", P_DOMAIN}, {"index", P_INDEX}},
-     {P_DOMAIN, P_INDEX}},
+     {P_DOMAIN, P_INDEX},
+     0},
     {"tcp", TW_ENDPOINT_TCP, 1,
      {P_HOST, P_PORT, P_NONE, P_NONE},
      {{"host", P_HOST},
@@ -111,15 +126,40 @@ static const spec specs[] = {
       {"timeout", P_TIMEOUT},
       {"bindAddress", P_BIND},
       {"attemptDelay", P_ATTEMPT_DELAY}},
-     {P_HOST, P_PORT}},
+     {P_HOST, P_PORT},
+     0},
     {"unix", TW_ENDPOINT_UNIX, 1,
      {P_PATH, P_NONE, P_NONE, P_NONE},
      {{"path", P_PATH}, {"timeout", P_TIMEOUT}},
-     {P_PATH, P_NONE}},
+     {P_PATH, P_NONE},
+     0},
+    {"ssl", TW_ENDPOINT_TCP, 0,
+     {P_PORT, P_PRIVATE_KEY, P_CERT_KEY, P_NONE},
+     {{"port", P_PORT},
+      {"privateKey", P_PRIVATE_KEY},
+      {"certKey", P_CERT_KEY},
+      {"extraCertChain", P_CHAIN},
+      {"interface", P_INTERFACE},
+      {"backlog", P_BACKLOG}},
+     {P_PORT, P_NONE},
+     1},
+    {"tls", TW_ENDPOINT_TCP, 1,
+     {P_HOST, P_PORT, P_NONE, P_NONE},
+     {{"host", P_HOST},
+      {"port", P_PORT},
+      {"timeout", P_TIMEOUT},
+      {"bindAddress", P_BIND},
+      {"trustRoots", P_TRUST_ROOTS},
+      {"certificate", P_CERTIFICATE},
+      {"privateKey", P_PRIVATE_KEY},
+      {"attemptDelay", P_ATTEMPT_DELAY}},
+     {P_HOST, P_PORT},
+     1},
     {"unixgram", TW_ENDPOINT_UNIXGRAM, 1,
      {P_PATH, P_BIND, P_NONE, P_NONE},
      {{"path", P_PATH}, {"bindAddress", P_BIND}},
-     {P_PATH, P_NONE}},
+     {P_PATH, P_NONE},
+     0},
 };
 
 typedef struct segment {
@@ -228,6 +268,13 @@ static int copy_text(parser *p, char *dst, size_t size, const char *what, const 
     return 0;
 }
 
+static int copy_file(parser *p, char *dst, size_t size, const char *what, const char *value)
+{
+    if (*value == '\0')
+        return perr(p, "%s is empty", what);
+    return copy_text(p, dst, size, what, value);
+}
+
 static int is_ip(const char *s, int *family)
 {
     tw_address a;
@@ -321,6 +368,16 @@ static int bind_value(parser *p, const spec *sp, tw_endpoint *e, param id, const
         else
             return perr(p, "domain '%s' is not INET, INET6 or UNIX", v);
         return 0;
+    case P_PRIVATE_KEY:
+        return copy_file(p, e->private_key, sizeof e->private_key, "privateKey", v);
+    case P_CERT_KEY:
+        return copy_file(p, e->certificate, sizeof e->certificate, "certKey", v);
+    case P_CERTIFICATE:
+        return copy_file(p, e->certificate, sizeof e->certificate, "certificate", v);
+    case P_CHAIN:
+        return copy_file(p, e->cert_chain, sizeof e->cert_chain, "extraCertChain", v);
+    case P_TRUST_ROOTS:
+        return copy_file(p, e->trust_roots, sizeof e->trust_roots, "trustRoots", v);
     case P_INDEX:
         if (parse_number(v, 0, 65535, &n) < 0)
             return perr(p, "index '%s' is not a number from 0 to 65535", v);
@@ -354,6 +411,7 @@ static void endpoint_defaults(tw_endpoint *e, const spec *sp)
     e->timeout = sp->client ? TW_CONNECT_TIMEOUT : 0;
     e->attempt_delay = sp->client && sp->type == TW_ENDPOINT_TCP ? TW_CONNECT_ATTEMPT_DELAY : 0;
     e->domain = AF_UNSPEC;
+    e->tls = sp->tls;
 }
 
 static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t errlen)
@@ -422,7 +480,7 @@ static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t 
         if (seg->key == NULL)
             continue;
         param id = P_NONE;
-        for (int k = 0; k < 6 && sp->keys[k].name != NULL; k++)
+        for (int k = 0; k < MAX_KEYS && sp->keys[k].name != NULL; k++)
             if (strcmp(sp->keys[k].name, seg->key) == 0)
                 id = sp->keys[k].id;
         if (id == P_NONE) {
@@ -458,6 +516,17 @@ static int parse(const char *s, int client, tw_endpoint *out, char *err, size_t 
     for (int id = 0; id < P_COUNT; id++) {
         if (given[id] != NULL && (rc = bind_value(&p, sp, out, (param)id, given[id])) < 0)
             goto out;
+    }
+    if (sp->tls && !client) {
+        /* Twisted's defaults: server.pem holds both, unless told otherwise. */
+        if (out->private_key[0] == '\0')
+            strcpy(out->private_key, "server.pem");
+        if (out->certificate[0] == '\0')
+            strcpy(out->certificate, out->private_key);
+    }
+    if (sp->tls && client && (out->private_key[0] != '\0') != (out->certificate[0] != '\0')) {
+        rc = perr(&p, "certificate and privateKey go together");
+        goto out;
     }
     /* An abstract name has no file to set a mode on or to lock beside. */
     if (out->path[0] == '@' && (given[P_MODE] != NULL || given[P_LOCKFILE] != NULL)) {
@@ -529,6 +598,43 @@ static void put_seconds(text *o, const char *key, double v)
     put_option(o, key, tmp);
 }
 
+static void put_client_options(text *o, const tw_endpoint *e)
+{
+    if (e->type != TW_ENDPOINT_UNIXGRAM && e->timeout != TW_CONNECT_TIMEOUT)
+        put_seconds(o, "timeout", e->timeout);
+    if (e->bind_address[0] != '\0')
+        put_option(o, "bindAddress", e->bind_address);
+    if (e->type == TW_ENDPOINT_TCP && e->attempt_delay != TW_CONNECT_ATTEMPT_DELAY &&
+        e->attempt_delay != 0)
+        put_seconds(o, "attemptDelay", e->attempt_delay);
+}
+
+static void format_tls(text *o, const tw_endpoint *e)
+{
+    if (e->client) {
+        put(o, "tls:", 0);
+        put(o, e->host, 1);
+        putf(o, ":%d", e->port);
+        if (e->trust_roots[0] != '\0')
+            put_option(o, "trustRoots", e->trust_roots);
+        if (e->certificate[0] != '\0')
+            put_option(o, "certificate", e->certificate);
+        if (e->private_key[0] != '\0')
+            put_option(o, "privateKey", e->private_key);
+        put_client_options(o, e);
+        return;
+    }
+    putf(o, "ssl:%d", e->port);
+    put_option(o, "privateKey", e->private_key);
+    put_option(o, "certKey", e->certificate);
+    if (e->cert_chain[0] != '\0')
+        put_option(o, "extraCertChain", e->cert_chain);
+    if (e->interface[0] != '\0')
+        put_option(o, "interface", e->interface);
+    if (e->backlog > 0)
+        putf(o, ":backlog=%d", e->backlog);
+}
+
 TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
 {
     if (len == 0)
@@ -537,6 +643,10 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
     buf[0] = '\0';
     if (!e->client && e->proxy_protocol)
         put(&o, "haproxy:", 0);
+    if (e->tls && e->type == TW_ENDPOINT_TCP) {
+        format_tls(&o, e);
+        return buf;
+    }
     switch (e->type) {
     case TW_ENDPOINT_TCP:
     case TW_ENDPOINT_TCP6:
@@ -575,13 +685,8 @@ TW_API char *tw_endpoint_format(const tw_endpoint *e, char *buf, size_t len)
         put(&o, "(unknown endpoint)", 0);
         return buf;
     }
-    if (e->client && e->type != TW_ENDPOINT_UNIXGRAM && e->timeout != TW_CONNECT_TIMEOUT)
-        put_seconds(&o, "timeout", e->timeout);
-    if (e->client && e->bind_address[0] != '\0')
-        put_option(&o, "bindAddress", e->bind_address);
-    if (e->client && e->type == TW_ENDPOINT_TCP && e->attempt_delay != TW_CONNECT_ATTEMPT_DELAY &&
-        e->attempt_delay != 0)
-        put_seconds(&o, "attemptDelay", e->attempt_delay);
+    if (e->client)
+        put_client_options(&o, e);
     return buf;
 }
 
@@ -874,6 +979,10 @@ TW_API tw_deferred *tw_endpoint_listen(tw_reactor *r, const tw_endpoint *e,
     if (e->client)
         return tw_deferred_fail(
             tw_failure_new(-EINVAL, "cannot listen on %s: it is a client endpoint", desc));
+    if (e->tls)
+        return tw_deferred_fail(tw_failure_new(
+            -EPROTONOSUPPORT, "cannot listen on %s in the clear: listen with tw_listen_tls()",
+            desc));
     if (tw_reactor_stopping(r))
         return tw_deferred_fail(tw_failure_new(
             TW_ESHUTDOWN, "cannot listen on %s: the reactor is shutting down", desc));
@@ -1003,6 +1112,10 @@ TW_API tw_deferred *tw_endpoint_connect(tw_reactor *r, const tw_endpoint *e, tw_
     if (!e->client)
         return tw_deferred_fail(
             tw_failure_new(-EINVAL, "cannot connect to %s: it is a server endpoint", desc));
+    if (e->tls)
+        return tw_deferred_fail(tw_failure_new(
+            -EPROTONOSUPPORT, "cannot connect to %s in the clear: connect with tw_connect_tls()",
+            desc));
     if (e->type == TW_ENDPOINT_UNIXGRAM)
         return tw_deferred_fail(tw_failure_new(-EPROTONOSUPPORT,
                                                "cannot connect to %s: a datagram port carries "

@@ -49,7 +49,6 @@ typedef enum { AWAITING, SERVING, REFUSED } stage;
 typedef struct proxied {
     tw_protocol base;   /* run by the stream */
     tw_transport face;  /* what the user's protocol writes to */
-    tw_protocol *inner; /* the user's protocol, from SERVING on */
     proxy_factory *pf;
     stage stage;
     tw_call *timer; /* the header's deadline, while AWAITING */
@@ -59,6 +58,13 @@ typedef struct proxied {
 } proxied;
 
 static const tw_protocol_ops proxied_ops, proxied_half_close_ops;
+
+/* The user's protocol, from SERVING on: kept only as the face's protocol,
+ * which tw_transport_start_tls() may replace with its TLS layer. */
+static tw_protocol *user(proxied *w)
+{
+    return w->face.protocol;
+}
 
 static proxied *from_face(tw_transport *t)
 {
@@ -233,7 +239,6 @@ static void start_serving(proxied *w, const tw_proxy_header *h)
     w->face.reactor = stream->reactor;
     p->transport = &w->face;
     p->factory = f;
-    w->inner = p;
     w->stage = SERVING;
     w->base.ops = p->ops->read_connection_lost != NULL ? &proxied_half_close_ops : &proxied_ops;
     if (p->ops->connection_made != NULL)
@@ -244,7 +249,7 @@ static void start_serving(proxied *w, const tw_proxy_header *h)
 static void deliver(proxied *w, const uint8_t *data, size_t len)
 {
     if (len > 0 && w->stage == SERVING && !tw_transport_disconnecting(w->base.transport))
-        w->inner->ops->data_received(w->inner, data, len);
+        user(w)->ops->data_received(user(w), data, len);
 }
 
 /* Bytes while AWAITING: the header, and perhaps what follows it. */
@@ -311,7 +316,7 @@ static void proxied_data_received(tw_protocol *p, const void *data, size_t len)
 {
     proxied *w = from_base(p);
     if (w->stage == SERVING)
-        w->inner->ops->data_received(w->inner, data, len);
+        user(w)->ops->data_received(user(w), data, len);
     else if (w->stage == AWAITING)
         header_bytes(w, data, len);
 }
@@ -321,7 +326,7 @@ static void proxied_connection_lost(tw_protocol *p, const tw_failure *reason)
     proxied *w = from_base(p);
     stop_timer(w);
     if (w->stage == SERVING) {
-        w->inner->ops->connection_lost(w->inner, reason);
+        user(w)->ops->connection_lost(user(w), reason);
         return;
     }
     if (w->stage == AWAITING && w->have > 0) {
@@ -334,35 +339,35 @@ static void proxied_connection_lost(tw_protocol *p, const tw_failure *reason)
 static void proxied_read_connection_lost(tw_protocol *p)
 {
     proxied *w = from_base(p);
-    w->inner->ops->read_connection_lost(w->inner); /* this table only when it has one */
+    user(w)->ops->read_connection_lost(user(w)); /* this table only when it has one */
 }
 
 static void proxied_write_connection_lost(tw_protocol *p)
 {
     proxied *w = from_base(p);
-    if (w->stage == SERVING && w->inner->ops->write_connection_lost != NULL)
-        w->inner->ops->write_connection_lost(w->inner);
+    if (w->stage == SERVING && user(w)->ops->write_connection_lost != NULL)
+        user(w)->ops->write_connection_lost(user(w));
 }
 
 static void proxied_pause_producing(tw_protocol *p)
 {
     proxied *w = from_base(p);
-    if (w->stage == SERVING && w->inner->ops->pause_producing != NULL)
-        w->inner->ops->pause_producing(w->inner);
+    if (w->stage == SERVING && user(w)->ops->pause_producing != NULL)
+        user(w)->ops->pause_producing(user(w));
 }
 
 static void proxied_resume_producing(tw_protocol *p)
 {
     proxied *w = from_base(p);
-    if (w->stage == SERVING && w->inner->ops->resume_producing != NULL)
-        w->inner->ops->resume_producing(w->inner);
+    if (w->stage == SERVING && user(w)->ops->resume_producing != NULL)
+        user(w)->ops->resume_producing(user(w));
 }
 
 static size_t proxied_buffered_input(tw_protocol *p)
 {
     proxied *w = from_base(p);
     if (w->stage == SERVING)
-        return w->inner->ops->buffered_input != NULL ? w->inner->ops->buffered_input(w->inner) : 0;
+        return user(w)->ops->buffered_input != NULL ? user(w)->ops->buffered_input(user(w)) : 0;
     return w->have;
 }
 
@@ -371,8 +376,8 @@ static size_t proxied_buffered_input(tw_protocol *p)
 static void proxied_file_descriptor_received(tw_protocol *p, int fd)
 {
     proxied *w = from_base(p);
-    if (w->stage == SERVING && w->inner->ops->file_descriptor_received != NULL)
-        w->inner->ops->file_descriptor_received(w->inner, fd);
+    if (w->stage == SERVING && user(w)->ops->file_descriptor_received != NULL)
+        user(w)->ops->file_descriptor_received(user(w), fd);
     else
         close(fd);
 }
@@ -381,8 +386,8 @@ static void proxied_destroy(tw_protocol *p)
 {
     proxied *w = from_base(p);
     stop_timer(w);
-    if (w->inner != NULL && w->inner->ops->destroy != NULL)
-        w->inner->ops->destroy(w->inner);
+    if (w->face.protocol != NULL && user(w)->ops->destroy != NULL)
+        user(w)->ops->destroy(user(w));
     free(w->buf);
     free(w);
 }

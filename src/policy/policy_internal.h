@@ -67,11 +67,13 @@ enum {
 
 typedef struct tw__policy_conn {
     tw_protocol base;       /* what the real transport drives */
-    tw_transport transport; /* what the wrapped protocol writes to */
+    tw_transport transport; /* what the wrapped protocol writes to; its
+                             * protocol field is that protocol (owned: destroyed
+                             * with the connection), the one place it is kept,
+                             * so that startTLS can put the TLS layer there */
     tw_producer proxy;      /* registered on the real transport for the wrapped producer */
     tw__link link;          /* f->conns, from connection_made to connection_lost */
     tw__policy_factory *f;
-    tw_protocol *inner;     /* owned: destroyed with the connection */
     tw_producer *producer;  /* the wrapped protocol's registered producer, borrowed */
     int streaming;
     unsigned flags;

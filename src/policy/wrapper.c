@@ -67,7 +67,7 @@ void tw__policy_update_write(tw__policy_conn *c)
 {
     if ((c->flags & (TW__PC_LOST | TW__PC_MADE)) != TW__PC_MADE)
         return;
-    tw_protocol *inner = c->inner;
+    tw_protocol *inner = c->transport.protocol;
     if ((c->flags & TW__PC_WM_PAUSED) || tw__throttle_writes_held(c)) {
         if (c->producer != NULL && c->streaming) {
             if (!(c->flags & TW__PC_PROD_PAUSED)) {
@@ -112,15 +112,15 @@ static void policy_made(tw_protocol *p)
     tw__list_append(&c->f->conns, &c->link);
     tw__throttle_conn_init(c);
     tw__traffic_made(c);
-    if (c->inner->ops->connection_made != NULL)
-        c->inner->ops->connection_made(c->inner);
+    if (c->transport.protocol->ops->connection_made != NULL)
+        c->transport.protocol->ops->connection_made(c->transport.protocol);
 }
 
 static void policy_data(tw_protocol *p, const void *data, size_t len)
 {
     tw__policy_conn *c = conn_of(p);
     tw__traffic_bytes(c, '<', data, len);
-    c->inner->ops->data_received(c->inner, data, len);
+    c->transport.protocol->ops->data_received(c->transport.protocol, data, len);
     tw__throttle_read(c, len);
 }
 
@@ -131,20 +131,20 @@ static void policy_lost(tw_protocol *p, const tw_failure *reason)
     tw__list_remove(&c->f->conns, &c->link);
     tw__throttle_conn_done(c);
     tw__traffic_lost(c, reason);
-    c->inner->ops->connection_lost(c->inner, reason);
+    c->transport.protocol->ops->connection_lost(c->transport.protocol, reason);
 }
 
 static void policy_read_lost(tw_protocol *p)
 {
     tw__policy_conn *c = conn_of(p);
-    c->inner->ops->read_connection_lost(c->inner);
+    c->transport.protocol->ops->read_connection_lost(c->transport.protocol);
 }
 
 static void policy_write_lost(tw_protocol *p)
 {
     tw__policy_conn *c = conn_of(p);
-    if (c->inner->ops->write_connection_lost != NULL)
-        c->inner->ops->write_connection_lost(c->inner);
+    if (c->transport.protocol->ops->write_connection_lost != NULL)
+        c->transport.protocol->ops->write_connection_lost(c->transport.protocol);
 }
 
 /* The real queue crossed its watermarks (no producer registered). */
@@ -171,23 +171,24 @@ static void policy_destroy(tw_protocol *p)
         tw__throttle_conn_done(c);
     }
     tw__peers_leave(c->f, &c->peer);
-    if (c->inner->ops->destroy != NULL)
-        c->inner->ops->destroy(c->inner);
+    if (c->transport.protocol->ops->destroy != NULL)
+        c->transport.protocol->ops->destroy(c->transport.protocol);
     free(c);
 }
 
 static size_t policy_buffered(tw_protocol *p)
 {
     tw__policy_conn *c = conn_of(p);
-    return c->inner->ops->buffered_input != NULL ? c->inner->ops->buffered_input(c->inner) : 0;
+    return c->transport.protocol->ops->buffered_input != NULL ? c->transport.protocol->ops->buffered_input(c->transport.protocol) : 0;
 }
 
 /* Descriptors go to the wrapped protocol, or are closed when it takes none. */
 static void policy_fd_received(tw_protocol *p, int fd)
 {
     tw__policy_conn *c = conn_of(p);
-    if (!(c->flags & TW__PC_LOST) && c->inner->ops->file_descriptor_received != NULL)
-        c->inner->ops->file_descriptor_received(c->inner, fd);
+    tw_protocol *inner = c->transport.protocol;
+    if (!(c->flags & TW__PC_LOST) && inner->ops->file_descriptor_received != NULL)
+        inner->ops->file_descriptor_received(inner, fd);
     else
         close(fd);
 }
@@ -429,11 +430,10 @@ static tw_protocol *policy_build(tw_factory *fb, const tw_address *peer)
         return NULL;
     }
     c->f = f;
-    c->inner = inner;
     c->id = ++f->next_id;
     c->base.ops = inner->ops->read_connection_lost != NULL ? &policy_half_close_ops : &policy_ops;
     c->transport.ops = &wrap_transport_ops;
-    c->transport.protocol = inner;
+    c->transport.protocol = inner; /* owned; tw_transport_start_tls() may put TLS first */
     c->transport.reactor = f->reactor;
     c->proxy.ops = &proxy_ops;
     inner->transport = &c->transport;
@@ -514,7 +514,7 @@ TW_API int tw_policy_factory_new(tw_reactor *r, tw_factory *wrapped, const tw_po
 TW_API tw_protocol *tw_policy_unwrap(tw_protocol *p)
 {
     if (p != NULL && (p->ops == &policy_ops || p->ops == &policy_half_close_ops))
-        return conn_of(p)->inner;
+        return conn_of(p)->transport.protocol;
     return p;
 }
 

@@ -23,6 +23,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <twine/endpoint.h>
+#include <twine/log.h>
+#include <twine/tls.h>
 #include <twine/udp.h>
 
 #include "core/fd_internal.h"
@@ -30,7 +32,8 @@
 
 struct rd_endpoint {
     tw_endpoint ep;
-    char *desc; /* as the operator wrote it */
+    char *desc;          /* as the operator wrote it */
+    tw_tls_context *tls; /* ssl: the certificate, read while parsing */
 };
 
 static int activation_checked_later; /* --check away from systemd */
@@ -66,6 +69,51 @@ static void absolute_unix_path(rd_endpoint *e)
     free(abs);
 }
 
+/* Name a TLS file from the root, so a --chdir or a reload finds it. */
+static void absolute_file(char *path, size_t size)
+{
+    if (path[0] == '\0' || path[0] == '/')
+        return;
+    char *abs = rd_absolute_path(path);
+    if (abs != NULL && strlen(abs) < size)
+        memcpy(path, abs, strlen(abs) + 1);
+    free(abs);
+}
+
+/* ssl: read the certificate and key now, in the first process and before
+ * any privilege drop, so that a bad one stops the start with one sentence
+ * and the workers inherit what was read. */
+static int load_tls(rd_endpoint *e)
+{
+    absolute_file(e->ep.private_key, sizeof e->ep.private_key);
+    absolute_file(e->ep.certificate, sizeof e->ep.certificate);
+    absolute_file(e->ep.cert_chain, sizeof e->ep.cert_chain);
+    char err[TW_TLS_ERRLEN];
+    int rc = tw_tls_context_from_endpoint(&e->ep, &e->tls, err, sizeof err);
+    if (rc == -ENOMEM)
+        return rd_error(EX_OSERR, "endpoint '%s': %s", e->desc, err);
+    if (rc < 0)
+        return rd_error(EX_CONFIG, "endpoint '%s': %s", e->desc, err);
+    return 0;
+}
+
+int rd_endpoint_reload_tls(rd_endpoint *e)
+{
+    if (e->tls == NULL)
+        return 0;
+    char err[TW_TLS_ERRLEN];
+    int rc = tw_tls_context_use_certificate(e->tls, e->ep.certificate, e->ep.private_key,
+                                            e->ep.cert_chain[0] != '\0' ? e->ep.cert_chain : NULL,
+                                            err, sizeof err);
+    if (rc < 0)
+        tw_log(TW_LOG_WARN, rd_logging_system(),
+               "%s: keeping the certificate in use: %s", e->desc, err);
+    else
+        tw_log(TW_LOG_INFO, rd_logging_system(), "%s: certificate %s reloaded", e->desc,
+               e->ep.certificate);
+    return rc;
+}
+
 int rd_endpoint_parse(const char *desc, rd_endpoint **out)
 {
     rd_endpoint *e = calloc(1, sizeof *e);
@@ -83,6 +131,8 @@ int rd_endpoint_parse(const char *desc, rd_endpoint **out)
     else if ((e->ep.type == TW_ENDPOINT_UNIX || e->ep.type == TW_ENDPOINT_UNIXGRAM) &&
              e->ep.path[0] != '/' && e->ep.path[0] != '@')
         absolute_unix_path(e); /* an abstract name (@name) is no file */
+    else if (e->ep.tls)
+        rc = load_tls(e);
     if (rc != 0) {
         rd_endpoint_free(e);
         return rc;
@@ -95,6 +145,7 @@ void rd_endpoint_free(rd_endpoint *e)
 {
     if (e == NULL)
         return;
+    tw_tls_context_unref(e->tls);
     free(e->desc);
     free(e);
 }
@@ -246,7 +297,8 @@ int rd_endpoint_listen(rd_endpoint *e, tw_reactor *r, tw_factory *f,
         setenv("LISTEN_PID", pid, 1);
     }
     outcome o = {NULL, 0, ""};
-    tw_deferred *d = tw_endpoint_listen(r, &e->ep, opts, f);
+    tw_deferred *d = e->tls != NULL ? tw_listen_tls(r, &e->ep, opts, e->tls, f)
+                                    : tw_endpoint_listen(r, &e->ep, opts, f);
     if (d == NULL)
         return rd_error(EX_OSERR, "out of memory listening on %s", e->desc);
     /* Listening is immediate: the deferred has fired and these run now. */

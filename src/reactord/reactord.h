@@ -177,6 +177,10 @@ void rd_guard_end(void);
 
 /* Parse one endpoint description. @return 0, or EX_USAGE naming the segment. */
 int rd_endpoint_parse(const char *desc, rd_endpoint **out);
+/* ssl: read the certificate and key again (SIGHUP); connections keep the
+ * one they began with, and a failure keeps the old one (logged).
+ * @return 0, or the negated errno of the failure. */
+int rd_endpoint_reload_tls(rd_endpoint *e);
 
 void rd_endpoint_free(rd_endpoint *e);
 

@@ -11,7 +11,9 @@
  * aborted, then the process exits 0; a second one during the drain aborts
  * the connections still open at once, as operators of nginx and twistd
  * expect. SIGHUP and SIGUSR1 (twistd's and nginx's log-rotation signal)
- * reopen the log file; SIGUSR2 is logged and ignored. No signal an
+ * reopen the log file; SIGHUP also reloads ssl: endpoints' certificates
+ * (new connections get the new one; a file that no longer loads, or that
+ * the dropped user may not read, keeps the old one and says so); SIGUSR2 is logged and ignored. No signal an
  * operator commonly sends kills the process without its shutdown path.
  * They are libevent signal events on the reactor's own base, so their
  * handlers run in the loop like any other callback.
@@ -42,6 +44,7 @@ typedef struct {
     tw_reactor *r;
     double drain;
     int notify; /* the process the service manager watches (not a worker) */
+    rd_run *run;
 } serve_ctx;
 
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
@@ -69,8 +72,12 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 static void on_reopen(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    (void)arg;
+    serve_ctx *s = arg;
     rd_logging_reopen((int)sig);
+    /* New certificates for new connections; open ones keep theirs. */
+    if (sig == SIGHUP)
+        for (size_t i = 0; i < s->run->nendpoints; i++)
+            rd_endpoint_reload_tls(s->run->endpoints[i]);
 }
 
 static void on_ignored(evutil_socket_t sig, short what, void *arg)
@@ -186,7 +193,7 @@ int rd_serve(rd_run *run, const rd_worker *w)
         return rd_error(EX_OSERR, "cannot create the event loop: out of memory or descriptors");
     tw_reactor_set_shutdown_timeout(r, cfg->shutdown_timeout);
     tw_reactor_set_input_budget(r, cfg->input_budget);
-    serve_ctx ctx = {r, cfg->shutdown_timeout, w == NULL};
+    serve_ctx ctx = {r, cfg->shutdown_timeout, w == NULL, run};
 
     /* Watched from the start: a SIGTERM during start-up waits for the loop,
      * which then stops at once, instead of killing a half-started server. */

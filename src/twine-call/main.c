@@ -8,7 +8,7 @@
  *
  * It is an ordinary libtwine client, built only on the public API: the
  * endpoint is parsed by tw_endpoint_parse_client(), the connection made by
- * tw_endpoint_connect() on the reactor, and each call is a deferred from
+ * tw_endpoint_connect() (or tw_connect_tls() for tls:) on the reactor, and each call is a deferred from
  * tw_amp_call_remote_box(). With --stdin the calls run one after another
  * on the one connection, each answer printed as it arrives.
  *
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <twine/tls.h>
 
 #include "twine-call.h"
 
@@ -35,9 +36,11 @@ static void usage(FILE *out)
     fputs("Usage: twine-call [options] ENDPOINT COMMAND [KEY=VALUE...] [-]\n"
           "Call an AMP command and print the answer, one KEY=VALUE a line.\n"
           "\n"
-          "ENDPOINT is tcp:HOST:PORT or unix:PATH (Twisted's client strports; a\n"
-          "backslash escapes ':' and '=', as in tcp:\\:\\:1:9000), with optional\n"
-          "timeout=SECONDS and, for tcp, bindAddress=ADDRESS.\n"
+          "ENDPOINT is tcp:HOST:PORT, tls:HOST:PORT or unix:PATH (Twisted's client\n"
+          "strports; a backslash escapes ':' and '=', as in tcp:\\:\\:1:9000), with\n"
+          "optional timeout=SECONDS and, for tcp and tls, bindAddress=ADDRESS; tls\n"
+          "verifies the server against trustRoots=PATH (default: the system's CAs)\n"
+          "and may present certificate=PATH with privateKey=PATH.\n"
           "Values are sent as the bytes given.\n"
           "\n"
           "  -i, --stdin             read calls from standard input (as does a lone\n"
@@ -352,7 +355,17 @@ int main(int argc, char **argv)
     tw_call *timer = NULL;
     if (tw_reactor_call_later(st.reactor, o.timeout, timed_out, &st, &timer) < 0)
         die(EX_OSERR, "out of memory");
-    st.connecting = tw_endpoint_connect(st.reactor, &ep, factory);
+    tw_tls_context *tls = NULL;
+    if (ep.tls) {
+        /* tls: the server is verified (trustRoots or the system's store)
+         * and its name checked; the files are read now. */
+        char why[TW_TLS_ERRLEN];
+        if (tw_tls_context_from_endpoint(&ep, &tls, why, sizeof why) < 0)
+            die(EX_USAGE, "%s: %s", st.where, why);
+    }
+    st.connecting = tls != NULL ? tw_connect_tls(st.reactor, &ep, tls, factory)
+                                : tw_endpoint_connect(st.reactor, &ep, factory);
+    tw_tls_context_unref(tls); /* the connection holds its own */
     if (st.connecting == NULL ||
         tw_deferred_add_callbacks(st.connecting, connected, connect_failed, &st) < 0)
         die(EX_OSERR, "out of memory");

@@ -1,0 +1,229 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# reactord over TLS: the echo and line modules on ssl: endpoints, read by
+# openssl s_client (TLS 1.2 and 1.3) and by Twisted's tls: client
+# (tests/interop/tls_peer.py); twine-call's tls: against the amp module;
+# Twisted's amp.StartTLS against the amp module with -o tls-certificate;
+# the same with --workers; --idle-timeout and --max-connections; SIGHUP loading a
+# new certificate for new connections while an open one goes on; and a
+# key or certificate that cannot serve stopping the start with one sentence
+# and exit 78. Certificates come from tests/tls/mkcerts.sh, made now.
+# Twisted is required (/usr/bin/python3 or $PYTHON_TWISTED): without it
+# this fails, it never skips.
+set -u
+
+srcdir=${TWINE_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+builddir=$(cd "${TWINE_BUILDDIR:-.}" && pwd)
+reactord=${REACTORD:-$builddir/reactord}
+py=${PYTHON_TWISTED:-/usr/bin/python3}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/twine-tls.XXXXXX") || exit 99
+pids=""
+cleanup() {
+    exec 4>&- 2>/dev/null
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    for p in $pids; do wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+failures=0
+fail() {
+    printf "FAIL: %s\n" "$*"
+    failures=$((failures + 1))
+}
+ok() { printf "ok: %s\n" "$*"; }
+
+sh "$srcdir/tests/tls/mkcerts.sh" "$tmp/certs" || { echo "FAIL: cannot make certificates"; exit 1; }
+c=$tmp/certs
+cp "$c/server.pem" "$tmp/cert.pem"
+cp "$c/server.key" "$tmp/key.pem"
+
+# start NAME ARGS...: reactord in the background, logging to $tmp/NAME.log;
+# sets $port to the port it reports (the workers' supervisor reports too).
+start() {
+    name=$1
+    shift
+    : >"$tmp/$name.log"
+    "$reactord" "$@" >>"$tmp/$name.log" 2>&1 &
+    pid=$!
+    pids="$pids $pid"
+    port=""
+    i=0
+    while [ $i -lt 100 ] && [ -z "$port" ]; do
+        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/$name.log" | head -n 1)
+        [ -z "$port" ] && sleep 0.05
+        i=$((i + 1))
+    done
+    [ -n "$port" ] || { fail "$name: reactord did not start: $(cat "$tmp/$name.log")"; return 1; }
+}
+
+stop() {
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
+
+# s_client_echo VERSION: send a line through s_client and expect it back.
+s_client_echo() {
+    (printf 'over-%s\n' "$1"; sleep 1) |
+        timeout 10 openssl s_client -connect "127.0.0.1:$port" "$1" -CAfile "$c/ca.pem" \
+            -servername localhost -verify_return_error -no_ign_eof >"$tmp/s_client.out" 2>&1
+    grep -q "^over-$1\$" "$tmp/s_client.out"
+}
+
+# ---- echo over ssl:, TLS 1.3 and 1.2, openssl and Twisted
+ssl="ssl:0:privateKey=$tmp/key.pem:certKey=$tmp/cert.pem:interface=127.0.0.1"
+if start echo -p echo -l "$ssl"; then
+    for v in -tls1_3 -tls1_2; do
+        if s_client_echo $v; then ok "echo over ssl: with s_client $v"; else
+            fail "echo over ssl: with s_client $v: $(cat "$tmp/s_client.out")"; fi
+    done
+    out=$(timeout 20 "$py" "$srcdir/tests/interop/tls_peer.py" client localhost "$port" "$c/roots" twisted-echo 2>&1)
+    if [ $? -eq 0 ] && [ "$out" = twisted-echo ]; then ok "Twisted tls: client to reactord echo"; else
+        fail "Twisted tls: client to reactord echo: $out"; fi
+    stop
+fi
+
+# ---- line over ssl:, Twisted's LineReceiver
+if start line -p line -l "$ssl"; then
+    out=$(timeout 20 "$py" "$srcdir/tests/interop/tls_peer.py" line-client localhost "$port" "$c/roots" 200 2>&1)
+    if [ "$out" = "200 lines" ]; then ok "Twisted LineReceiver over tls: to reactord line"; else
+        fail "Twisted LineReceiver to reactord line: $out"; fi
+    stop
+fi
+
+# ---- twine-call over tls: to reactord's amp module over ssl:
+call=$builddir/twine-call
+if start amp -p amp -l "$ssl"; then
+    out=$(timeout 20 "$call" "tls:localhost:$port:trustRoots=$c/ca.pem" Sum a=13 b=81 2>&1)
+    if [ "$out" = "total=94" ]; then ok "twine-call tls: to reactord amp over ssl:"; else
+        fail "twine-call tls: to reactord amp over ssl: $out"; fi
+    out=$(timeout 20 "$call" "tls:127.0.0.1:$port" Sum a=1 b=2 2>&1)
+    status=$?
+    if [ $status -eq 69 ] && printf '%s' "$out" | grep -q "certificate verify failed"; then
+        ok "twine-call tls: refuses a server the system does not trust"; else
+        fail "twine-call tls: against an untrusted server: exit $status: $out"; fi
+    stop
+fi
+
+# ---- Twisted's amp.StartTLS against the amp module with a certificate
+if start ampstls -p amp -l tcp:0:interface=127.0.0.1 -o "tls-certificate=$c/server.pem" \
+    -o "tls-key=$c/server.key"; then
+    out=$(timeout 20 "$py" "$srcdir/tests/interop/amp_tls.py" client 127.0.0.1 "$port" "$c/ca.pem" 2>&1)
+    if [ "$out" = "total=94 peer=localhost" ]; then ok "Twisted amp.StartTLS to reactord amp"; else
+        fail "Twisted amp.StartTLS to reactord amp: $out"; fi
+    stop
+fi
+refused_amp() {
+    "$reactord" -p amp -l tcp:0 -o "tls-certificate=$1" -o "tls-key=$2" >"$tmp/refused.out" 2>&1 </dev/null
+    status=$?
+    if [ $status -eq 78 ] && grep -q "$3" "$tmp/refused.out"; then
+        ok "amp with a bad StartTLS certificate: exit 78"; else
+        fail "amp with a bad StartTLS certificate: exit $status: $(cat "$tmp/refused.out")"; fi
+}
+refused_amp "$c/server.pem" "$c/other.key" "does not match the certificate"
+
+# ---- --workers: each worker serves the certificate read before the fork
+if start workers -p echo --workers 2 -l "$ssl"; then
+    good=0
+    for i in 1 2 3 4; do s_client_echo -tls1_3 && good=$((good + 1)); done
+    if [ $good -eq 4 ]; then ok "ssl: with --workers 2"; else
+        fail "ssl: with --workers 2: $good of 4 connections echoed"; fi
+    stop
+fi
+
+# ---- SIGHUP: new connections get the new certificate, the open one goes on
+if start reload -p echo -l "$ssl"; then
+    mkfifo "$tmp/in"
+    openssl s_client -connect "127.0.0.1:$port" -CAfile "$c/ca.pem" -servername localhost \
+        -quiet <"$tmp/in" >"$tmp/open.out" 2>&1 &
+    pids="$pids $!"
+    exec 4>"$tmp/in"
+    printf 'before\n' >&4
+    sleep 0.5
+    cp "$c/other.pem" "$tmp/cert.pem"
+    cp "$c/other.key" "$tmp/key.pem"
+    kill -HUP "$pid"
+    sleep 0.3
+    timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$c/ca.pem" \
+        -servername other.test -verify_hostname other.test -verify_return_error </dev/null \
+        >"$tmp/new.out" 2>&1
+    if grep -q "Verify return code: 0 (ok)" "$tmp/new.out"; then
+        ok "SIGHUP: a new connection gets the reloaded certificate"; else
+        fail "SIGHUP: the new connection did not verify as other.test: $(cat "$tmp/new.out")"; fi
+    printf 'after\n' >&4
+    sleep 0.5
+    if grep -q '^before$' "$tmp/open.out" && grep -q '^after$' "$tmp/open.out"; then
+        ok "SIGHUP: the open connection goes on"; else
+        fail "SIGHUP: the open connection stopped: $(cat "$tmp/open.out")"; fi
+    grep -q "certificate $tmp/cert.pem reloaded" "$tmp/reload.log" ||
+        fail "SIGHUP: no reload logged: $(cat "$tmp/reload.log")"
+    exec 4>&-
+    stop
+fi
+
+# ---- --idle-timeout and --max-connections work on TLS connections as on TCP
+cp "$c/server.pem" "$tmp/cert.pem"
+cp "$c/server.key" "$tmp/key.pem"
+if start idle -p echo --idle-timeout 1 --max-connections 1 -l "$ssl"; then
+    out=$(timeout 20 "$py" - "$port" "$c/ca.pem" <<'PY' 2>&1
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+def connect():
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    return ctx.wrap_socket(s, server_hostname="localhost")
+first = connect()
+first.sendall(b"hi")
+assert first.recv(2) == b"hi"
+# The one connection allowed is taken: a second is closed at once.
+try:
+    second = connect()
+    second.sendall(b"x")
+    got = second.recv(1)
+    print("second connection answered %r" % got if got else "second closed")
+except (ssl.SSLError, OSError) as e:
+    print("second closed")
+began = time.monotonic()
+try:
+    first.recv(1)
+except (ssl.SSLError, OSError):
+    pass
+print("idle closed after %.1f s" % (time.monotonic() - began))
+PY
+)
+    if printf '%s\n' "$out" | grep -q "^second closed$"; then
+        ok "--max-connections 1: the second TLS connection is closed"; else
+        fail "--max-connections 1: $out"; fi
+    secs=$(printf '%s\n' "$out" | sed -n 's/^idle closed after \([0-9]*\)\..*/\1/p')
+    if [ -n "$secs" ] && [ "$secs" -lt 4 ]; then
+        ok "--idle-timeout closes an idle TLS connection"; else
+        fail "--idle-timeout on TLS: $out"; fi
+    stop
+fi
+
+# ---- a certificate or key that cannot serve: one sentence, exit 78
+refused() {
+    what=$1
+    expect=$2
+    shift 2
+    "$reactord" -p echo -l "$@" >"$tmp/refused.out" 2>&1 </dev/null
+    status=$?
+    lines=$(wc -l <"$tmp/refused.out")
+    if [ $status -eq 78 ] && [ "$lines" -eq 1 ] && grep -q "$expect" "$tmp/refused.out"; then
+        ok "$what: exit 78, one sentence"; else
+        fail "$what: exit $status, $lines lines: $(cat "$tmp/refused.out")"; fi
+}
+refused "a missing key" "cannot read the private key .*nope.key: No such file" \
+    "ssl:0:privateKey=$tmp/nope.key:certKey=$c/server.pem"
+refused "a key of another certificate" "does not match the certificate" \
+    "ssl:0:privateKey=$c/other.key:certKey=$c/server.pem"
+refused "an expired certificate" "expired on 2020-02-01" \
+    "ssl:0:privateKey=$c/expired.key:certKey=$c/expired.pem"
+chmod 000 "$tmp/key.pem"
+if [ "$(id -u)" -ne 0 ]; then
+    refused "an unreadable key" "Permission denied" "ssl:0:privateKey=$tmp/key.pem:certKey=$c/other.pem"
+fi
+
+[ $failures -eq 0 ] || exit 1
+echo "PASS: reactord serves TLS"
