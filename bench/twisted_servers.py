@@ -8,14 +8,19 @@ default (epoll) reactor:
     line  LineReceiver (delimiter b"\\r\\n") echoing every line with sendLine
     amp   an AMP server answering the Echo command (value: String)
 
-Usage: /usr/bin/python3 twisted_servers.py echo|line|amp PORT
+Usage: /usr/bin/python3 twisted_servers.py echo|line|amp PORT [--tls CERT KEY]
 It binds 127.0.0.1 (PORT 0 picks a free port) and prints
 "listening on 127.0.0.1:PORT" once it accepts connections.
+
+With --tls the same protocol is served over TLS the way a Twisted
+application usually does it: an "ssl:" strports endpoint made by
+serverFromString (privateKey=KEY, certKey=CERT, Twisted's default TLS
+options), which needs pyOpenSSL (python3-openssl).
 """
 
 import sys
 
-from twisted.internet import protocol, reactor
+from twisted.internet import endpoints, protocol, reactor
 from twisted.protocols import amp, basic
 
 
@@ -46,15 +51,42 @@ class AmpEcho(amp.AMP):
 PROTOCOLS = {"echo": Echo, "line": LineEcho, "amp": AmpEcho}
 
 
+def strports_quote(value):
+    """@value as one field of a strports description."""
+    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
+
+
+def listening(port):
+    print("listening on 127.0.0.1:%d" % port.getHost().port, flush=True)
+
+
+ERRORS = []
+
+
+def failed(failure):
+    ERRORS.append(failure)
+    sys.stderr.write("twisted_servers.py: cannot listen: %s\n" % failure.getErrorMessage())
+    if reactor.running:
+        reactor.stop()
+
+
 def main(argv):
-    if len(argv) != 3 or argv[1] not in PROTOCOLS or not argv[2].isdigit():
-        sys.stderr.write("usage: twisted_servers.py echo|line|amp PORT\n")
+    tls = len(argv) == 6 and argv[3] == "--tls"
+    if len(argv) not in (3, 6) or (len(argv) == 6 and not tls) \
+            or argv[1] not in PROTOCOLS or not argv[2].isdigit():
+        sys.stderr.write("usage: twisted_servers.py echo|line|amp PORT [--tls CERT KEY]\n")
         return 2
     factory = protocol.Factory.forProtocol(PROTOCOLS[argv[1]])
-    port = reactor.listenTCP(int(argv[2]), factory, backlog=511, interface="127.0.0.1")
-    print("listening on 127.0.0.1:%d" % port.getHost().port, flush=True)
-    reactor.run()
-    return 0
+    if tls:
+        description = "ssl:%d:privateKey=%s:certKey=%s:interface=127.0.0.1:backlog=511" % (
+            int(argv[2]), strports_quote(argv[5]), strports_quote(argv[4]))
+        d = endpoints.serverFromString(reactor, description).listen(factory)
+        d.addCallbacks(listening, failed)
+    else:
+        listening(reactor.listenTCP(int(argv[2]), factory, backlog=511, interface="127.0.0.1"))
+    if not ERRORS:
+        reactor.run()
+    return 1 if ERRORS else 0
 
 
 if __name__ == "__main__":
