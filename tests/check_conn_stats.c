@@ -117,6 +117,38 @@ START_TEST(test_a_peer_close_counts_as_peer_with_the_bytes_each_way)
 }
 END_TEST
 
+START_TEST(test_behind_the_proxy_protocol_the_record_names_the_client)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory rf;
+    rec_init(&rf, r);
+    records rs = {0};
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.proxy_protocol = 1;
+    o.on_close = on_close;
+    o.on_close_arg = &rs;
+    int port;
+    tw_listener *l = listen_on(r, "127.0.0.1", &rf, &o, &port);
+    int c = tu_connect("127.0.0.1", port);
+    const char header[] = "PROXY TCP4 10.1.2.3 10.0.0.1 5555 80\r\nhi";
+    ck_assert_int_eq(tu_write_all(c, header, sizeof header - 1), 0);
+    wait_built(r, &rf, 1);
+    while (rf.received < 2)
+        tw_reactor_iterate(r, 0.005);
+    close(c);
+    wait_closed(r, l, 1);
+    ck_assert_int_eq(rs.n, 1);
+    char peer[TW_ADDRSTRLEN];
+    ck_assert_str_eq(tw_address_format(&rs.last.peer, peer, sizeof peer), "10.1.2.3:5555");
+    ck_assert_int_eq(tw_address_port(&rs.last.host), port); /* the socket's own end */
+    ck_assert_uint_eq(rs.last.bytes_in, sizeof header - 1);
+    ck_assert_int_eq(rs.last.reason, TW_CLOSE_PEER);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
 START_TEST(test_a_protocol_close_counts_as_local_and_an_abort_as_abort)
 {
     tw_reactor *r = tw_reactor_new();
@@ -331,6 +363,7 @@ static Suite *stats_suite(void)
     TCase *tc = tcase_create("listener");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_a_peer_close_counts_as_peer_with_the_bytes_each_way);
+    tcase_add_test(tc, test_behind_the_proxy_protocol_the_record_names_the_client);
     tcase_add_test(tc, test_a_protocol_close_counts_as_local_and_an_abort_as_abort);
     tcase_add_test(tc, test_the_reason_a_protocol_names_first_wins);
     tcase_add_test(tc, test_a_graceful_stop_counts_as_shutdown);

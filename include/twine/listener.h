@@ -32,8 +32,11 @@ typedef struct tw_listener tw_listener;
  * writes. Given to tw_listen_options.on_close, valid during that call.
  */
 typedef struct tw_conn_record {
-    /** The peer's address (the socket's: with the PROXY protocol, the
-     *  balancer's); len 0 when it could not be read. */
+    /** The peer's address: with the PROXY protocol, the client its header
+     *  named (the balancer's own for a LOCAL header or a connection that
+     *  sent no valid header); len 0 when memory for the connection's
+     *  record ran out (then the figures below but the reason and code
+     *  are 0 too). */
     tw_address peer;
     tw_address host;              /**< the local address; len 0 when it could not be read */
     double duration;              /**< seconds from the accept to the end */
@@ -155,10 +158,10 @@ TW_API size_t tw_listener_connections(const tw_listener *l);
 TW_API unsigned long long tw_listener_rejected(const tw_listener *l);
 
 /**
- * Fill @p out with the counters of @p l (see tw_conn_stats). The bytes of
- * open connections are added up as of now, so the call walks them: cheap
- * enough for a scrape every second, not for every event. Works after the
- * listener stopped too (its connections may still be open). Never calls back.
+ * Fill @p out with the counters of @p l (see tw_conn_stats), the bytes of
+ * its open connections included, as of now. A copy of a few counters:
+ * cheap enough to call at any time. Works after the listener stopped too
+ * (its connections may still be open). Never calls back.
  * @return 0.
  */
 TW_API int tw_listener_stats(const tw_listener *l, tw_conn_stats *out);

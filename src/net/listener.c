@@ -309,11 +309,20 @@ static void connection_done(tw__stream_group *g, const tw__stream_end *end)
 {
     tw_listener *l = tw_container_of(g, tw_listener, group);
     l->stats.closed[end->reason]++;
-    l->stats.bytes_in += end->bytes_in;
-    l->stats.bytes_out += end->bytes_out;
     if (l->on_close != NULL) {
-        tw_conn_record rec = {end->peer, end->host, end->duration, end->bytes_in,
-                              end->bytes_out, end->reason, end->code};
+        /* A member that had no memory for its record still reports its end. */
+        const tw__stream_record *sr = end->record;
+        tw_conn_record rec;
+        memset(&rec, 0, sizeof rec);
+        if (sr != NULL) {
+            rec.peer = sr->peer;
+            rec.host = sr->host;
+            rec.duration = sr->duration;
+            rec.bytes_in = sr->bytes_in;
+            rec.bytes_out = sr->bytes_out;
+        }
+        rec.reason = end->reason;
+        rec.code = end->code;
         l->on_close(&rec, l->on_close_arg);
     }
     l->conns--;
@@ -354,7 +363,7 @@ static int start(tw_reactor *r, int fd, const tw_address *addr, const tw_listen_
     l->group.member_done = connection_done;
     l->on_close = opts->on_close;
     l->on_close_arg = opts->on_close_arg;
-    l->group.want_addresses = opts->on_close != NULL;
+    l->group.want_records = opts->on_close != NULL;
     if (l->group.idle_timeout > 0 &&
         tw_reactor_call_later(r, sweep_interval(l->group.idle_timeout), idle_sweep, l,
                               &l->idle_sweep) < 0) {
@@ -504,10 +513,8 @@ TW_API unsigned long long tw_listener_rejected(const tw_listener *l)
 TW_API int tw_listener_stats(const tw_listener *l, tw_conn_stats *out)
 {
     *out = l->stats;
-    uint64_t in = 0, bytes_out = 0;
-    tw__stream_group_bytes(&l->group, &in, &bytes_out);
-    out->bytes_in += in;
-    out->bytes_out += bytes_out;
+    out->bytes_in = l->group.bytes_in;
+    out->bytes_out = l->group.bytes_out;
     unsigned long long closed = 0;
     for (int i = 0; i < TW_CLOSE_REASONS; i++)
         closed += out->closed[i];

@@ -36,6 +36,7 @@
 #include <twine/transport.h>
 
 #include "net/proxy_internal.h"
+#include "net/stream_internal.h"
 
 typedef struct proxy_factory {
     tw_factory base;
@@ -217,6 +218,7 @@ static void start_serving(proxied *w, const tw_proxy_header *h)
     } else {
         w->peer = h->source;
         w->host = h->destination;
+        tw__stream_note_peer(stream, &w->peer); /* for the listener's close records */
     }
     tw_factory *f = w->pf->inner;
     tw_protocol *p = f->ops->build_protocol(f, &w->peer);

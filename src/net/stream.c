@@ -119,13 +119,11 @@ typedef struct tw__stream {
     tw__outq *out; /* NULL while nothing is queued */
     tw_producer *producer; /* registered producer, borrowed */
     tw_call *linger;       /* ends the linger (S_LINGERING), owned */
-    tw_address *ends;      /* peer and local address, owned, when the group wants them */
+    tw__stream_record *record; /* owned, only when the group wants records */
     uint32_t high_wm, low_wm;
     uint32_t last_active; /* reactor milliseconds, kept when F_IDLE_TRACK */
     uint32_t held;        /* input the protocol holds, counted in r->input_held */
     tw__io io;            /* the socket and what is watched on it */
-    uint64_t bytes_in, bytes_out; /* read from the socket, taken by the kernel */
-    double started;               /* reactor seconds at the start, for the close record */
     int32_t error; /* negated errno or TW_E* that will close the stream, or 0 */
     uint16_t flags; /* F_* */
     uint8_t state;  /* S_* */
@@ -289,24 +287,26 @@ static void release_held(tw__stream *s)
     s->held = 0;
 }
 
-/* The peer's and the local address, when the group's owner wants them:
- * kept from the start, since a socket whose peer closed has no peer name. */
-static void end_addresses(tw__stream *s, tw__stream_end *end)
+/* Count @p n bytes read (@p in) or sent: in the group's totals, where
+ * its owner reads them, and in the stream's own record when it keeps one. */
+static void count_bytes(tw__stream *s, uint64_t n, int in)
 {
-    end->peer.len = end->host.len = 0;
-    if (s->ends != NULL) {
-        end->peer = s->ends[0];
-        end->host = s->ends[1];
-    }
+    if (s->group != NULL)
+        *(in ? &s->group->bytes_in : &s->group->bytes_out) += n;
+    if (s->record != NULL)
+        *(in ? &s->record->bytes_in : &s->record->bytes_out) += n;
 }
 
+/* How the stream ended, with its record when it keeps one. */
 static void end_record(tw__stream *s, int code, tw__stream_end *end)
 {
+    memset(end, 0, sizeof *end);
     end->reason = close_reason(s);
     end->code = code;
-    end->bytes_in = s->bytes_in;
-    end->bytes_out = s->bytes_out;
-    end->duration = tw_reactor_seconds(s->base.reactor) - s->started;
+    if (s->record != NULL) {
+        end->record = s->record;
+        s->record->duration = tw_reactor_seconds(s->base.reactor) - s->record->started;
+    }
 }
 
 /* The protocol's side of the end: its producer stops, it hears
@@ -319,12 +319,8 @@ static void end_protocol(tw__stream *s, int code, int closed)
     tw_reactor *r = s->base.reactor;
     tw_protocol *p = s->base.protocol;
     tw__stream_end end;
-    if (s->group != NULL) {
-        end_addresses(s, &end);
+    if (s->group != NULL)
         end_record(s, code, &end);
-        free(s->ends);
-        s->ends = NULL;
-    }
     s->flags |= F_LOST;
     release_held(s);
 
@@ -344,6 +340,9 @@ static void end_protocol(tw__stream *s, int code, int closed)
     s->group = NULL;
     if (g != NULL)
         tw__list_remove(&g->members, &s->group_link);
+    /* Ours from here: releasing the stream may free it at once. */
+    tw__stream_record *record = s->record;
+    s->record = NULL;
     if (closed) {
         tw__reactor_unregister_conn(r, &s->node);
         release(r, s);
@@ -355,6 +354,7 @@ static void end_protocol(tw__stream *s, int code, int closed)
         g->member_done(g, &end);
     else
         tw_factory_stop(f); /* adopted and client connections count themselves */
+    free(record);
 }
 
 static void close_now(tw__stream *s, int code)
@@ -456,7 +456,7 @@ static int flush(tw__stream *s)
             return -errno;
         }
         tw__outq_consume(q, (size_t)w);
-        s->bytes_out += (uint64_t)w;
+        count_bytes(s, (uint64_t)w, 0);
         touch(s);
     }
     return 0;
@@ -651,7 +651,7 @@ static void handle_read(tw__stream *s)
     }
 
     if (n > 0) {
-        s->bytes_in += (uint64_t)n;
+        count_bytes(s, (uint64_t)n, 1);
         if (is_closing(s))
             return; /* discarded, and no sign of life either */
         touch(s);
@@ -707,7 +707,7 @@ static void on_io(tw__io *io, int what)
 {
     tw__stream *s = tw_container_of(io, tw__stream, io);
     if (what == TW__IO_FREE) {
-        free(s->ends);
+        free(s->record);
         free(s);
         return;
     }
@@ -865,7 +865,7 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
             return 0;
         }
         sent = w < 0 ? 0 : (size_t)w;
-        s->bytes_out += sent;
+        count_bytes(s, sent, 0);
         if (sent == total)
             return 0;
     }
@@ -1187,12 +1187,14 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     if (origin == TW__STREAM_ACCEPTED) {
         s->group = group;
         tw__list_push(&group->members, &s->group_link);
-        if (group->want_addresses && (s->ends = calloc(2, sizeof *s->ends)) != NULL) {
+        /* Kept from the start: a socket whose peer closed has no peer name. */
+        if (group->want_records && (s->record = calloc(1, sizeof *s->record)) != NULL) {
             if (peer != NULL)
-                s->ends[0] = *peer;
-            s->ends[1].len = sizeof s->ends[1].u.storage;
-            if (getsockname(fd, &s->ends[1].u.sa, &s->ends[1].len) < 0)
-                s->ends[1].len = 0;
+                s->record->peer = *peer;
+            s->record->host.len = sizeof s->record->host.u.storage;
+            if (getsockname(fd, &s->record->host.u.sa, &s->record->host.len) < 0)
+                s->record->host.len = 0;
+            s->record->started = tw_reactor_seconds(r);
         }
     }
     if (origin == TW__STREAM_CLIENT)
@@ -1205,7 +1207,6 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         s->flags |= F_IDLE_TRACK;
         s->last_active = now_ms(s);
     }
-    s->started = tw_reactor_seconds(r);
     tw__io_init(&s->io, fd, on_io);
     tw__reactor_register_conn(r, &s->node);
 
@@ -1219,13 +1220,13 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     return 0;
 }
 
-void tw__stream_group_bytes(const tw__stream_group *g, uint64_t *in, uint64_t *out)
+void tw__stream_note_peer(tw_transport *t, const tw_address *peer)
 {
-    for (const tw__link *n = g->members.head; n != NULL; n = n->next) {
-        const tw__stream *s = tw_container_of(n, tw__stream, group_link);
-        *in += s->bytes_in;
-        *out += s->bytes_out;
-    }
+    if (t->ops != &stream_ops)
+        return;
+    tw__stream *s = (tw__stream *)t;
+    if (s->record != NULL)
+        s->record->peer = *peer;
 }
 
 void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
@@ -1236,7 +1237,9 @@ void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
     for (tw__link *n = g->members.head, *next; n != NULL; n = next) {
         next = n->next; /* closing never leaves the group within this call */
         tw__stream *s = tw_container_of(n, tw__stream, group_link);
-        if (!(s->flags & F_IDLE_TRACK) || now - s->last_active < limit)
+        /* Both times are truncated to the millisecond: a difference of
+         * exactly the limit may be up to 1 ms short of it. */
+        if (!(s->flags & F_IDLE_TRACK) || now - s->last_active <= limit)
             continue;
         if (s->state >= S_LINGERING)
             continue; /* closing already; a linger ends on its own timer */

@@ -22,13 +22,20 @@ typedef enum {
     TW__STREAM_CLIENT    /* an outgoing connect: also client_connection_lost */
 } tw__stream_origin;
 
-/* How a member of a group ended: what its owner counts and reports. */
+/* What a member keeps about itself for its owner's close records (an
+ * access log), only when the group asks: most groups pay nothing for it. */
+typedef struct tw__stream_record {
+    tw_address peer, host;        /* host len 0 when getsockname failed */
+    double started;               /* reactor seconds */
+    double duration;              /* seconds, filled in at the end */
+    uint64_t bytes_in, bytes_out; /* read from the socket, taken by the kernel */
+} tw__stream_record;
+
+/* How a member of a group ended. */
 typedef struct tw__stream_end {
     tw_close_reason reason;
-    int code;                     /* what connection_lost reported */
-    uint64_t bytes_in, bytes_out; /* read from the socket, taken by the kernel */
-    double duration;              /* seconds from its start */
-    tw_address peer, host;        /* len 0 unless the group wants addresses */
+    int code;                          /* what connection_lost reported */
+    const tw__stream_record *record;   /* with want_records, else NULL */
 } tw__stream_end;
 
 /* The connections one owner accepted (a listener's), embedded in that
@@ -38,7 +45,9 @@ typedef struct tw__stream_end {
 typedef struct tw__stream_group {
     tw__list members;    /* the member streams */
     double idle_timeout; /* seconds of silence that close a member; 0: never */
-    int want_addresses;  /* member_done's end carries the addresses */
+    int want_records;    /* members keep a record, for member_done's end */
+    /* Bytes read from and sent to the members so far, the open ones too. */
+    uint64_t bytes_in, bytes_out;
     /* A member's protocol heard connection_lost and was destroyed. */
     void (*member_done)(struct tw__stream_group *g, const tw__stream_end *end);
 } tw__stream_group;
@@ -57,8 +66,10 @@ typedef struct tw__stream_group {
 int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *peer,
                      tw__stream_origin origin, tw__stream_group *group, tw_protocol **out);
 
-/* Add the bytes the members of @p g moved so far to *@p in and *@p out. */
-void tw__stream_group_bytes(const tw__stream_group *g, uint64_t *in, uint64_t *out);
+/* The client a PROXY header named for the stream transport @p t: its
+ * close record reports it as the peer. Nothing for any other transport,
+ * or a stream that keeps no record. */
+void tw__stream_note_peer(tw_transport *t, const tw_address *peer);
 
 /* Close, with reason TW_EIDLE, every member of @p g that was silent for
  * g->idle_timeout seconds. */
