@@ -144,6 +144,10 @@ static void pp_ended(tw_process_protocol *pp, const tw_process_status *st)
     p->ended++;
     p->st = *st;
     ck_assert_int_eq(p->exited, 1);
+    /* The process is still there to ask, and closed to every call. */
+    ck_assert_int_eq(tw_process_pid(pp->process), 0);
+    ck_assert_int_eq(tw_process_write(pp->process, "x", 1), TW_ESTATE);
+    ck_assert_int_eq(tw_process_signal(pp->process, SIGTERM), TW_ESTATE);
 }
 
 static void pp_pause(tw_process_protocol *pp)

@@ -70,7 +70,8 @@ typedef struct tw_process_protocol_ops {
     /** The child was reaped; pipes may still be open. */
     void (*process_exited)(tw_process_protocol *pp, const tw_process_status *st);
     /** The child was reaped and all its pipes are closed: the end.
-     *  pp->process is invalid once this returns. */
+     *  pp->process answers calls here (writes and signals are refused)
+     *  and is freed once this returns. */
     void (*process_ended)(tw_process_protocol *pp, const tw_process_status *st);
     /** Writes to stdin passed the high watermark (NULL: ignored). */
     void (*pause_producing)(tw_process_protocol *pp);

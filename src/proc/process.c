@@ -117,11 +117,11 @@ static void release(tw_process *p, int tell_end)
         tw__child_forget(p->r, &p->child);
     tw__flow_stop(&p->flow);
     tw__reactor_unregister_conn(p->r, &p->node);
-    tw_process_status st = p->status;
+    /* Still valid in process_ended, where every call finds it closed. */
+    if (tell_end && pp->ops->process_ended != NULL)
+        pp->ops->process_ended(pp, &p->status);
     free(p->pipes);
     free(p);
-    if (tell_end && pp->ops->process_ended != NULL)
-        pp->ops->process_ended(pp, &st);
     if (pp->ops->destroy != NULL)
         pp->ops->destroy(pp);
 }
