@@ -64,6 +64,10 @@ static void check_fields(const tw_endpoint *e, int client)
         FZ_CHECK(e->mode >= -1 && e->mode <= 07777, "mode %o", (unsigned)e->mode);
         FZ_CHECK(e->lockfile == 0 || e->lockfile == 1, "lockfile %d", e->lockfile);
         break;
+    case TW_ENDPOINT_UNIXGRAM:
+        FZ_CHECK(e->path[0] != '\0', "a unixgram endpoint without a path");
+        FZ_CHECK(e->mode >= -1 && e->mode <= 07777, "mode %o", (unsigned)e->mode);
+        break;
     case TW_ENDPOINT_SYSTEMD:
         FZ_CHECK(!client, "a systemd client");
         FZ_CHECK(e->domain == AF_INET || e->domain == AF_INET6 || e->domain == AF_UNIX, "domain %d",
