@@ -94,8 +94,11 @@ int tw__io_watch(tw_reactor *r, tw__io *io, int mask)
     io->r = r;
     io->added = 1;
     io->mask = 0;
+    /* libevent's epoll backend keeps epoll_ctl's errno: EPERM names a
+     * descriptor that cannot be polled (a regular file, /dev/null), which
+     * the owner serves as always ready, as with the epoll poller. */
     if (want != 0 && event_add(&io->ev, NULL) < 0)
-        return -ENOMEM;
+        return errno == EPERM ? -EPERM : -ENOMEM;
     io->mask = (uint8_t)mask;
     return 0;
 }
