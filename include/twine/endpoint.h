@@ -134,8 +134,12 @@ typedef struct tw_endpoint {
     char trust_roots[TW_ENDPOINT_FILE_MAX];
 } tw_endpoint;
 
-/** Longest text tw_endpoint_format() writes, with its NUL. */
-#define TW_ENDPOINT_STRLEN 1024
+/**
+ * Longest text tw_endpoint_format() writes, with its NUL: every text field
+ * at its longest with each byte escaped (two bytes), the TLS files
+ * included, and the option names and numbers.
+ */
+#define TW_ENDPOINT_STRLEN 8192
 
 /**
  * Parse a server description.
