@@ -18,7 +18,9 @@
 set -u
 
 srcdir=${TWINE_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
-CC=${TWINE_CC:-cc}
+# Comments are stripped with GCC's -fpreprocessed, which clang lacks: use
+# gcc when it is there, whatever compiler built the tree.
+CC=$(command -v gcc || echo "${TWINE_CC:-cc}")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/twine-layers.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT INT TERM
 cd "$srcdir" || exit 99
