@@ -7,13 +7,20 @@
  * (factory.c) for ssl:/tls: endpoints, or put between a live stream and
  * its protocol by tw_transport_start_tls().
  *
- * Ciphertext in: each data_received goes into a memory BIO that the SSL
- * reads; the plaintext it yields goes to the inner protocol, record by
- * record, unless the protocol paused reading (then it waits in OpenSSL's
- * buffers, the stream is paused, and a call from the loop delivers it on
- * resume). Ciphertext out: a BIO of our own hands every record straight to
- * the stream with tw_transport_write(), so it joins the stream's batch or
- * queue with no copy of ours.
+ * Ciphertext in: the SSL reads each data_received's bytes where the stream
+ * holds them, through a BIO of our own; the plaintext it yields goes to the
+ * inner protocol, record by record, unless the protocol paused reading
+ * (then the records wait: what OpenSSL has not read is copied into @c keep,
+ * the stream is paused, and a call from the loop delivers them on resume).
+ * Ciphertext out: the same BIO hands every record straight to the stream
+ * with tw_transport_write(), so it joins the stream's batch or queue with
+ * no copy of ours.
+ *
+ * An idle connection holds nothing but OpenSSL's own state: no ciphertext
+ * buffer (a memory BIO would keep its grown buffer after it is drained),
+ * no plaintext buffer (@c pending is given back once encrypted), no record
+ * buffers (SSL_MODE_RELEASE_BUFFERS), and the text of a failure only once
+ * there is one. bench/README.md has the breakdown of what OpenSSL keeps.
  *
  * Plaintext out: writes gather in @c pending and are encrypted together
  * (one SSL_write, so one record per 16 KiB) when the outermost callback
@@ -52,8 +59,6 @@
 /* The most plaintext one record carries: pending writes that reach it are
  * encrypted at once rather than held. */
 #define RECORD_MAX 16384
-/* A pending buffer at most this large is kept for the next writes. */
-#define PENDING_KEEP 4096
 
 enum { S_HANDSHAKING, S_OPEN, S_CLOSED, S_LOST };
 
@@ -77,13 +82,16 @@ typedef struct tls_conn {
     tw__tls_factory *tf;    /* referenced; NULL for start_tls */
     tw_tls_context *ctx;    /* referenced */
     SSL *ssl;
-    BIO *rbio; /* ciphertext in, owned by ssl */
-    char *pending;
+    const char *in; /* the data_received under way: ciphertext read in place */
+    size_t in_len;
+    char *keep; /* ciphertext OpenSSL has not read yet, from earlier reads */
+    size_t keep_len, keep_off;
+    char *pending; /* plaintext written, until it is encrypted */
     size_t pending_len, pending_cap;
     tw_call *timer; /* the handshake timeout */
     tw_call *drain; /* delivers what waited while reading was paused */
     int error;      /* the reason the inner protocol hears, or 0 for the stream's */
-    char why[192];
+    char *why;      /* that reason in words, or NULL */
     unsigned flags;
     int stage;
 } tls_conn;
@@ -111,7 +119,7 @@ static tw_reactor *reactor(tls_conn *c)
     return c->transport.reactor;
 }
 
-/* ---------------------------------------------------------------- the write BIO */
+/* ---------------------------------------------------------------- the BIO */
 
 /* Records go straight to the stream, which batches or queues them. */
 static int bio_write(BIO *b, const char *data, int len)
@@ -123,30 +131,107 @@ static int bio_write(BIO *b, const char *data, int len)
     return len;
 }
 
+/* Ciphertext not yet read by OpenSSL. */
+static size_t unread(const tls_conn *c)
+{
+    return c->keep_len - c->keep_off + c->in_len;
+}
+
+/* Kept bytes first: they came before the read under way. An empty BIO
+ * means "wait for more", never end of file (the stream reports the EOF). */
+static int bio_read(BIO *b, char *out, int len)
+{
+    tls_conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
+    size_t want = (size_t)len, n;
+    if (c->keep_off < c->keep_len) {
+        n = c->keep_len - c->keep_off;
+        n = n < want ? n : want;
+        memcpy(out, c->keep + c->keep_off, n);
+        c->keep_off += n;
+        if (c->keep_off == c->keep_len) {
+            free(c->keep);
+            c->keep = NULL;
+            c->keep_len = c->keep_off = 0;
+        }
+        return (int)n;
+    }
+    if (c->in_len == 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    n = c->in_len < want ? c->in_len : want;
+    memcpy(out, c->in, n);
+    c->in += n;
+    c->in_len -= n;
+    return (int)n;
+}
+
+/* The rest of the read under way is the stream's: copy what OpenSSL left
+ * of it, to be read before the next. @return 0 or -ENOMEM. */
+static int keep_unread(tls_conn *c)
+{
+    int rc = 0;
+    if (c->in_len > 0) {
+        size_t left = c->keep_len - c->keep_off;
+        if (c->in_len > SIZE_MAX - left) {
+            rc = -ENOMEM;
+        } else {
+            char *k = malloc(left + c->in_len);
+            if (k == NULL) {
+                rc = -ENOMEM;
+            } else {
+                if (left > 0)
+                    memcpy(k, c->keep + c->keep_off, left);
+                memcpy(k + left, c->in, c->in_len);
+                free(c->keep);
+                c->keep = k;
+                c->keep_len = left + c->in_len;
+                c->keep_off = 0;
+            }
+        }
+    }
+    c->in = NULL;
+    c->in_len = 0;
+    return rc;
+}
+
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b, (void)num, (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    (void)num, (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING: {
+        size_t n = unread(BIO_get_data(b));
+        return n > LONG_MAX ? LONG_MAX : (long)n;
+    }
+    default:
+        return 0;
+    }
 }
 
 /* One method for the process, made on first use. */
-static BIO_METHOD *write_method;
-static pthread_once_t write_method_once = PTHREAD_ONCE_INIT;
+static BIO_METHOD *stream_method;
+static pthread_once_t stream_method_once = PTHREAD_ONCE_INIT;
 
 static void make_method(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "twine stream");
-    if (m != NULL && (BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
+    if (m != NULL && (BIO_meth_set_write(m, bio_write) != 1 || BIO_meth_set_read(m, bio_read) != 1 ||
+                      BIO_meth_set_ctrl(m, bio_ctrl) != 1)) {
         BIO_meth_free(m);
         m = NULL;
     }
-    write_method = m;
+    stream_method = m;
 }
 
 static BIO_METHOD *bio_method(void)
 {
-    pthread_once(&write_method_once, make_method);
-    return write_method;
+    pthread_once(&stream_method_once, make_method);
+    return stream_method;
 }
 
 /* ---------------------------------------------------------------- ending */
@@ -177,14 +262,16 @@ static void fail(tls_conn *c, int code, int abort, const char *fmt, ...)
 {
     if (c->stage >= S_CLOSED)
         return;
+    char why[192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     char peer[TW_ADDRSTRLEN];
     describe_peer(c, peer, sizeof peer);
     tw_log(TW_LOG_WARN, "tls", "closing the TLS connection %s %s: %s",
-           c->flags & F_SERVER ? "from" : "to", peer, c->why);
+           c->flags & F_SERVER ? "from" : "to", peer, why);
+    c->why = strdup(why); /* NULL when out of memory: the code still tells */
     c->error = code;
     c->stage = S_CLOSED;
     cancel_call(&c->timer);
@@ -224,13 +311,11 @@ static void release(tls_conn *c)
             fail_ssl(c, "cannot encrypt");
             return;
         }
-        /* The write BIO takes everything, so SSL_write never writes part. */
-        c->pending_len = 0;
-        if (c->pending_cap > PENDING_KEEP) {
-            free(c->pending);
-            c->pending = NULL;
-            c->pending_cap = 0;
-        }
+        /* The BIO takes everything, so SSL_write never writes part. The
+         * buffer goes back: an idle connection should hold none. */
+        free(c->pending);
+        c->pending = NULL;
+        c->pending_len = c->pending_cap = 0;
     }
     if (c->flags & F_LOSE_REQ) {
         c->stage = S_CLOSED;
@@ -375,14 +460,28 @@ static void base_data(tw_protocol *p, const void *data, size_t len)
     tls_conn *c = conn_of(p);
     if (c->stage >= S_CLOSED)
         return;
-    if (BIO_write(c->rbio, data, (int)len) != (int)len) {
-        fail(c, -ENOMEM, 1, "out of memory");
-        return;
+    if (c->keep != NULL) {
+        /* Earlier bytes wait: these go behind them. */
+        c->in = data;
+        c->in_len = len;
+        if (keep_unread(c) < 0) {
+            fail(c, -ENOMEM, 1, "out of memory");
+            return;
+        }
+    } else {
+        c->in = data;
+        c->in_len = len;
     }
     if (c->stage == S_HANDSHAKING)
         handshake(c);
     if (c->stage == S_OPEN)
         deliver(c);
+    if (c->stage >= S_CLOSED) {
+        c->in = NULL;
+        c->in_len = 0;
+    } else if (keep_unread(c) < 0) {
+        fail(c, -ENOMEM, 1, "out of memory");
+    }
 }
 
 static void base_lost(tw_protocol *p, const tw_failure *reason)
@@ -398,7 +497,7 @@ static void base_lost(tw_protocol *p, const tw_failure *reason)
         c->tf->conn = NULL;
     tw_failure *own = NULL;
     if (c->error != 0)
-        reason = own = tw_failure_new(c->error, "%s", c->why);
+        reason = own = tw_failure_new(c->error, "%s", c->why != NULL ? c->why : "out of memory");
     else if (was == S_HANDSHAKING)
         reason = own = tw_failure_new(TW_ETLS, "the connection ended during the handshake (%s)",
                                       tw_failure_message(reason));
@@ -473,6 +572,8 @@ static void base_destroy(tw_protocol *p)
         c->inner->ops->destroy(c->inner);
     SSL_free(c->ssl);
     free(c->pending);
+    free(c->keep);
+    free(c->why);
     tw_tls_context_unref(c->ctx);
     if (c->tf != NULL)
         tw__tls_factory_unref(c->tf);
@@ -482,7 +583,7 @@ static void base_destroy(tw_protocol *p)
 static size_t base_buffered(tw_protocol *p)
 {
     tls_conn *c = conn_of(p);
-    size_t n = BIO_ctrl_pending(c->rbio) + (size_t)SSL_pending(c->ssl);
+    size_t n = unread(c) + (size_t)SSL_pending(c->ssl);
     if ((c->flags & F_MADE) && c->inner->ops->buffered_input != NULL)
         n += c->inner->ops->buffered_input(c->inner);
     return n;
@@ -602,7 +703,7 @@ static void tls_resume(tw_transport *t)
      * stream will not read them again, so deliver them from the loop. */
     tw_reactor *r = reactor(c);
     if (c->stage == S_OPEN && c->drain == NULL && r != NULL &&
-        (SSL_pending(c->ssl) > 0 || BIO_ctrl_pending(c->rbio) > 0) &&
+        (SSL_pending(c->ssl) > 0 || unread(c) > 0) &&
         tw_reactor_call_later(r, 0, drain_later, c, &c->drain) < 0)
         c->drain = NULL;
 }
@@ -721,21 +822,18 @@ int tw__tls_conn_new(tw_tls_context *ctx, tw__tls_factory *tf, tw_protocol *inne
     if (c == NULL)
         return -ENOMEM;
     c->ssl = SSL_new(ctx->ssl_ctx);
-    c->rbio = BIO_new(BIO_s_mem());
-    BIO *wbio = BIO_new(m);
-    if (c->ssl == NULL || c->rbio == NULL || wbio == NULL) {
+    BIO *bio = BIO_new(m);
+    if (c->ssl == NULL || bio == NULL) {
         SSL_free(c->ssl);
-        BIO_free(c->rbio);
-        BIO_free(wbio);
+        BIO_free(bio);
         free(c);
         ERR_clear_error();
         return -ENOMEM;
     }
-    /* An empty memory BIO means "wait for more", not end of file. */
-    BIO_set_mem_eof_return(c->rbio, -1);
-    BIO_set_data(wbio, c);
-    BIO_set_init(wbio, 1);
-    SSL_set_bio(c->ssl, c->rbio, wbio);
+    BIO_set_data(bio, c);
+    BIO_set_init(bio, 1);
+    /* One BIO both ways: the SSL takes the one reference. */
+    SSL_set_bio(c->ssl, bio, bio);
     c->ctx = tw_tls_context_ref(ctx);
     if (side == TW_TLS_SERVER) {
         c->flags |= F_SERVER;
