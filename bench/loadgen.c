@@ -135,7 +135,7 @@ static size_t period;
 static unsigned char *rbuf; /* shared read buffer of the echo modes */
 static SSL_CTX *tls_ctx;    /* --tls */
 /* What the first completed handshake negotiated, for the result line. */
-static char tls_version[32], tls_cipher[64], tls_group[32];
+static char tls_version[32], tls_cipher[64], tls_group[32], tls_cert[32], tls_sig[32];
 
 /* Figures; reset when the warm-up ends, except errors. */
 static uint64_t msgs, payload_bytes, errors;
@@ -442,6 +442,18 @@ static void note_tls(SSL *ssl)
     int nid = SSL_get_negotiated_group(ssl);
     const char *g = nid > 0 ? OBJ_nid2sn(nid) : NULL;
     snprintf(tls_group, sizeof tls_group, "%s", g != NULL ? g : "unknown");
+    /* The server's certificate key and the signature it made with it: what
+     * the server's side of a full handshake costs depends on them. */
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    EVP_PKEY *k = x != NULL ? X509_get0_pubkey(x) : NULL;
+    if (k != NULL)
+        snprintf(tls_cert, sizeof tls_cert, "%s-%d", EVP_PKEY_get0_type_name(k),
+                 EVP_PKEY_get_bits(k));
+    else
+        snprintf(tls_cert, sizeof tls_cert, "%s", "unknown");
+    int sig;
+    const char *sn = SSL_get_peer_signature_type_nid(ssl, &sig) == 1 ? OBJ_nid2sn(sig) : NULL;
+    snprintf(tls_sig, sizeof tls_sig, "%s", sn != NULL ? sn : "unknown");
 }
 
 /*
@@ -1022,7 +1034,8 @@ static void on_event(conn *c, uint32_t ev)
 static void print_tls(void)
 {
     if (opt.tls && tls_version[0] != '\0')
-        printf(" tls_version=%s tls_cipher=%s tls_group=%s", tls_version, tls_cipher, tls_group);
+        printf(" tls_version=%s tls_cipher=%s tls_group=%s tls_cert=%s tls_sig=%s", tls_version,
+               tls_cipher, tls_group, tls_cert, tls_sig);
 }
 
 static void print_result(double elapsed, cpu_sample c0, cpu_sample c1, double insn_u,
