@@ -175,6 +175,7 @@ struct tw_reactor {
     void (*flush_batch)(tw_reactor *r);
     struct tw__outq *spare_outq; /* emptied queues kept for reuse */
     unsigned spare_outq_count;
+    size_t spare_outq_bytes; /* their buffers' capacity, bounded */
     tw__list held_writes; /* tw__held_write: released first, by tw__flush_writes() */
 };
 
