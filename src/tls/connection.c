@@ -38,6 +38,13 @@
  * tw_tls_get_info() answers in it); one started by tw_transport_start_tls()
  * heard it long before. One that never heard it is destroyed without
  * connection_lost, as a stream destroys a protocol that never started.
+ *
+ * Each handshake's outcome is counted once, in the stream's counters (its
+ * listener's or the reactor's: net/stream_internal.h): completed, or
+ * failed with the reason of the moment it stopped being possible. A close
+ * TLS decides names its reason to the stream first (a broken handshake or
+ * record is a protocol error, the handshake timeout a timeout, the peer's
+ * close_notify or FIN the peer's), so the close is counted for that.
  */
 #include "config.h"
 
@@ -54,6 +61,7 @@
 
 #include "core/buf_internal.h"
 #include "core/reactor_internal.h"
+#include "net/stream_internal.h"
 #include "tls/tls_internal.h"
 
 /* The most plaintext one record carries: pending writes that reach it are
@@ -71,7 +79,8 @@ enum {
     F_READ_PAUSED = 1 << 5,    /* the inner protocol paused reading */
     F_PEER_CLOSED = 1 << 6,    /* the peer's close_notify came */
     F_PEER_TOLD = 1 << 7,      /* the inner protocol heard read_connection_lost */
-    F_STARTED = 1 << 8         /* made by tw_transport_start_tls() */
+    F_STARTED = 1 << 8,        /* made by tw_transport_start_tls() */
+    F_COUNTED = 1 << 9         /* the handshake's outcome was counted */
 };
 
 typedef struct tls_conn {
@@ -254,11 +263,56 @@ static void cancel_call(tw_call **call)
     }
 }
 
-/* The connection cannot go on: log why once, remember it for the inner
- * protocol, and close (what OpenSSL queued, an alert, goes first). */
-static void fail(tls_conn *c, int code, int abort, const char *fmt, ...) TW_PRINTF(4, 5);
+/* Count the handshake's outcome in the stream's counters, once: @p ok, or
+ * failed for @p why. */
+static void count_handshake(tls_conn *c, int ok, tw_tls_failure why)
+{
+    if (c->flags & F_COUNTED)
+        return;
+    c->flags |= F_COUNTED;
+    tw__stream_note_tls(real(c), ok, why);
+}
 
-static void fail(tls_conn *c, int code, int abort, const char *fmt, ...)
+/* The handshake stops here, before it completed, for @p why. */
+static void handshake_failed(tls_conn *c, tw_tls_failure why)
+{
+    if (c->stage == S_HANDSHAKING)
+        count_handshake(c, 0, why);
+}
+
+/* Which side's certificate the handshake failed on, from OpenSSL's queued
+ * error (before tw__tls_reason() empties the queue), or a broken protocol. */
+static tw_tls_failure handshake_error(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+        return TW_TLS_FAIL_PROTOCOL;
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+#ifdef SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+#endif
+        return TW_TLS_FAIL_VERIFY;
+    default:
+        return TW_TLS_FAIL_PROTOCOL;
+    }
+}
+
+/* The connection cannot go on: log why once, remember it for the inner
+ * protocol, name @p close_why to the stream, and close (what OpenSSL
+ * queued, an alert, goes first). */
+static void fail(tls_conn *c, int code, int abort, tw_close_reason close_why, const char *fmt,
+                 ...) TW_PRINTF(5, 6);
+
+static void fail(tls_conn *c, int code, int abort, tw_close_reason close_why, const char *fmt,
+                 ...)
 {
     if (c->stage >= S_CLOSED)
         return;
@@ -277,6 +331,7 @@ static void fail(tls_conn *c, int code, int abort, const char *fmt, ...)
     cancel_call(&c->timer);
     if (reactor(c) != NULL)
         tw__unhold_writes(reactor(c), &c->held);
+    tw_transport_set_close_reason(real(c), close_why);
     if (abort)
         tw_transport_abort_connection(real(c));
     else
@@ -288,7 +343,7 @@ static void fail_ssl(tls_conn *c, const char *during)
 {
     char reason[160];
     tw__tls_reason(c->ssl, reason, sizeof reason);
-    fail(c, TW_ETLS, 0, "%s: %s", during, reason);
+    fail(c, TW_ETLS, 0, TW_CLOSE_PROTOCOL_ERROR, "%s: %s", during, reason);
 }
 
 /* Send close_notify; what the peer answers is not waited for. */
@@ -364,6 +419,8 @@ static void peer_closed(tls_conn *c)
         }
         return;
     }
+    if (c->stage < S_LOST)
+        tw_transport_set_close_reason(real(c), TW_CLOSE_PEER);
     lose(c);
 }
 
@@ -391,6 +448,7 @@ static void deliver(tls_conn *c)
 
 static void handshake_done(tls_conn *c)
 {
+    count_handshake(c, 1, TW_TLS_FAIL_LOCAL);
     c->stage = S_OPEN;
     cancel_call(&c->timer);
     if (!(c->flags & F_MADE)) {
@@ -418,6 +476,7 @@ static void handshake(tls_conn *c)
     int e = SSL_get_error(c->ssl, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return;
+    handshake_failed(c, handshake_error());
     fail_ssl(c, "the handshake failed");
 }
 
@@ -434,7 +493,9 @@ static void handshake_expired(void *arg)
     tls_conn *c = arg;
     tw_call_release(c->timer);
     c->timer = NULL;
-    fail(c, TW_ETIMEDOUT, 1, "no handshake within %g s", c->ctx->handshake_timeout);
+    handshake_failed(c, TW_TLS_FAIL_TIMEOUT);
+    fail(c, TW_ETIMEDOUT, 1, TW_CLOSE_TIMEOUT, "no handshake within %g s",
+         c->ctx->handshake_timeout);
 }
 
 /* ---------------------------------------------------------------- the protocol the stream drives */
@@ -455,22 +516,24 @@ static void base_made(tw_protocol *p)
     start(c);
 }
 
+/* The ciphertext read cannot be kept: the connection cannot go on. */
+static void out_of_memory(tls_conn *c)
+{
+    handshake_failed(c, TW_TLS_FAIL_LOCAL);
+    fail(c, -ENOMEM, 1, TW_CLOSE_ABORT, "out of memory");
+}
+
 static void base_data(tw_protocol *p, const void *data, size_t len)
 {
     tls_conn *c = conn_of(p);
     if (c->stage >= S_CLOSED)
         return;
-    if (c->keep != NULL) {
-        /* Earlier bytes wait: these go behind them. */
-        c->in = data;
-        c->in_len = len;
-        if (keep_unread(c) < 0) {
-            fail(c, -ENOMEM, 1, "out of memory");
-            return;
-        }
-    } else {
-        c->in = data;
-        c->in_len = len;
+    c->in = data;
+    c->in_len = len;
+    if (c->keep != NULL && keep_unread(c) < 0) {
+        /* Earlier bytes wait, and these cannot join them behind. */
+        out_of_memory(c);
+        return;
     }
     if (c->stage == S_HANDSHAKING)
         handshake(c);
@@ -480,7 +543,7 @@ static void base_data(tw_protocol *p, const void *data, size_t len)
         c->in = NULL;
         c->in_len = 0;
     } else if (keep_unread(c) < 0) {
-        fail(c, -ENOMEM, 1, "out of memory");
+        out_of_memory(c);
     }
 }
 
@@ -488,6 +551,14 @@ static void base_lost(tw_protocol *p, const tw_failure *reason)
 {
     tls_conn *c = conn_of(p);
     int was = c->stage;
+    if (was == S_HANDSHAKING) {
+        /* The stream ended it under the handshake: its reason says how. */
+        tw_close_reason why = TW_CLOSE_LOCAL;
+        tw__stream_close_reason(real(c), &why);
+        handshake_failed(c, why == TW_CLOSE_PEER || why == TW_CLOSE_ERROR ? TW_TLS_FAIL_PEER_CLOSED
+                            : why == TW_CLOSE_IDLE || why == TW_CLOSE_TIMEOUT ? TW_TLS_FAIL_TIMEOUT
+                                                                             : TW_TLS_FAIL_LOCAL);
+    }
     c->stage = S_LOST;
     cancel_call(&c->timer);
     cancel_call(&c->drain);
@@ -528,11 +599,13 @@ static void base_read_lost(tw_protocol *p)
     if (c->stage >= S_CLOSED)
         return;
     if (c->stage == S_HANDSHAKING) {
-        fail(c, TW_ETLS, 0, "the peer closed during the handshake");
+        handshake_failed(c, TW_TLS_FAIL_PEER_CLOSED);
+        fail(c, TW_ETLS, 0, TW_CLOSE_PEER, "the peer closed during the handshake");
         return;
     }
     if (!(c->flags & F_PEER_CLOSED)) {
-        fail(c, TW_ETLS, 0, "the peer closed without close_notify (the data may be truncated)");
+        fail(c, TW_ETLS, 0, TW_CLOSE_PEER,
+             "the peer closed without close_notify (the data may be truncated)");
         return;
     }
     if (c->flags & F_PEER_TOLD)
@@ -645,6 +718,7 @@ static void lose(tls_conn *c)
         return;
     if (c->stage == S_HANDSHAKING && c->pending_len == 0) {
         /* Nothing to protect yet: no close_notify without a session. */
+        handshake_failed(c, TW_TLS_FAIL_LOCAL);
         c->stage = S_CLOSED;
         cancel_call(&c->timer);
         tw_transport_lose_connection(real(c));
@@ -665,6 +739,7 @@ static void tls_abort(tw_transport *t)
     if (c->stage >= S_LOST)
         return;
     if (c->stage < S_CLOSED) {
+        handshake_failed(c, TW_TLS_FAIL_LOCAL);
         c->stage = S_CLOSED;
         cancel_call(&c->timer);
         if (reactor(c) != NULL)
