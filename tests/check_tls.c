@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 #include <twine.h>
 #include <twine/amp.h>
+#include <twine/line.h>
 #include <twine/tls.h>
 
 #include "recorder.h"
@@ -75,6 +76,7 @@ typedef struct side {
     size_t got_len;
     int eof; /* read_connection_lost */
     int pauses, resumes;
+    int write_lost; /* write_connection_lost */
     tw_transport *t;
 } side;
 
@@ -84,6 +86,7 @@ typedef struct {
     tw_protocol base;
     side *s;
     int mode;
+    tw_line_receiver lr; /* M_LINE */
 } tproto;
 
 enum {
@@ -95,7 +98,11 @@ enum {
     M_STARTTLS_C,/* client: send "STARTTLS\n", on "GO\n" startTLS and send "secret" */
     M_HALF,      /* half-close aware echo that answers the EOF with "eof" and closes */
     M_SENDLINE,  /* client: write "hello\n" at connection_made, collect */
-    M_FLOOD      /* write 1 MiB in 16 KiB pieces per data_received */
+    M_FLOOD,     /* write 1 MiB in 16 KiB pieces per data_received */
+    M_WELCOME,   /* server: write "welcome" at connection_made, then collect */
+    M_HOARD,     /* hold every byte (buffered_input), answer the first with "ack" */
+    M_LINE,      /* a line receiver of at most 8 bytes a line: longer closes as too_long */
+    M_HALF_WRITE /* on "half": lose_write_connection, then collect what still comes */
 };
 
 static tw_tls_context *starttls_server, *starttls_client;
@@ -113,6 +120,8 @@ static void t_made(tw_protocol *p)
         tw_transport_write(p->transport, "hello\n", 6);
     if (t->mode == M_STARTTLS_C)
         tw_transport_write(p->transport, "STARTTLS\n", 9);
+    if (t->mode == M_WELCOME)
+        tw_transport_write(p->transport, "welcome", 7);
 }
 
 static void t_data(tw_protocol *p, const void *data, size_t len)
@@ -133,6 +142,9 @@ static void t_data(tw_protocol *p, const void *data, size_t len)
             ck_assert_int_eq(tw_transport_write(p->transport, "x", 1), 0);
         break;
     case M_FLOOD: {
+        /* A small kernel buffer, so the queue is twine's on any socket. */
+        int sndbuf = 16384;
+        setsockopt(tw_transport_fileno(p->transport), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         static char piece[16384];
         memset(piece, 'f', sizeof piece);
         for (int i = 0; i < 64; i++)
@@ -144,6 +156,19 @@ static void t_data(tw_protocol *p, const void *data, size_t len)
     case M_BYE:
         tw_transport_write(p->transport, "ok", 2);
         tw_transport_lose_connection(p->transport);
+        break;
+    case M_HOARD:
+        if (s->got_len == len)
+            tw_transport_write(p->transport, "ack", 3);
+        break;
+    case M_LINE:
+        tw_line_receiver_data_received(&t->lr, data, len);
+        break;
+    case M_HALF_WRITE:
+        if (s->got_len == 4 && memcmp(s->got, "half", 4) == 0) {
+            tw_transport_write(p->transport, "bye", 3);
+            ck_assert_int_eq(tw_transport_lose_write_connection(p->transport), 0);
+        }
         break;
     case M_STARTTLS_S:
         if (s->got_len == 9 && memcmp(s->got, "STARTTLS\n", 9) == 0) {
@@ -195,9 +220,34 @@ static void t_resume(tw_protocol *p)
     ((tproto *)p)->s->resumes++;
 }
 
+static void t_write_lost(tw_protocol *p)
+{
+    ((tproto *)p)->s->write_lost++;
+}
+
+static size_t t_hoarded(tw_protocol *p)
+{
+    return ((tproto *)p)->s->got_len;
+}
+
+static size_t t_line_buffered(tw_protocol *p)
+{
+    return tw_line_receiver_buffered(&((tproto *)p)->lr);
+}
+
+static void t_line(tw_line_receiver *lr, const char *line, size_t len)
+{
+    tw_line_receiver_send_line(lr, line, len);
+}
+
+static const tw_line_receiver_ops t_line_ops = {.line_received = t_line};
+
 static void t_destroy(tw_protocol *p)
 {
-    ((tproto *)p)->s->destroyed++;
+    tproto *t = (tproto *)p;
+    t->s->destroyed++;
+    if (t->mode == M_LINE)
+        tw_line_receiver_cleanup(&t->lr);
     free(p);
 }
 
@@ -216,6 +266,27 @@ static const tw_protocol_ops t_half_ops = {
     .read_connection_lost = t_read_lost,
     .destroy = t_destroy,
 };
+static const tw_protocol_ops t_hoard_ops = {
+    .connection_made = t_made,
+    .data_received = t_data,
+    .connection_lost = t_lost,
+    .destroy = t_destroy,
+    .buffered_input = t_hoarded,
+};
+static const tw_protocol_ops t_line_proto_ops = {
+    .connection_made = t_made,
+    .data_received = t_data,
+    .connection_lost = t_lost,
+    .destroy = t_destroy,
+    .buffered_input = t_line_buffered,
+};
+static const tw_protocol_ops t_half_write_ops = {
+    .connection_made = t_made,
+    .data_received = t_data,
+    .connection_lost = t_lost,
+    .write_connection_lost = t_write_lost,
+    .destroy = t_destroy,
+};
 
 typedef struct {
     tw_factory base;
@@ -230,9 +301,17 @@ static tw_protocol *tf_build(tw_factory *f, const tw_address *peer)
     (void)peer;
     tfactory *tf = (tfactory *)f;
     tproto *t = calloc(1, sizeof *t);
-    t->base.ops = tf->mode == M_HALF ? &t_half_ops : &t_ops;
+    t->base.ops = tf->mode == M_HALF         ? &t_half_ops
+                  : tf->mode == M_HOARD      ? &t_hoard_ops
+                  : tf->mode == M_LINE       ? &t_line_proto_ops
+                  : tf->mode == M_HALF_WRITE ? &t_half_write_ops
+                                             : &t_ops;
     t->s = tf->s;
     t->mode = tf->mode;
+    if (t->mode == M_LINE) {
+        tw_line_receiver_init(&t->lr, &t->base, &t_line_ops);
+        tw_line_receiver_set_max_length(&t->lr, 8);
+    }
     return &t->base;
 }
 
@@ -295,19 +374,26 @@ static tw_tls_context *client_ctx(const char *roots)
     return ctx;
 }
 
-/* Listen with TLS on 127.0.0.1 with @p ctx; @return the port. */
-static int listen_tls(tw_tls_context *ctx, tfactory *f, tw_listener **out)
+/* Listen with TLS on 127.0.0.1 with @p ctx and @p opts (NULL for the
+ * defaults); @return the port. */
+static int listen_tls_with(tw_tls_context *ctx, const tw_listen_options *opts, tfactory *f,
+                           tw_listener **out)
 {
     tw_endpoint e;
     char err[256];
     ck_assert_int_eq(tw_endpoint_parse_server("tcp:0:interface=127.0.0.1", &e, err, sizeof err), 0);
     tu_outcome o = {0};
-    tu_watch(tw_listen_tls(r, &e, NULL, ctx, &f->base), &o);
+    tu_watch(tw_listen_tls(r, &e, opts, ctx, &f->base), &o);
     ck_assert_msg(o.fired && o.ok, "%s", o.message);
     *out = o.value;
     tw_address a;
     ck_assert_int_eq(tw_listener_address(*out, &a), 0);
     return tw_address_port(&a);
+}
+
+static int listen_tls(tw_tls_context *ctx, tfactory *f, tw_listener **out)
+{
+    return listen_tls_with(ctx, NULL, f, out);
 }
 
 static void connect_tls(const char *desc, tw_tls_context *ctx, tfactory *f, tu_outcome *o)
@@ -774,7 +860,10 @@ typedef struct raw {
     int eof;
     char plain[65536];
     size_t plain_len;
-    int closed_notify;  /* SSL_read saw close_notify */
+    size_t total;       /* plaintext read in all */
+    int wrap;           /* keep only the last of it in plain */
+    int closed_notify;  /* SSL_read saw close_notify (SSL_ERROR_ZERO_RETURN) */
+    int bad_eof;        /* SSL_read failed instead: a FIN without close_notify */
 } raw;
 
 static void raw_count(raw *c, const unsigned char *b, size_t n)
@@ -798,31 +887,51 @@ static void raw_count(raw *c, const unsigned char *b, size_t n)
     }
 }
 
+/* Send what the client's SSL wrote; once the server is gone (an alert
+ * after its FIN), it may find nobody. */
+static void raw_flush_out(raw *c)
+{
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
+        if (tu_write_all(c->fd, buf, (size_t)n) != 0)
+            ck_assert_msg(c->eof, "cannot write to the server: %s", strerror(errno));
+}
+
 /* Move bytes both ways once, and read what plaintext there is. */
 static void raw_pump(raw *c)
 {
     char buf[16384];
     int n;
-    while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
-        ck_assert_int_eq(tu_write_all(c->fd, buf, (size_t)n), 0);
+    raw_flush_out(c);
     ssize_t got;
     while ((got = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
         raw_count(c, (unsigned char *)buf, (size_t)got);
         BIO_write(c->in, buf, (int)got);
     }
-    if (got == 0)
+    if (got == 0 && !c->eof) {
         c->eof = 1;
+        /* From here an empty BIO is the end, as for a socket: SSL_read
+         * tells a clean close (close_notify) from a cut one. */
+        BIO_set_mem_eof_return(c->in, 0);
+    }
     if (!SSL_is_init_finished(c->ssl)) {
         SSL_do_handshake(c->ssl);
     } else {
-        while ((n = SSL_read(c->ssl, c->plain + c->plain_len, (int)(sizeof c->plain - c->plain_len))) > 0)
+        while ((n = SSL_read(c->ssl, c->plain + c->plain_len, (int)(sizeof c->plain - c->plain_len))) > 0) {
             c->plain_len += (size_t)n;
-        if (SSL_get_error(c->ssl, n) == SSL_ERROR_ZERO_RETURN)
+            c->total += (size_t)n;
+            if (c->wrap && c->plain_len > sizeof c->plain / 2)
+                c->plain_len = 0;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN)
             c->closed_notify = 1;
+        else if (e != SSL_ERROR_WANT_READ && !c->closed_notify)
+            c->bad_eof = 1;
     }
     ERR_clear_error();
-    while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
-        ck_assert_int_eq(tu_write_all(c->fd, buf, (size_t)n), 0);
+    raw_flush_out(c);
 }
 
 static void raw_spin(raw *c, int ms)
@@ -832,6 +941,21 @@ static void raw_spin(raw *c, int ms)
         tw_reactor_iterate(r, 0.002);
         raw_pump(c);
     }
+}
+
+/* The raw client over @p fd, connected and not yet in the handshake. */
+static void raw_init(raw *c, int fd, int max_version)
+{
+    c->fd = fd;
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_max_proto_version(c->ctx, max_version);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    c->ssl = SSL_new(c->ctx);
+    c->in = BIO_new(BIO_s_mem());
+    c->out = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->ssl, c->in, c->out);
+    SSL_set_connect_state(c->ssl);
+    SSL_set_tlsext_host_name(c->ssl, "localhost");
 }
 
 /* A twine TLS server of @p mode on one end, the raw client on the other. */
@@ -844,16 +968,28 @@ static void raw_start(raw *c, tw_tls_context *sctx, int mode, int max_version, t
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     ck_assert_int_eq(tw_transport_adopt(r, sv[0], *wrapped), 0);
-    c->fd = sv[1];
-    c->ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_max_proto_version(c->ctx, max_version);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    c->ssl = SSL_new(c->ctx);
-    c->in = BIO_new(BIO_s_mem());
-    c->out = BIO_new(BIO_s_mem());
-    SSL_set_bio(c->ssl, c->in, c->out);
-    SSL_set_connect_state(c->ssl);
-    SSL_set_tlsext_host_name(c->ssl, "localhost");
+    raw_init(c, sv[1], max_version);
+}
+
+/* The raw client over TCP to a twine TLS listener on 127.0.0.1:@p port;
+ * with @p rcvbuf, a receive buffer that small (so that what the client
+ * does not read waits in the server's queue, not in the kernel's). */
+static void raw_connect_with(raw *c, int port, int max_version, int rcvbuf)
+{
+    memset(c, 0, sizeof *c);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    if (rcvbuf > 0)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", port), 0);
+    ck_assert_int_eq(connect(fd, &a.u.sa, a.len), 0);
+    raw_init(c, fd, max_version);
+}
+
+static void raw_connect(raw *c, int port, int max_version)
+{
+    raw_connect_with(c, port, max_version, 0);
 }
 
 static void raw_handshake(raw *c)
@@ -1028,6 +1164,286 @@ START_TEST(test_peer_close_notify_is_a_half_close_for_aware_protocols)
     raw_stop(&c);
     spin(r, &srv.lost, 3000);
     ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    tw_factory_free(w);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+/* ------------------------------------------------------------ closes the stream decides, over TLS */
+
+/* Run the loop and the raw client until the server's FIN came. */
+static void raw_wait_eof(raw *c, int ms)
+{
+    long long end = tu_now_ms() + ms;
+    while (!c->eof && tu_now_ms() < end)
+        raw_spin(c, 5);
+    raw_pump(c); /* what the FIN ended */
+    ck_assert_msg(c->eof, "the server never closed");
+}
+
+/* The end an orderly TLS close makes: everything (@p text last, when not
+ * NULL), then close_notify (SSL_read's SSL_ERROR_ZERO_RETURN, not an
+ * unexpected EOF), then the FIN. */
+static void assert_clean_end(const raw *c, const char *text)
+{
+    if (text != NULL) {
+        size_t n = strlen(text);
+        ck_assert_uint_ge(c->plain_len, n);
+        ck_assert_msg(memcmp(c->plain + c->plain_len - n, text, n) == 0, "got '%.*s'",
+                      (int)c->plain_len, c->plain);
+    }
+    ck_assert_msg(c->closed_notify, "FIN without close_notify: a truncation to the peer");
+    ck_assert(!c->bad_eof);
+    ck_assert(c->eof);
+}
+
+static unsigned long long closed_as(tw_listener *l, tw_close_reason why)
+{
+    tw_conn_stats st;
+    ck_assert_int_eq(tw_listener_stats(l, &st), 0);
+    return st.closed[why];
+}
+
+START_TEST(test_idle_timeout_over_tls_sends_close_notify_then_fin)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_WELCOME);
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.idle_timeout = 0.3;
+    tw_listener *l;
+    int port = listen_tls_with(sctx, &o, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "welcome");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EIDLE);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_IDLE), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_over_tls_sends_the_queue_then_close_notify_then_fin)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_FLOOD);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect_with(&c, port, TLS1_3_VERSION, 16384);
+    raw_handshake(&c);
+    c.wrap = 1;
+    raw_send(&c, "go");
+    /* The server writes 1 MiB that the client does not read yet: most of
+     * it waits in the server's queue when the stop begins. */
+    for (int i = 0; i < 200 && srv.pauses == 0; i++)
+        tw_reactor_iterate(r, 0.005);
+    ck_assert_int_eq(srv.pauses, 1);
+    tw_reactor_set_shutdown_timeout(r, 20);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 15000);
+    ck_assert_uint_eq(c.total, 1024 * 1024);
+    assert_clean_end(&c, NULL);
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_SHUTDOWN), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_input_budget_over_tls_sends_close_notify_then_fin)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tw_reactor_set_input_budget(r, 16384);
+    tfactory sf;
+    tf_init(&sf, &srv, M_HOARD);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "first");
+    for (int i = 0; i < 200 && c.plain_len < 3; i++)
+        raw_spin(&c, 5);
+    /* The protocol holds all it is given: past the budget, it is closed. */
+    static char big[40000];
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(SSL_write(c.ssl, big, (int)sizeof big), (int)sizeof big);
+    raw_wait_eof(&c, 5000);
+    ck_assert_uint_eq(c.plain_len, 3);
+    assert_clean_end(&c, "ack");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, -ENOBUFS);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_OVERLOAD), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_over_tls_behind_a_proxy_header_sends_close_notify)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_WELCOME);
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.proxy_protocol = 1;
+    tw_listener *l;
+    int port = listen_tls_with(sctx, &o, &sf, &l);
+    raw c;
+    memset(&c, 0, sizeof c);
+    int fd = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(fd, 0);
+    const char *header = "PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n";
+    ck_assert_int_eq(tu_write_all(fd, header, strlen(header)), 0);
+    raw_init(&c, fd, TLS1_3_VERSION);
+    raw_handshake(&c);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "welcome");
+    spin(r, &srv.lost, 3000);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_SHUTDOWN), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_after_start_tls_through_the_policy_wrapper_sends_close_notify)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    starttls_server = sctx;
+    tfactory sf;
+    tf_init(&sf, &srv, M_STARTTLS_S);
+    tw_policy_options po;
+    tw_policy_options_init(&po);
+    tw_factory *pf;
+    ck_assert_int_eq(tw_policy_factory_new(r, &sf.base, &po, &pf), 0);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(tw_transport_adopt(r, sv[0], pf), 0);
+    ck_assert_int_eq(tu_write_all(sv[1], "STARTTLS\n", 9), 0);
+    char go[3];
+    size_t have = 0;
+    for (int i = 0; i < 400 && have < 3; i++) {
+        tw_reactor_iterate(r, 0.005);
+        ssize_t n = recv(sv[1], go + have, 3 - have, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+    }
+    ck_assert_uint_eq(have, 3);
+    ck_assert(memcmp(go, "GO\n", 3) == 0);
+    raw c;
+    memset(&c, 0, sizeof c);
+    raw_init(&c, sv[1], TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "secret");
+    for (int i = 0; i < 200 && c.plain_len < 6; i++)
+        raw_spin(&c, 5);
+    ck_assert_uint_eq(c.plain_len, 6);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "secret");
+    spin(r, &srv.lost, 3000);
+    raw_stop(&c);
+    tw_factory_free(pf);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_a_reason_named_over_tls_is_the_one_counted)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_LINE);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "short\r\n");
+    for (int i = 0; i < 200 && c.plain_len < 7; i++)
+        raw_spin(&c, 5);
+    /* Longer than the receiver's 8 bytes: it names too_long and closes. */
+    raw_send(&c, "much-too-long\r\n");
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "short\r\n");
+    spin(r, &srv.lost, 3000);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_TOO_LONG), 1);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_LOCAL), 0);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_a_peers_orderly_close_over_tls_counts_as_the_peers)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "hi");
+    for (int i = 0; i < 200 && c.plain_len < 2; i++)
+        raw_spin(&c, 5);
+    ck_assert_int_ge(SSL_shutdown(c.ssl), 0);
+    raw_pump(&c);
+    shutdown(c.fd, SHUT_WR);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "hi");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_PEER), 1);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_LOCAL), 0);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_lose_write_connection_over_tls_sends_close_notify_then_fin_and_reads_on)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    raw c;
+    tfactory sf;
+    tw_factory *w;
+    raw_start(&c, sctx, M_HALF_WRITE, TLS1_3_VERSION, &sf, &w);
+    raw_handshake(&c);
+    raw_send(&c, "half");
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "bye");
+    ck_assert_uint_eq(c.plain_len, 3);
+    ck_assert_int_eq(srv.write_lost, 1);
+    ck_assert_int_eq(srv.lost, 0);
+    /* The peer may still send after our close_notify, and is heard. */
+    raw_send(&c, "after");
+    for (int i = 0; i < 200 && srv.got_len < 9; i++)
+        raw_spin(&c, 5);
+    ck_assert_uint_eq(srv.got_len, 9);
+    ck_assert(memcmp(srv.got, "halfafter", 9) == 0);
+    ck_assert_int_eq(srv.lost, 0);
+    /* Then its own close ends the connection in order. */
+    ck_assert_int_ge(SSL_shutdown(c.ssl), 0);
+    raw_pump(&c);
+    shutdown(c.fd, SHUT_WR);
+    for (int i = 0; i < 600 && !srv.lost; i++)
+        raw_spin(&c, 5);
+    ck_assert_int_eq(srv.lost, 1);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    raw_stop(&c);
     tw_factory_free(w);
     tw_tls_context_unref(sctx);
 }
@@ -1757,6 +2173,14 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_lose_connection_sends_close_notify_then_fin);
     tcase_add_test(tc, test_peer_close_notify_is_a_half_close_for_aware_protocols);
     tcase_add_test(tc, test_watermarks_count_the_encrypted_queue);
+    tcase_add_test(tc, test_idle_timeout_over_tls_sends_close_notify_then_fin);
+    tcase_add_test(tc, test_graceful_stop_over_tls_sends_the_queue_then_close_notify_then_fin);
+    tcase_add_test(tc, test_input_budget_over_tls_sends_close_notify_then_fin);
+    tcase_add_test(tc, test_graceful_stop_over_tls_behind_a_proxy_header_sends_close_notify);
+    tcase_add_test(tc, test_graceful_stop_after_start_tls_through_the_policy_wrapper_sends_close_notify);
+    tcase_add_test(tc, test_a_reason_named_over_tls_is_the_one_counted);
+    tcase_add_test(tc, test_a_peers_orderly_close_over_tls_counts_as_the_peers);
+    tcase_add_test(tc, test_lose_write_connection_over_tls_sends_close_notify_then_fin_and_reads_on);
     tcase_add_test(tc, test_amp_start_tls_between_twine_peers);
     tcase_add_test(tc, test_amp_start_tls_is_unknown_without_a_server_context);
     suite_add_tcase(s, tc);

@@ -279,6 +279,7 @@ static void peer_closed(tls_conn *c)
         }
         return;
     }
+    tw_transport_set_close_reason(real(c), TW_CLOSE_PEER);
     lose(c);
 }
 
@@ -426,8 +427,10 @@ static void base_lost(tw_protocol *p, const tw_failure *reason)
 static void base_read_lost(tw_protocol *p)
 {
     tls_conn *c = conn_of(p);
-    if (c->stage >= S_CLOSED)
-        return;
+    if (c->stage >= S_CLOSED || (c->flags & F_PEER_TOLD))
+        return; /* closing, or the inner protocol is half-closed already, and decides */
+    /* The peer ended it, cleanly or not: counted as its close. */
+    tw_transport_set_close_reason(real(c), TW_CLOSE_PEER);
     if (c->stage == S_HANDSHAKING) {
         fail(c, TW_ETLS, 0, "the peer closed during the handshake");
         return;
@@ -436,8 +439,6 @@ static void base_read_lost(tw_protocol *p)
         fail(c, TW_ETLS, 0, "the peer closed without close_notify (the data may be truncated)");
         return;
     }
-    if (c->flags & F_PEER_TOLD)
-        return; /* the inner protocol is half-closed already, and decides */
     lose(c);
 }
 
@@ -479,6 +480,15 @@ static void base_destroy(tw_protocol *p)
     free(c);
 }
 
+/* The stream closes for a reason of its own (an idle timeout, a graceful
+ * stop, the input budget), noted there already: end the session as the
+ * inner protocol's own lose_connection would, so the peer reads the close
+ * as an orderly one (what is pending, then close_notify, then FIN). */
+static void base_close_requested(tw_protocol *p)
+{
+    lose(conn_of(p));
+}
+
 static size_t base_buffered(tw_protocol *p)
 {
     tls_conn *c = conn_of(p);
@@ -500,6 +510,7 @@ static const tw_protocol_ops base_ops = {
     .resume_producing = base_resume,
     .destroy = base_destroy,
     .buffered_input = base_buffered,
+    .close_requested = base_close_requested,
 };
 
 /* ---------------------------------------------------------------- the inner protocol's transport */
@@ -658,6 +669,15 @@ static void tls_unregister_producer(tw_transport *t)
         tw_transport_unregister_producer(real(c));
 }
 
+/* The stream counts the close; the reason the inner protocol names goes
+ * there, as it would without TLS. */
+static void tls_set_close_reason(tw_transport *t, tw_close_reason reason)
+{
+    tls_conn *c = conn_of_transport(t);
+    if (c->stage < S_LOST)
+        tw_transport_set_close_reason(real(c), reason);
+}
+
 static int tls_disconnecting(tw_transport *t)
 {
     tls_conn *c = conn_of_transport(t);
@@ -679,6 +699,7 @@ static const tw_transport_ops tls_transport_ops = {
     .register_producer = tls_register_producer,
     .unregister_producer = tls_unregister_producer,
     .disconnecting = tls_disconnecting,
+    .set_close_reason = tls_set_close_reason,
 };
 
 /* ---------------------------------------------------------------- making one */
