@@ -1835,6 +1835,125 @@ START_TEST(test_twine_client_to_twisted_tls_server)
 }
 END_TEST
 
+/* twine's line client: a line receiver over a tls: client endpoint. It
+ * sends the lines in connection_made and keeps what comes back. */
+#define LINES 5
+static char line_out[LINES][10000];
+static size_t line_out_len[LINES];
+
+typedef struct line_client {
+    tw_protocol base;
+    tw_line_receiver lr;
+    char got[LINES + 1][10016];
+    size_t got_len[LINES + 1];
+    int lines, made, lost, lost_code;
+} line_client;
+
+static line_client lc;
+
+static void lc_line(tw_line_receiver *lr, const char *line, size_t len)
+{
+    line_client *c = tw_container_of(lr, line_client, lr);
+    ck_assert_int_le(c->lines, LINES);
+    ck_assert_uint_le(len, sizeof c->got[0]);
+    memcpy(c->got[c->lines], line, len);
+    c->got_len[c->lines++] = len;
+    if (c->lines == LINES + 1)
+        tw_transport_lose_connection(c->base.transport);
+}
+
+static const tw_line_receiver_ops lc_line_ops = {.line_received = lc_line};
+
+static void lc_made(tw_protocol *p)
+{
+    line_client *c = tw_container_of(p, line_client, base);
+    c->made = 1;
+    for (int i = 0; i < LINES; i++)
+        ck_assert_int_eq(tw_line_receiver_send_line(&c->lr, line_out[i], line_out_len[i]), 0);
+}
+
+static void lc_data(tw_protocol *p, const void *data, size_t len)
+{
+    line_client *c = tw_container_of(p, line_client, base);
+    tw_line_receiver_data_received(&c->lr, data, len);
+}
+
+static void lc_lost(tw_protocol *p, const tw_failure *reason)
+{
+    line_client *c = tw_container_of(p, line_client, base);
+    c->lost = 1;
+    c->lost_code = tw_failure_code(reason);
+}
+
+static void lc_destroy(tw_protocol *p)
+{
+    tw_line_receiver_cleanup(&tw_container_of(p, line_client, base)->lr);
+}
+
+static const tw_protocol_ops lc_ops = {.connection_made = lc_made,
+                                       .data_received = lc_data,
+                                       .connection_lost = lc_lost,
+                                       .destroy = lc_destroy};
+
+static tw_protocol *lc_build(tw_factory *f, const tw_address *peer)
+{
+    (void)f, (void)peer;
+    memset(&lc, 0, sizeof lc);
+    lc.base.ops = &lc_ops;
+    tw_line_receiver_init(&lc.lr, &lc.base, &lc_line_ops);
+    return &lc.base;
+}
+
+static const tw_factory_ops lc_factory_ops = {.build_protocol = lc_build};
+
+START_TEST(test_twine_line_client_to_twisted_tls_line_server)
+{
+    /* Every byte but CR and LF; a lone LF and a lone CR; an empty line; a
+     * long one; and a plain one. */
+    size_t n = 0;
+    for (int b = 0; b < 256; b++)
+        if (b != '\r' && b != '\n')
+            line_out[0][n++] = (char)b;
+    line_out_len[0] = n;
+    strcpy(line_out[1], "a lone \n and a lone \r inside");
+    line_out_len[1] = strlen(line_out[1]);
+    line_out_len[2] = 0;
+    for (size_t i = 0; i < sizeof line_out[3]; i++)
+        line_out[3][i] = (char)('a' + i % 26);
+    line_out_len[3] = sizeof line_out[3];
+    strcpy(line_out[4], "last");
+    line_out_len[4] = 4;
+
+    child c;
+    int port = twisted_server(&c, "line-server");
+    char desc[PATH_MAX + 64], err[256];
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    tw_endpoint e;
+    ck_assert_msg(tw_endpoint_parse_client(desc, &e, err, sizeof err) == 0, "%s", err);
+    tw_factory f;
+    tw_factory_init(&f, &lc_factory_ops);
+    tu_outcome o = {0};
+    tu_watch(tw_connect_tls(r, &e, NULL, &f), &o);
+    spin(r, &o.fired, 10000);
+    ck_assert_msg(o.ok, "%s", o.message);
+    spin(r, &lc.lost, 10000);
+    ck_assert_int_eq(lc.lost_code, TW_EDONE);
+    ck_assert_int_eq(lc.lines, LINES + 1);
+    ck_assert_uint_eq(lc.got_len[0], 18);
+    ck_assert(memcmp(lc.got[0], "hello from twisted", 18) == 0);
+    for (int i = 0; i < LINES; i++) {
+        ck_assert_uint_eq(lc.got_len[i + 1], 5 + line_out_len[i]);
+        ck_assert_msg(memcmp(lc.got[i + 1], "echo:", 5) == 0 &&
+                          memcmp(lc.got[i + 1] + 5, line_out[i], line_out_len[i]) == 0,
+                      "line %d came back changed", i);
+    }
+    /* Our close was an orderly one to Twisted too: close_notify, then FIN. */
+    ck_assert_msg(child_wait_for(&c, "CLOSED ", 10000), "%s", c.buf);
+    ck_assert_msg(strstr(c.buf, "CLOSED ConnectionDone") != NULL, "%s", c.buf);
+    child_stop(&c);
+}
+END_TEST
+
 START_TEST(test_twisted_client_to_twine_tls_server)
 {
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
@@ -2200,6 +2319,7 @@ static Suite *tls_suite(void)
     tcase_add_test(io, test_openssl_client_certificate_required_by_twine);
     tcase_add_test(io, test_twine_client_to_twisted_tls_server);
     tcase_add_test(io, test_twisted_client_to_twine_tls_server);
+    tcase_add_test(io, test_twine_line_client_to_twisted_tls_line_server);
     tcase_add_test(io, test_twine_start_tls_to_twisted_start_tls);
     tcase_add_test(io, test_twisted_start_tls_to_twine_start_tls);
     tcase_add_test(io, test_twine_amp_start_tls_to_twisted);
