@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A listener's counters (tw_listener_stats()) and close records
+ * A listener's counters (tw_listener_stats()), the reactor's for the
+ * connections no listener accepted (tw_reactor_conn_stats()), and close records
  * (tw_listen_options.on_close) say what really happened to each
  * connection: accepted, refused and why, closed and why (the peer, the
  * protocol, an abort, a reason the protocol named, the reactor's stop),
@@ -320,6 +321,12 @@ START_TEST(test_reason_names_are_stable)
     ck_assert_str_eq(tw_refusal_name(TW_REFUSE_REASONS), "unknown");
     ck_assert_str_eq(tw_amp_outcome_name(TW_AMP_OUTCOME_BAD_ARGUMENTS), "bad_arguments");
     ck_assert_str_eq(tw_amp_outcome_name(TW_AMP_OUTCOMES), "unknown");
+    ck_assert_str_eq(tw_tls_failure_name(TW_TLS_FAIL_TIMEOUT), "timeout");
+    ck_assert_str_eq(tw_tls_failure_name(TW_TLS_FAIL_PROTOCOL), "protocol_error");
+    ck_assert_str_eq(tw_tls_failure_name(TW_TLS_FAIL_VERIFY), "verify_failed");
+    ck_assert_str_eq(tw_tls_failure_name(TW_TLS_FAIL_PEER_CLOSED), "peer_closed");
+    ck_assert_str_eq(tw_tls_failure_name(TW_TLS_FAIL_LOCAL), "local");
+    ck_assert_str_eq(tw_tls_failure_name(TW_TLS_FAILURES), "unknown");
 }
 END_TEST
 
@@ -357,6 +364,151 @@ START_TEST(test_endpoint_bind_listens_and_names_the_endpoint_in_use)
 }
 END_TEST
 
+/* Spin until the reactor's own connections (no listener's) closed @p n. */
+static void wait_reactor_closed(tw_reactor *r, unsigned long long n)
+{
+    tw_conn_stats st;
+    long long deadline = tu_now_ms() + 5000;
+    do {
+        tw_reactor_iterate(r, 0.005);
+        tw_reactor_conn_stats(r, &st);
+    } while (closed_total(&st) < n && tu_now_ms() < deadline);
+    ck_assert_uint_eq(closed_total(&st), n);
+}
+
+/* Connect with tw_connect_tcp() to the raw listening socket @p lfd on
+ * @p port; @return the twine side's transport, with the peer's socket in
+ * *@p peer. */
+static tw_transport *connect_raw(tw_reactor *r, tu_client_factory *cf, int lfd, int port,
+                                 int *peer)
+{
+    tu_outcome o = {0};
+    tu_watch(tw_connect_tcp(r, "127.0.0.1", port, NULL, &cf->rf.base), &o);
+    spin(r, &o.fired, 5000);
+    ck_assert_msg(o.ok, "%s", o.message);
+    *peer = accept(lfd, NULL, NULL);
+    ck_assert_int_ge(*peer, 0);
+    return cf->rf.last->transport;
+}
+
+START_TEST(test_reactor_totals_count_connects_and_adoptions_each_way_and_by_reason)
+{
+    tw_reactor *r = tw_reactor_new();
+    tw_conn_stats st;
+    tw_reactor_conn_stats(r, &st);
+    ck_assert_uint_eq(st.accepted, 0); /* before any stream: all zero */
+    ck_assert_uint_eq(st.bytes_in, 0);
+
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof sin;
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    ck_assert_int_eq(listen(lfd, 8), 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &slen);
+    int port = ntohs(sin.sin_port);
+    tu_client_factory cf;
+    tu_client_init(&cf, r);
+
+    /* 1: "hello" out, "abc" in, then the peer closes. */
+    int p1, p2, p3, p4;
+    tw_transport *t1 = connect_raw(r, &cf, lfd, port, &p1);
+    ck_assert_int_eq(tw_transport_write(t1, "hello", 5), 0);
+    char got[5];
+    ck_assert_uint_eq(tu_read_exact(p1, got, 5, 2000), 5);
+    ck_assert_int_eq(tu_write_all(p1, "abc", 3), 0);
+    while (cf.rf.received < 3)
+        tw_reactor_iterate(r, 0.005);
+    /* 2: closed by its protocol; 3: aborted. */
+    tw_transport *t2 = connect_raw(r, &cf, lfd, port, &p2);
+    tw_transport *t3 = connect_raw(r, &cf, lfd, port, &p3);
+    /* 4: adopted, 2 bytes in, closed for a reason the protocol names. */
+    rec_factory af;
+    rec_init(&af, r);
+    ck_assert_int_eq(adopt_pair(r, &af, &p4), 0);
+    tw_transport *t4 = af.last->transport;
+    ck_assert_int_eq(tu_write_all(p4, "xy", 2), 0);
+    while (af.received < 2)
+        tw_reactor_iterate(r, 0.005);
+    /* A refused adoption is counted, and not as a connection. */
+    rec_factory refusing;
+    rec_init(&refusing, r);
+    refusing.refuse = 1;
+    int p5;
+    ck_assert_int_eq(adopt_pair(r, &refusing, &p5), -ECONNREFUSED);
+    close(p5);
+    /* A connection a listener accepts is the listener's, not the reactor's. */
+    rec_factory lf;
+    rec_init(&lf, r);
+    int lport;
+    tw_listener *l = listen_on(r, "127.0.0.1", &lf, NULL, &lport);
+    int c = tu_connect("127.0.0.1", lport);
+    wait_built(r, &lf, 1);
+    ck_assert_int_eq(tu_write_all(c, "0123456789", 10), 0);
+    while (lf.received < 10)
+        tw_reactor_iterate(r, 0.005);
+
+    tw_reactor_conn_stats(r, &st);
+    ck_assert_uint_eq(st.accepted, 4);
+    ck_assert_uint_eq(st.open, 4);
+    ck_assert_uint_eq(st.refused[TW_REFUSE_FACTORY], 1);
+    ck_assert_uint_eq(st.bytes_in, 3 + 2);
+    ck_assert_uint_eq(st.bytes_out, 5);
+
+    close(p1);
+    wait_reactor_closed(r, 1);
+    tw_transport_lose_connection(t2);
+    wait_reactor_closed(r, 2);
+    tw_transport_abort_connection(t3);
+    wait_reactor_closed(r, 3);
+    tw_transport_set_close_reason(t4, TW_CLOSE_TOO_LONG);
+    tw_transport_lose_connection(t4);
+    wait_reactor_closed(r, 4);
+
+    tw_reactor_conn_stats(r, &st);
+    ck_assert_uint_eq(st.accepted, 4);
+    ck_assert_uint_eq(st.open, 0);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_PEER], 1);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_LOCAL], 1);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_ABORT], 1);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_TOO_LONG], 1);
+    ck_assert_uint_eq(st.refused[TW_REFUSE_FACTORY], 1);
+    ck_assert_uint_eq(st.refused[TW_REFUSE_MAX_CONNECTIONS], 0);
+    ck_assert_uint_eq(st.bytes_in, 5);
+    ck_assert_uint_eq(st.bytes_out, 5);
+    ck_assert_uint_eq(st.tls_handshakes, 0);
+    tw_listener_stats(l, &st);
+    ck_assert_uint_eq(st.accepted, 1);
+    ck_assert_uint_eq(st.bytes_in, 10);
+    ck_assert_int_eq(cf.rf.stops, cf.rf.starts); /* the connects used the factory, and are done */
+
+    close(c);
+    close(p2);
+    close(p3);
+    close(p4);
+    close(lfd);
+    tw_listener_close(l);
+    tw_reactor_free(r);
+}
+END_TEST
+
+START_TEST(test_reactor_totals_count_a_graceful_stop_as_shutdown)
+{
+    tw_reactor *r = tw_reactor_new();
+    rec_factory af;
+    rec_init(&af, r);
+    int peer;
+    ck_assert_int_eq(adopt_pair(r, &af, &peer), 0);
+    tw_reactor_stop(r);
+    wait_reactor_closed(r, 1);
+    tw_conn_stats st;
+    tw_reactor_conn_stats(r, &st);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_SHUTDOWN], 1);
+    ck_assert_uint_eq(st.open, 0);
+    close(peer);
+    tw_reactor_free(r);
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
     Suite *s = suite_create("conn_stats");
@@ -371,6 +523,8 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_running_out_of_descriptors_counts_a_refusal);
     tcase_add_test(tc, test_reason_names_are_stable);
     tcase_add_test(tc, test_endpoint_bind_listens_and_names_the_endpoint_in_use);
+    tcase_add_test(tc, test_reactor_totals_count_connects_and_adoptions_each_way_and_by_reason);
+    tcase_add_test(tc, test_reactor_totals_count_a_graceful_stop_as_shutdown);
     suite_add_tcase(s, tc);
     return s;
 }

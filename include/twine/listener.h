@@ -67,6 +67,32 @@ typedef enum tw_refusal {
 TW_API const char *tw_refusal_name(tw_refusal r);
 
 /**
+ * Why a TLS handshake failed (tw_conn_stats.tls_failures), whichever side
+ * found out. The names of tw_tls_failure_name() are stable: metrics use
+ * them as label values.
+ */
+typedef enum tw_tls_failure {
+    /** "timeout": not done within the context's handshake timeout, or
+     *  closed by an idle timeout before it was */
+    TW_TLS_FAIL_TIMEOUT = 0,
+    /** "protocol_error": the peer's bytes broke the handshake (not TLS at
+     *  all, a bad ClientHello, no version or cipher in common) */
+    TW_TLS_FAIL_PROTOCOL,
+    /** "verify_failed": a certificate did not verify: the peer's here, or
+     *  ours at the peer (its alert says so), or a required one was missing */
+    TW_TLS_FAIL_VERIFY,
+    /** "peer_closed": the peer closed or reset the connection first */
+    TW_TLS_FAIL_PEER_CLOSED,
+    /** "local": this side closed it first (its protocol, a shutdown, an
+     *  abort, memory running out) */
+    TW_TLS_FAIL_LOCAL,
+    TW_TLS_FAILURES /**< how many reasons there are */
+} tw_tls_failure;
+
+/** @return the stable name of @p f ("timeout", ...), or "unknown". Never NULL. */
+TW_API const char *tw_tls_failure_name(tw_tls_failure f);
+
+/**
  * A listener's counters since it started. Counting is plain increments on
  * the paths where the events happen; nothing is counted twice and nothing
  * is sampled, so accepted == open + the sum of closed at any moment.
@@ -78,6 +104,12 @@ typedef struct tw_conn_stats {
     unsigned long long closed[TW_CLOSE_REASONS];   /**< ended, by reason (tw_close_reason) */
     unsigned long long bytes_in;  /**< read from every connection, closed or open */
     unsigned long long bytes_out; /**< taken by the kernel for every connection, closed or open */
+    /** TLS handshakes completed on these connections: a tw_tls_factory_new()
+     *  factory's, an ssl: or tls: endpoint's, tw_transport_start_tls()'s */
+    unsigned long long tls_handshakes;
+    /** TLS handshakes that failed, by reason (tw_tls_failure); such a
+     *  connection is also counted closed, by its close reason */
+    unsigned long long tls_failures[TW_TLS_FAILURES];
 } tw_conn_stats;
 
 typedef struct tw_listen_options {
@@ -165,6 +197,22 @@ TW_API unsigned long long tw_listener_rejected(const tw_listener *l);
  * @return 0.
  */
 TW_API int tw_listener_stats(const tw_listener *l, tw_conn_stats *out);
+
+/**
+ * Fill @p out with the counters of the stream connections of @p r that no
+ * listener accepted: those made by tw_connect(), by client endpoints
+ * (tw_endpoint_connect(), tw_connect_tls(), Happy Eyeballs) and reconnecting
+ * clients, and those given to tw_transport_adopt(). Added to every
+ * listener's tw_listener_stats(), they count each connection of the
+ * reactor once. Here accepted counts the connections given to a protocol
+ * (made or adopted), refused[TW_REFUSE_FACTORY] those whose factory's
+ * build_protocol returned NULL (the other refusals stay 0), and open,
+ * closed, the bytes and the TLS handshakes mean what they mean for a
+ * listener. Counting starts with the reactor's first stream. Never calls
+ * back.
+ * @return 0.
+ */
+TW_API int tw_reactor_conn_stats(const tw_reactor *r, tw_conn_stats *out);
 
 /**
  * Stop listening and free the listener. Connections it accepted stay open.

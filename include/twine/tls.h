@@ -47,6 +47,11 @@
  *
  * Contexts are reference-counted: every connection holds one, so the
  * creator may release its reference while connections still run.
+ *
+ * Each handshake is counted once in the counters of the stream it runs on
+ * (tw_listener_stats() for a listener's connections, tw_reactor_conn_stats()
+ * for the others): tls_handshakes when it completes, tls_failures by
+ * tw_tls_failure when it does not.
  */
 #ifndef TWINE_TLS_H
 #define TWINE_TLS_H

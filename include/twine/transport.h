@@ -77,7 +77,11 @@ struct tw_producer {
 
 /**
  * Why a connection ended, as its listener's statistics
- * (tw_listener_stats()) and close hook count it. A stream transport works
+ * (tw_listener_stats()) and close hook count it, or the reactor's for the
+ * connections no listener accepted (tw_reactor_conn_stats()). A TLS
+ * connection names the reasons TLS decides (a broken handshake or record
+ * is a protocol error, the handshake timeout a timeout, the peer's
+ * close_notify or FIN the peer's close). A stream transport works
  * most of them out itself; a protocol that closes for a reason of its own
  * names it first with tw_transport_set_close_reason(). The names of
  * tw_close_reason_name() are stable: metrics use them as label values.

@@ -173,6 +173,9 @@ struct tw_reactor {
      * first stream. */
     struct tw__outq *batch;
     void (*flush_batch)(tw_reactor *r);
+    /* What the streams of the reactor share, and the counters of those no
+     * listener accepted (src/net's stream.c); NULL before the first stream. */
+    struct tw__streams *streams;
     struct tw__outq *spare_outq; /* emptied queues kept for reuse */
     unsigned spare_outq_count;
     tw__list held_writes; /* tw__held_write: released first, by tw__flush_writes() */

@@ -515,6 +515,8 @@ TW_API int tw_listener_stats(const tw_listener *l, tw_conn_stats *out)
     *out = l->stats;
     out->bytes_in = l->group.bytes_in;
     out->bytes_out = l->group.bytes_out;
+    out->tls_handshakes = l->group.tls_handshakes;
+    memcpy(out->tls_failures, l->group.tls_failures, sizeof out->tls_failures);
     unsigned long long closed = 0;
     for (int i = 0; i < TW_CLOSE_REASONS; i++)
         closed += out->closed[i];
@@ -527,6 +529,13 @@ TW_API const char *tw_refusal_name(tw_refusal r)
     static const char *const names[TW_REFUSE_REASONS] = {"max_connections", "descriptors",
                                                          "factory"};
     return (unsigned)r < TW_REFUSE_REASONS ? names[r] : "unknown";
+}
+
+TW_API const char *tw_tls_failure_name(tw_tls_failure f)
+{
+    static const char *const names[TW_TLS_FAILURES] = {"timeout", "protocol_error",
+                                                       "verify_failed", "peer_closed", "local"};
+    return (unsigned)f < TW_TLS_FAILURES ? names[f] : "unknown";
 }
 
 TW_API void tw_listener_close(tw_listener *l)

@@ -116,7 +116,8 @@ enum {
     F_HUP_SEEN = 1 << 11,        /* a hangup the stream could not act on yet */
     F_LOST = 1 << 12,            /* the protocol heard connection_lost and is gone */
     F_UNIX = 1 << 13,            /* a UNIX socket: descriptors may come with the bytes */
-    F_FDS_LOGGED = 1 << 14       /* said once that descriptors past the bound were closed */
+    F_FDS_LOGGED = 1 << 14,      /* said once that descriptors past the bound were closed */
+    F_USER = 1 << 15             /* adopted or a client: a user of its factory (tw_factory_start) */
 };
 
 /* Every idle connection pays for this header, so it is packed tight: keep
@@ -125,7 +126,7 @@ typedef struct tw__stream {
     tw_transport base;
     tw__closeable node;
     tw__link group_link;     /* in group->members */
-    tw__stream_group *group; /* accepted: the listener's, until the protocol is gone */
+    tw__stream_group *group; /* the listener's or the reactor's, until the protocol is gone */
     tw__outq *out; /* NULL while nothing is queued */
     tw_producer *producer; /* registered producer, borrowed */
     tw_call *linger;       /* ends the linger (S_LINGERING), owned */
@@ -298,7 +299,9 @@ static void release_held(tw__stream *s)
 }
 
 /* Count @p n bytes read (@p in) or sent: in the group's totals, where
- * its owner reads them, and in the stream's own record when it keeps one. */
+ * its owner reads them, and in the stream's own record when it keeps one.
+ * A stream whose protocol is gone (a lingering one) has no group: what it
+ * discards is no longer the connection's traffic. */
 static void count_bytes(tw__stream *s, uint64_t n, int in)
 {
     if (s->group != NULL)
@@ -341,6 +344,7 @@ static void end_protocol(tw__stream *s, int code, int closed)
 
     tw_factory *f = p->factory;
     int client = s->flags & F_CLIENT;
+    int user = s->flags & F_USER;
     tw_failure *reason = tw_failure_new(code, NULL);
     p->ops->connection_lost(p, reason);
     if (p->ops->destroy != NULL)
@@ -362,7 +366,7 @@ static void end_protocol(tw__stream *s, int code, int closed)
     tw_failure_unref(reason);
     if (g != NULL)
         g->member_done(g, &end);
-    else
+    if (user)
         tw_factory_stop(f); /* adopted and client connections count themselves */
     free(record);
 }
@@ -745,15 +749,20 @@ static void on_io(tw__io *io, int what)
 
 static void flush_batch(tw_reactor *r);
 
-/* What the streams of a reactor share, freed with it. */
-typedef struct streams_shared {
+/* What the streams of a reactor share, freed with it: the service, and
+ * the group of the streams no listener accepted, with the counters
+ * tw_reactor_conn_stats() reads. */
+struct tw__streams {
     tw__service service; /* first */
     tw_reactor *r;
-} streams_shared;
+    tw__stream_group group;
+    tw_conn_stats stats; /* accepted, refused and closed; the group has the rest */
+};
 
 static void streams_free(tw__service *sv)
 {
-    tw_reactor *r = ((streams_shared *)sv)->r;
+    tw_reactor *r = ((struct tw__streams *)sv)->r;
+    r->streams = NULL;
     /* Every batch went out when its dispatch returned; a queue left on the
      * list now belongs to no stream. */
     while (r->batch != NULL) {
@@ -769,19 +778,46 @@ static void streams_free(tw__service *sv)
 
 static const tw__service_ops streams_service_ops = {NULL, streams_free};
 
+/* A stream of the reactor's group is done (tw__stream_group). */
+static void unaccepted_done(tw__stream_group *g, const tw__stream_end *end)
+{
+    struct tw__streams *sh = tw_container_of(g, struct tw__streams, group);
+    sh->stats.closed[end->reason]++;
+}
+
 /* Before @p r's first stream: hook the batch into the reactor's dispatches
  * and have what streams share freed with it. @return 0 or -ENOMEM. */
 static int streams_setup(tw_reactor *r)
 {
-    if (r->flush_batch != NULL)
+    if (r->streams != NULL)
         return 0;
-    streams_shared *sh = calloc(1, sizeof *sh);
+    struct tw__streams *sh = calloc(1, sizeof *sh);
     if (sh == NULL)
         return -ENOMEM;
     sh->service.ops = &streams_service_ops;
     sh->r = r;
+    sh->group.member_done = unaccepted_done;
     tw__reactor_add_service(r, &sh->service);
+    r->streams = sh;
     r->flush_batch = flush_batch;
+    return 0;
+}
+
+TW_API int tw_reactor_conn_stats(const tw_reactor *r, tw_conn_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    const struct tw__streams *sh = r->streams;
+    if (sh == NULL)
+        return 0;
+    *out = sh->stats;
+    out->bytes_in = sh->group.bytes_in;
+    out->bytes_out = sh->group.bytes_out;
+    out->tls_handshakes = sh->group.tls_handshakes;
+    memcpy(out->tls_failures, sh->group.tls_failures, sizeof out->tls_failures);
+    unsigned long long closed = 0;
+    for (int i = 0; i < TW_CLOSE_REASONS; i++)
+        closed += out->closed[i];
+    out->open = out->accepted - closed;
     return 0;
 }
 
@@ -1189,13 +1225,17 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         return -ENOMEM;
     }
     tune_socket(fd, peer);
-    if (origin != TW__STREAM_ACCEPTED)
+    if (origin != TW__STREAM_ACCEPTED) {
+        group = &r->streams->group;
         tw_factory_start(f);
+    }
     tw_protocol *p = f->ops->build_protocol(f, peer);
     if (p == NULL) {
         close(fd);
-        if (origin != TW__STREAM_ACCEPTED)
+        if (origin != TW__STREAM_ACCEPTED) {
+            r->streams->stats.refused[TW_REFUSE_FACTORY]++;
             tw_factory_stop(f);
+        }
         return -ECONNREFUSED;
     }
     tw__stream *s = calloc(1, sizeof *s);
@@ -1212,18 +1252,20 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     s->base.protocol = p;
     s->base.reactor = r;
     s->node.ops = &stream_closeable_ops;
-    if (origin == TW__STREAM_ACCEPTED) {
-        s->group = group;
-        tw__list_push(&group->members, &s->group_link);
-        /* Kept from the start: a socket whose peer closed has no peer name. */
-        if (group->want_records && (s->record = calloc(1, sizeof *s->record)) != NULL) {
-            if (peer != NULL)
-                s->record->peer = *peer;
-            s->record->host.len = sizeof s->record->host.u.storage;
-            if (getsockname(fd, &s->record->host.u.sa, &s->record->host.len) < 0)
-                s->record->host.len = 0;
-            s->record->started = tw_reactor_seconds(r);
-        }
+    s->group = group;
+    tw__list_push(&group->members, &s->group_link);
+    if (origin != TW__STREAM_ACCEPTED) {
+        s->flags |= F_USER;
+        r->streams->stats.accepted++; /* a listener counts its own */
+    }
+    /* Kept from the start: a socket whose peer closed has no peer name. */
+    if (group->want_records && (s->record = calloc(1, sizeof *s->record)) != NULL) {
+        if (peer != NULL)
+            s->record->peer = *peer;
+        s->record->host.len = sizeof s->record->host.u.storage;
+        if (getsockname(fd, &s->record->host.u.sa, &s->record->host.len) < 0)
+            s->record->host.len = 0;
+        s->record->started = tw_reactor_seconds(r);
     }
     if (origin == TW__STREAM_CLIENT)
         s->flags |= F_CLIENT;
@@ -1231,7 +1273,7 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
         s->flags |= F_UNIX;
     s->high_wm = TW_WRITE_HIGH_WATERMARK;
     s->low_wm = TW_WRITE_LOW_WATERMARK;
-    if (s->group != NULL && s->group->idle_timeout > 0) {
+    if (group->idle_timeout > 0) {
         s->flags |= F_IDLE_TRACK;
         s->last_active = now_ms(s);
     }
@@ -1245,6 +1287,27 @@ int tw__stream_start(tw_reactor *r, int fd, tw_factory *f, const tw_address *pee
     if (p->ops->connection_made != NULL)
         p->ops->connection_made(p);
     update_events(s);
+    return 0;
+}
+
+void tw__stream_note_tls(tw_transport *t, int ok, tw_tls_failure why)
+{
+    if (t->ops != &stream_ops)
+        return;
+    tw__stream_group *g = ((tw__stream *)t)->group;
+    if (g == NULL)
+        return;
+    if (ok)
+        g->tls_handshakes++;
+    else if ((unsigned)why < TW_TLS_FAILURES)
+        g->tls_failures[why]++;
+}
+
+int tw__stream_close_reason(tw_transport *t, tw_close_reason *out)
+{
+    if (t->ops != &stream_ops)
+        return -EINVAL;
+    *out = close_reason((tw__stream *)t);
     return 0;
 }
 

@@ -160,6 +160,11 @@ int rd_endpoint_is_activated(const rd_endpoint *e)
     return e->ep.type == TW_ENDPOINT_SYSTEMD;
 }
 
+int rd_endpoint_is_tls(const rd_endpoint *e)
+{
+    return e->tls != NULL;
+}
+
 int rd_endpoint_is_datagram(const rd_endpoint *e)
 {
     return e->ep.type == TW_ENDPOINT_UDP || e->ep.type == TW_ENDPOINT_UNIXGRAM;

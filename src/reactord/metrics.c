@@ -3,7 +3,8 @@
  * The figures reactord exposes, as Prometheus text (exposition format
  * 0.0.4): the families it knows, each with its HELP and TYPE, and the
  * samples of one serving process -- its listeners' counters
- * (tw_listener_stats()), the AMP dispatcher's (tw_amp_dispatcher_stats())
+ * (tw_listener_stats(), TLS handshakes included, for the listeners that
+ * speak TLS), the AMP dispatcher's (tw_amp_dispatcher_stats())
  * and the process's own (process.c). reactord only formats: every count is
  * kept by libtwine where the event happens.
  *
@@ -34,6 +35,8 @@ enum {
     F_CLOSED,
     F_BYTES_IN,
     F_BYTES_OUT,
+    F_TLS_HANDSHAKES,
+    F_TLS_FAILURES,
     F_AMP_CALLS,
     F_AMP_UNHANDLED,
     F_START_TIME,
@@ -60,6 +63,10 @@ static const family families[NFAMILIES] = {
                     "Bytes read from the connections of a listener."},
     [F_BYTES_OUT] = {"twine_sent_bytes_total", "counter",
                      "Bytes sent on the connections of a listener."},
+    [F_TLS_HANDSHAKES] = {"twine_tls_handshakes_total", "counter",
+                          "TLS handshakes completed on the connections of a listener."},
+    [F_TLS_FAILURES] = {"twine_tls_handshake_failures_total", "counter",
+                        "TLS handshakes that failed on the connections of a listener, by reason."},
     [F_AMP_CALLS] = {"twine_amp_calls_total", "counter",
                      "AMP requests received, by command and outcome."},
     [F_AMP_UNHANDLED] = {"twine_amp_unhandled_total", "counter",
@@ -125,6 +132,16 @@ static void sample_d(struct evbuffer *out, int f, const char *const *labels, dou
     evbuffer_add_printf(out, " %.17g\n", v);
 }
 
+int rd_figures_tls(const rd_figures *fig, size_t i, const tw_conn_stats *st)
+{
+    if (fig->tls[i] || st->tls_handshakes > 0)
+        return 1;
+    for (int r = 0; r < TW_TLS_FAILURES; r++)
+        if (st->tls_failures[r] > 0)
+            return 1;
+    return 0;
+}
+
 /* The samples of one listener family @p f for every listener. */
 static void listener_family(const rd_figures *fig, const tw_conn_stats *st, int f,
                             struct evbuffer *out)
@@ -169,6 +186,19 @@ static void listener_family(const rd_figures *fig, const tw_conn_stats *st, int 
                 const char *l[] = {"listener", fig->names[i], "protocol", fig->protocol,
                                    "reason", tw_close_reason_name((tw_close_reason)r), NULL};
                 sample_u(out, f, l, s->closed[r]);
+            }
+            break;
+        case F_TLS_HANDSHAKES:
+            if (rd_figures_tls(fig, i, s))
+                sample_u(out, f, base, s->tls_handshakes);
+            break;
+        case F_TLS_FAILURES:
+            if (!rd_figures_tls(fig, i, s))
+                break;
+            for (int r = 0; r < TW_TLS_FAILURES; r++) {
+                const char *l[] = {"listener", fig->names[i], "protocol", fig->protocol,
+                                   "reason", tw_tls_failure_name((tw_tls_failure)r), NULL};
+                sample_u(out, f, l, s->tls_failures[r]);
             }
             break;
         }
@@ -242,7 +272,7 @@ void rd_metrics_render(const rd_figures *fig, struct evbuffer *out, int headers)
             continue; /* the supervisor's */
         if (headers)
             header(out, f);
-        if (f <= F_BYTES_OUT)
+        if (f <= F_TLS_FAILURES)
             listener_family(fig, st, f, out);
         else if (f <= F_AMP_UNHANDLED)
             amp_family(fig, f, out);

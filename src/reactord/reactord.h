@@ -204,6 +204,9 @@ int rd_endpoint_wants_any_port(const rd_endpoint *e);
 /* Pin the port that port 0 was given, so later workers share it. */
 void rd_endpoint_set_port(rd_endpoint *e, int port);
 
+/* Whether it is an ssl: endpoint. */
+int rd_endpoint_is_tls(const rd_endpoint *e);
+
 /* Whether it is a udp: endpoint, served by the module's datagram protocol. */
 int rd_endpoint_is_datagram(const rd_endpoint *e);
 
@@ -363,7 +366,13 @@ typedef struct rd_figures {
     tw_listener *listeners[RD_MAX_LISTEN];   /* NULL for a udp: endpoint */
     tw_factory *policies[RD_MAX_LISTEN];     /* the policy factory of each, or NULL */
     tw_factory *factory;                     /* the protocol's (AMP: its dispatcher counts) */
+    int tls[RD_MAX_LISTEN];                  /* an ssl: endpoint */
 } rd_figures;
+
+/* Whether the @p i th listener of @p fig, whose counters are @p st, has
+ * TLS figures to show: an ssl: endpoint, or one whose connections
+ * switched to TLS (StartTLS). */
+int rd_figures_tls(const rd_figures *fig, size_t i, const tw_conn_stats *st);
 
 /* Write the figures as exposition text: with @p headers, HELP and TYPE
  * lines too (a process that serves its own metrics); without, the samples

@@ -130,6 +130,11 @@ static const char *close_name(int i)
     return tw_close_reason_name((tw_close_reason)i);
 }
 
+static const char *tls_failure_name(int i)
+{
+    return tw_tls_failure_name((tw_tls_failure)i);
+}
+
 /* At shutdown: what each listener did, in one line each. */
 static void log_totals(const rd_figures *fig)
 {
@@ -147,12 +152,24 @@ static void log_totals(const rd_figures *fig)
         describe_counts(why_refused, sizeof why_refused, st.refused, TW_REFUSE_REASONS,
                         refusal_name);
         describe_counts(why_closed, sizeof why_closed, st.closed, TW_CLOSE_REASONS, close_name);
+        char tls[320] = "";
+        if (rd_figures_tls(fig, i, &st)) {
+            unsigned long long failed = 0;
+            for (int k = 0; k < TW_TLS_FAILURES; k++)
+                failed += st.tls_failures[k];
+            char why_failed[256];
+            describe_counts(why_failed, sizeof why_failed, st.tls_failures, TW_TLS_FAILURES,
+                            tls_failure_name);
+            snprintf(tls, sizeof tls, ", %llu TLS handshakes, %llu failed%s%s%s",
+                     st.tls_handshakes, failed, failed ? " (" : "", why_failed,
+                     failed ? ")" : "");
+        }
         tw_log(TW_LOG_INFO, rd_logging_system(),
                "totals for %s: %llu accepted, %llu refused%s%s%s, %llu closed%s%s%s, "
-               "%llu bytes received, %llu bytes sent",
+               "%llu bytes received, %llu bytes sent%s",
                fig->names[i], st.accepted, refused, refused ? " (" : "", why_refused,
                refused ? ")" : "", closed, closed ? " (" : "", why_closed, closed ? ")" : "",
-               st.bytes_in, st.bytes_out);
+               st.bytes_in, st.bytes_out, tls);
     }
 }
 
@@ -247,6 +264,7 @@ int rd_serve(rd_run *run, const rd_worker *w)
             if ((rc = rd_endpoint_listen(e, r, served, &lo, &listeners[i])) != 0)
                 goto out;
             fig.listeners[i] = listeners[i];
+            fig.tls[i] = rd_endpoint_is_tls(e);
             fig.policies[i] = policies[i];
             tw_listener_address(listeners[i], &bound);
         }

@@ -31,6 +31,13 @@
  * tw_tls_get_info() answers in it); one started by tw_transport_start_tls()
  * heard it long before. One that never heard it is destroyed without
  * connection_lost, as a stream destroys a protocol that never started.
+ *
+ * Each handshake's outcome is counted once, in the stream's counters (its
+ * listener's or the reactor's: net/stream_internal.h): completed, or
+ * failed with the reason of the moment it stopped being possible. A close
+ * TLS decides names its reason to the stream first (a broken handshake or
+ * record is a protocol error, the handshake timeout a timeout, the peer's
+ * close_notify or FIN the peer's), so the close is counted for that.
  */
 #include "config.h"
 
@@ -47,6 +54,7 @@
 
 #include "core/buf_internal.h"
 #include "core/reactor_internal.h"
+#include "net/stream_internal.h"
 #include "tls/tls_internal.h"
 
 /* The most plaintext one record carries: pending writes that reach it are
@@ -66,7 +74,8 @@ enum {
     F_READ_PAUSED = 1 << 5,    /* the inner protocol paused reading */
     F_PEER_CLOSED = 1 << 6,    /* the peer's close_notify came */
     F_PEER_TOLD = 1 << 7,      /* the inner protocol heard read_connection_lost */
-    F_STARTED = 1 << 8         /* made by tw_transport_start_tls() */
+    F_STARTED = 1 << 8,        /* made by tw_transport_start_tls() */
+    F_COUNTED = 1 << 9         /* the handshake's outcome was counted */
 };
 
 typedef struct tls_conn {
@@ -169,11 +178,67 @@ static void cancel_call(tw_call **call)
     }
 }
 
-/* The connection cannot go on: log why once, remember it for the inner
- * protocol, and close (what OpenSSL queued, an alert, goes first). */
-static void fail(tls_conn *c, int code, int abort, const char *fmt, ...) TW_PRINTF(4, 5);
+/* Count the handshake's outcome in the stream's counters, once: @p ok, or
+ * failed for @p why. */
+static void count_handshake(tls_conn *c, int ok, tw_tls_failure why)
+{
+    if (c->flags & F_COUNTED)
+        return;
+    c->flags |= F_COUNTED;
+    tw__stream_note_tls(real(c), ok, why);
+}
 
-static void fail(tls_conn *c, int code, int abort, const char *fmt, ...)
+/* The handshake stops here, before it completed, for @p why. */
+static void handshake_failed(tls_conn *c, tw_tls_failure why)
+{
+    if (c->stage == S_HANDSHAKING)
+        count_handshake(c, 0, why);
+}
+
+/* Which side's certificate the handshake failed on, from OpenSSL's queued
+ * error (before tw__tls_reason() empties the queue), or a broken protocol. */
+static tw_tls_failure handshake_error(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) != ERR_LIB_SSL)
+        return TW_TLS_FAIL_PROTOCOL;
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_CERTIFICATE_VERIFY_FAILED:
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+#ifdef SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+#endif
+        return TW_TLS_FAIL_VERIFY;
+    default:
+        return TW_TLS_FAIL_PROTOCOL;
+    }
+}
+
+/* Why a handshake fails that the stream ends under it: its close reason
+ * says how. */
+static tw_tls_failure failure_below(tls_conn *c)
+{
+    tw_close_reason why = TW_CLOSE_LOCAL;
+    tw__stream_close_reason(real(c), &why);
+    return why == TW_CLOSE_PEER || why == TW_CLOSE_ERROR       ? TW_TLS_FAIL_PEER_CLOSED
+           : why == TW_CLOSE_IDLE || why == TW_CLOSE_TIMEOUT ? TW_TLS_FAIL_TIMEOUT
+                                                             : TW_TLS_FAIL_LOCAL;
+}
+
+/* The connection cannot go on: log why once, remember it for the inner
+ * protocol, name @p close_why to the stream, and close (what OpenSSL
+ * queued, an alert, goes first). */
+static void fail(tls_conn *c, int code, int abort, tw_close_reason close_why, const char *fmt,
+                 ...) TW_PRINTF(5, 6);
+
+static void fail(tls_conn *c, int code, int abort, tw_close_reason close_why, const char *fmt,
+                 ...)
 {
     if (c->stage >= S_CLOSED)
         return;
@@ -190,6 +255,7 @@ static void fail(tls_conn *c, int code, int abort, const char *fmt, ...)
     cancel_call(&c->timer);
     if (reactor(c) != NULL)
         tw__unhold_writes(reactor(c), &c->held);
+    tw_transport_set_close_reason(real(c), close_why);
     if (abort)
         tw_transport_abort_connection(real(c));
     else
@@ -201,7 +267,7 @@ static void fail_ssl(tls_conn *c, const char *during)
 {
     char reason[160];
     tw__tls_reason(c->ssl, reason, sizeof reason);
-    fail(c, TW_ETLS, 0, "%s: %s", during, reason);
+    fail(c, TW_ETLS, 0, TW_CLOSE_PROTOCOL_ERROR, "%s: %s", during, reason);
 }
 
 /* Send close_notify; what the peer answers is not waited for. */
@@ -279,7 +345,8 @@ static void peer_closed(tls_conn *c)
         }
         return;
     }
-    tw_transport_set_close_reason(real(c), TW_CLOSE_PEER);
+    if (c->stage < S_LOST)
+        tw_transport_set_close_reason(real(c), TW_CLOSE_PEER);
     lose(c);
 }
 
@@ -307,6 +374,7 @@ static void deliver(tls_conn *c)
 
 static void handshake_done(tls_conn *c)
 {
+    count_handshake(c, 1, TW_TLS_FAIL_LOCAL);
     c->stage = S_OPEN;
     cancel_call(&c->timer);
     if (!(c->flags & F_MADE)) {
@@ -334,6 +402,7 @@ static void handshake(tls_conn *c)
     int e = SSL_get_error(c->ssl, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return;
+    handshake_failed(c, handshake_error());
     fail_ssl(c, "the handshake failed");
 }
 
@@ -350,7 +419,9 @@ static void handshake_expired(void *arg)
     tls_conn *c = arg;
     tw_call_release(c->timer);
     c->timer = NULL;
-    fail(c, TW_ETIMEDOUT, 1, "no handshake within %g s", c->ctx->handshake_timeout);
+    handshake_failed(c, TW_TLS_FAIL_TIMEOUT);
+    fail(c, TW_ETIMEDOUT, 1, TW_CLOSE_TIMEOUT, "no handshake within %g s",
+         c->ctx->handshake_timeout);
 }
 
 /* ---------------------------------------------------------------- the protocol the stream drives */
@@ -377,7 +448,8 @@ static void base_data(tw_protocol *p, const void *data, size_t len)
     if (c->stage >= S_CLOSED)
         return;
     if (BIO_write(c->rbio, data, (int)len) != (int)len) {
-        fail(c, -ENOMEM, 1, "out of memory");
+        handshake_failed(c, TW_TLS_FAIL_LOCAL);
+        fail(c, -ENOMEM, 1, TW_CLOSE_ABORT, "out of memory");
         return;
     }
     if (c->stage == S_HANDSHAKING)
@@ -390,6 +462,8 @@ static void base_lost(tw_protocol *p, const tw_failure *reason)
 {
     tls_conn *c = conn_of(p);
     int was = c->stage;
+    if (was == S_HANDSHAKING)
+        handshake_failed(c, failure_below(c)); /* the stream ended it under the handshake */
     c->stage = S_LOST;
     cancel_call(&c->timer);
     cancel_call(&c->drain);
@@ -427,18 +501,20 @@ static void base_lost(tw_protocol *p, const tw_failure *reason)
 static void base_read_lost(tw_protocol *p)
 {
     tls_conn *c = conn_of(p);
-    if (c->stage >= S_CLOSED || (c->flags & F_PEER_TOLD))
-        return; /* closing, or the inner protocol is half-closed already, and decides */
-    /* The peer ended it, cleanly or not: counted as its close. */
-    tw_transport_set_close_reason(real(c), TW_CLOSE_PEER);
+    if (c->stage >= S_CLOSED)
+        return;
     if (c->stage == S_HANDSHAKING) {
-        fail(c, TW_ETLS, 0, "the peer closed during the handshake");
+        handshake_failed(c, TW_TLS_FAIL_PEER_CLOSED);
+        fail(c, TW_ETLS, 0, TW_CLOSE_PEER, "the peer closed during the handshake");
         return;
     }
     if (!(c->flags & F_PEER_CLOSED)) {
-        fail(c, TW_ETLS, 0, "the peer closed without close_notify (the data may be truncated)");
+        fail(c, TW_ETLS, 0, TW_CLOSE_PEER,
+             "the peer closed without close_notify (the data may be truncated)");
         return;
     }
+    if (c->flags & F_PEER_TOLD)
+        return; /* the inner protocol is half-closed already, and decides */
     lose(c);
 }
 
@@ -486,7 +562,14 @@ static void base_destroy(tw_protocol *p)
  * as an orderly one (what is pending, then close_notify, then FIN). */
 static void base_close_requested(tw_protocol *p)
 {
-    lose(conn_of(p));
+    tls_conn *c = conn_of(p);
+    if (c->stage == S_HANDSHAKING) {
+        /* No session to end yet, and the plaintext waiting for one will
+         * not get it: the handshake failed for the stream's reason. */
+        handshake_failed(c, failure_below(c));
+        c->pending_len = 0;
+    }
+    lose(c);
 }
 
 static size_t base_buffered(tw_protocol *p)
@@ -555,6 +638,7 @@ static void lose(tls_conn *c)
         return;
     if (c->stage == S_HANDSHAKING && c->pending_len == 0) {
         /* Nothing to protect yet: no close_notify without a session. */
+        handshake_failed(c, TW_TLS_FAIL_LOCAL);
         c->stage = S_CLOSED;
         cancel_call(&c->timer);
         tw_transport_lose_connection(real(c));
@@ -575,6 +659,7 @@ static void tls_abort(tw_transport *t)
     if (c->stage >= S_LOST)
         return;
     if (c->stage < S_CLOSED) {
+        handshake_failed(c, TW_TLS_FAIL_LOCAL);
         c->stage = S_CLOSED;
         cancel_call(&c->timer);
         if (reactor(c) != NULL)

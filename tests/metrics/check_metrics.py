@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import http.client
 from prometheus_client.parser import text_string_to_metric_families
 
 REACTORD = os.environ["REACTORD"]
+SRCDIR = os.environ.get("TWINE_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 TMP = tempfile.mkdtemp(prefix="twine-metrics.")
 failures = []
 
@@ -48,6 +50,19 @@ def wait_for(pred, timeout=10.0, step=0.05):
     return pred()
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a UNIX socket: --metrics unix:PATH."""
+
+    def __init__(self, path):
+        super().__init__("localhost", timeout=10)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self.unix_path)
+
+
 class Server:
     def __init__(self, name, args):
         self.log = os.path.join(TMP, name + ".log")
@@ -58,9 +73,12 @@ class Server:
         if not ready:
             self.stop()
             raise SystemExit("FAIL: reactord %s did not start:\n%s" % (name, self.text()))
-        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", self.text()).group(1))
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", self.text())
+        self.port = int(m.group(1)) if m else None
         m = re.search(r"serving metrics at /metrics on 127\.0\.0\.1:(\d+)", self.text())
         self.metrics_port = int(m.group(1)) if m else None
+        m = re.search(r"serving metrics at /metrics on unix:(\S+)", self.text())
+        self.metrics_path = m.group(1) if m else None
 
     def text(self):
         with open(self.log) as f:
@@ -78,7 +96,10 @@ class Server:
         return rc
 
     def http(self, method="GET", path="/metrics"):
-        c = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
+        if self.metrics_path is not None:
+            c = UnixHTTPConnection(self.metrics_path)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
         c.request(method, path)
         r = c.getresponse()
         body = r.read().decode()
@@ -422,6 +443,144 @@ def case_workers():
           "each worker logs its totals at shutdown")
 
 
+# ------------------------------------------------------------------ TLS handshakes
+
+def make_certs():
+    d = os.path.join(TMP, "certs")
+    if not os.path.isdir(d):
+        subprocess.run(["sh", os.path.join(SRCDIR, "tests", "tls", "mkcerts.sh"), d], check=True,
+                       stdout=subprocess.DEVNULL, timeout=60)
+    return d
+
+
+def tls_client(port, certs, hostname="localhost"):
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname=hostname)
+
+
+def case_tls(extra=()):
+    label = " with --workers 2" if extra else ""
+    print("# echo over ssl:%s: handshakes and their failures by reason" % label)
+    certs = make_certs()
+    ssl_ep = "ssl:0:interface=127.0.0.1:privateKey=%s/server.key:certKey=%s/server.pem" % (
+        certs, certs)
+    plain_ep = "tcp:0:interface=127.0.0.1"
+    srv = Server("tls" + ("-workers" if extra else ""),
+                 ["-p", "echo", "-l", ssl_ep, "-l", plain_ep, "--metrics",
+                  "tcp:0:interface=127.0.0.1"] + list(extra))
+    port = srv.port  # the first listener logged is the ssl: one
+    try:
+        if extra:
+            wait_for(lambda: "all 2 workers running" in srv.text())
+        # A completed handshake, an echo, then close_notify and FIN.
+        c = tls_client(port, certs)
+        c.sendall(b"ping")
+        got = b""
+        while len(got) < 4:
+            got += c.recv(100)
+        check(got == b"ping", "echo over ssl:")
+        c.unwrap().close()
+        # Bytes that are not TLS.
+        p = socket.create_connection(("127.0.0.1", port), timeout=10)
+        p.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        read_until_closed(p)
+        p.close()
+        # A client that refuses the server's name: its alert says so.
+        try:
+            tls_client(port, certs, hostname="wrong.example").close()
+            check(False, "a client checking another name refuses the server")
+        except ssl.SSLCertVerificationError:
+            pass
+        # A client that leaves before its ClientHello.
+        q = socket.create_connection(("127.0.0.1", port), timeout=10)
+        time.sleep(0.1)
+        q.close()
+
+        T = {"listener": ssl_ep, "protocol": "echo"}
+        fams = scrape_until(srv, lambda f: value(f, "twine_connections_closed", **T) == 4)
+        check(value(fams, "twine_connections_closed", **T) == 4, "four TLS connections closed")
+        check(fams["twine_tls_handshakes"].type == "counter", "handshakes is a counter")
+        check(value(fams, "twine_tls_handshakes", **T) == 1, "one handshake completed")
+        for reason, n in (("protocol_error", 1), ("verify_failed", 1), ("peer_closed", 1),
+                          ("timeout", 0), ("local", 0)):
+            check(value(fams, "twine_tls_handshake_failures", reason=reason, **T) == n,
+                  "handshake failures{%s} counts %d" % (reason, n))
+        check(value(fams, "twine_connections_closed", reason="peer", **T) == 2,
+              "the close_notify and the client that left count as closed by the peer")
+        check(value(fams, "twine_connections_closed", reason="protocol_error", **T) == 2,
+              "the bytes that are not TLS and the refused certificate count as protocol errors")
+        check(value(fams, "twine_tls_handshakes", listener=plain_ep) is None,
+              "no TLS samples for the plain listener")
+        if extra:
+            workers = {s.labels.get("worker") for s in fams["twine_tls_handshakes"].samples}
+            check(workers == {"1", "2"}, "TLS samples come from each worker (%s)" % workers)
+    finally:
+        rc = srv.stop()
+    check(rc == 0, "reactord exits 0 on SIGTERM")
+    totals = re.findall(r"totals for ssl:0:[^:]*:[^:]*:[^ ]*: (.*)$", srv.text(), re.M)
+    lines = [t for t in totals if "TLS handshakes" in t]
+    check(len(lines) == (2 if extra else 1), "the totals at shutdown count the handshakes")
+    if not extra and lines:
+        check(re.search(r"1 TLS handshakes, 3 failed \((.*)\)$", lines[0]) is not None and
+              all(x in lines[0] for x in ("protocol_error 1", "verify_failed 1",
+                                          "peer_closed 1")),
+              "the totals say why the handshakes failed: %s" % lines[0])
+
+
+# ------------------------------------------------------------------ UNIX sockets
+
+def case_unix():
+    print("# unix: listener and unix: --metrics endpoint")
+    sock = os.path.join(TMP, "line.sock")
+    msock = os.path.join(TMP, "metrics.sock")
+    ep = "unix:" + sock
+    srv = Server("unix", ["-p", "line", "-l", ep, "-o", "max-length=16", "--access-log",
+                          "--metrics", "unix:" + msock])
+    try:
+        check(srv.metrics_path == msock, "metrics are served on unix:%s" % msock)
+        for n in range(3):
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            u.settimeout(10)
+            u.connect(sock)
+            u.sendall(b"hello\r\n")
+            got = b""
+            while len(got) < 7:
+                got += u.recv(100)
+            check(got == b"hello\r\n", "a line is echoed over the UNIX socket")
+            u.close()
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        u.settimeout(10)
+        u.connect(sock)
+        u.sendall(b"y" * 40)
+        read_until_closed(u)
+        u.close()
+        L = {"listener": ep, "protocol": "line"}
+        fams = scrape_until(srv, lambda f: value(f, "twine_connections_closed", **L) == 4)
+        check(value(fams, "twine_connections_accepted", **L) == 4,
+              "accepted counts 4 under the unix: listener's label")
+        check(value(fams, "twine_connections_closed", reason="peer", **L) == 3,
+              "closed{peer} counts 3")
+        check(value(fams, "twine_connections_closed", reason="too_long", **L) == 1,
+              "closed{too_long} counts 1")
+        check(value(fams, "twine_connections_open", **L) == 0, "none open")
+        check(value(fams, "twine_received_bytes", **L) == 3 * 7 + 40, "bytes in: 3 * 7 + 40")
+        check(value(fams, "twine_sent_bytes", **L) == 3 * 7, "bytes out: 3 * 7")
+        check(value(fams, "process_open_fds") > 0, "the process figures come too")
+        status, ctype, body = srv.http("GET", "/nope")
+        check(status == 404, "GET /nope on the UNIX socket is a 404 (%d)" % status)
+    finally:
+        rc = srv.stop()
+    check(rc == 0, "reactord exits 0 on SIGTERM")
+    check(not os.path.exists(msock) and not os.path.exists(sock),
+          "both socket files are removed at exit")
+    recs = [parse_text_record(m) for m in access_records(srv.text())]
+    check(len(recs) == 4 and all(r["listener"] == ep for r in recs),
+          "four access lines name the unix: listener")
+    check(re.search(r"totals for unix:\S+: 4 accepted, 0 refused, 4 closed", srv.text())
+          is not None, "the totals at shutdown name the unix: listener")
+
+
 # ------------------------------------------------------------------ operator mistakes
 
 def run_fail(args):
@@ -456,7 +615,8 @@ def case_mistakes():
         busy.close()
 
 
-for case in (case_mistakes, case_line, case_amp, case_workers):
+for case in (case_mistakes, case_line, case_amp, case_workers, case_tls,
+             lambda: case_tls(["--workers", "2"]), case_unix):
     try:
         case()
     except Exception as e:  # a crash of the test is a failure, with its reason
