@@ -80,18 +80,23 @@ static void teardown(void)
 }
 
 /* Listen with TLS (sctx) on 127.0.0.1 for @p rf; @return the port. */
-static int listen_tls(rec_factory *rf, tw_listener **out)
+static int listen_tls_with(rec_factory *rf, const tw_listen_options *opts, tw_listener **out)
 {
     tw_endpoint e;
     char err[256];
     ck_assert_int_eq(tw_endpoint_parse_server("tcp:0:interface=127.0.0.1", &e, err, sizeof err), 0);
     tu_outcome o = {0};
-    tu_watch(tw_listen_tls(r, &e, NULL, sctx, &rf->base), &o);
+    tu_watch(tw_listen_tls(r, &e, opts, sctx, &rf->base), &o);
     ck_assert_msg(o.fired && o.ok, "%s", o.message);
     *out = o.value;
     tw_address a;
     ck_assert_int_eq(tw_listener_address(*out, &a), 0);
     return tw_address_port(&a);
+}
+
+static int listen_tls(rec_factory *rf, tw_listener **out)
+{
+    return listen_tls_with(rf, NULL, out);
 }
 
 /* Connect with TLS to localhost:@p port, trusting the test CA, and wait
@@ -315,6 +320,30 @@ START_TEST(test_a_graceful_stop_during_the_handshake_counts_local)
 }
 END_TEST
 
+START_TEST(test_an_idle_timeout_during_the_handshake_counts_as_a_handshake_timeout)
+{
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.idle_timeout = 0.2;
+    rec_factory sf;
+    rec_init(&sf, r);
+    tw_listener *l;
+    int port = listen_tls_with(&sf, &o, &l);
+    int c = tu_connect("127.0.0.1", port);
+    tw_conn_stats st;
+    long long began = tu_now_ms();
+    wait_closed(l, 1, &st);
+    /* Long before the handshake timeout (10 s): the idle timeout ended it. */
+    ck_assert_int_lt(tu_now_ms() - began, 5000);
+    ck_assert_uint_eq(st.tls_failures[TW_TLS_FAIL_TIMEOUT], 1);
+    ck_assert_uint_eq(failures_total(&st), 1);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_IDLE], 1);
+    ck_assert_int_eq(tu_wait_eof(c, 2000), 1);
+    close(c);
+    tw_listener_close(l);
+}
+END_TEST
+
 static Suite *tls_stats_suite(void)
 {
     Suite *s = suite_create("tls_stats");
@@ -328,6 +357,7 @@ static Suite *tls_stats_suite(void)
     tcase_add_test(tc, test_a_silent_client_counts_as_a_handshake_timeout);
     tcase_add_test(tc, test_a_peer_that_leaves_during_the_handshake_counts_peer_closed);
     tcase_add_test(tc, test_a_graceful_stop_during_the_handshake_counts_local);
+    tcase_add_test(tc, test_an_idle_timeout_during_the_handshake_counts_as_a_handshake_timeout);
     suite_add_tcase(s, tc);
     return s;
 }
