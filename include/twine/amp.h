@@ -721,6 +721,47 @@ TW_API int tw_amp_closed(const tw_amp *amp);
 TW_API size_t tw_amp_outstanding(const tw_amp *amp);
 
 /**
+ * How a call made with tw_amp_call_remote(), tw_amp_call_remote_box() or
+ * tw_amp_call_switch() ended, as its factory counts it
+ * (tw_amp_factory_call_stats()). The names of tw_amp_call_outcome_name()
+ * are stable: metrics use them as label values.
+ */
+typedef enum tw_amp_call_outcome {
+    TW_AMP_CALL_ANSWERED = 0, /**< "answered": the peer answered (a switch's answer included) */
+    TW_AMP_CALL_ERROR,        /**< "error": the peer answered with an AMP error (declared, UNKNOWN or UNHANDLED) */
+    TW_AMP_CALL_BAD_ANSWER,   /**< "bad_answer": the answer did not decode against the command's response */
+    TW_AMP_CALL_LOST,         /**< "connection_lost": the connection was lost before the answer */
+    TW_AMP_CALL_CANCELLED,    /**< "cancelled": the caller cancelled the deferred (a timeout) before the answer, or the loss, came */
+    TW_AMP_CALL_NOT_SENT,     /**< "not_sent": never sent (arguments that do not encode, a connection lost, closing or switched, memory) */
+    TW_AMP_CALL_OUTCOMES      /**< how many outcomes there are */
+} tw_amp_call_outcome;
+
+/** @return the stable name of @p o ("answered", ...), or "unknown". Never NULL. */
+TW_API const char *tw_amp_call_outcome_name(tw_amp_call_outcome o);
+
+/**
+ * @return how many command names the connections of the AMP factory @p f
+ *         have called (the entries of tw_amp_factory_call_stats()); 0 for
+ *         a factory that is not an AMP one.
+ */
+TW_API size_t tw_amp_factory_call_count(tw_factory *f);
+
+/**
+ * The counters of the calls the connections of @p f made, the @p i th
+ * command name called (in the order first called, @p i below
+ * tw_amp_factory_call_count()): each call counted once, by outcome, when
+ * its outcome is known. A call is counted under its command's name (for
+ * tw_amp_call_remote_box() the name given), so the caller, never the peer,
+ * decides how many entries there are. Never calls back.
+ * @param command receives the name (borrowed, valid as long as @p f); may be NULL.
+ * @param counts receives TW_AMP_CALL_OUTCOMES counters, indexed by tw_amp_call_outcome.
+ * @return 0, or -EINVAL for a factory that is not an AMP one, a NULL
+ *         @p counts or @p i out of range.
+ */
+TW_API int tw_amp_factory_call_stats(tw_factory *f, size_t i, const char **command,
+                                     unsigned long long counts[TW_AMP_CALL_OUTCOMES]);
+
+/**
  * Call @p command on the peer with @p args (borrowed, encoded at once) and
  * a fresh _ask tag.
  * @return a new reference to a deferred that fires with the decoded

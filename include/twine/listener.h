@@ -93,7 +93,8 @@ typedef enum tw_tls_failure {
 TW_API const char *tw_tls_failure_name(tw_tls_failure f);
 
 /**
- * A listener's counters since it started. Counting is plain increments on
+ * A listener's counters since it started, or the reactor's for the
+ * connections no listener accepted (tw_reactor_conn_stats()). Counting is plain increments on
  * the paths where the events happen; nothing is counted twice and nothing
  * is sampled, so accepted == open + the sum of closed at any moment.
  */

@@ -6,6 +6,11 @@
  * its deferred, or the connection is lost and fails it. The connection owns
  * each waiting call and a reference to its deferred; the caller gets its
  * own reference.
+ *
+ * Each call is counted once in its factory's counters (amp_call_stats.c),
+ * when its outcome is known: where it finishes, or where it fails before
+ * it was sent. A deferred that fired before the call finished was
+ * cancelled by its caller, and counts so.
  */
 #include "config.h"
 
@@ -37,11 +42,18 @@ TW_API size_t tw_amp_outstanding(const tw_amp *amp)
     return amp != NULL ? amp->calls.list.count : 0;
 }
 
-/* Fire a call's deferred with a value or a failure, then forget it. */
-static void call_finish(tw_amp *amp, tw__amp_call *c, void *value, tw_free_fn free_fn,
-                        tw_failure *failure)
+static void count(tw_amp *amp, const char *name, tw_amp_call_outcome o)
+{
+    tw__amp_count_call(&amp->factory->calls, name, o);
+}
+
+/* Fire a call's deferred with a value or a failure, counted as @p o, then
+ * forget it. */
+static void call_finish(tw_amp *amp, tw__amp_call *c, tw_amp_call_outcome o, void *value,
+                        tw_free_fn free_fn, tw_failure *failure)
 {
     tw__amp_call_table_remove(&amp->calls, c);
+    count(amp, c->name, tw_deferred_called(c->d) ? TW_AMP_CALL_CANCELLED : o);
     tw_factory *f = c->switch_to;
     if (failure != NULL && f != NULL) {
         /* The switch failed: the connection speaks AMP again, and the
@@ -71,7 +83,7 @@ static void switch_answered(tw_amp *amp, tw__amp_call *c, tw_amp_values *values)
     if (p == NULL) {
         tw_amp_values_free(values);
         tw__amp_close(amp);
-        call_finish(amp, c, NULL, NULL,
+        call_finish(amp, c, TW_AMP_CALL_ANSWERED, NULL, NULL,
                     tw_failure_new(-ENOMEM, "the factory refused the protocol %s switches to",
                                    c->name));
         return;
@@ -79,7 +91,7 @@ static void switch_answered(tw_amp *amp, tw__amp_call *c, tw_amp_values *values)
     p->factory = f;
     c->switch_to = NULL; /* the switched connection counts it now */
     tw__amp_switch(amp, p, f);
-    call_finish(amp, c, values, values_free_fn, NULL);
+    call_finish(amp, c, TW_AMP_CALL_ANSWERED, values, values_free_fn, NULL);
 }
 
 int tw__amp_answer_received(tw_amp *amp, tw_amp_box *box)
@@ -93,19 +105,19 @@ int tw__amp_answer_received(tw_amp *amp, tw_amp_box *box)
     }
     if (c->command == NULL) {
         tw_amp_box_remove(box, "_answer");
-        call_finish(amp, c, box, box_free_fn, NULL);
+        call_finish(amp, c, TW_AMP_CALL_ANSWERED, box, box_free_fn, NULL);
         return 1;
     }
     char err[256];
     tw_amp_values *values = tw_amp_values_from_box(c->command->response, box, err, sizeof err);
     if (values == NULL)
-        call_finish(amp, c, NULL, NULL,
+        call_finish(amp, c, TW_AMP_CALL_BAD_ANSWER, NULL, NULL,
                     tw_failure_new(TW_EPROTO, "the answer to %s does not decode: %s", c->name,
                                    err));
     else if (c->switch_to != NULL)
         switch_answered(amp, c, values);
     else
-        call_finish(amp, c, values, values_free_fn, NULL);
+        call_finish(amp, c, TW_AMP_CALL_ANSWERED, values, values_free_fn, NULL);
     return 0;
 }
 
@@ -125,7 +137,7 @@ void tw__amp_error_received(tw_amp *amp, const tw_amp_box *box)
                           code == NULL ? "_error_code" : "_error_description");
         return; /* the call fails when the connection is lost */
     }
-    call_finish(amp, c, NULL, NULL, tw_amp_error_new(code, desc));
+    call_finish(amp, c, TW_AMP_CALL_ERROR, NULL, NULL, tw_amp_error_new(code, desc));
 }
 
 static tw_failure *lost_failure(tw_amp *amp, const char *name)
@@ -140,7 +152,7 @@ void tw__amp_calls_fail(tw_amp *amp)
     /* Callbacks may call again; those fail at once, as the connection is lost. */
     tw__amp_call *c;
     while ((c = tw__amp_call_table_first(&amp->calls)) != NULL)
-        call_finish(amp, c, NULL, NULL, lost_failure(amp, c->name));
+        call_finish(amp, c, TW_AMP_CALL_LOST, NULL, NULL, lost_failure(amp, c->name));
 }
 
 tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
@@ -149,11 +161,13 @@ tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
     size_t namelen = strlen(name);
     if (amp->lost) {
         tw_amp_box_free(box);
+        count(amp, name, TW_AMP_CALL_NOT_SENT);
         return tw_deferred_fail(lost_failure(amp, name));
     }
     if (amp->locked) {
         /* Twisted's ProtocolSwitched. */
         tw_amp_box_free(box);
+        count(amp, name, TW_AMP_CALL_NOT_SENT);
         return tw_deferred_fail(tw_failure_new(TW_ESTATE, "cannot call %s: the connection %s "
                                                           "protocols, no AMP traffic is allowed",
                                                name, amp->inner != NULL ? "switched"
@@ -164,6 +178,7 @@ tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
     if (d == NULL) {
         free(c);
         tw_amp_box_free(box);
+        count(amp, name, TW_AMP_CALL_NOT_SENT);
         return NULL;
     }
     memcpy(c->name, name, namelen + 1);
@@ -186,11 +201,13 @@ tw_deferred *tw__amp_start_call(tw_amp *amp, const char *name, tw_amp_box *box,
     if (rc == 0 && amp->lost) {
         /* The write lost the connection, after the calls were failed. */
         free(c);
+        count(amp, name, TW_AMP_CALL_LOST);
         tw_deferred_errback(d, lost_failure(amp, name));
         return d;
     }
     if (rc < 0) {
         free(c);
+        count(amp, name, TW_AMP_CALL_NOT_SENT);
         tw_deferred_errback(d, tw_failure_new(rc, "could not send %s: %s", name,
                                               tw_strerror(rc)));
         return d;
@@ -222,12 +239,15 @@ tw_deferred *tw__amp_call_command(tw_amp *amp, const tw_amp_command *command,
                                   const tw_amp_values *args, tw_factory *switch_to)
 {
     tw_amp_box *box = tw_amp_box_new();
-    if (box == NULL)
+    if (box == NULL) {
+        count(amp, command->name, TW_AMP_CALL_NOT_SENT);
         return NULL;
+    }
     char err[256];
     int rc = tw_amp_values_to_box(command->arguments, args, box, 1, err, sizeof err);
     if (rc < 0) {
         tw_amp_box_free(box);
+        count(amp, command->name, TW_AMP_CALL_NOT_SENT);
         return tw_deferred_fail(tw_failure_new(rc, "cannot call %s: %s", command->name, err));
     }
     return tw__amp_start_call(amp, command->name, box, command, switch_to);
@@ -256,8 +276,10 @@ TW_API tw_deferred *tw_amp_call_remote_box(tw_amp *amp, const char *command,
         return tw_deferred_fail(tw_failure_new(-EINVAL, "call_remote_box needs a connection "
                                                         "and a command name"));
     tw_amp_box *box = box_copy(args);
-    if (box == NULL)
+    if (box == NULL) {
+        count(amp, command, TW_AMP_CALL_NOT_SENT);
         return NULL;
+    }
     return tw__amp_start_call(amp, command, box, NULL, NULL);
 }
 

@@ -11,6 +11,7 @@
  *   amp_requests.c    incoming commands: running responders, answering
  *   amp_calls.c       outgoing calls, waiting for their answers
  *   amp_call_table.c  the outstanding calls indexed by their _ask tag
+ *   amp_call_stats.c  the calls made, counted by command and outcome
  *   amp_switch.c      protocol switches: handing the transport over
  *   amp_tls.c         StartTLS: switching the transport to TLS, both sides
  *   amp_errors.c      AMP errors as failures
@@ -58,11 +59,33 @@ const tw__amp_responder *tw__amp_dispatcher_lookup(const tw_amp_dispatcher *d, c
 /* Free the table; @p d itself is its owner's. */
 void tw__amp_dispatcher_release(tw_amp_dispatcher *d);
 
+/* ------------------------------------------------------------ call counters */
+
+/* The calls made to one command name, by outcome. */
+typedef struct tw__amp_called {
+    char *name; /* owned */
+    unsigned long long outcomes[TW_AMP_CALL_OUTCOMES];
+} tw__amp_called;
+
+/* The calls a factory's connections made, one entry per command name in
+ * the order first called; zero-initialised is empty. */
+typedef struct tw__amp_call_stats {
+    tw__amp_called *items;
+    size_t count, cap;
+} tw__amp_call_stats;
+
+/* Count a call to @p name as ending with @p o. A name that finds no
+ * memory for its entry goes uncounted. */
+void tw__amp_count_call(tw__amp_call_stats *s, const char *name, tw_amp_call_outcome o);
+/* Free the entries; @p s itself is its owner's. */
+void tw__amp_call_stats_release(tw__amp_call_stats *s);
+
 /* ------------------------------------------------------------ factory */
 
 typedef struct tw__amp_factory {
     tw_factory base;
     tw_amp_dispatcher dispatcher;
+    tw__amp_call_stats calls; /* the calls its connections made */
     size_t max_box, max_pending;
     tw_amp_connected_fn connected;
     tw_amp_lost_fn lost;

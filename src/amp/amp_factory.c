@@ -32,6 +32,7 @@ static void amp_factory_destroy(tw_factory *f)
 {
     tw__amp_factory *af = as_amp_factory(f);
     tw__amp_dispatcher_release(&af->dispatcher);
+    tw__amp_call_stats_release(&af->calls);
     free(af);
 }
 

@@ -178,6 +178,7 @@ struct tw_reactor {
     struct tw__streams *streams;
     struct tw__outq *spare_outq; /* emptied queues kept for reuse */
     unsigned spare_outq_count;
+    size_t spare_outq_bytes; /* their buffers' capacity, bounded */
     tw__list held_writes; /* tw__held_write: released first, by tw__flush_writes() */
 };
 

@@ -4,8 +4,9 @@
  * 0.0.4): the families it knows, each with its HELP and TYPE, and the
  * samples of one serving process -- its listeners' counters
  * (tw_listener_stats(), TLS handshakes included, for the listeners that
- * speak TLS), the AMP dispatcher's (tw_amp_dispatcher_stats())
- * and the process's own (process.c). reactord only formats: every count is
+ * speak TLS), the AMP dispatcher's (tw_amp_dispatcher_stats()), the AMP
+ * factory's calls made (tw_amp_factory_call_stats()) and the process's
+ * own (process.c). reactord only formats: every count is
  * kept by libtwine where the event happens.
  *
  * A family's samples must follow its TYPE line together, so the text is
@@ -39,6 +40,7 @@ enum {
     F_TLS_FAILURES,
     F_AMP_CALLS,
     F_AMP_UNHANDLED,
+    F_AMP_CALLS_MADE,
     F_START_TIME,
     F_UPTIME,
     F_CPU,
@@ -71,6 +73,8 @@ static const family families[NFAMILIES] = {
                      "AMP requests received, by command and outcome."},
     [F_AMP_UNHANDLED] = {"twine_amp_unhandled_total", "counter",
                          "AMP requests for commands nobody registered (answered UNHANDLED)."},
+    [F_AMP_CALLS_MADE] = {"twine_amp_calls_made_total", "counter",
+                          "AMP calls the module made, by command and outcome."},
     [F_START_TIME] = {"process_start_time_seconds", "gauge",
                       "Start time of the process since the Unix epoch, in seconds."},
     [F_UPTIME] = {"reactord_uptime_seconds", "gauge", "Seconds since the process started."},
@@ -215,6 +219,20 @@ static void amp_family(const rd_figures *fig, int f, struct evbuffer *out)
         sample_u(out, f, l, tw_amp_dispatcher_unhandled(d));
         return;
     }
+    if (f == F_AMP_CALLS_MADE) {
+        for (size_t i = 0; i < tw_amp_factory_call_count(fig->factory); i++) {
+            const char *name;
+            unsigned long long counts[TW_AMP_CALL_OUTCOMES];
+            if (tw_amp_factory_call_stats(fig->factory, i, &name, counts) < 0)
+                continue;
+            for (int o = 0; o < TW_AMP_CALL_OUTCOMES; o++) {
+                const char *l[] = {"protocol", fig->protocol, "command", name, "outcome",
+                                   tw_amp_call_outcome_name((tw_amp_call_outcome)o), NULL};
+                sample_u(out, f, l, counts[o]);
+            }
+        }
+        return;
+    }
     for (size_t i = 0; i < tw_amp_dispatcher_count(d); i++) {
         const tw_amp_command *c;
         unsigned long long counts[TW_AMP_OUTCOMES];
@@ -274,7 +292,7 @@ void rd_metrics_render(const rd_figures *fig, struct evbuffer *out, int headers)
             header(out, f);
         if (f <= F_TLS_FAILURES)
             listener_family(fig, st, f, out);
-        else if (f <= F_AMP_UNHANDLED)
+        else if (f <= F_AMP_CALLS_MADE)
             amp_family(fig, f, out);
         else
             process_family(&proc, f, out);

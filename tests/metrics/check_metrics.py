@@ -367,6 +367,9 @@ def case_amp():
         check(value(fams, "twine_amp_calls", command="Time", outcome="ok", **A) == 0,
               "Time counts 0")
         check(value(fams, "twine_amp_unhandled", **A) == 1, "one unhandled request")
+        check("twine_amp_calls_made" in fams and fams["twine_amp_calls_made"].type == "counter"
+              and value(fams, "twine_amp_calls_made") is None,
+              "calls made: a counter family, without samples for a module that makes none")
         L = {"listener": "tcp:0:interface=127.0.0.1", "protocol": "amp"}
         check(value(fams, "twine_connections_refused", reason="per_peer_limit", **L) == 1,
               "refused{per_peer_limit} counts 1")
