@@ -253,6 +253,118 @@ START_TEST(test_signal_after_exit_is_refused)
 }
 END_TEST
 
+/* The pid a child printed on its stdout as "PID\n", once it came. */
+static pid_t printed_pid(tw_reactor *r, pproto *p)
+{
+    long long deadline = tu_now_ms() + 10000;
+    while (memchr(p->out[0], '\n', p->out_len[0]) == NULL && tu_now_ms() < deadline)
+        tw_reactor_iterate(r, 0.01);
+    ck_assert_ptr_nonnull(memchr(p->out[0], '\n', p->out_len[0]));
+    return (pid_t)atol(p->out[0]);
+}
+
+/* Gone, or a zombie nobody reaps (a container's init may not). */
+static int is_dead_now(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+/* Dead within 2 s: a killed process closes its descriptors a moment
+ * before it becomes a zombie. */
+static int is_dead(pid_t pid)
+{
+    long long deadline = tu_now_ms() + 2000;
+    while (!is_dead_now(pid) && tu_now_ms() < deadline)
+        usleep(10000);
+    return is_dead_now(pid);
+}
+
+/* Both ways of starting a child (_i: 0 posix_spawn, 1 fork, which asking
+ * for our own ids selects): the child leads its group, and one signal to
+ * the group ends what it started too, which holds its stdout open. */
+START_TEST(test_signal_group_reaches_what_the_child_started)
+{
+    tw_reactor *r = tw_reactor_new();
+    pproto p;
+    pp_init(&p, r);
+    const char *argv[] = {"sh", "-c", "sleep 30 & echo $!; wait", NULL};
+    tw_process_options o = {.new_process_group = 1};
+    if (_i == 1) {
+        o.set_ids = 1;
+        o.uid = getuid();
+        o.gid = getgid();
+    }
+    tw_process *proc = spawn(r, &p, argv, &o);
+    pid_t child = tw_process_pid(proc);
+    pid_t grandchild = printed_pid(r, &p);
+    ck_assert_int_eq(getpgid(child), child);
+    ck_assert_int_eq(getpgid(grandchild), child);
+    ck_assert_int_ne(getpgid(0), child);
+
+    long long t0 = tu_now_ms();
+    ck_assert_int_eq(tw_process_signal_group(proc, SIGKILL), 0);
+    run_until(r, &p.ended, 10000);
+    ck_assert_int_eq(p.ended, 1);
+    ck_assert_int_lt(tu_now_ms() - t0, 5000); /* not the sleep's 30 s */
+    ck_assert_int_eq(p.st.signal, SIGKILL);
+    ck_assert(is_dead(grandchild));
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* The child exits at once and leaves its own child in the group, holding
+ * stdout open: the group can still be signalled after the reap. */
+START_TEST(test_signal_group_after_the_child_was_reaped)
+{
+    tw_reactor *r = tw_reactor_new();
+    pproto p;
+    pp_init(&p, r);
+    const char *argv[] = {"sh", "-c", "sleep 30 & echo $!", NULL};
+    tw_process_options o = {.new_process_group = 1};
+    tw_process *proc = spawn(r, &p, argv, &o);
+    pid_t grandchild = printed_pid(r, &p);
+    run_until(r, &p.exited, 10000);
+    ck_assert_int_eq(p.exited, 1);
+    ck_assert(p.st.exited);
+    ck_assert_int_eq(p.ended, 0); /* the sleep holds stdout */
+    ck_assert_int_eq(tw_process_pid(proc), 0);
+    ck_assert_int_eq(tw_process_signal_group(proc, SIGKILL), 0);
+    long long t0 = tu_now_ms();
+    run_until(r, &p.ended, 10000);
+    ck_assert_int_eq(p.ended, 1);
+    ck_assert_int_lt(tu_now_ms() - t0, 5000);
+    ck_assert(is_dead(grandchild));
+    tw_reactor_free(r);
+}
+END_TEST
+
+/* Without new_process_group the child stays in our group: signalling
+ * "its" group would signal us, so it is refused. */
+START_TEST(test_signal_group_needs_a_group_of_its_own)
+{
+    tw_reactor *r = tw_reactor_new();
+    pproto p;
+    pp_init(&p, r);
+    const char *argv[] = {"sleep", "30", NULL};
+    tw_process *proc = spawn(r, &p, argv, NULL);
+    ck_assert_int_eq(getpgid(tw_process_pid(proc)), getpgid(0));
+    ck_assert_int_eq(tw_process_signal_group(proc, SIGKILL), -EINVAL);
+    ck_assert_int_eq(tw_process_signal(proc, SIGKILL), 0);
+    run_until(r, &p.ended, 10000);
+    ck_assert_int_eq(p.ended, 1);
+    tw_reactor_free(r);
+}
+END_TEST
+
 START_TEST(test_child_that_closes_stdout_early)
 {
     tw_reactor *r = tw_reactor_new();
@@ -1041,6 +1153,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_exit_status_and_output_per_descriptor);
     tcase_add_test(tc, test_child_killed_by_a_signal);
     tcase_add_test(tc, test_signal_after_exit_is_refused);
+    tcase_add_loop_test(tc, test_signal_group_reaches_what_the_child_started, 0, 2);
+    tcase_add_test(tc, test_signal_group_after_the_child_was_reaped);
+    tcase_add_test(tc, test_signal_group_needs_a_group_of_its_own);
     tcase_add_test(tc, test_child_that_closes_stdout_early);
     tcase_add_test(tc, test_closing_stdin_ends_cat);
     tcase_add_test(tc, test_environment_and_working_directory);

@@ -163,6 +163,23 @@ if [ $rc -eq 0 ] && says out started && says err "rsh.py: the server killed the 
 else
     fail "background grandchild: rc $rc after $took s, err '$(cat "$tmp/err")'"
 fi
+# The command leads its own process group and the limit kills all of it:
+# the background sleep is gone too (or a zombie no init reaps), not left
+# running for 27 s.
+run "$U" sh -c 'sleep 27 & echo $!'
+bg=$(head -n 1 "$tmp/out")
+i=0
+while [ -n "$bg" ] && [ -e "/proc/$bg" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$bg/status" 2>/dev/null &&
+    [ $i -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -n "$bg" ] && { [ ! -e "/proc/$bg" ] || grep -q '^State:[[:space:]]*Z' "/proc/$bg/status" 2>/dev/null; }; then
+    ok "the time limit kills the command's whole process group (background pid $bg is gone)"
+else
+    fail "background sleep $bg outlived the command's time limit"
+    [ -n "$bg" ] && kill "$bg" 2>/dev/null
+fi
 
 # 4. Hostile requests, on raw frames; the server must go on serving.
 if "$python" - "$tmp/sock" <<'PYEOF' >"$tmp/raw.log" 2>&1; then

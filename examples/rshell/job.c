@@ -55,7 +55,9 @@ static void kill_job(rs_job *j, const char *why)
     if (j->killed)
         return;
     j->killed = 1;
-    tw_process_signal(j->pp.process, SIGKILL); /* TW_ESTATE once reaped: fine */
+    /* The whole group: what the command started in the background dies
+     * with it instead of outliving the limit. -ESRCH when none is left. */
+    tw_process_signal_group(j->pp.process, SIGKILL);
     tw_process_lose_connection(j->pp.process);
 }
 
@@ -151,7 +153,7 @@ int rs_job_start(rs_conn *c, const char *path, char *const *argv)
     for (size_t i = 1; i < c->argc; i++)
         args[i] = argv[i];
     const char *env[] = {srv->path_env, NULL};
-    tw_process_options opts = {.env = env, .cwd = srv->cwd};
+    tw_process_options opts = {.env = env, .cwd = srv->cwd, .new_process_group = 1};
     j->pp.ops = &job_ops;
     j->conn = c;
     j->max_output = srv->max_output;

@@ -122,6 +122,11 @@ typedef struct tw_process_options {
      *  child's controlling terminal in a new session. Its output arrives
      *  as child_data_received(1, ...), writes go to its input. */
     int use_pty;
+    /** Nonzero: the child leads a new process group (setpgid), so that
+     *  tw_process_signal_group() reaches what it starts too, and a
+     *  terminal's ^C aimed at the parent's group does not reach it. A pty
+     *  child leads one anyway (its own session). */
+    int new_process_group;
 } tw_process_options;
 
 /**
@@ -190,6 +195,19 @@ TW_API int tw_process_close_child_fd(tw_process *p, int child_fd);
  *         ProcessExitedAlready); a negated errno from kill().
  */
 TW_API int tw_process_signal(tw_process *p, int sig);
+
+/**
+ * Send @p sig to the child's whole process group: the child and every
+ * process it started that stayed in its group (a shell pipeline, a
+ * program's workers). The child must lead its group: started with
+ * new_process_group or use_pty.
+ * This still works after the child itself exited and was reaped, for
+ * what it left running in the group (the group's id stays reserved while
+ * any member lives); with none left, -ESRCH.
+ * @return 0; -EINVAL when the child leads no group; a negated errno from
+ *         kill() (-ESRCH: nobody is left in the group).
+ */
+TW_API int tw_process_signal_group(tw_process *p, int sig);
 
 /**
  * Close every pipe: stdin once flushed, the others now (Twisted's

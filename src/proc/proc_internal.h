@@ -42,11 +42,14 @@ typedef struct tw__spawn_fd {
 
 /* Start @p argv with @p env (NULL: environ), @p cwd (NULL: ours), the
  * descriptors @p fds (sorted or not; every other one is closed in the
- * child), optionally the ids, and with @p tty >= 0 a new session whose
- * controlling terminal is @p tty (also in fds). @return the pid, or a
- * negated errno (the exec's own when the program could not run). */
+ * child), optionally the ids, with @p tty >= 0 a new session whose
+ * controlling terminal is @p tty (also in fds), and with @p new_group a
+ * process group of its own (a session leader has one anyway). @return the
+ * pid, or a negated errno (the exec's own when the program could not
+ * run). */
 pid_t tw__spawn(const char *const *argv, const char *const *env, const char *cwd,
-                const tw__spawn_fd *fds, size_t nfds, int set_ids, uid_t uid, gid_t gid, int tty);
+                const tw__spawn_fd *fds, size_t nfds, int set_ids, uid_t uid, gid_t gid, int tty,
+                int new_group);
 
 /* Decode a wait status, or -1 for a child reaped by someone else. */
 void tw__process_status(int status, tw_process_status *st);

@@ -57,6 +57,8 @@ struct tw_process {
     int reaped;
     int exited_told;
     int pty;
+    int group;      /* leads its own process group (new_process_group or a pty) */
+    pid_t group_id; /* that group's id: the child's pid, kept after the reap */
     int paused;
 };
 
@@ -332,7 +334,7 @@ TW_API int tw_spawn_process(tw_reactor *r, tw_process_protocol *pp, const char *
     }
 
     pid_t pid = tw__spawn(argv, opts->env, opts->cwd, sfd, n, opts->set_ids, opts->uid, opts->gid,
-                          tty);
+                          tty, opts->new_process_group);
     close_all(theirs, n);
     if (pid < 0) {
         rc = (int)pid;
@@ -343,6 +345,8 @@ TW_API int tw_spawn_process(tw_reactor *r, tw_process_protocol *pp, const char *
     p->pp = pp;
     p->pid = pid;
     p->pty = opts->use_pty;
+    p->group = opts->use_pty || opts->new_process_group;
+    p->group_id = pid;
     p->node.ops = &process_closeable_ops;
     p->child.pid = pid;
     p->child.exited = on_exit_status;
@@ -498,6 +502,17 @@ TW_API int tw_process_signal(tw_process *p, int sig)
     if (p->reaped)
         return TW_ESTATE;
     return kill(p->pid, sig) < 0 ? -errno : 0;
+}
+
+TW_API int tw_process_signal_group(tw_process *p, int sig)
+{
+    if (!p->group)
+        return -EINVAL;
+    /* Still after the leader was reaped: what it left running in the
+     * group is what this is for. A group's id is not reused while any
+     * member lives (POSIX); once none does, kill() finds no group (ESRCH),
+     * short of the whole pid space wrapping around meanwhile. */
+    return kill(-p->group_id, sig) < 0 ? -errno : 0;
 }
 
 TW_API void tw_process_lose_connection(tw_process *p)

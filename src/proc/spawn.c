@@ -82,7 +82,7 @@ static int is_target(const tw__spawn_fd *fds, size_t nfds, int fd)
     defined(HAVE_POSIX_SPAWN_FILE_ACTIONS_ADDCHDIR_NP)
 #define HAVE_FULL_POSIX_SPAWN 1
 static pid_t by_posix_spawn(const char *const *argv, char *const *envp, const char *cwd,
-                            const tw__spawn_fd *fds, size_t nfds, const plan *p)
+                            const tw__spawn_fd *fds, size_t nfds, const plan *p, int new_group)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -109,8 +109,14 @@ static pid_t by_posix_spawn(const char *const *argv, char *const *envp, const ch
         rc = posix_spawnattr_setsigdefault(&at, &all);
     if (rc == 0)
         rc = posix_spawnattr_setsigmask(&at, &none);
+    short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+    if (new_group) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        if (rc == 0)
+            rc = posix_spawnattr_setpgroup(&at, 0); /* 0: the child's own pid */
+    }
     if (rc == 0)
-        rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+        rc = posix_spawnattr_setflags(&at, flags);
     pid_t pid = 0;
     if (rc == 0)
         rc = posix_spawnp(&pid, argv[0], &fa, &at, (char *const *)argv, envp);
@@ -123,13 +129,16 @@ static pid_t by_posix_spawn(const char *const *argv, char *const *envp, const ch
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void child_exec(const char *const *argv, char *const *envp, const char *cwd,
                        const tw__spawn_fd *fds, size_t nfds, const plan *p, int set_ids,
-                       uid_t uid, gid_t gid, int tty, int errfd, const sigset_t *none)
+                       uid_t uid, gid_t gid, int tty, int new_group, int errfd,
+                       const sigset_t *none)
 {
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
     sigprocmask(SIG_SETMASK, none, NULL);
     int err = 0;
     if (tty >= 0 && setsid() < 0)
+        goto fail;
+    if (tty < 0 && new_group && setpgid(0, 0) < 0)
         goto fail;
     for (size_t i = 0; i < nfds; i++)
         if (dup2(p->hi[i], fds[i].child_fd) < 0)
@@ -165,7 +174,7 @@ fail:
 
 static pid_t by_fork(const char *const *argv, char *const *envp, const char *cwd,
                      const tw__spawn_fd *fds, size_t nfds, const plan *p, int set_ids, uid_t uid,
-                     gid_t gid, int tty)
+                     gid_t gid, int tty, int new_group)
 {
     int ep[2];
     if (pipe2(ep, O_CLOEXEC) < 0)
@@ -184,7 +193,7 @@ static pid_t by_fork(const char *const *argv, char *const *envp, const char *cwd
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(argv, envp, cwd, fds, nfds, p, set_ids, uid, gid, tty, errfd, &none);
+        child_exec(argv, envp, cwd, fds, nfds, p, set_ids, uid, gid, tty, new_group, errfd, &none);
     int fork_err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(errfd);
@@ -208,7 +217,8 @@ static pid_t by_fork(const char *const *argv, char *const *envp, const char *cwd
 }
 
 pid_t tw__spawn(const char *const *argv, const char *const *env, const char *cwd,
-                const tw__spawn_fd *fds, size_t nfds, int set_ids, uid_t uid, gid_t gid, int tty)
+                const tw__spawn_fd *fds, size_t nfds, int set_ids, uid_t uid, gid_t gid, int tty,
+                int new_group)
 {
     if (set_ids && geteuid() != 0 && (uid != geteuid() || gid != getegid()))
         return -EPERM;
@@ -220,10 +230,10 @@ pid_t tw__spawn(const char *const *argv, const char *const *env, const char *cwd
     pid_t pid;
 #ifdef HAVE_FULL_POSIX_SPAWN
     if (!set_ids && tty < 0)
-        pid = by_posix_spawn(argv, envp, cwd, fds, nfds, &p);
+        pid = by_posix_spawn(argv, envp, cwd, fds, nfds, &p, new_group);
     else
 #endif
-        pid = by_fork(argv, envp, cwd, fds, nfds, &p, set_ids, uid, gid, tty);
+        pid = by_fork(argv, envp, cwd, fds, nfds, &p, set_ids, uid, gid, tty, new_group);
     plan_free(&p);
     return pid;
 }
