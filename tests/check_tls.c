@@ -30,38 +30,7 @@
 
 #include "recorder.h"
 #include "testutil.h"
-
-static char certs[PATH_MAX];
-
-static const char *cert(const char *name)
-{
-    static char paths[8][PATH_MAX + 32];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", certs, name);
-    return p;
-}
-
-static void make_certs(void)
-{
-    const char *src = getenv("TWINE_SRCDIR");
-    snprintf(certs, sizeof certs, "%s/tls-certs.%ld", P_tmpdir, (long)getpid());
-    char cmd[PATH_MAX * 3];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/tls/mkcerts.sh' '%s' >/dev/null", src ? src : ".",
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "cannot make the test certificates with %s\n", cmd);
-        exit(99);
-    }
-}
-
-static void remove_certs(void)
-{
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
-}
+#include "tlscerts.h"
 
 /* ------------------------------------------------------------ the protocols */
 
@@ -356,7 +325,8 @@ static tw_tls_context *server_ctx(const char *certname, const char *keyname)
     char err[TW_TLS_ERRLEN];
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
     ck_assert_msg(ctx != NULL, "%s", err);
-    int rc = tw_tls_context_use_certificate(ctx, cert(certname), cert(keyname), NULL, err,
+    int rc = tw_tls_context_use_certificate(ctx, tu_tls_cert(certname), tu_tls_cert(keyname), NULL,
+                                            err,
                                             sizeof err);
     ck_assert_msg(rc == 0, "%s", err);
     return ctx;
@@ -368,7 +338,7 @@ static tw_tls_context *client_ctx(const char *roots)
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_CLIENT, err, sizeof err);
     ck_assert_msg(ctx != NULL, "%s", err);
     if (roots != NULL) {
-        int rc = tw_tls_context_set_trust_roots(ctx, cert(roots), err, sizeof err);
+        int rc = tw_tls_context_set_trust_roots(ctx, tu_tls_cert(roots), err, sizeof err);
         ck_assert_msg(rc == 0, "%s", err);
     }
     return ctx;
@@ -490,7 +460,8 @@ START_TEST(test_context_refuses_expired_certificate)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("expired.pem"), cert("expired.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("expired.pem"),
+                                                    tu_tls_cert("expired.key"),
                                                     NULL, err, sizeof err),
                      -EINVAL);
     ck_assert_msg(strstr(err, "expired on 2020-02-01") != NULL, "%s", err);
@@ -502,16 +473,19 @@ START_TEST(test_context_refuses_key_of_another_certificate)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("server.pem"), cert("other.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("server.pem"),
+                                                    tu_tls_cert("other.key"),
                                                     NULL, err, sizeof err),
                      -EINVAL);
     ck_assert_msg(strstr(err, "does not match the certificate") != NULL, "%s", err);
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("missing.pem"), NULL, NULL, err,
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("missing.pem"), NULL, NULL,
+                                                    err,
                                                     sizeof err),
                      -ENOENT);
     ck_assert_msg(strstr(err, "missing.pem") != NULL, "%s", err);
     /* A reload that fails keeps what was loaded; one that works replaces it. */
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("server.pem"), cert("server.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("server.pem"),
+                                                    tu_tls_cert("server.key"),
                                                     NULL, err, sizeof err),
                      0);
     tw_tls_context_unref(ctx);
@@ -549,7 +523,7 @@ START_TEST(test_echo_over_tls_verifies_the_server_and_reports_the_session)
     tw_listener *l;
     int port = listen_tls(sctx, &sf, &l);
     char desc[256];
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
     tu_outcome o = {0};
     connect_tls(desc, NULL, &cf, &o);
     spin(r, &o.fired, 5000);
@@ -625,7 +599,7 @@ START_TEST(test_self_signed_is_refused_unless_trusted)
     ck_assert_int_eq(o.code, TW_ETLS);
     ck_assert_msg(strstr(o.message, "self-signed") != NULL, "%s", o.message);
 
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("self.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("self.pem"));
     tu_outcome ok = {0};
     connect_tls(desc, NULL, &cf, &ok);
     spin(r, &ok.fired, 5000);
@@ -737,7 +711,8 @@ START_TEST(test_required_client_certificate_is_checked)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
-    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, tu_tls_cert("ca.pem"), err, sizeof err),
+                     0);
     ck_assert_int_eq(tw_tls_context_require_client_certificate(sctx, 1), 0);
     tfactory sf, cf;
     tf_init(&sf, &srv, M_ECHO);
@@ -747,7 +722,7 @@ START_TEST(test_required_client_certificate_is_checked)
 
     /* Without one: refused. TLS 1.3 clients finish first, then hear the alert. */
     char desc[1024];
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
     tu_outcome o = {0};
     connect_tls(desc, NULL, &cf, &o);
     spin(r, &o.fired, 5000);
@@ -760,7 +735,7 @@ START_TEST(test_required_client_certificate_is_checked)
     /* With one the CA signed: accepted, and the server sees who. */
     memset(&cli, 0, sizeof cli);
     snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s:certificate=%s:privateKey=%s", port,
-             cert("ca.pem"), cert("client.pem"), cert("client.key"));
+             tu_tls_cert("ca.pem"), tu_tls_cert("client.pem"), tu_tls_cert("client.key"));
     tu_outcome ok = {0};
     connect_tls(desc, NULL, &cf, &ok);
     spin(r, &ok.fired, 5000);
@@ -1550,7 +1525,7 @@ static int s_server(child *c, const char *certname, const char *keyname, const c
     char accept[32];
     snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
     const char *argv[32] = {"openssl", "s_server", "-accept", accept, "-rev", "-cert",
-                            cert(certname), "-key", cert(keyname)};
+                            tu_tls_cert(certname), "-key", tu_tls_cert(keyname)};
     int n = 9;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
         argv[n++] = extra[i];
@@ -1670,7 +1645,7 @@ END_TEST
 
 START_TEST(test_twine_client_certificate_to_openssl_server)
 {
-    const char *extra[] = {"-Verify", "1", "-CAfile", cert("ca.pem"), NULL};
+    const char *extra[] = {"-Verify", "1", "-CAfile", tu_tls_cert("ca.pem"), NULL};
     char err[TW_TLS_ERRLEN];
     /* Without one the server refuses (TLS 1.3: after the client finished). */
     child c;
@@ -1687,7 +1662,8 @@ START_TEST(test_twine_client_certificate_to_openssl_server)
     /* With one the CA signed, it answers. */
     memset(&cli, 0, sizeof cli);
     port = s_server(&c, "server.pem", "server.key", extra);
-    ck_assert_int_eq(tw_tls_context_use_certificate(cctx, cert("client.pem"), cert("client.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(cctx, tu_tls_cert("client.pem"),
+                                                    tu_tls_cert("client.key"),
                                                     NULL, err, sizeof err),
                      0);
     tu_outcome ok = {0};
@@ -1706,7 +1682,8 @@ static void s_client(child *c, int port, const char *const *extra)
 {
     char connect[32];
     snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
-    const char *argv[32] = {"openssl", "s_client", "-connect", connect, "-CAfile", cert("ca.pem")};
+    const char *argv[32] = {"openssl", "s_client", "-connect", connect, "-CAfile",
+                            tu_tls_cert("ca.pem")};
     int n = 6;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
         argv[n++] = extra[i];
@@ -1778,7 +1755,8 @@ START_TEST(test_openssl_client_certificate_required_by_twine)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
-    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, tu_tls_cert("ca.pem"), err, sizeof err),
+                     0);
     ck_assert_int_eq(tw_tls_context_require_client_certificate(sctx, 1), 0);
     tfactory sf;
     tf_init(&sf, &srv, M_ECHO);
@@ -1791,8 +1769,8 @@ START_TEST(test_openssl_client_certificate_required_by_twine)
     ck_assert_msg(child_wait_for(&c, "certificate required", 5000), "%s", c.buf);
     child_stop(&c);
     ck_assert_int_eq(srv.made, 0);
-    const char *with[] = {"-servername", "localhost", "-cert", cert("client.pem"), "-key",
-                          cert("client.key"), NULL};
+    const char *with[] = {"-servername", "localhost", "-cert", tu_tls_cert("client.pem"), "-key",
+                          tu_tls_cert("client.key"), NULL};
     s_client(&c, port, with);
     child_say(&c, "from-a-client\n");
     ck_assert_msg(child_wait_for(&c, "from-a-client\n", 5000), "%s", c.buf);
@@ -1808,7 +1786,12 @@ END_TEST
 /* Twisted's peer in @p mode, waiting for its "PORT n". @return n. */
 static int twisted_server(child *c, const char *mode)
 {
-    const char *argv[] = {python(), tls_peer(), mode, cert("server.pem"), cert("server.key"), NULL};
+    const char *argv[] = {python(),
+                          tls_peer(),
+                          mode,
+                          tu_tls_cert("server.pem"),
+                          tu_tls_cert("server.key"),
+                          NULL};
     child_start(c, argv);
     ck_assert_msg(child_wait_for(c, "PORT ", 15000), "Twisted did not start: %s", c->buf);
     int port = 0;
@@ -1927,7 +1910,7 @@ START_TEST(test_twine_line_client_to_twisted_tls_line_server)
     child c;
     int port = twisted_server(&c, "line-server");
     char desc[PATH_MAX + 64], err[256];
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
     tw_endpoint e;
     ck_assert_msg(tw_endpoint_parse_client(desc, &e, err, sizeof err) == 0, "%s", err);
     tw_factory f;
@@ -1963,7 +1946,7 @@ START_TEST(test_twisted_client_to_twine_tls_server)
     int port = listen_tls(sctx, &sf, &l);
     char portstr[16], roots[PATH_MAX + 8];
     snprintf(portstr, sizeof portstr, "%d", port);
-    snprintf(roots, sizeof roots, "%s", cert("roots"));
+    snprintf(roots, sizeof roots, "%s", tu_tls_cert("roots"));
     const char *argv[] = {python(), tls_peer(), "client", "localhost", portstr, roots,
                           "from-twisted", NULL};
     child c;
@@ -2019,7 +2002,7 @@ START_TEST(test_twisted_start_tls_to_twine_start_tls)
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", tw_address_port(&a));
     const char *argv[] = {python(), tls_peer(), "starttls-client", "127.0.0.1", portstr,
-                          cert("ca.pem"), "twisted-secret", NULL};
+                          tu_tls_cert("ca.pem"), "twisted-secret", NULL};
     child c;
     child_start(&c, argv);
     ck_assert_msg(child_wait_for(&c, "twisted-secret\n", 15000), "%s", c.buf);
@@ -2183,8 +2166,8 @@ END_TEST
 
 START_TEST(test_twine_amp_start_tls_to_twisted)
 {
-    const char *argv[] = {python(), amp_tls_peer(), "server", cert("server.pem"),
-                          cert("server.key"), NULL};
+    const char *argv[] = {python(), amp_tls_peer(), "server", tu_tls_cert("server.pem"),
+                          tu_tls_cert("server.key"), NULL};
     child c;
     child_start(&c, argv);
     ck_assert_msg(child_wait_for(&c, "PORT ", 15000), "Twisted did not start: %s", c.buf);
@@ -2220,7 +2203,7 @@ START_TEST(test_twisted_amp_start_tls_to_twine)
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", tw_address_port(&a));
     const char *argv[] = {python(), amp_tls_peer(), "client", "127.0.0.1", portstr,
-                          cert("ca.pem"), NULL};
+                          tu_tls_cert("ca.pem"), NULL};
     child c;
     child_start(&c, argv);
     ck_assert_msg(child_wait_for(&c, "total=94 peer=localhost\n", 15000), "%s", c.buf);
@@ -2330,11 +2313,11 @@ static Suite *tls_suite(void)
 
 int main(void)
 {
-    make_certs();
+    tu_tls_make_certs("tls-certs");
     SRunner *sr = srunner_create(tls_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    remove_certs();
+    tu_tls_remove_certs();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
