@@ -9,7 +9,11 @@
 #   - a command outside the allowlist, and one named by a path: refused,
 #     nothing runs;
 #   - a command killed by a signal, one past the time limit, one past the
-#     output limit, one whose grandchild holds its pipes: each status says so;
+#     output limit, one whose grandchild holds its pipes: each status says so,
+#     and the limit kills the command's whole process group;
+#   - stdin: the client's reaches the command (3 MB whole), a command that
+#     reads none of 20 MB still ends without the server buffering it, and
+#     rsh.py -n sends none;
 # a raw client (Python) sends hostile requests: a frame announcing 2 GiB,
 # too many arguments, an unknown frame; each is told why and disconnected,
 # and the server goes on serving. Last, the module is built out of tree
@@ -77,7 +81,7 @@ stop_server() {
 
 # run ENDPOINT ARGS...: rsh.py's stdout in $tmp/out, stderr in $tmp/err, status in rc.
 run() {
-    timeout 30 "$python" "$rsh" "$@" >"$tmp/out" 2>"$tmp/err"
+    timeout 30 "$python" "$rsh" "$@" <"${stdin:-/dev/null}" >"$tmp/out" 2>"$tmp/err"
     rc=$?
 }
 says() { [ "$(cat "$tmp/$1")" = "$2" ]; }
@@ -181,7 +185,42 @@ else
     [ -n "$bg" ] && kill "$bg" 2>/dev/null
 fi
 
-# 4. Hostile requests, on raw frames; the server must go on serving.
+# 4. Standard input: rsh.py sends its own; -n sends none.
+printf 'hello\nworld\n' >"$tmp/in"
+stdin=$tmp/in run "$U" /bin/cat
+if [ $rc -eq 0 ] && cmp -s "$tmp/in" "$tmp/out"; then ok "stdin reaches the command"
+else fail "cat with stdin: rc $rc, out '$(cat "$tmp/out")', err '$(cat "$tmp/err")'"; fi
+head -c 3000000 /dev/zero >"$tmp/big"
+stdin=$tmp/big run "$U" sh -c 'wc -c'
+if [ $rc -eq 0 ] && [ "$(tr -d ' ' <"$tmp/out")" = 3000000 ]; then
+    ok "3 MB of stdin arrive whole, in 4 KiB frames"
+else fail "wc -c of 3 MB: rc $rc, out '$(cat "$tmp/out")', err '$(cat "$tmp/err")'"; fi
+# A command that never reads its stdin: the server stops reading the client
+# (the pipe is full), and the command still ends and is reported.
+# Its peak memory (VmHWM) grows by far less than the 20 MB offered.
+head -c 20000000 /dev/zero >"$tmp/huge"
+hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$server/status"; }
+before=$(hwm)
+stdin=$tmp/huge run "$U" sh -c 'sleep 0.5; echo done'
+grown=$(($(hwm) - before))
+if [ $rc -eq 0 ] && says out done && [ "$grown" -lt 8192 ]; then
+    ok "a command that leaves 20 MB of stdin unread still ends; the server's peak grew $grown kB"
+else
+    fail "unread stdin: rc $rc, peak grew $grown kB, out '$(cat "$tmp/out")', err '$(cat "$tmp/err")'"
+fi
+# rsh.py -n on a stdin that never ends (a FIFO we hold open): cat reads EOF
+# at once and ends well before the 2 s limit that would otherwise kill it.
+mkfifo "$tmp/fifo" && exec 9<>"$tmp/fifo"
+stdin=$tmp/fifo run -n "$U" /bin/cat
+exec 9>&-
+if [ $rc -eq 0 ] && [ ! -s "$tmp/out" ] && [ ! -s "$tmp/err" ]; then
+    ok "rsh.py -n: the command reads EOF at once, our stdin is not read"
+else fail "rsh.py -n cat: rc $rc, err '$(cat "$tmp/err")'"; fi
+run "$U" echo still
+if [ $rc -eq 0 ] && says out still; then ok "the server goes on serving after the stdin cases"
+else fail "echo after stdin cases: rc $rc"; fi
+
+# 5. Hostile requests, on raw frames; the server must go on serving.
 if "$python" - "$tmp/sock" <<'PYEOF' >"$tmp/raw.log" 2>&1; then
 import socket, struct, sys
 path = sys.argv[1]
@@ -252,7 +291,7 @@ if kill -0 "$server" 2>/dev/null; then ok "reactord is still running"
 else fail "reactord died"; fi
 stop_server "$tmp/server.log"
 
-# 5. Operator mistakes: one sentence, exit 78 (configuration).
+# 6. Operator mistakes: one sentence, exit 78 (configuration).
 for opts in "" "-o allow=no-such-command-here" "-o allow=bin/sh" "-o allow=echo,,sh" \
     "-o allow=echo -o timeout=0" "-o allow=echo -o cwd=/no/such/dir"; do
     # shellcheck disable=SC2086
@@ -266,7 +305,7 @@ for opts in "" "-o allow=no-such-command-here" "-o allow=bin/sh" "-o allow=echo,
     fi
 done
 
-# 6. Built out of tree, with its own Makefile and pkg-config, against the
+# 7. Built out of tree, with its own Makefile and pkg-config, against the
 #    twine that make check installed.
 dest=${TWINE_CHAT_DESTDIR:-}
 libdir=${TWINE_LIBDIR:-/usr/local/lib}

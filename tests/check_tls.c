@@ -28,42 +28,12 @@
 #include <openssl/ssl.h>
 #include <twine.h>
 #include <twine/amp.h>
+#include <twine/line.h>
 #include <twine/tls.h>
 
 #include "recorder.h"
 #include "testutil.h"
-
-static char certs[PATH_MAX];
-
-static const char *cert(const char *name)
-{
-    static char paths[8][PATH_MAX + 32];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", certs, name);
-    return p;
-}
-
-static void make_certs(void)
-{
-    const char *src = getenv("TWINE_SRCDIR");
-    snprintf(certs, sizeof certs, "%s/tls-certs.%ld", P_tmpdir, (long)getpid());
-    char cmd[PATH_MAX * 3];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/tls/mkcerts.sh' '%s' >/dev/null", src ? src : ".",
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "cannot make the test certificates with %s\n", cmd);
-        exit(99);
-    }
-}
-
-static void remove_certs(void)
-{
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
-}
+#include "tlscerts.h"
 
 /* ------------------------------------------------------------ the protocols */
 
@@ -78,6 +48,7 @@ typedef struct side {
     size_t got_len;
     int eof; /* read_connection_lost */
     int pauses, resumes;
+    int write_lost; /* write_connection_lost */
     tw_transport *t;
 } side;
 
@@ -87,6 +58,7 @@ typedef struct {
     tw_protocol base;
     side *s;
     int mode;
+    tw_line_receiver lr; /* M_LINE */
 } tproto;
 
 enum {
@@ -99,6 +71,10 @@ enum {
     M_HALF,      /* half-close aware echo that answers the EOF with "eof" and closes */
     M_SENDLINE,  /* client: write "hello\n" at connection_made, collect */
     M_FLOOD,     /* write 1 MiB in 16 KiB pieces per data_received */
+    M_WELCOME,   /* server: write "welcome" at connection_made, then collect */
+    M_HOARD,     /* hold every byte (buffered_input), answer the first with "ack" */
+    M_LINE,      /* a line receiver of at most 8 bytes a line: longer closes as too_long */
+    M_HALF_WRITE, /* on "half": lose_write_connection, then collect what still comes */
     M_PAUSE      /* collect; pause reading at the first data_received */
 };
 
@@ -117,6 +93,8 @@ static void t_made(tw_protocol *p)
         tw_transport_write(p->transport, "hello\n", 6);
     if (t->mode == M_STARTTLS_C)
         tw_transport_write(p->transport, "STARTTLS\n", 9);
+    if (t->mode == M_WELCOME)
+        tw_transport_write(p->transport, "welcome", 7);
 }
 
 static void t_data(tw_protocol *p, const void *data, size_t len)
@@ -137,6 +115,9 @@ static void t_data(tw_protocol *p, const void *data, size_t len)
             ck_assert_int_eq(tw_transport_write(p->transport, "x", 1), 0);
         break;
     case M_FLOOD: {
+        /* A small kernel buffer, so the queue is twine's on any socket. */
+        int sndbuf = 16384;
+        setsockopt(tw_transport_fileno(p->transport), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         static char piece[16384];
         memset(piece, 'f', sizeof piece);
         for (int i = 0; i < 64; i++)
@@ -152,6 +133,19 @@ static void t_data(tw_protocol *p, const void *data, size_t len)
     case M_BYE:
         tw_transport_write(p->transport, "ok", 2);
         tw_transport_lose_connection(p->transport);
+        break;
+    case M_HOARD:
+        if (s->got_len == len)
+            tw_transport_write(p->transport, "ack", 3);
+        break;
+    case M_LINE:
+        tw_line_receiver_data_received(&t->lr, data, len);
+        break;
+    case M_HALF_WRITE:
+        if (s->got_len == 4 && memcmp(s->got, "half", 4) == 0) {
+            tw_transport_write(p->transport, "bye", 3);
+            ck_assert_int_eq(tw_transport_lose_write_connection(p->transport), 0);
+        }
         break;
     case M_STARTTLS_S:
         if (s->got_len == 9 && memcmp(s->got, "STARTTLS\n", 9) == 0) {
@@ -203,9 +197,34 @@ static void t_resume(tw_protocol *p)
     ((tproto *)p)->s->resumes++;
 }
 
+static void t_write_lost(tw_protocol *p)
+{
+    ((tproto *)p)->s->write_lost++;
+}
+
+static size_t t_hoarded(tw_protocol *p)
+{
+    return ((tproto *)p)->s->got_len;
+}
+
+static size_t t_line_buffered(tw_protocol *p)
+{
+    return tw_line_receiver_buffered(&((tproto *)p)->lr);
+}
+
+static void t_line(tw_line_receiver *lr, const char *line, size_t len)
+{
+    tw_line_receiver_send_line(lr, line, len);
+}
+
+static const tw_line_receiver_ops t_line_ops = {.line_received = t_line};
+
 static void t_destroy(tw_protocol *p)
 {
-    ((tproto *)p)->s->destroyed++;
+    tproto *t = (tproto *)p;
+    t->s->destroyed++;
+    if (t->mode == M_LINE)
+        tw_line_receiver_cleanup(&t->lr);
     free(p);
 }
 
@@ -224,6 +243,27 @@ static const tw_protocol_ops t_half_ops = {
     .read_connection_lost = t_read_lost,
     .destroy = t_destroy,
 };
+static const tw_protocol_ops t_hoard_ops = {
+    .connection_made = t_made,
+    .data_received = t_data,
+    .connection_lost = t_lost,
+    .destroy = t_destroy,
+    .buffered_input = t_hoarded,
+};
+static const tw_protocol_ops t_line_proto_ops = {
+    .connection_made = t_made,
+    .data_received = t_data,
+    .connection_lost = t_lost,
+    .destroy = t_destroy,
+    .buffered_input = t_line_buffered,
+};
+static const tw_protocol_ops t_half_write_ops = {
+    .connection_made = t_made,
+    .data_received = t_data,
+    .connection_lost = t_lost,
+    .write_connection_lost = t_write_lost,
+    .destroy = t_destroy,
+};
 
 typedef struct {
     tw_factory base;
@@ -238,9 +278,17 @@ static tw_protocol *tf_build(tw_factory *f, const tw_address *peer)
     (void)peer;
     tfactory *tf = (tfactory *)f;
     tproto *t = calloc(1, sizeof *t);
-    t->base.ops = tf->mode == M_HALF ? &t_half_ops : &t_ops;
+    t->base.ops = tf->mode == M_HALF         ? &t_half_ops
+                  : tf->mode == M_HOARD      ? &t_hoard_ops
+                  : tf->mode == M_LINE       ? &t_line_proto_ops
+                  : tf->mode == M_HALF_WRITE ? &t_half_write_ops
+                                             : &t_ops;
     t->s = tf->s;
     t->mode = tf->mode;
+    if (t->mode == M_LINE) {
+        tw_line_receiver_init(&t->lr, &t->base, &t_line_ops);
+        tw_line_receiver_set_max_length(&t->lr, 8);
+    }
     return &t->base;
 }
 
@@ -285,7 +333,8 @@ static tw_tls_context *server_ctx(const char *certname, const char *keyname)
     char err[TW_TLS_ERRLEN];
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
     ck_assert_msg(ctx != NULL, "%s", err);
-    int rc = tw_tls_context_use_certificate(ctx, cert(certname), cert(keyname), NULL, err,
+    int rc = tw_tls_context_use_certificate(ctx, tu_tls_cert(certname), tu_tls_cert(keyname), NULL,
+                                            err,
                                             sizeof err);
     ck_assert_msg(rc == 0, "%s", err);
     return ctx;
@@ -297,25 +346,32 @@ static tw_tls_context *client_ctx(const char *roots)
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_CLIENT, err, sizeof err);
     ck_assert_msg(ctx != NULL, "%s", err);
     if (roots != NULL) {
-        int rc = tw_tls_context_set_trust_roots(ctx, cert(roots), err, sizeof err);
+        int rc = tw_tls_context_set_trust_roots(ctx, tu_tls_cert(roots), err, sizeof err);
         ck_assert_msg(rc == 0, "%s", err);
     }
     return ctx;
 }
 
-/* Listen with TLS on 127.0.0.1 with @p ctx; @return the port. */
-static int listen_tls(tw_tls_context *ctx, tfactory *f, tw_listener **out)
+/* Listen with TLS on 127.0.0.1 with @p ctx and @p opts (NULL for the
+ * defaults); @return the port. */
+static int listen_tls_with(tw_tls_context *ctx, const tw_listen_options *opts, tfactory *f,
+                           tw_listener **out)
 {
     tw_endpoint e;
     char err[256];
     ck_assert_int_eq(tw_endpoint_parse_server("tcp:0:interface=127.0.0.1", &e, err, sizeof err), 0);
     tu_outcome o = {0};
-    tu_watch(tw_listen_tls(r, &e, NULL, ctx, &f->base), &o);
+    tu_watch(tw_listen_tls(r, &e, opts, ctx, &f->base), &o);
     ck_assert_msg(o.fired && o.ok, "%s", o.message);
     *out = o.value;
     tw_address a;
     ck_assert_int_eq(tw_listener_address(*out, &a), 0);
     return tw_address_port(&a);
+}
+
+static int listen_tls(tw_tls_context *ctx, tfactory *f, tw_listener **out)
+{
+    return listen_tls_with(ctx, NULL, f, out);
 }
 
 static void connect_tls(const char *desc, tw_tls_context *ctx, tfactory *f, tu_outcome *o)
@@ -412,7 +468,8 @@ START_TEST(test_context_refuses_expired_certificate)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("expired.pem"), cert("expired.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("expired.pem"),
+                                                    tu_tls_cert("expired.key"),
                                                     NULL, err, sizeof err),
                      -EINVAL);
     ck_assert_msg(strstr(err, "expired on 2020-02-01") != NULL, "%s", err);
@@ -424,16 +481,19 @@ START_TEST(test_context_refuses_key_of_another_certificate)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *ctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("server.pem"), cert("other.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("server.pem"),
+                                                    tu_tls_cert("other.key"),
                                                     NULL, err, sizeof err),
                      -EINVAL);
     ck_assert_msg(strstr(err, "does not match the certificate") != NULL, "%s", err);
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("missing.pem"), NULL, NULL, err,
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("missing.pem"), NULL, NULL,
+                                                    err,
                                                     sizeof err),
                      -ENOENT);
     ck_assert_msg(strstr(err, "missing.pem") != NULL, "%s", err);
     /* A reload that fails keeps what was loaded; one that works replaces it. */
-    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, cert("server.pem"), cert("server.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(ctx, tu_tls_cert("server.pem"),
+                                                    tu_tls_cert("server.key"),
                                                     NULL, err, sizeof err),
                      0);
     tw_tls_context_unref(ctx);
@@ -471,7 +531,7 @@ START_TEST(test_echo_over_tls_verifies_the_server_and_reports_the_session)
     tw_listener *l;
     int port = listen_tls(sctx, &sf, &l);
     char desc[256];
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
     tu_outcome o = {0};
     connect_tls(desc, NULL, &cf, &o);
     spin(r, &o.fired, 5000);
@@ -547,7 +607,7 @@ START_TEST(test_self_signed_is_refused_unless_trusted)
     ck_assert_int_eq(o.code, TW_ETLS);
     ck_assert_msg(strstr(o.message, "self-signed") != NULL, "%s", o.message);
 
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("self.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("self.pem"));
     tu_outcome ok = {0};
     connect_tls(desc, NULL, &cf, &ok);
     spin(r, &ok.fired, 5000);
@@ -659,7 +719,8 @@ START_TEST(test_required_client_certificate_is_checked)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
-    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, tu_tls_cert("ca.pem"), err, sizeof err),
+                     0);
     ck_assert_int_eq(tw_tls_context_require_client_certificate(sctx, 1), 0);
     tfactory sf, cf;
     tf_init(&sf, &srv, M_ECHO);
@@ -669,7 +730,7 @@ START_TEST(test_required_client_certificate_is_checked)
 
     /* Without one: refused. TLS 1.3 clients finish first, then hear the alert. */
     char desc[1024];
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
     tu_outcome o = {0};
     connect_tls(desc, NULL, &cf, &o);
     spin(r, &o.fired, 5000);
@@ -682,7 +743,7 @@ START_TEST(test_required_client_certificate_is_checked)
     /* With one the CA signed: accepted, and the server sees who. */
     memset(&cli, 0, sizeof cli);
     snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s:certificate=%s:privateKey=%s", port,
-             cert("ca.pem"), cert("client.pem"), cert("client.key"));
+             tu_tls_cert("ca.pem"), tu_tls_cert("client.pem"), tu_tls_cert("client.key"));
     tu_outcome ok = {0};
     connect_tls(desc, NULL, &cf, &ok);
     spin(r, &ok.fired, 5000);
@@ -782,7 +843,10 @@ typedef struct raw {
     int eof;
     char plain[65536];
     size_t plain_len;
-    int closed_notify;  /* SSL_read saw close_notify */
+    size_t total;       /* plaintext read in all */
+    int wrap;           /* keep only the last of it in plain */
+    int closed_notify;  /* SSL_read saw close_notify (SSL_ERROR_ZERO_RETURN) */
+    int bad_eof;        /* SSL_read failed instead: a FIN without close_notify */
 } raw;
 
 static void raw_count(raw *c, const unsigned char *b, size_t n)
@@ -806,31 +870,51 @@ static void raw_count(raw *c, const unsigned char *b, size_t n)
     }
 }
 
+/* Send what the client's SSL wrote; once the server is gone (an alert
+ * after its FIN), it may find nobody. */
+static void raw_flush_out(raw *c)
+{
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
+        if (tu_write_all(c->fd, buf, (size_t)n) != 0)
+            ck_assert_msg(c->eof, "cannot write to the server: %s", strerror(errno));
+}
+
 /* Move bytes both ways once, and read what plaintext there is. */
 static void raw_pump(raw *c)
 {
     char buf[16384];
     int n;
-    while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
-        ck_assert_int_eq(tu_write_all(c->fd, buf, (size_t)n), 0);
+    raw_flush_out(c);
     ssize_t got;
     while ((got = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
         raw_count(c, (unsigned char *)buf, (size_t)got);
         BIO_write(c->in, buf, (int)got);
     }
-    if (got == 0)
+    if (got == 0 && !c->eof) {
         c->eof = 1;
+        /* From here an empty BIO is the end, as for a socket: SSL_read
+         * tells a clean close (close_notify) from a cut one. */
+        BIO_set_mem_eof_return(c->in, 0);
+    }
     if (!SSL_is_init_finished(c->ssl)) {
         SSL_do_handshake(c->ssl);
     } else {
-        while ((n = SSL_read(c->ssl, c->plain + c->plain_len, (int)(sizeof c->plain - c->plain_len))) > 0)
+        while ((n = SSL_read(c->ssl, c->plain + c->plain_len, (int)(sizeof c->plain - c->plain_len))) > 0) {
             c->plain_len += (size_t)n;
-        if (SSL_get_error(c->ssl, n) == SSL_ERROR_ZERO_RETURN)
+            c->total += (size_t)n;
+            if (c->wrap && c->plain_len > sizeof c->plain / 2)
+                c->plain_len = 0;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN)
             c->closed_notify = 1;
+        else if (e != SSL_ERROR_WANT_READ && !c->closed_notify)
+            c->bad_eof = 1;
     }
     ERR_clear_error();
-    while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
-        ck_assert_int_eq(tu_write_all(c->fd, buf, (size_t)n), 0);
+    raw_flush_out(c);
 }
 
 static void raw_spin(raw *c, int ms)
@@ -840,6 +924,21 @@ static void raw_spin(raw *c, int ms)
         tw_reactor_iterate(r, 0.002);
         raw_pump(c);
     }
+}
+
+/* The raw client over @p fd, connected and not yet in the handshake. */
+static void raw_init(raw *c, int fd, int max_version)
+{
+    c->fd = fd;
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_max_proto_version(c->ctx, max_version);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    c->ssl = SSL_new(c->ctx);
+    c->in = BIO_new(BIO_s_mem());
+    c->out = BIO_new(BIO_s_mem());
+    SSL_set_bio(c->ssl, c->in, c->out);
+    SSL_set_connect_state(c->ssl);
+    SSL_set_tlsext_host_name(c->ssl, "localhost");
 }
 
 /* A twine TLS server of @p mode on one end, the raw client on the other. */
@@ -852,16 +951,28 @@ static void raw_start(raw *c, tw_tls_context *sctx, int mode, int max_version, t
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     ck_assert_int_eq(tw_transport_adopt(r, sv[0], *wrapped), 0);
-    c->fd = sv[1];
-    c->ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_max_proto_version(c->ctx, max_version);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    c->ssl = SSL_new(c->ctx);
-    c->in = BIO_new(BIO_s_mem());
-    c->out = BIO_new(BIO_s_mem());
-    SSL_set_bio(c->ssl, c->in, c->out);
-    SSL_set_connect_state(c->ssl);
-    SSL_set_tlsext_host_name(c->ssl, "localhost");
+    raw_init(c, sv[1], max_version);
+}
+
+/* The raw client over TCP to a twine TLS listener on 127.0.0.1:@p port;
+ * with @p rcvbuf, a receive buffer that small (so that what the client
+ * does not read waits in the server's queue, not in the kernel's). */
+static void raw_connect_with(raw *c, int port, int max_version, int rcvbuf)
+{
+    memset(c, 0, sizeof *c);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    if (rcvbuf > 0)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    tw_address a;
+    ck_assert_int_eq(tw_address_from_ip(&a, "127.0.0.1", port), 0);
+    ck_assert_int_eq(connect(fd, &a.u.sa, a.len), 0);
+    raw_init(c, fd, max_version);
+}
+
+static void raw_connect(raw *c, int port, int max_version)
+{
+    raw_connect_with(c, port, max_version, 0);
 }
 
 static void raw_handshake(raw *c)
@@ -1041,6 +1152,286 @@ START_TEST(test_peer_close_notify_is_a_half_close_for_aware_protocols)
 }
 END_TEST
 
+/* ------------------------------------------------------------ closes the stream decides, over TLS */
+
+/* Run the loop and the raw client until the server's FIN came. */
+static void raw_wait_eof(raw *c, int ms)
+{
+    long long end = tu_now_ms() + ms;
+    while (!c->eof && tu_now_ms() < end)
+        raw_spin(c, 5);
+    raw_pump(c); /* what the FIN ended */
+    ck_assert_msg(c->eof, "the server never closed");
+}
+
+/* The end an orderly TLS close makes: everything (@p text last, when not
+ * NULL), then close_notify (SSL_read's SSL_ERROR_ZERO_RETURN, not an
+ * unexpected EOF), then the FIN. */
+static void assert_clean_end(const raw *c, const char *text)
+{
+    if (text != NULL) {
+        size_t n = strlen(text);
+        ck_assert_uint_ge(c->plain_len, n);
+        ck_assert_msg(memcmp(c->plain + c->plain_len - n, text, n) == 0, "got '%.*s'",
+                      (int)c->plain_len, c->plain);
+    }
+    ck_assert_msg(c->closed_notify, "FIN without close_notify: a truncation to the peer");
+    ck_assert(!c->bad_eof);
+    ck_assert(c->eof);
+}
+
+static unsigned long long closed_as(tw_listener *l, tw_close_reason why)
+{
+    tw_conn_stats st;
+    ck_assert_int_eq(tw_listener_stats(l, &st), 0);
+    return st.closed[why];
+}
+
+START_TEST(test_idle_timeout_over_tls_sends_close_notify_then_fin)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_WELCOME);
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.idle_timeout = 0.3;
+    tw_listener *l;
+    int port = listen_tls_with(sctx, &o, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "welcome");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EIDLE);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_IDLE), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_over_tls_sends_the_queue_then_close_notify_then_fin)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_FLOOD);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect_with(&c, port, TLS1_3_VERSION, 16384);
+    raw_handshake(&c);
+    c.wrap = 1;
+    raw_send(&c, "go");
+    /* The server writes 1 MiB that the client does not read yet: most of
+     * it waits in the server's queue when the stop begins. */
+    for (int i = 0; i < 200 && srv.pauses == 0; i++)
+        tw_reactor_iterate(r, 0.005);
+    ck_assert_int_eq(srv.pauses, 1);
+    tw_reactor_set_shutdown_timeout(r, 20);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 15000);
+    ck_assert_uint_eq(c.total, 1024 * 1024);
+    assert_clean_end(&c, NULL);
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_SHUTDOWN), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_input_budget_over_tls_sends_close_notify_then_fin)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tw_reactor_set_input_budget(r, 16384);
+    tfactory sf;
+    tf_init(&sf, &srv, M_HOARD);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "first");
+    for (int i = 0; i < 200 && c.plain_len < 3; i++)
+        raw_spin(&c, 5);
+    /* The protocol holds all it is given: past the budget, it is closed. */
+    static char big[40000];
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(SSL_write(c.ssl, big, (int)sizeof big), (int)sizeof big);
+    raw_wait_eof(&c, 5000);
+    ck_assert_uint_eq(c.plain_len, 3);
+    assert_clean_end(&c, "ack");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, -ENOBUFS);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_OVERLOAD), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_over_tls_behind_a_proxy_header_sends_close_notify)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_WELCOME);
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.proxy_protocol = 1;
+    tw_listener *l;
+    int port = listen_tls_with(sctx, &o, &sf, &l);
+    raw c;
+    memset(&c, 0, sizeof c);
+    int fd = tu_connect("127.0.0.1", port);
+    ck_assert_int_ge(fd, 0);
+    const char *header = "PROXY TCP4 192.0.2.1 192.0.2.2 40000 443\r\n";
+    ck_assert_int_eq(tu_write_all(fd, header, strlen(header)), 0);
+    raw_init(&c, fd, TLS1_3_VERSION);
+    raw_handshake(&c);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "welcome");
+    spin(r, &srv.lost, 3000);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_SHUTDOWN), 1);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_graceful_stop_after_start_tls_through_the_policy_wrapper_sends_close_notify)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    starttls_server = sctx;
+    tfactory sf;
+    tf_init(&sf, &srv, M_STARTTLS_S);
+    tw_policy_options po;
+    tw_policy_options_init(&po);
+    tw_factory *pf;
+    ck_assert_int_eq(tw_policy_factory_new(r, &sf.base, &po, &pf), 0);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(tw_transport_adopt(r, sv[0], pf), 0);
+    ck_assert_int_eq(tu_write_all(sv[1], "STARTTLS\n", 9), 0);
+    char go[3];
+    size_t have = 0;
+    for (int i = 0; i < 400 && have < 3; i++) {
+        tw_reactor_iterate(r, 0.005);
+        ssize_t n = recv(sv[1], go + have, 3 - have, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+    }
+    ck_assert_uint_eq(have, 3);
+    ck_assert(memcmp(go, "GO\n", 3) == 0);
+    raw c;
+    memset(&c, 0, sizeof c);
+    raw_init(&c, sv[1], TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "secret");
+    for (int i = 0; i < 200 && c.plain_len < 6; i++)
+        raw_spin(&c, 5);
+    ck_assert_uint_eq(c.plain_len, 6);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "secret");
+    spin(r, &srv.lost, 3000);
+    raw_stop(&c);
+    tw_factory_free(pf);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_a_reason_named_over_tls_is_the_one_counted)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_LINE);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "short\r\n");
+    for (int i = 0; i < 200 && c.plain_len < 7; i++)
+        raw_spin(&c, 5);
+    /* Longer than the receiver's 8 bytes: it names too_long and closes. */
+    raw_send(&c, "much-too-long\r\n");
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "short\r\n");
+    spin(r, &srv.lost, 3000);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_TOO_LONG), 1);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_LOCAL), 0);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_a_peers_orderly_close_over_tls_counts_as_the_peers)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    raw c;
+    raw_connect(&c, port, TLS1_3_VERSION);
+    raw_handshake(&c);
+    raw_send(&c, "hi");
+    for (int i = 0; i < 200 && c.plain_len < 2; i++)
+        raw_spin(&c, 5);
+    ck_assert_int_ge(SSL_shutdown(c.ssl), 0);
+    raw_pump(&c);
+    shutdown(c.fd, SHUT_WR);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "hi");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_PEER), 1);
+    ck_assert_uint_eq(closed_as(l, TW_CLOSE_LOCAL), 0);
+    raw_stop(&c);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+START_TEST(test_lose_write_connection_over_tls_sends_close_notify_then_fin_and_reads_on)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    raw c;
+    tfactory sf;
+    tw_factory *w;
+    raw_start(&c, sctx, M_HALF_WRITE, TLS1_3_VERSION, &sf, &w);
+    raw_handshake(&c);
+    raw_send(&c, "half");
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "bye");
+    ck_assert_uint_eq(c.plain_len, 3);
+    ck_assert_int_eq(srv.write_lost, 1);
+    ck_assert_int_eq(srv.lost, 0);
+    /* The peer may still send after our close_notify, and is heard. */
+    raw_send(&c, "after");
+    for (int i = 0; i < 200 && srv.got_len < 9; i++)
+        raw_spin(&c, 5);
+    ck_assert_uint_eq(srv.got_len, 9);
+    ck_assert(memcmp(srv.got, "halfafter", 9) == 0);
+    ck_assert_int_eq(srv.lost, 0);
+    /* Then its own close ends the connection in order. */
+    ck_assert_int_ge(SSL_shutdown(c.ssl), 0);
+    raw_pump(&c);
+    shutdown(c.fd, SHUT_WR);
+    for (int i = 0; i < 600 && !srv.lost; i++)
+        raw_spin(&c, 5);
+    ck_assert_int_eq(srv.lost, 1);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    raw_stop(&c);
+    tw_factory_free(w);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
 /* ------------------------------------------------------------ against openssl s_client/s_server and Twisted */
 
 /* A peer program, its standard input and its merged output. */
@@ -1142,7 +1533,7 @@ static int s_server(child *c, const char *certname, const char *keyname, const c
     char accept[32];
     snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
     const char *argv[32] = {"openssl", "s_server", "-accept", accept, "-rev", "-cert",
-                            cert(certname), "-key", cert(keyname)};
+                            tu_tls_cert(certname), "-key", tu_tls_cert(keyname)};
     int n = 9;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
         argv[n++] = extra[i];
@@ -1262,7 +1653,7 @@ END_TEST
 
 START_TEST(test_twine_client_certificate_to_openssl_server)
 {
-    const char *extra[] = {"-Verify", "1", "-CAfile", cert("ca.pem"), NULL};
+    const char *extra[] = {"-Verify", "1", "-CAfile", tu_tls_cert("ca.pem"), NULL};
     char err[TW_TLS_ERRLEN];
     /* Without one the server refuses (TLS 1.3: after the client finished). */
     child c;
@@ -1279,7 +1670,8 @@ START_TEST(test_twine_client_certificate_to_openssl_server)
     /* With one the CA signed, it answers. */
     memset(&cli, 0, sizeof cli);
     port = s_server(&c, "server.pem", "server.key", extra);
-    ck_assert_int_eq(tw_tls_context_use_certificate(cctx, cert("client.pem"), cert("client.key"),
+    ck_assert_int_eq(tw_tls_context_use_certificate(cctx, tu_tls_cert("client.pem"),
+                                                    tu_tls_cert("client.key"),
                                                     NULL, err, sizeof err),
                      0);
     tu_outcome ok = {0};
@@ -1298,7 +1690,8 @@ static void s_client(child *c, int port, const char *const *extra)
 {
     char connect[32];
     snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
-    const char *argv[32] = {"openssl", "s_client", "-connect", connect, "-CAfile", cert("ca.pem")};
+    const char *argv[32] = {"openssl", "s_client", "-connect", connect, "-CAfile",
+                            tu_tls_cert("ca.pem")};
     int n = 6;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
         argv[n++] = extra[i];
@@ -1370,7 +1763,8 @@ START_TEST(test_openssl_client_certificate_required_by_twine)
 {
     char err[TW_TLS_ERRLEN];
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
-    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, tu_tls_cert("ca.pem"), err, sizeof err),
+                     0);
     ck_assert_int_eq(tw_tls_context_require_client_certificate(sctx, 1), 0);
     tfactory sf;
     tf_init(&sf, &srv, M_ECHO);
@@ -1383,8 +1777,8 @@ START_TEST(test_openssl_client_certificate_required_by_twine)
     ck_assert_msg(child_wait_for(&c, "certificate required", 5000), "%s", c.buf);
     child_stop(&c);
     ck_assert_int_eq(srv.made, 0);
-    const char *with[] = {"-servername", "localhost", "-cert", cert("client.pem"), "-key",
-                          cert("client.key"), NULL};
+    const char *with[] = {"-servername", "localhost", "-cert", tu_tls_cert("client.pem"), "-key",
+                          tu_tls_cert("client.key"), NULL};
     s_client(&c, port, with);
     child_say(&c, "from-a-client\n");
     ck_assert_msg(child_wait_for(&c, "from-a-client\n", 5000), "%s", c.buf);
@@ -1400,7 +1794,12 @@ END_TEST
 /* Twisted's peer in @p mode, waiting for its "PORT n". @return n. */
 static int twisted_server(child *c, const char *mode)
 {
-    const char *argv[] = {python(), tls_peer(), mode, cert("server.pem"), cert("server.key"), NULL};
+    const char *argv[] = {python(),
+                          tls_peer(),
+                          mode,
+                          tu_tls_cert("server.pem"),
+                          tu_tls_cert("server.key"),
+                          NULL};
     child_start(c, argv);
     ck_assert_msg(child_wait_for(c, "PORT ", 15000), "Twisted did not start: %s", c->buf);
     int port = 0;
@@ -1427,6 +1826,125 @@ START_TEST(test_twine_client_to_twisted_tls_server)
 }
 END_TEST
 
+/* twine's line client: a line receiver over a tls: client endpoint. It
+ * sends the lines in connection_made and keeps what comes back. */
+#define LINES 5
+static char line_out[LINES][10000];
+static size_t line_out_len[LINES];
+
+typedef struct line_client {
+    tw_protocol base;
+    tw_line_receiver lr;
+    char got[LINES + 1][10016];
+    size_t got_len[LINES + 1];
+    int lines, made, lost, lost_code;
+} line_client;
+
+static line_client lc;
+
+static void lc_line(tw_line_receiver *lr, const char *line, size_t len)
+{
+    line_client *c = tw_container_of(lr, line_client, lr);
+    ck_assert_int_le(c->lines, LINES);
+    ck_assert_uint_le(len, sizeof c->got[0]);
+    memcpy(c->got[c->lines], line, len);
+    c->got_len[c->lines++] = len;
+    if (c->lines == LINES + 1)
+        tw_transport_lose_connection(c->base.transport);
+}
+
+static const tw_line_receiver_ops lc_line_ops = {.line_received = lc_line};
+
+static void lc_made(tw_protocol *p)
+{
+    line_client *c = tw_container_of(p, line_client, base);
+    c->made = 1;
+    for (int i = 0; i < LINES; i++)
+        ck_assert_int_eq(tw_line_receiver_send_line(&c->lr, line_out[i], line_out_len[i]), 0);
+}
+
+static void lc_data(tw_protocol *p, const void *data, size_t len)
+{
+    line_client *c = tw_container_of(p, line_client, base);
+    tw_line_receiver_data_received(&c->lr, data, len);
+}
+
+static void lc_lost(tw_protocol *p, const tw_failure *reason)
+{
+    line_client *c = tw_container_of(p, line_client, base);
+    c->lost = 1;
+    c->lost_code = tw_failure_code(reason);
+}
+
+static void lc_destroy(tw_protocol *p)
+{
+    tw_line_receiver_cleanup(&tw_container_of(p, line_client, base)->lr);
+}
+
+static const tw_protocol_ops lc_ops = {.connection_made = lc_made,
+                                       .data_received = lc_data,
+                                       .connection_lost = lc_lost,
+                                       .destroy = lc_destroy};
+
+static tw_protocol *lc_build(tw_factory *f, const tw_address *peer)
+{
+    (void)f, (void)peer;
+    memset(&lc, 0, sizeof lc);
+    lc.base.ops = &lc_ops;
+    tw_line_receiver_init(&lc.lr, &lc.base, &lc_line_ops);
+    return &lc.base;
+}
+
+static const tw_factory_ops lc_factory_ops = {.build_protocol = lc_build};
+
+START_TEST(test_twine_line_client_to_twisted_tls_line_server)
+{
+    /* Every byte but CR and LF; a lone LF and a lone CR; an empty line; a
+     * long one; and a plain one. */
+    size_t n = 0;
+    for (int b = 0; b < 256; b++)
+        if (b != '\r' && b != '\n')
+            line_out[0][n++] = (char)b;
+    line_out_len[0] = n;
+    strcpy(line_out[1], "a lone \n and a lone \r inside");
+    line_out_len[1] = strlen(line_out[1]);
+    line_out_len[2] = 0;
+    for (size_t i = 0; i < sizeof line_out[3]; i++)
+        line_out[3][i] = (char)('a' + i % 26);
+    line_out_len[3] = sizeof line_out[3];
+    strcpy(line_out[4], "last");
+    line_out_len[4] = 4;
+
+    child c;
+    int port = twisted_server(&c, "line-server");
+    char desc[PATH_MAX + 64], err[256];
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
+    tw_endpoint e;
+    ck_assert_msg(tw_endpoint_parse_client(desc, &e, err, sizeof err) == 0, "%s", err);
+    tw_factory f;
+    tw_factory_init(&f, &lc_factory_ops);
+    tu_outcome o = {0};
+    tu_watch(tw_connect_tls(r, &e, NULL, &f), &o);
+    spin(r, &o.fired, 10000);
+    ck_assert_msg(o.ok, "%s", o.message);
+    spin(r, &lc.lost, 10000);
+    ck_assert_int_eq(lc.lost_code, TW_EDONE);
+    ck_assert_int_eq(lc.lines, LINES + 1);
+    ck_assert_uint_eq(lc.got_len[0], 18);
+    ck_assert(memcmp(lc.got[0], "hello from twisted", 18) == 0);
+    for (int i = 0; i < LINES; i++) {
+        ck_assert_uint_eq(lc.got_len[i + 1], 5 + line_out_len[i]);
+        ck_assert_msg(memcmp(lc.got[i + 1], "echo:", 5) == 0 &&
+                          memcmp(lc.got[i + 1] + 5, line_out[i], line_out_len[i]) == 0,
+                      "line %d came back changed", i);
+    }
+    /* Our close was an orderly one to Twisted too: close_notify, then FIN. */
+    ck_assert_msg(child_wait_for(&c, "CLOSED ", 10000), "%s", c.buf);
+    ck_assert_msg(strstr(c.buf, "CLOSED ConnectionDone") != NULL, "%s", c.buf);
+    child_stop(&c);
+}
+END_TEST
+
 START_TEST(test_twisted_client_to_twine_tls_server)
 {
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
@@ -1436,7 +1954,7 @@ START_TEST(test_twisted_client_to_twine_tls_server)
     int port = listen_tls(sctx, &sf, &l);
     char portstr[16], roots[PATH_MAX + 8];
     snprintf(portstr, sizeof portstr, "%d", port);
-    snprintf(roots, sizeof roots, "%s", cert("roots"));
+    snprintf(roots, sizeof roots, "%s", tu_tls_cert("roots"));
     const char *argv[] = {python(), tls_peer(), "client", "localhost", portstr, roots,
                           "from-twisted", NULL};
     child c;
@@ -1492,7 +2010,7 @@ START_TEST(test_twisted_start_tls_to_twine_start_tls)
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", tw_address_port(&a));
     const char *argv[] = {python(), tls_peer(), "starttls-client", "127.0.0.1", portstr,
-                          cert("ca.pem"), "twisted-secret", NULL};
+                          tu_tls_cert("ca.pem"), "twisted-secret", NULL};
     child c;
     child_start(&c, argv);
     ck_assert_msg(child_wait_for(&c, "twisted-secret\n", 15000), "%s", c.buf);
@@ -1656,8 +2174,8 @@ END_TEST
 
 START_TEST(test_twine_amp_start_tls_to_twisted)
 {
-    const char *argv[] = {python(), amp_tls_peer(), "server", cert("server.pem"),
-                          cert("server.key"), NULL};
+    const char *argv[] = {python(), amp_tls_peer(), "server", tu_tls_cert("server.pem"),
+                          tu_tls_cert("server.key"), NULL};
     child c;
     child_start(&c, argv);
     ck_assert_msg(child_wait_for(&c, "PORT ", 15000), "Twisted did not start: %s", c.buf);
@@ -1693,7 +2211,7 @@ START_TEST(test_twisted_amp_start_tls_to_twine)
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", tw_address_port(&a));
     const char *argv[] = {python(), amp_tls_peer(), "client", "127.0.0.1", portstr,
-                          cert("ca.pem"), NULL};
+                          tu_tls_cert("ca.pem"), NULL};
     child c;
     child_start(&c, argv);
     ck_assert_msg(child_wait_for(&c, "total=94 peer=localhost\n", 15000), "%s", c.buf);
@@ -1852,6 +2370,14 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_lose_connection_sends_close_notify_then_fin);
     tcase_add_test(tc, test_peer_close_notify_is_a_half_close_for_aware_protocols);
     tcase_add_test(tc, test_watermarks_count_the_encrypted_queue);
+    tcase_add_test(tc, test_idle_timeout_over_tls_sends_close_notify_then_fin);
+    tcase_add_test(tc, test_graceful_stop_over_tls_sends_the_queue_then_close_notify_then_fin);
+    tcase_add_test(tc, test_input_budget_over_tls_sends_close_notify_then_fin);
+    tcase_add_test(tc, test_graceful_stop_over_tls_behind_a_proxy_header_sends_close_notify);
+    tcase_add_test(tc, test_graceful_stop_after_start_tls_through_the_policy_wrapper_sends_close_notify);
+    tcase_add_test(tc, test_a_reason_named_over_tls_is_the_one_counted);
+    tcase_add_test(tc, test_a_peers_orderly_close_over_tls_counts_as_the_peers);
+    tcase_add_test(tc, test_lose_write_connection_over_tls_sends_close_notify_then_fin_and_reads_on);
     tcase_add_test(tc, test_records_read_while_paused_come_on_resume_in_order);
     tcase_add_test(tc, test_an_idle_connection_keeps_no_buffers_after_an_echo);
     tcase_add_test(tc, test_amp_start_tls_between_twine_peers);
@@ -1873,6 +2399,7 @@ static Suite *tls_suite(void)
     tcase_add_test(io, test_openssl_client_certificate_required_by_twine);
     tcase_add_test(io, test_twine_client_to_twisted_tls_server);
     tcase_add_test(io, test_twisted_client_to_twine_tls_server);
+    tcase_add_test(io, test_twine_line_client_to_twisted_tls_line_server);
     tcase_add_test(io, test_twine_start_tls_to_twisted_start_tls);
     tcase_add_test(io, test_twisted_start_tls_to_twine_start_tls);
     tcase_add_test(io, test_twine_amp_start_tls_to_twisted);
@@ -1883,11 +2410,11 @@ static Suite *tls_suite(void)
 
 int main(void)
 {
-    make_certs();
+    tu_tls_make_certs("tls-certs");
     SRunner *sr = srunner_create(tls_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    remove_certs();
+    tu_tls_remove_certs();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -5,9 +5,12 @@
 # (tests/interop/tls_peer.py); twine-call's tls: against the amp module;
 # Twisted's amp.StartTLS against the amp module with -o tls-certificate;
 # the same with --workers; --idle-timeout and --max-connections; SIGHUP loading a
-# new certificate for new connections while an open one goes on; and a
-# key or certificate that cannot serve stopping the start with one sentence
-# and exit 78. Certificates come from tests/tls/mkcerts.sh, made now.
+# new certificate for new connections while an open one goes on; SIGTERM's
+# drain and the idle timeout ending with close_notify, then FIN; --user
+# with a key only root may read (when run as root), and SIGHUP after the
+# drop keeping the certificate; and a key or certificate that cannot serve
+# stopping the start with one sentence and exit 78. Certificates come from
+# tests/tls/mkcerts.sh, made now.
 # Twisted is required (/usr/bin/python3 or $PYTHON_TWISTED): without it
 # this fails, it never skips.
 set -u
@@ -170,9 +173,11 @@ if start idle -p echo --idle-timeout 1 --max-connections 1 -l "$ssl"; then
     out=$(timeout 20 "$py" - "$port" "$c/ca.pem" <<'PY' 2>&1
 import socket, ssl, sys, time
 ctx = ssl.create_default_context(cafile=sys.argv[2])
+# Python's default takes a FIN without close_notify for a clean end.
+ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
 def connect():
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-    return ctx.wrap_socket(s, server_hostname="localhost")
+    return ctx.wrap_socket(s, server_hostname="localhost", suppress_ragged_eofs=False)
 first = connect()
 first.sendall(b"hi")
 assert first.recv(2) == b"hi"
@@ -186,20 +191,93 @@ except (ssl.SSLError, OSError) as e:
     print("second closed")
 began = time.monotonic()
 try:
-    first.recv(1)
-except (ssl.SSLError, OSError):
-    pass
-print("idle closed after %.1f s" % (time.monotonic() - began))
+    # b"" only for close_notify: a bare FIN raises SSLEOFError.
+    how = "cleanly" if first.recv(1) == b"" else "with data"
+except (ssl.SSLError, OSError) as e:
+    how = "without close_notify (%s)" % e
+print("idle closed %s after %.1f s" % (how, time.monotonic() - began))
 PY
 )
     if printf '%s\n' "$out" | grep -q "^second closed$"; then
         ok "--max-connections 1: the second TLS connection is closed"; else
         fail "--max-connections 1: $out"; fi
-    secs=$(printf '%s\n' "$out" | sed -n 's/^idle closed after \([0-9]*\)\..*/\1/p')
+    secs=$(printf '%s\n' "$out" | sed -n 's/^idle closed cleanly after \([0-9]*\)\..*/\1/p')
     if [ -n "$secs" ] && [ "$secs" -lt 4 ]; then
-        ok "--idle-timeout closes an idle TLS connection"; else
+        ok "--idle-timeout closes an idle TLS connection with close_notify"; else
         fail "--idle-timeout on TLS: $out"; fi
     stop
+fi
+
+# ---- SIGTERM: the drain ends an open TLS connection with close_notify, then FIN
+if start drain -p echo -l "$ssl"; then
+    out=$(timeout 20 "$py" - "$port" "$c/ca.pem" "$pid" <<'PY' 2>&1
+import os, signal, socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF # a bare FIN must raise
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))),
+                    server_hostname="localhost", suppress_ragged_eofs=False)
+s.sendall(b"before-stop")
+got = b""
+while len(got) < 11:
+    got += s.recv(100)
+os.kill(int(sys.argv[3]), signal.SIGTERM)
+try:
+    rest = s.recv(100)
+    print("close_notify" if rest == b"" else "more data: %r" % rest)
+except (ssl.SSLError, OSError) as e:
+    print("no close_notify: %s" % e)
+    sys.exit(0)
+# Ours back, then the plain socket: the server's FIN follows its close_notify.
+plain = s.unwrap()
+print("FIN" if plain.recv(1) == b"" else "data after close_notify")
+PY
+)
+    if [ "$out" = "close_notify
+FIN" ]; then ok "SIGTERM: an open TLS connection gets close_notify, then FIN"; else
+        fail "SIGTERM over TLS: $out"; fi
+    wait "$pid"
+    status=$?
+    [ $status -eq 0 ] || fail "SIGTERM over TLS: reactord exited $status: $(cat "$tmp/drain.log")"
+fi
+
+# ---- --user: the key is read as root before the drop; SIGHUP after it keeps the certificate
+if [ "$(id -u)" -ne 0 ]; then
+    echo "skip: --user with a key only root may read needs root (running as uid $(id -u))"
+elif ! nobody=$(id -u nobody 2>/dev/null); then
+    echo "skip: --user needs the user nobody, and there is none"
+else
+    priv=$tmp/priv
+    mkdir "$priv"
+    chmod 755 "$tmp" "$priv" # nobody may reach the files; only the key's mode stops it
+    cp "$c/server.pem" "$priv/cert.pem"
+    cp "$c/server.key" "$priv/key.pem"
+    chown 0:0 "$priv/key.pem" "$priv/cert.pem"
+    chmod 600 "$priv/key.pem"
+    chmod 644 "$priv/cert.pem"
+    userssl="ssl:0:privateKey=$priv/key.pem:certKey=$priv/cert.pem:interface=127.0.0.1"
+    if start user -p echo --user nobody -l "$userssl"; then
+        uids=$(sed -n 's/^Uid:[[:space:]]*//p' "/proc/$pid/status" | tr -s '[:space:]' ' ')
+        if [ "$uids" = "$nobody $nobody $nobody $nobody " ] || [ "$uids" = "$nobody $nobody $nobody $nobody" ]; then
+            ok "--user nobody: reactord runs as uid $nobody"; else
+            fail "--user nobody: /proc/$pid/status says Uid: $uids"; fi
+        if s_client_echo -tls1_3; then ok "--user nobody: a root-only key serves after the drop"; else
+            fail "--user nobody: no echo over ssl: $(cat "$tmp/s_client.out")"; fi
+        kill -HUP "$pid"
+        i=0
+        while [ $i -lt 50 ] && ! grep -q "keeping the certificate in use" "$tmp/user.log"; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        if grep "keeping the certificate in use" "$tmp/user.log" | grep -q "Permission denied"; then
+            ok "--user nobody: SIGHUP cannot read the key any more, says so once"; else
+            fail "--user nobody: SIGHUP logged: $(cat "$tmp/user.log")"; fi
+        lines=$(grep -c "keeping the certificate in use" "$tmp/user.log")
+        [ "$lines" -eq 1 ] || fail "--user nobody: SIGHUP logged $lines warnings"
+        if kill -0 "$pid" 2>/dev/null && s_client_echo -tls1_3; then
+            ok "--user nobody: after SIGHUP the old certificate still serves"; else
+            fail "--user nobody: after SIGHUP: $(cat "$tmp/s_client.out") $(cat "$tmp/user.log")"; fi
+        stop
+    fi
 fi
 
 # ---- a certificate or key that cannot serve: one sentence, exit 78

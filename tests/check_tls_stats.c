@@ -24,38 +24,7 @@
 
 #include "recorder.h"
 #include "testutil.h"
-
-static char certs[PATH_MAX];
-
-static const char *cert(const char *name)
-{
-    static char paths[4][PATH_MAX + 32];
-    static int next;
-    char *p = paths[next++ % 4];
-    snprintf(p, sizeof paths[0], "%s/%s", certs, name);
-    return p;
-}
-
-static void make_certs(void)
-{
-    const char *src = getenv("TWINE_SRCDIR");
-    snprintf(certs, sizeof certs, "%s/tls-stats-certs.%ld", P_tmpdir, (long)getpid());
-    char cmd[PATH_MAX * 3];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/tls/mkcerts.sh' '%s' >/dev/null", src ? src : ".",
-             certs);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "cannot make the test certificates with %s\n", cmd);
-        exit(99);
-    }
-}
-
-static void remove_certs(void)
-{
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", certs);
-}
+#include "tlscerts.h"
 
 static tw_reactor *r;
 static tw_tls_context *sctx;
@@ -67,7 +36,8 @@ static void setup(void)
     char err[TW_TLS_ERRLEN];
     sctx = tw_tls_context_new(TW_TLS_SERVER, err, sizeof err);
     ck_assert_msg(sctx != NULL, "%s", err);
-    ck_assert_msg(tw_tls_context_use_certificate(sctx, cert("server.pem"), cert("server.key"),
+    ck_assert_msg(tw_tls_context_use_certificate(sctx, tu_tls_cert("server.pem"),
+                                                 tu_tls_cert("server.key"),
                                                  NULL, err, sizeof err) == 0,
                   "%s", err);
 }
@@ -80,13 +50,13 @@ static void teardown(void)
 }
 
 /* Listen with TLS (sctx) on 127.0.0.1 for @p rf; @return the port. */
-static int listen_tls(rec_factory *rf, tw_listener **out)
+static int listen_tls_with(rec_factory *rf, const tw_listen_options *opts, tw_listener **out)
 {
     tw_endpoint e;
     char err[256];
     ck_assert_int_eq(tw_endpoint_parse_server("tcp:0:interface=127.0.0.1", &e, err, sizeof err), 0);
     tu_outcome o = {0};
-    tu_watch(tw_listen_tls(r, &e, NULL, sctx, &rf->base), &o);
+    tu_watch(tw_listen_tls(r, &e, opts, sctx, &rf->base), &o);
     ck_assert_msg(o.fired && o.ok, "%s", o.message);
     *out = o.value;
     tw_address a;
@@ -94,12 +64,17 @@ static int listen_tls(rec_factory *rf, tw_listener **out)
     return tw_address_port(&a);
 }
 
+static int listen_tls(rec_factory *rf, tw_listener **out)
+{
+    return listen_tls_with(rf, NULL, out);
+}
+
 /* Connect with TLS to localhost:@p port, trusting the test CA, and wait
  * for the outcome. */
 static void connect_tls(int port, tw_tls_context *cctx, tu_client_factory *cf, tu_outcome *o)
 {
     char desc[PATH_MAX + 64];
-    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, cert("ca.pem"));
+    snprintf(desc, sizeof desc, "tls:localhost:%d:trustRoots=%s", port, tu_tls_cert("ca.pem"));
     tw_endpoint e;
     char err[512];
     ck_assert_msg(tw_endpoint_parse_client(desc, &e, err, sizeof err) == 0, "%s", err);
@@ -185,7 +160,8 @@ START_TEST(test_a_server_name_that_does_not_match_counts_verify_failed_on_both_s
     int port = listen_tls(&sf, &l);
     char err[TW_TLS_ERRLEN];
     tw_tls_context *cctx = tw_tls_context_new(TW_TLS_CLIENT, err, sizeof err);
-    ck_assert_int_eq(tw_tls_context_set_trust_roots(cctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(cctx, tu_tls_cert("ca.pem"), err, sizeof err),
+                     0);
     ck_assert_int_eq(tw_tls_context_set_hostname(cctx, "wrong.example"), 0);
     tu_client_factory cf;
     tu_client_init(&cf, r);
@@ -216,7 +192,8 @@ START_TEST(test_a_missing_client_certificate_counts_verify_failed_at_the_server)
 {
     ck_assert_int_eq(tw_tls_context_require_client_certificate(sctx, 1), 0);
     char err[TW_TLS_ERRLEN];
-    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, cert("ca.pem"), err, sizeof err), 0);
+    ck_assert_int_eq(tw_tls_context_set_trust_roots(sctx, tu_tls_cert("ca.pem"), err, sizeof err),
+                     0);
     rec_factory sf;
     rec_init(&sf, r);
     tw_listener *l;
@@ -315,6 +292,30 @@ START_TEST(test_a_graceful_stop_during_the_handshake_counts_local)
 }
 END_TEST
 
+START_TEST(test_an_idle_timeout_during_the_handshake_counts_as_a_handshake_timeout)
+{
+    tw_listen_options o;
+    tw_listen_options_init(&o);
+    o.idle_timeout = 0.2;
+    rec_factory sf;
+    rec_init(&sf, r);
+    tw_listener *l;
+    int port = listen_tls_with(&sf, &o, &l);
+    int c = tu_connect("127.0.0.1", port);
+    tw_conn_stats st;
+    long long began = tu_now_ms();
+    wait_closed(l, 1, &st);
+    /* Long before the handshake timeout (10 s): the idle timeout ended it. */
+    ck_assert_int_lt(tu_now_ms() - began, 5000);
+    ck_assert_uint_eq(st.tls_failures[TW_TLS_FAIL_TIMEOUT], 1);
+    ck_assert_uint_eq(failures_total(&st), 1);
+    ck_assert_uint_eq(st.closed[TW_CLOSE_IDLE], 1);
+    ck_assert_int_eq(tu_wait_eof(c, 2000), 1);
+    close(c);
+    tw_listener_close(l);
+}
+END_TEST
+
 static Suite *tls_stats_suite(void)
 {
     Suite *s = suite_create("tls_stats");
@@ -328,17 +329,18 @@ static Suite *tls_stats_suite(void)
     tcase_add_test(tc, test_a_silent_client_counts_as_a_handshake_timeout);
     tcase_add_test(tc, test_a_peer_that_leaves_during_the_handshake_counts_peer_closed);
     tcase_add_test(tc, test_a_graceful_stop_during_the_handshake_counts_local);
+    tcase_add_test(tc, test_an_idle_timeout_during_the_handshake_counts_as_a_handshake_timeout);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    make_certs();
+    tu_tls_make_certs("tls-stats-certs");
     SRunner *sr = srunner_create(tls_stats_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    remove_certs();
+    tu_tls_remove_certs();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

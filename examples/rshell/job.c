@@ -5,8 +5,10 @@
  *
  * The child gets the allowlist's absolute path as argv[0], the client's
  * arguments as they came (never through a shell), an environment of PATH
- * alone, the configured working directory and an empty stdin (closed at
- * once: it reads EOF). Its stdout and stderr are counted together: past
+ * alone, the configured working directory, and a stdin that is either
+ * closed at once ('r': it reads EOF) or fed by the client's 'i' frames
+ * until its 'c' ('s'). While the stdin pipe is full past its high
+ * watermark, the client's connection is not read. Its stdout and stderr are counted together: past
  * max_output bytes, or past the time limit, it gets SIGKILL and its pipes
  * are closed, so that a grandchild still holding them cannot keep the
  * command alive. The 'x' frame is sent from process_ended, after every
@@ -37,7 +39,16 @@ struct rs_job {
     size_t output, max_output;
     const char *why; /* why the server killed it: NULL, "timeout", "output-limit" */
     int killed;
+    int input_paused; /* the connection is not read: stdin is full */
 };
+
+/* Read the client again, if stdin's backlog had stopped it. */
+static void resume_input(rs_job *j)
+{
+    if (j->input_paused && j->conn != NULL)
+        tw_transport_resume_producing(j->conn->base.transport);
+    j->input_paused = 0;
+}
 
 static void stop_timer(rs_job *j)
 {
@@ -85,6 +96,7 @@ static void process_ended(tw_process_protocol *pp, const tw_process_status *st)
 {
     rs_job *j = tw_container_of(pp, rs_job, pp);
     stop_timer(j);
+    resume_input(j); /* what the client still sends is dropped now */
     if (j->conn == NULL)
         return;
     char status[64];
@@ -107,11 +119,42 @@ static void destroy(tw_process_protocol *pp)
     free(j);
 }
 
+/* The command's stdin went past its high watermark, or drained. */
+static void stdin_full(tw_process_protocol *pp)
+{
+    rs_job *j = tw_container_of(pp, rs_job, pp);
+    if (!j->input_paused && j->conn != NULL) {
+        j->input_paused = 1;
+        tw_transport_pause_producing(j->conn->base.transport);
+    }
+}
+
+static void stdin_drained(tw_process_protocol *pp)
+{
+    resume_input(tw_container_of(pp, rs_job, pp));
+}
+
 static const tw_process_protocol_ops job_ops = {
     .child_data_received = child_data_received,
     .process_ended = process_ended,
+    .pause_producing = stdin_full,
+    .resume_producing = stdin_drained,
     .destroy = destroy,
 };
+
+void rs_job_stdin(rs_job *j, const void *data, size_t len)
+{
+    /* Refused once stdin is closed (a 'c' came, or the command was
+     * killed): the bytes had nowhere to go anyway. */
+    if (len > 0 && !j->killed)
+        tw_process_write(j->pp.process, data, len);
+}
+
+void rs_job_close_stdin(rs_job *j)
+{
+    if (!j->killed)
+        tw_process_close_stdin(j->pp.process);
+}
 
 /* The client's transport is full, or drained, or gone. */
 static void pause_output(tw_producer *p)
@@ -139,7 +182,7 @@ static const tw_producer_ops producer_ops = {
     .stop_producing = stop_output,
 };
 
-int rs_job_start(rs_conn *c, const char *path, char *const *argv)
+int rs_job_start(rs_conn *c, const char *path, char *const *argv, int keep_stdin)
 {
     rs_server *srv = c->srv;
     const char **args = calloc(c->argc + 1, sizeof *args);
@@ -165,7 +208,8 @@ int rs_job_start(rs_conn *c, const char *path, char *const *argv)
         return rc;
     }
     c->job = j;
-    tw_process_close_stdin(j->pp.process);
+    if (!keep_stdin)
+        tw_process_close_stdin(j->pp.process);
     if (tw_reactor_call_later(srv->reactor, srv->timeout, on_timeout, j, &j->timer) < 0)
         kill_job(j, "timeout"); /* no memory to time it: never let it run unbounded */
     tw_transport_register_producer(c->base.transport, &j->producer, 1);

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """rsh: the client of the rshell module, with Python's standard library only.
 
-    rsh.py ENDPOINT COMMAND [ARGUMENT...]
+    rsh.py [-n] ENDPOINT COMMAND [ARGUMENT...]
 
 ENDPOINT is tcp:HOST:PORT or unix:PATH. The command and its arguments are
 sent as they are, one frame each (no shell on either side: quoting is the
-local shell's business alone). The command's stdout and stderr are copied
-to ours as they arrive; rsh.py then exits with the command's exit status,
+local shell's business alone). Our stdin is the command's, sent as it is
+read until its end; with -n (as ssh -n) the command's stdin is empty and
+ours is not read. The command's stdout and stderr are copied to ours as
+they arrive; rsh.py then exits with the command's exit status,
 128 + N for a command killed by signal N (as a shell reports it), and says
 on stderr when the server killed it (time limit, output limit). A refusal
 is printed on stderr and exits 126; a broken connection exits 125.
@@ -16,6 +18,10 @@ import os
 import socket
 import struct
 import sys
+import threading
+
+# The longest 'i' frame's data: the server's frame limit less the tag.
+STDIN_CHUNK = 4096
 
 
 def connect(endpoint):
@@ -53,14 +59,36 @@ def frames(s):
         yield body[:1], body[1:]
 
 
+def pump_stdin(s):
+    """Our stdin to the command, then its end. Runs beside the reader; the
+    server stops reading while the command's stdin is full, and sendall then
+    waits here."""
+    try:
+        while True:
+            data = os.read(0, STDIN_CHUNK)
+            if not data:
+                break
+            send(s, b"i", data)
+        send(s, b"c")
+    except OSError:
+        pass  # the command ended and the connection closed meanwhile
+
+
 def main(argv):
-    if len(argv) < 3:
-        sys.stderr.write("usage: rsh.py ENDPOINT COMMAND [ARGUMENT...]\n")
+    args = argv[1:]
+    keep_stdin = True
+    if args[:1] == ["-n"]:
+        keep_stdin = False
+        args = args[1:]
+    if len(args) < 2:
+        sys.stderr.write("usage: rsh.py [-n] ENDPOINT COMMAND [ARGUMENT...]\n")
         return 2
-    s = connect(argv[1])
-    for arg in argv[2:]:
+    s = connect(args[0])
+    for arg in args[1:]:
         send(s, b"a", os.fsencode(arg))
-    send(s, b"r")
+    send(s, b"s" if keep_stdin else b"r")
+    if keep_stdin:
+        threading.Thread(target=pump_stdin, args=(s,), daemon=True).start()
     out = {b"o": sys.stdout.buffer, b"e": sys.stderr.buffer}
     try:
         for tag, data in frames(s):

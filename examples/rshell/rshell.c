@@ -103,7 +103,7 @@ static const rs_command *find_command(const rs_server *srv, const char *name)
     return NULL;
 }
 
-static void run(rs_conn *c)
+static void run(rs_conn *c, int keep_stdin)
 {
     const rs_command *cmd = c->argc > 0 ? find_command(c->srv, c->argv[0]) : NULL;
     if (c->argc == 0) {
@@ -111,7 +111,7 @@ static void run(rs_conn *c)
     } else if (cmd == NULL) {
         rs_refuse(c, "'%.64s' is not an allowed command", c->argv[0]);
     } else {
-        int rc = rs_job_start(c, cmd->path, c->argv);
+        int rc = rs_job_start(c, cmd->path, c->argv, keep_stdin);
         if (rc < 0)
             rs_refuse(c, "cannot run %s: %s", cmd->path, strerror(-rc));
         else
@@ -125,16 +125,24 @@ static void string_received(tw_string_receiver *sr, const void *data, size_t len
 {
     rs_conn *c = tw_container_of(sr, rs_conn, sr);
     const char *frame = data;
-    if (c->job != NULL)
+    char tag = len > 0 ? frame[0] : '\0';
+    if (tag == 'i' || (tag == 'c' && len == 1)) {
+        /* Input for the command; for one that already ended, dropped. */
+        if (c->job != NULL && tag == 'i')
+            rs_job_stdin(c->job, frame + 1, len - 1);
+        else if (c->job != NULL)
+            rs_job_close_stdin(c->job);
+    } else if (c->job != NULL) {
         hang_up(c, "one command at a time: wait for its 'x' frame");
-    else if (len == 0)
+    } else if (len == 0) {
         hang_up(c, "an empty frame");
-    else if (frame[0] == 'a')
+    } else if (tag == 'a') {
         add_argument(c, frame + 1, len - 1);
-    else if (frame[0] == 'r' && len == 1)
-        run(c);
-    else
-        hang_up(c, "not a request frame: expected 'a' ARGUMENT or 'r'");
+    } else if ((tag == 'r' || tag == 's') && len == 1) {
+        run(c, tag == 's');
+    } else {
+        hang_up(c, "not a request frame: expected 'a' ARGUMENT, 'r' or 's'");
+    }
 }
 
 static void length_limit_exceeded(tw_string_receiver *sr, uint64_t length)

@@ -7,7 +7,11 @@
  *
  *   client -> server   'a' ARG     one argv element, in order (argv[0]: a
  *                                  command of the allowlist)
- *                      'r'         run the command built so far
+ *                      'r'         run the command built so far, its
+ *                                  stdin empty (it reads EOF at once)
+ *                      's'         run it with its stdin open: fed by
+ *                      'i' DATA    frames, until
+ *                      'c'         closes it (the command reads EOF)
  *   server -> client   'o' DATA    the command's standard output
  *                      'e' DATA    its standard error
  *                      'x' STATUS  the end: "exit N" or "signal N", then
@@ -16,7 +20,8 @@
  *                      '!' TEXT    refused, one sentence; nothing ran
  *
  * One command runs at a time on a connection; after its 'x' frame the next
- * request may follow.
+ * request may follow. 'i' and 'c' frames that arrive after the command
+ * ended (the client could not know) are dropped.
  */
 #ifndef RSHELL_H
 #define RSHELL_H
@@ -69,7 +74,15 @@ void rs_refuse(rs_conn *c, const char *fmt, ...) TW_PRINTF(2, 3);
  * must have no job running. @return 0, or the negative errno of the spawn
  * (nothing runs then).
  */
-int rs_job_start(rs_conn *c, const char *path, char *const *argv);
+int rs_job_start(rs_conn *c, const char *path, char *const *argv, int keep_stdin);
+
+/* The client's 'i' frame: @p len bytes for the command's stdin. While the
+ * pipe is full past its high watermark the connection is not read, so the
+ * client waits instead of the server's memory growing. */
+void rs_job_stdin(rs_job *j, const void *data, size_t len);
+
+/* The client's 'c' frame: close the command's stdin once written. */
+void rs_job_close_stdin(rs_job *j);
 
 /* The connection went away: kill its command and forget the connection. */
 void rs_job_orphan(rs_job *j);

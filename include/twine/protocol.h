@@ -78,6 +78,24 @@ typedef struct tw_protocol_ops {
      * received descriptors are closed.
      */
     void (*file_descriptor_received)(tw_protocol *p, int fd);
+    /**
+     * Optional, for a protocol that is a layer of its own between the
+     * transport and another protocol (TLS, a wrapper): the transport
+     * decided to close for a reason of its own (its listener's idle
+     * timeout, a graceful stop's drain, the reactor's input budget; the
+     * reason is noted already and is what the statistics count) and asks
+     * the layer to end its part in order first. The layer finishes what
+     * it must (TLS: encrypt what is pending, then send close_notify) and
+     * then calls tw_transport_lose_connection() on its transport, whose
+     * close then sends what is queued, the FIN, and lingers; a wrapper
+     * forwards the call to the protocol it wraps, or closes its transport
+     * when that protocol has no such op. Called at most once per
+     * connection, never after the transport began closing; a layer that
+     * has not closed when the transport closes for a reason of its own
+     * again is closed under it. Without this op the transport closes as
+     * tw_transport_lose_connection() would.
+     */
+    void (*close_requested)(tw_protocol *p);
 } tw_protocol_ops;
 
 struct tw_protocol {

@@ -27,10 +27,23 @@
  * then FIN; tw_transport_lose_write_connection() sends close_notify then
  * FIN and goes on reading; tw_transport_abort_connection() resets. A peer
  * that sends FIN without close_notify (a truncation attack, or a sloppy
- * peer) ends the connection with TW_ETLS, as does a bad record. Closes the
- * stream decides alone (a reactor's idle timeout, a graceful stop's drain,
- * the input budget) happen below TLS: what is queued is sent, then FIN,
- * without close_notify, so a peer that insists on one sees a truncation.
+ * peer) ends the connection with TW_ETLS, as does a bad record. The closes
+ * a stream transport decides itself (a listener's idle timeout, a graceful
+ * stop's drain, the reactor's input budget) end the same orderly way: the
+ * stream asks the TLS layer first (the protocol op close_requested), which
+ * encrypts what is pending and sends close_notify, and the stream then
+ * sends what is queued, the FIN, and lingers; the reason the stream noted
+ * (idle_timeout, shutdown, overload) is the one its listener counts. A
+ * reason the protocol names (tw_transport_set_close_reason()) reaches the
+ * stream through the TLS transport, and a close the peer began counts as
+ * the peer's. (Max-connections closes a connection before any TLS, and
+ * an abort sends no close_notify.)
+ *
+ * Kernel TLS is not offered: twine's TLS hands every record to the stream
+ * through a BIO of its own (so records join the batched write path), while
+ * kTLS needs OpenSSL's socket BIO; and Debian 12's OpenSSL 3.0 is built
+ * without it (`openssl list -disabled` names KTLS), on kernels that often
+ * offer no "tls" in /proc/sys/net/ipv4/tcp_available_ulp.
  *
  * Contexts are reference-counted: every connection holds one, so the
  * creator may release its reference while connections still run.

@@ -382,6 +382,17 @@ static void proxied_file_descriptor_received(tw_protocol *p, int fd)
         close(fd);
 }
 
+/* The stream closes for a reason of its own: the protocol being served
+ * ends its part first when it is a layer (TLS over a PROXY header). */
+static void proxied_close_requested(tw_protocol *p)
+{
+    proxied *w = from_base(p);
+    if (w->stage == SERVING && user(w)->ops->close_requested != NULL)
+        user(w)->ops->close_requested(user(w));
+    else
+        tw_transport_lose_connection(w->base.transport);
+}
+
 static void proxied_destroy(tw_protocol *p)
 {
     proxied *w = from_base(p);
@@ -402,6 +413,7 @@ static const tw_protocol_ops proxied_ops = {
     .destroy = proxied_destroy,
     .buffered_input = proxied_buffered_input,
     .file_descriptor_received = proxied_file_descriptor_received,
+    .close_requested = proxied_close_requested,
 };
 
 static const tw_protocol_ops proxied_half_close_ops = {
@@ -415,6 +427,7 @@ static const tw_protocol_ops proxied_half_close_ops = {
     .destroy = proxied_destroy,
     .buffered_input = proxied_buffered_input,
     .file_descriptor_received = proxied_file_descriptor_received,
+    .close_requested = proxied_close_requested,
 };
 
 /* ---------------------------------------------------------------- the factory */

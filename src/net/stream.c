@@ -35,6 +35,14 @@
  * abort_connection (and the timeouts that give up on a peer that does not
  * read) closes with RST.
  *
+ * The closes the stream decides itself (an idle timeout, a graceful stop,
+ * the input budget) first ask a protocol that is a layer of its own (TLS,
+ * which must send close_notify; a wrapper, which asks the protocol it
+ * wraps) to end its part, through its close_requested; the layer then
+ * closes the stream as any protocol does. The stream knows nothing of what
+ * the layer is, and closes under it if it is still open the next time it
+ * would close it.
+ *
  * A closed stream is handed to the poller's deferred free (tw__io_release):
  * it is freed at once unless a pointer to it may still be held, while it
  * waits for its kick or while a dispatch runs.
@@ -80,10 +88,12 @@
 #define DIRECT_MIN 4096
 
 /* Where a stream is in its life. It only moves forward: an orderly close
- * goes OPEN, DRAINING, LINGERING, CLOSING, CLOSED; an error or an abort
- * jumps to CLOSING from wherever the stream was. */
+ * goes OPEN, DRAINING, LINGERING, CLOSING, CLOSED (through ASKED when the
+ * stream decided it and its protocol is a layer: see close_below()); an
+ * error or an abort jumps to CLOSING from wherever the stream was. */
 enum {
     S_OPEN,      /* the protocol reads and writes */
+    S_ASKED,     /* as OPEN, but its protocol was asked to close (close_requested) */
     S_DRAINING,  /* lose_connection: the queue flushes, then FIN */
     S_LINGERING, /* FIN sent: discarding input until the peer's EOF */
     S_CLOSING,   /* queued to close from the loop */
@@ -180,7 +190,7 @@ static tw_close_reason close_reason(const tw__stream *s)
  * decided it. The protocol may still write while DRAINING. */
 static int is_closing(const tw__stream *s)
 {
-    return s->state != S_OPEN;
+    return s->state > S_ASKED;
 }
 
 /* Whether a write is taken: until the FIN, as Twisted takes them until the
@@ -540,6 +550,23 @@ static void after_drain(tw__stream *s)
 static void stream_lose(tw_transport *t);
 static int stream_get_peer(tw_transport *t, tw_address *out);
 
+/* Close for a reason of the stream's own, noted first with mark(): a
+ * protocol with close_requested ends its part (a TLS layer's close_notify)
+ * and then closes the stream itself; asked once, so a layer that has not
+ * closed by the next time is closed under it. */
+static void close_below(tw__stream *s)
+{
+    tw_protocol *p = s->base.protocol;
+    if (is_closing(s))
+        return;
+    if (s->state == S_OPEN && p->ops->close_requested != NULL) {
+        s->state = S_ASKED;
+        p->ops->close_requested(p);
+        return;
+    }
+    stream_lose(&s->base);
+}
+
 /* Over the reactor's input budget, and this stream's protocol holds the
  * most (tw__reactor_enforce_budget): close it, and take back what it held. */
 static void shed(tw__stream *s)
@@ -556,8 +583,9 @@ static void shed(tw__stream *s)
     if (s->error == 0)
         set_error(s, -ENOBUFS);
     mark(s, TW_CLOSE_OVERLOAD);
-    stream_lose(&s->base);
-    release_held(s); /* whatever state it was in: it gets no more input */
+    close_below(s);
+    /* Asked or closing, it stops counting until it holds input again. */
+    release_held(s);
 }
 
 /* The protocol now holds @p bytes of input. */
@@ -1143,7 +1171,7 @@ static void closeable_lose(tw__closeable *c)
     tw__stream *s = tw_container_of(c, tw__stream, node);
     if (!is_closing(s))
         mark(s, TW_CLOSE_SHUTDOWN);
-    stream_lose(&s->base);
+    close_below(s);
 }
 
 static void closeable_abort(tw__closeable *c)
@@ -1323,7 +1351,7 @@ void tw__stream_close_idle(tw_reactor *r, tw__stream_group *g)
         set_error(s, TW_EIDLE);
         mark(s, TW_CLOSE_IDLE);
         s->last_active = now;
-        stream_lose(&s->base);
+        close_below(s);
     }
 }
 

@@ -182,6 +182,19 @@ static size_t policy_buffered(tw_protocol *p)
     return c->transport.protocol->ops->buffered_input != NULL ? c->transport.protocol->ops->buffered_input(c->transport.protocol) : 0;
 }
 
+/* The real transport closes for a reason of its own: a wrapped protocol
+ * that is a layer (TLS put in by tw_transport_start_tls) ends its part
+ * first. */
+static void policy_close_requested(tw_protocol *p)
+{
+    tw__policy_conn *c = conn_of(p);
+    tw_protocol *inner = c->transport.protocol;
+    if ((c->flags & TW__PC_MADE) && inner->ops->close_requested != NULL)
+        inner->ops->close_requested(inner);
+    else
+        tw_transport_lose_connection(real(c));
+}
+
 /* Descriptors go to the wrapped protocol, or are closed when it takes none. */
 static void policy_fd_received(tw_protocol *p, int fd)
 {
@@ -198,7 +211,7 @@ static void policy_fd_received(tw_protocol *p, int fd)
     .connection_lost = policy_lost, .write_connection_lost = policy_write_lost,                   \
     .pause_producing = policy_pause, .resume_producing = policy_resume,                           \
     .destroy = policy_destroy, .buffered_input = policy_buffered,                                 \
-    .file_descriptor_received = policy_fd_received
+    .file_descriptor_received = policy_fd_received, .close_requested = policy_close_requested
 
 static const tw_protocol_ops policy_ops = {POLICY_OPS_COMMON};
 static const tw_protocol_ops policy_half_close_ops = {POLICY_OPS_COMMON,

@@ -305,6 +305,17 @@ static tw_tls_failure handshake_error(void)
     }
 }
 
+/* Why a handshake fails that the stream ends under it: its close reason
+ * says how. */
+static tw_tls_failure failure_below(tls_conn *c)
+{
+    tw_close_reason why = TW_CLOSE_LOCAL;
+    tw__stream_close_reason(real(c), &why);
+    return why == TW_CLOSE_PEER || why == TW_CLOSE_ERROR       ? TW_TLS_FAIL_PEER_CLOSED
+           : why == TW_CLOSE_IDLE || why == TW_CLOSE_TIMEOUT ? TW_TLS_FAIL_TIMEOUT
+                                                             : TW_TLS_FAIL_LOCAL;
+}
+
 /* The connection cannot go on: log why once, remember it for the inner
  * protocol, name @p close_why to the stream, and close (what OpenSSL
  * queued, an alert, goes first). */
@@ -551,14 +562,8 @@ static void base_lost(tw_protocol *p, const tw_failure *reason)
 {
     tls_conn *c = conn_of(p);
     int was = c->stage;
-    if (was == S_HANDSHAKING) {
-        /* The stream ended it under the handshake: its reason says how. */
-        tw_close_reason why = TW_CLOSE_LOCAL;
-        tw__stream_close_reason(real(c), &why);
-        handshake_failed(c, why == TW_CLOSE_PEER || why == TW_CLOSE_ERROR ? TW_TLS_FAIL_PEER_CLOSED
-                            : why == TW_CLOSE_IDLE || why == TW_CLOSE_TIMEOUT ? TW_TLS_FAIL_TIMEOUT
-                                                                             : TW_TLS_FAIL_LOCAL);
-    }
+    if (was == S_HANDSHAKING)
+        handshake_failed(c, failure_below(c)); /* the stream ended it under the handshake */
     c->stage = S_LOST;
     cancel_call(&c->timer);
     cancel_call(&c->drain);
@@ -653,6 +658,22 @@ static void base_destroy(tw_protocol *p)
     free(c);
 }
 
+/* The stream closes for a reason of its own (an idle timeout, a graceful
+ * stop, the input budget), noted there already: end the session as the
+ * inner protocol's own lose_connection would, so the peer reads the close
+ * as an orderly one (what is pending, then close_notify, then FIN). */
+static void base_close_requested(tw_protocol *p)
+{
+    tls_conn *c = conn_of(p);
+    if (c->stage == S_HANDSHAKING) {
+        /* No session to end yet, and the plaintext waiting for one will
+         * not get it: the handshake failed for the stream's reason. */
+        handshake_failed(c, failure_below(c));
+        c->pending_len = 0;
+    }
+    lose(c);
+}
+
 static size_t base_buffered(tw_protocol *p)
 {
     tls_conn *c = conn_of(p);
@@ -674,6 +695,7 @@ static const tw_protocol_ops base_ops = {
     .resume_producing = base_resume,
     .destroy = base_destroy,
     .buffered_input = base_buffered,
+    .close_requested = base_close_requested,
 };
 
 /* ---------------------------------------------------------------- the inner protocol's transport */
@@ -834,6 +856,15 @@ static void tls_unregister_producer(tw_transport *t)
         tw_transport_unregister_producer(real(c));
 }
 
+/* The stream counts the close; the reason the inner protocol names goes
+ * there, as it would without TLS. */
+static void tls_set_close_reason(tw_transport *t, tw_close_reason reason)
+{
+    tls_conn *c = conn_of_transport(t);
+    if (c->stage < S_LOST)
+        tw_transport_set_close_reason(real(c), reason);
+}
+
 static int tls_disconnecting(tw_transport *t)
 {
     tls_conn *c = conn_of_transport(t);
@@ -855,6 +886,7 @@ static const tw_transport_ops tls_transport_ops = {
     .register_producer = tls_register_producer,
     .unregister_producer = tls_unregister_producer,
     .disconnecting = tls_disconnecting,
+    .set_close_reason = tls_set_close_reason,
 };
 
 /* ---------------------------------------------------------------- making one */

@@ -4,12 +4,15 @@
     tls_peer.py client HOST PORT ROOTS TEXT        tls: client, echo of TEXT
     tls_peer.py line-client HOST PORT ROOTS N      tls: LineReceiver, N lines
     tls_peer.py server CERT KEY                    ssl: echo server
+    tls_peer.py line-server CERT KEY               ssl: LineReceiver server
     tls_peer.py starttls-server CERT KEY           tcp: echo after STARTTLS
     tls_peer.py starttls-client HOST PORT CA TEXT  tcp:, then startTLS
 
 Clients print what came back and exit 0 once it is all there, 1 on a
 failure or after 10 s. Servers print "PORT n" once listening and serve
-until their standard input closes. The STARTTLS exchange is the one the
+until their standard input closes. The line server greets each client
+with "hello from twisted", answers each line with "echo:" and the line,
+and prints "CLOSED" and the type of the reason when a connection ends. The STARTTLS exchange is the one the
 twine tests speak: "STARTTLS\\n" in the clear, "GO\\n" back, then TLS both
 ways.
 """
@@ -75,6 +78,18 @@ class Lines(basic.LineReceiver):
 
     def connectionLost(self, reason):
         finish(0 if getattr(self, "done", False) else 1)
+
+
+class LineServer(basic.LineReceiver):
+    def connectionMade(self):
+        self.sendLine(b"hello from twisted")
+
+    def lineReceived(self, line):
+        self.sendLine(b"echo:" + line)
+
+    def connectionLost(self, reason):
+        sys.stdout.write("CLOSED %s\n" % reason.type.__name__)
+        sys.stdout.flush()
 
 
 class Echo(protocol.Protocol):
@@ -156,11 +171,12 @@ def main(argv):
             failed
         )
         reactor.callLater(10, finish, 1)
-    elif mode == "server":
+    elif mode in ("server", "line-server"):
         cert, key = argv[2:4]
         desc = "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)
         ep = endpoints.serverFromString(reactor, desc)
-        ep.listen(protocol.Factory.forProtocol(Echo)).addCallbacks(listening, failed)
+        served = Echo if mode == "server" else LineServer
+        ep.listen(protocol.Factory.forProtocol(served)).addCallbacks(listening, failed)
         reactor.callLater(60, finish, 1)
     elif mode == "starttls-server":
         cert, key = argv[2:4]
