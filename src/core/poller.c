@@ -53,6 +53,19 @@ void tw__poller_unhold(tw_reactor *r)
         reap(pl);
 }
 
+/* What one io's callback wrote leaves when that callback returns, not when
+ * the whole run of ready descriptors is done: a wakeup that brings many
+ * connections would otherwise hold the first one's answer while the
+ * others are served (with TLS handshakes, each a costly signature, the
+ * first client waited for all of them, and client and server took turns
+ * idling). Writes inside one callback still leave together; a run nested
+ * in some other dispatch (depth > 1) leaves its writes to that one. */
+void tw__poller_io_done(tw_reactor *r)
+{
+    if (r->depth == 1 && (r->batch != NULL || r->held_writes.head != NULL))
+        tw__flush_writes(r);
+}
+
 int tw__poller_busy(const tw_reactor *r)
 {
     return r->poller != NULL && r->poller->busy > 0;
@@ -71,10 +84,12 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         tw__io *next = io->next;
         io->next = NULL;
         io->state &= (uint8_t)~KICKED;
-        if (io->state & RELEASED)
+        if (io->state & RELEASED) {
             bury(pl, io); /* released while it waited: its free was left to us */
-        else
+        } else {
             io->cb(io, TW__IO_KICK);
+            tw__poller_io_done(r);
+        }
         io = next;
     }
     tw__poller_unhold(r);

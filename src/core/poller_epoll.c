@@ -80,6 +80,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         io->cb(io, ready);
+        tw__poller_io_done(r);
     }
     b->count = 0;
     tw__poller_unhold(r);

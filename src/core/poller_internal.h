@@ -126,5 +126,7 @@ void tw__backend_free(tw_reactor *r);
  * dispatches the watches of unpollable descriptors from a timer. */
 void tw__poller_hold(tw_reactor *r);
 void tw__poller_unhold(tw_reactor *r);
+/* Between two io callbacks of one held run: send what the last one wrote. */
+void tw__poller_io_done(tw_reactor *r);
 
 #endif
