@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <twine/log.h>
 
+#include "core/fd_internal.h"
 #include "core/reactor_internal.h"
 #include "net/flow_internal.h"
 #include "net/pipe_internal.h"
@@ -321,7 +322,7 @@ TW_API int tw_spawn_process(tw_reactor *r, tw_process_protocol *pp, const char *
                 continue;
             }
             int pfd[2];
-            if (pipe2(pfd, O_CLOEXEC) < 0) {
+            if (tw__pipe(pfd, O_CLOEXEC) < 0) {
                 rc = -errno;
                 goto fail;
             }

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fd_internal.h"
 #include "proc/proc_internal.h"
 
 extern char **environ;
@@ -177,7 +178,7 @@ static pid_t by_fork(const char *const *argv, char *const *envp, const char *cwd
                      gid_t gid, int tty, int new_group)
 {
     int ep[2];
-    if (pipe2(ep, O_CLOEXEC) < 0)
+    if (tw__pipe(ep, O_CLOEXEC) < 0)
         return -errno;
     /* Above every target, so the mapping never overwrites it. */
     int errfd = fcntl(ep[1], F_DUPFD_CLOEXEC, p->max_target + 1);
