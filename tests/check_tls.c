@@ -847,6 +847,7 @@ typedef struct raw {
     int wrap;           /* keep only the last of it in plain */
     int closed_notify;  /* SSL_read saw close_notify (SSL_ERROR_ZERO_RETURN) */
     int bad_eof;        /* SSL_read failed instead: a FIN without close_notify */
+    int wfd;            /* over two pipes: the one written (fd, non-blocking, is read) */
 } raw;
 
 static void raw_count(raw *c, const unsigned char *b, size_t n)
@@ -877,7 +878,7 @@ static void raw_flush_out(raw *c)
     char buf[16384];
     int n;
     while ((n = BIO_read(c->out, buf, sizeof buf)) > 0)
-        if (tu_write_all(c->fd, buf, (size_t)n) != 0)
+        if (tu_write_all(c->wfd > 0 ? c->wfd : c->fd, buf, (size_t)n) != 0)
             ck_assert_msg(c->eof, "cannot write to the server: %s", strerror(errno));
 }
 
@@ -888,7 +889,8 @@ static void raw_pump(raw *c)
     int n;
     raw_flush_out(c);
     ssize_t got;
-    while ((got = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+    while ((got = c->wfd > 0 ? read(c->fd, buf, sizeof buf)
+                             : recv(c->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
         raw_count(c, (unsigned char *)buf, (size_t)got);
         BIO_write(c->in, buf, (int)got);
     }
@@ -995,6 +997,8 @@ static void raw_stop(raw *c)
     SSL_CTX_free(c->ctx);
     if (c->fd >= 0)
         close(c->fd);
+    if (c->wfd > 0)
+        close(c->wfd);
 }
 
 static void thousand_writes_make_few_records(int version)
@@ -1297,6 +1301,38 @@ START_TEST(test_graceful_stop_over_tls_behind_a_proxy_header_sends_close_notify)
     ck_assert_uint_eq(closed_as(l, TW_CLOSE_SHUTDOWN), 1);
     raw_stop(&c);
     tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+END_TEST
+
+/* A TLS session over two pipes (the pipe transport, as over a process's
+ * standard IO): a graceful stop ends it as over a socket, close_notify
+ * before the pipe closes. */
+START_TEST(test_graceful_stop_over_tls_on_pipes_sends_close_notify)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_WELCOME);
+    tw_factory *w;
+    ck_assert_int_eq(tw_tls_factory_new(sctx, NULL, &sf.base, &w), 0);
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    ck_assert_int_eq(tw_transport_adopt_pipe(r, up[0], down[1], w), 0);
+    raw c;
+    memset(&c, 0, sizeof c);
+    raw_init(&c, down[0], TLS1_3_VERSION);
+    c.wfd = up[1];
+    ck_assert_int_eq(fcntl(down[0], F_SETFL, O_NONBLOCK), 0);
+    signal(SIGPIPE, SIG_IGN); /* a server gone too early fails the test, not the process */
+    raw_handshake(&c);
+    tw_reactor_stop(r);
+    raw_wait_eof(&c, 5000);
+    assert_clean_end(&c, "welcome");
+    spin(r, &srv.lost, 3000);
+    ck_assert_int_eq(srv.lost_code, TW_EDONE);
+    raw_stop(&c);
+    tw_factory_free(w);
     tw_tls_context_unref(sctx);
 }
 END_TEST
@@ -2375,6 +2411,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_input_budget_over_tls_sends_close_notify_then_fin);
     tcase_add_test(tc, test_graceful_stop_over_tls_behind_a_proxy_header_sends_close_notify);
     tcase_add_test(tc, test_graceful_stop_after_start_tls_through_the_policy_wrapper_sends_close_notify);
+    tcase_add_test(tc, test_graceful_stop_over_tls_on_pipes_sends_close_notify);
     tcase_add_test(tc, test_a_reason_named_over_tls_is_the_one_counted);
     tcase_add_test(tc, test_a_peers_orderly_close_over_tls_counts_as_the_peers);
     tcase_add_test(tc, test_lose_write_connection_over_tls_sends_close_notify_then_fin_and_reads_on);

@@ -108,6 +108,8 @@ int tu_write_all(int fd, const void *buf, size_t len)
     const char *p = buf;
     while (len > 0) {
         ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(fd, p, len); /* a pipe */
         if (w < 0) {
             if (errno == EINTR)
                 continue;

@@ -21,7 +21,7 @@ int tu_connect_unix(const char *path);
  * closed (asserts, Check-style, that the bind worked). */
 int tu_closed_port(void);
 
-/* Write all bytes; 0 or -1. */
+/* Write all bytes (send, or write on a pipe); 0 or -1. */
 int tu_write_all(int fd, const void *buf, size_t len);
 
 /* Read exactly len bytes within timeout_ms; returns bytes read (short on

@@ -45,6 +45,7 @@ typedef struct pipe_transport {
     int state;       /* P_* */
     int code;        /* what connection_lost will say */
     int write_shut_req;
+    int asked; /* the protocol was asked to end its part (close_requested) */
 } pipe_transport;
 
 static const tw_transport_ops pipe_ops;
@@ -285,9 +286,20 @@ static void resume_protocol(tw__flow *fl)
         p->ops->resume_producing(p);
 }
 
+/* A graceful stop: as the stream does, a protocol with close_requested (a
+ * TLS layer after startTLS) ends its part first, close_notify and all,
+ * and then loses this transport itself; asked once, so a layer that has
+ * not closed by the next time is closed under it. */
 static void closeable_lose(tw__closeable *c)
 {
-    pipe_lose(&tw_container_of(c, pipe_transport, node)->base);
+    pipe_transport *t = tw_container_of(c, pipe_transport, node);
+    tw_protocol *p = t->base.protocol;
+    if (t->state == P_OPEN && !t->asked && p->ops->close_requested != NULL) {
+        t->asked = 1;
+        p->ops->close_requested(p);
+        return;
+    }
+    pipe_lose(&t->base);
 }
 
 static void closeable_abort(tw__closeable *c)
