@@ -45,3 +45,17 @@ int tw__buf_reserve(char **data, size_t *cap, size_t used, size_t more, size_t m
     *cap = n;
     return 0;
 }
+
+int tw__iov_total(const struct iovec *iov, int iovcnt, size_t *total)
+{
+    if (iovcnt < 0)
+        return -EINVAL;
+    size_t sum = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (iov[i].iov_len > SIZE_MAX - sum)
+            return -ENOMEM;
+        sum += iov[i].iov_len;
+    }
+    *total = sum;
+    return 0;
+}

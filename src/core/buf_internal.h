@@ -10,6 +10,7 @@
 #define TWINE_BUF_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 
 /*
  * The capacity to grow from @p cap (at least @p min) so that @p used +
@@ -27,5 +28,13 @@ size_t tw__buf_next_cap(size_t cap, size_t used, size_t more, size_t min);
  */
 int tw__buf_reserve(char **data, size_t *cap, size_t used, size_t more, size_t min,
                     const char *inline_storage);
+
+/*
+ * The bytes of a write of @p iovcnt pieces, into *@p total: what every
+ * transport's writev checks before it queues or copies anything.
+ * @return 0, -EINVAL for a negative count, or -ENOMEM when the sum does
+ * not fit a size_t (no buffer could hold it).
+ */
+int tw__iov_total(const struct iovec *iov, int iovcnt, size_t *total);
 
 #endif

@@ -69,6 +69,7 @@
 #include <event2/event.h>
 #include <twine/log.h>
 
+#include "core/buf_internal.h"
 #include "core/poller_internal.h"
 #include "core/reactor_internal.h"
 #include "net/outq_internal.h"
@@ -902,17 +903,10 @@ static int stream_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
     tw__stream *s = (tw__stream *)t;
     if (!takes_writes(s))
         return TW_ESTATE;
-    if (iovcnt < 0)
-        return -EINVAL;
-
-    size_t total = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > SIZE_MAX - total)
-            return -ENOMEM;
-        total += iov[i].iov_len;
-    }
-    if (total == 0)
-        return 0;
+    size_t total;
+    int rc = tw__iov_total(iov, iovcnt, &total);
+    if (rc < 0 || total == 0)
+        return rc;
 
     s->flags |= F_WROTE;
     /* Inside one of twine's callbacks, small writes wait for it to return

@@ -710,18 +710,20 @@ static int tls_writev(tw_transport *t, const struct iovec *iov, int iovcnt)
     tls_conn *c = conn_of_transport(t);
     if (!takes_writes(c))
         return TW_ESTATE;
-    if (iovcnt < 0)
-        return -EINVAL;
-    size_t total = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len > SIZE_MAX - total)
-            return -ENOMEM;
-        total += iov[i].iov_len;
-    }
-    if (total == 0)
-        return 0;
+    size_t total;
+    int rc = tw__iov_total(iov, iovcnt, &total);
+    if (rc < 0 || total == 0)
+        return rc;
     if (total > (size_t)INT_MAX - c->pending_len)
         return -ENOMEM; /* SSL_write takes an int */
+    if (c->stage == S_OPEN && c->pending_len == 0 && iovcnt == 1 && total >= RECORD_MAX) {
+        /* A full record or more with nothing gathered before it: encrypt
+         * it from the caller's buffer, sparing a copy; gathering only
+         * helps writes smaller than a record. */
+        if (SSL_write(c->ssl, iov[0].iov_base, (int)total) <= 0)
+            fail_ssl(c, "cannot encrypt");
+        return 0;
+    }
     if (tw__buf_reserve(&c->pending, &c->pending_cap, c->pending_len, total, 1024, NULL) < 0)
         return -ENOMEM;
     for (int i = 0; i < iovcnt; i++) {
