@@ -847,7 +847,7 @@ typedef struct raw {
     int wrap;           /* keep only the last of it in plain */
     int closed_notify;  /* SSL_read saw close_notify (SSL_ERROR_ZERO_RETURN) */
     int bad_eof;        /* SSL_read failed instead: a FIN without close_notify */
-    int wfd;            /* over two pipes: the one written (fd, non-blocking, is read) */
+    int wfd;            /* over two pipes, the one written to (fd, non-blocking, is read) */
 } raw;
 
 static void raw_count(raw *c, const unsigned char *b, size_t n)
