@@ -1191,6 +1191,69 @@ static unsigned long long closed_as(tw_listener *l, tw_close_reason why)
     return st.closed[why];
 }
 
+/* A client that comes back with the session of its last connection
+ * resumes it: through a TLS 1.3 ticket, or, under TLS 1.2, the ticket or
+ * the server's session cache (the client below takes no ticket). No
+ * certificate is sent the second time. */
+static void resumes(int version, int tickets)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    SSL_SESSION *sess = NULL;
+    for (int round = 0; round < 2; round++) {
+        raw c;
+        raw_connect(&c, port, version);
+        if (!tickets)
+            SSL_set_options(c.ssl, SSL_OP_NO_TICKET);
+        if (sess != NULL)
+            ck_assert_int_eq(SSL_set_session(c.ssl, sess), 1);
+        raw_handshake(&c);
+        raw_send(&c, "ping");
+        for (int i = 0; i < 200 && c.plain_len < 4; i++)
+            raw_spin(&c, 5);
+        ck_assert_int_eq(c.plain_len, 4);
+        ck_assert_int_eq(SSL_version(c.ssl), version);
+        if (round == 0) {
+            ck_assert(!SSL_session_reused(c.ssl));
+            sess = SSL_get1_session(c.ssl);
+            ck_assert_ptr_nonnull(sess);
+            ck_assert(SSL_SESSION_is_resumable(sess));
+        } else {
+            ck_assert_msg(SSL_session_reused(c.ssl), "the session was not resumed");
+        }
+        SSL_shutdown(c.ssl);
+        raw_pump(&c);
+        raw_stop(&c);
+        for (int i = 0; i < 600 && srv.lost == round; i++)
+            tw_reactor_iterate(r, 0.005);
+        ck_assert_int_eq(srv.lost, round + 1);
+    }
+    SSL_SESSION_free(sess);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
+}
+
+START_TEST(test_tls13_sessions_resume_through_tickets)
+{
+    resumes(TLS1_3_VERSION, 1);
+}
+END_TEST
+
+START_TEST(test_tls12_sessions_resume_through_tickets)
+{
+    resumes(TLS1_2_VERSION, 1);
+}
+END_TEST
+
+START_TEST(test_tls12_sessions_resume_through_the_server_cache)
+{
+    resumes(TLS1_2_VERSION, 0);
+}
+END_TEST
+
 START_TEST(test_idle_timeout_over_tls_sends_close_notify_then_fin)
 {
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
@@ -2406,6 +2469,9 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_lose_connection_sends_close_notify_then_fin);
     tcase_add_test(tc, test_peer_close_notify_is_a_half_close_for_aware_protocols);
     tcase_add_test(tc, test_watermarks_count_the_encrypted_queue);
+    tcase_add_test(tc, test_tls13_sessions_resume_through_tickets);
+    tcase_add_test(tc, test_tls12_sessions_resume_through_tickets);
+    tcase_add_test(tc, test_tls12_sessions_resume_through_the_server_cache);
     tcase_add_test(tc, test_idle_timeout_over_tls_sends_close_notify_then_fin);
     tcase_add_test(tc, test_graceful_stop_over_tls_sends_the_queue_then_close_notify_then_fin);
     tcase_add_test(tc, test_input_budget_over_tls_sends_close_notify_then_fin);
