@@ -6,10 +6,14 @@
  * shares: the certificate, its key and chain, the trust roots, whether a
  * client certificate is required, the ALPN list. Its defaults are the safe
  * ones: TLS 1.2 and 1.3 only, no renegotiation, no compression, the
- * server's cipher preference, session tickets, buffers released while a
- * connection is idle; a client verifies the server's chain against the
+ * server's cipher preference, session resumption, buffers released while
+ * a connection is idle; a client verifies the server's chain against the
  * system's trust store and checks its name, and always sends that name as
  * SNI. Only tw_tls_context_set_insecure_no_verify() turns verification off.
+ * A server resumes sessions through tickets (TLS 1.3 and 1.2; OpenSSL's,
+ * their keys made with the context and kept for its life, so processes
+ * forked after it share them) and, for TLS 1.2 clients that take no
+ * ticket, through the context's session cache.
  *
  * The TLS transport is layered on a stream transport: the stream moves the
  * ciphertext, and the protocol above sees plaintext through the ordinary
