@@ -121,6 +121,11 @@ void tw__io_kick(tw_reactor *r, tw__io *io)
     pl->kick_tail = io;
 }
 
+int tw__io_kick_pending(const tw__io *io)
+{
+    return (io->state & KICKED) != 0;
+}
+
 void tw__io_release(tw_reactor *r, tw__io *io)
 {
     struct tw__poller *pl = r->poller;

@@ -110,6 +110,11 @@ void tw__io_stop(tw_reactor *r, tw__io *io);
  * it is kicked before that), in the order kicks were made. */
 void tw__io_kick(tw_reactor *r, tw__io *io);
 
+/* Whether a kick of @p io waits to run. The loop runs kicks before it
+ * waits for descriptors again (libevent runs an event made active inside
+ * its dispatch in the same pass). */
+int tw__io_kick_pending(const tw__io *io);
+
 /* The owner of @p io is closed (its descriptor stopped and closed): call
  * back TW__IO_FREE, once, when no dispatch can hold a pointer to it any
  * more -- now, when none runs and @p io is not waiting for its kick. */

@@ -25,8 +25,9 @@
  *
  * An orderly close (lose_connection, the peer's EOF for a protocol that is
  * not half-close aware, a graceful stop, an idle timeout) never drops what is
- * queued and never resets: the queue flushes, shutdown(SHUT_WR) sends FIN,
- * and then the stream lingers, reading and discarding whatever the peer
+ * queued and never resets: the queue flushes, shutdown(SHUT_WR) sends FIN
+ * (or, after the peer's EOF, the close itself does), and then the stream
+ * lingers, reading and discarding whatever the peer
  * still sends, until the peer's EOF or the reactor's linger timeout (nginx's
  * lingering close). close() with unread input would make the kernel send an
  * RST, and the peer would lose the output it had not read yet. Input that
@@ -114,7 +115,7 @@ enum {
     F_WROTE = 1 << 8,            /* a pull producer wrote since it was asked */
     F_IDLE_TRACK = 1 << 9,       /* the listener closes idle connections */
     F_CLIENT = 1 << 10,          /* an outgoing connection */
-    F_HUP_SEEN = 1 << 11,        /* a hangup the stream could not act on yet */
+    F_HUP_SEEN = 1 << 11,        /* a hangup heard while not reading: input may be unread */
     F_LOST = 1 << 12,            /* the protocol heard connection_lost and is gone */
     F_UNIX = 1 << 13,            /* a UNIX socket: descriptors may come with the bytes */
     F_FDS_LOGGED = 1 << 14,      /* said once that descriptors past the bound were closed */
@@ -277,6 +278,8 @@ static void update_events(tw__stream *s)
     }
     if (queued(s) > 0 && !batching(s))
         want |= TW__POLL_OUT;
+    if (want == 0 && is_closing(s) && (s->flags & F_READ_EOF) && tw__io_kick_pending(&s->io))
+        return; /* its kick flushes nothing and closes it: a change of interest would be wasted */
     int rc = tw__io_watch(s->base.reactor, &s->io, want);
     if (rc < 0) {
         /* Unwatched, the connection would hang: close it with the reason. */
@@ -424,7 +427,11 @@ static void begin_linger(tw__stream *s)
 {
     tw_reactor *r = s->base.reactor;
     s->state = S_LINGERING;
-    if (!(s->flags & F_WRITE_SHUT)) {
+    /* After the peer's EOF was read nothing unread is left, so the close()
+     * that follows at once sends the FIN: no shutdown call of its own. An
+     * EOF heard as a hangup while paused (F_HUP_SEEN) may have input
+     * before it, and keeps the FIN first. */
+    if (!(s->flags & F_WRITE_SHUT) && (s->flags & (F_READ_EOF | F_HUP_SEEN)) != F_READ_EOF) {
         shutdown(stream_fd(s), SHUT_WR);
         s->flags |= F_WRITE_SHUT;
     }
@@ -640,6 +647,7 @@ static void handle_hangup(tw__stream *s)
         /* The peer's FIN, seen while paused: a protocol that is not
          * half-close aware would end on it once it read that far, and the
          * input it paused on can only be answered to a peer that left. */
+        s->flags |= F_HUP_SEEN;
         peer_eof(s);
         return;
     }
