@@ -27,10 +27,10 @@
  * not half-close aware, a graceful stop, an idle timeout) never drops what is
  * queued and never resets: the queue flushes, shutdown(SHUT_WR) sends FIN
  * (or, after the peer's EOF, the close itself does), and then the stream
- * lingers, reading and discarding whatever the peer
- * still sends, until the peer's EOF or the reactor's linger timeout (nginx's
- * lingering close). close() with unread input would make the kernel send an
- * RST, and the peer would lose the output it had not read yet. Input that
+ * lingers, reading and discarding whatever the peer still sends, until
+ * the peer's EOF or the reactor's linger timeout (nginx's lingering close).
+ * close() with unread input would make the kernel send an RST, and the
+ * peer would lose the output it had not read yet. Input that
  * arrives while the queue flushes is discarded too, so a peer that writes
  * everything before it reads does not stall the close. Only
  * abort_connection (and the timeouts that give up on a peer that does not
