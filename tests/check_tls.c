@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #ifdef HAVE_MALLINFO2
 #include <malloc.h>
 #endif
@@ -23,6 +24,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -1191,6 +1193,38 @@ static unsigned long long closed_as(tw_listener *l, tw_close_reason why)
     return st.closed[why];
 }
 
+/* One connection to @p port: a handshake offering @p sess (when not NULL;
+ * with @p tickets 0 the client takes no ticket), an echo, an orderly
+ * close. @return the session it ended with, the caller's to free; *@p
+ * reused says whether @p sess was resumed. */
+static SSL_SESSION *session_round(int port, int version, int tickets, SSL_SESSION *sess,
+                                  int *reused)
+{
+    int lost = srv.lost;
+    raw c;
+    raw_connect(&c, port, version);
+    if (!tickets)
+        SSL_set_options(c.ssl, SSL_OP_NO_TICKET);
+    if (sess != NULL)
+        ck_assert_int_eq(SSL_set_session(c.ssl, sess), 1);
+    raw_handshake(&c);
+    raw_send(&c, "ping");
+    for (int i = 0; i < 200 && c.plain_len < 4; i++)
+        raw_spin(&c, 5);
+    ck_assert_int_eq(c.plain_len, 4);
+    ck_assert_int_eq(SSL_version(c.ssl), version);
+    *reused = SSL_session_reused(c.ssl);
+    SSL_SESSION *now = SSL_get1_session(c.ssl);
+    ck_assert_ptr_nonnull(now);
+    SSL_shutdown(c.ssl);
+    raw_pump(&c);
+    raw_stop(&c);
+    for (int i = 0; i < 600 && srv.lost == lost; i++)
+        tw_reactor_iterate(r, 0.005);
+    ck_assert_int_eq(srv.lost, lost + 1);
+    return now;
+}
+
 /* A client that comes back with the session of its last connection
  * resumes it: through a TLS 1.3 ticket, or, under TLS 1.2, the ticket or
  * the server's session cache (the client below takes no ticket). No
@@ -1202,36 +1236,14 @@ static void resumes(int version, int tickets)
     tf_init(&sf, &srv, M_ECHO);
     tw_listener *l;
     int port = listen_tls(sctx, &sf, &l);
-    SSL_SESSION *sess = NULL;
-    for (int round = 0; round < 2; round++) {
-        raw c;
-        raw_connect(&c, port, version);
-        if (!tickets)
-            SSL_set_options(c.ssl, SSL_OP_NO_TICKET);
-        if (sess != NULL)
-            ck_assert_int_eq(SSL_set_session(c.ssl, sess), 1);
-        raw_handshake(&c);
-        raw_send(&c, "ping");
-        for (int i = 0; i < 200 && c.plain_len < 4; i++)
-            raw_spin(&c, 5);
-        ck_assert_int_eq(c.plain_len, 4);
-        ck_assert_int_eq(SSL_version(c.ssl), version);
-        if (round == 0) {
-            ck_assert(!SSL_session_reused(c.ssl));
-            sess = SSL_get1_session(c.ssl);
-            ck_assert_ptr_nonnull(sess);
-            ck_assert(SSL_SESSION_is_resumable(sess));
-        } else {
-            ck_assert_msg(SSL_session_reused(c.ssl), "the session was not resumed");
-        }
-        SSL_shutdown(c.ssl);
-        raw_pump(&c);
-        raw_stop(&c);
-        for (int i = 0; i < 600 && srv.lost == round; i++)
-            tw_reactor_iterate(r, 0.005);
-        ck_assert_int_eq(srv.lost, round + 1);
-    }
-    SSL_SESSION_free(sess);
+    int reused;
+    SSL_SESSION *first = session_round(port, version, tickets, NULL, &reused);
+    ck_assert(!reused);
+    ck_assert(SSL_SESSION_is_resumable(first));
+    SSL_SESSION *second = session_round(port, version, tickets, first, &reused);
+    ck_assert_msg(reused, "the session was not resumed");
+    SSL_SESSION_free(first);
+    SSL_SESSION_free(second);
     tw_listener_close(l);
     tw_tls_context_unref(sctx);
 }
@@ -1251,6 +1263,57 @@ END_TEST
 START_TEST(test_tls12_sessions_resume_through_the_server_cache)
 {
     resumes(TLS1_2_VERSION, 0);
+}
+END_TEST
+
+/* Sleep until @p into seconds after the wall clock's next multiple of
+ * @p period. */
+static void sleep_into_next_period(double period, double into)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    double until = (floor(now / period) + 1) * period + into;
+    double wait = until - now;
+    struct timespec d = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+    while (nanosleep(&d, &d) < 0 && errno == EINTR) {
+    }
+}
+
+/* Ticket keys turn with the period: a ticket resumes in the period it
+ * was sealed in and in the next, not after. */
+START_TEST(test_session_ticket_keys_turn_over_each_period)
+{
+    tw_tls_context *sctx = server_ctx("server.pem", "server.key");
+    ck_assert_int_eq(tw_tls_context_set_ticket_key_period(sctx, 0.5), -EINVAL);
+    ck_assert_int_eq(tw_tls_context_set_ticket_key_period(sctx, NAN), -EINVAL);
+    tw_tls_context *cctx = tw_tls_context_new(TW_TLS_CLIENT, NULL, 0);
+    ck_assert_int_eq(tw_tls_context_set_ticket_key_period(cctx, 2), -EINVAL);
+    tw_tls_context_unref(cctx);
+    const double period = 2;
+    ck_assert_int_eq(tw_tls_context_set_ticket_key_period(sctx, period), 0);
+    tfactory sf;
+    tf_init(&sf, &srv, M_ECHO);
+    tw_listener *l;
+    int port = listen_tls(sctx, &sf, &l);
+    int reused;
+    sleep_into_next_period(period, 0.05);
+    SSL_SESSION *sealed = session_round(port, TLS1_3_VERSION, 1, NULL, &reused);
+    ck_assert(!reused);
+    sleep_into_next_period(period, 0.05);
+    SSL_SESSION *renewed = session_round(port, TLS1_3_VERSION, 1, sealed, &reused);
+    ck_assert_msg(reused, "a ticket of the last period was refused");
+    sleep_into_next_period(period, 0.05);
+    SSL_SESSION *again = session_round(port, TLS1_3_VERSION, 1, renewed, &reused);
+    ck_assert_msg(reused, "the renewed ticket was refused");
+    SSL_SESSION *late = session_round(port, TLS1_3_VERSION, 1, sealed, &reused);
+    ck_assert_msg(!reused, "a ticket two periods old still opened");
+    SSL_SESSION_free(sealed);
+    SSL_SESSION_free(renewed);
+    SSL_SESSION_free(again);
+    SSL_SESSION_free(late);
+    tw_listener_close(l);
+    tw_tls_context_unref(sctx);
 }
 END_TEST
 
@@ -2472,6 +2535,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, test_tls13_sessions_resume_through_tickets);
     tcase_add_test(tc, test_tls12_sessions_resume_through_tickets);
     tcase_add_test(tc, test_tls12_sessions_resume_through_the_server_cache);
+    tcase_add_test(tc, test_session_ticket_keys_turn_over_each_period);
     tcase_add_test(tc, test_idle_timeout_over_tls_sends_close_notify_then_fin);
     tcase_add_test(tc, test_graceful_stop_over_tls_sends_the_queue_then_close_notify_then_fin);
     tcase_add_test(tc, test_input_budget_over_tls_sends_close_notify_then_fin);

@@ -10,10 +10,10 @@
  * a connection is idle; a client verifies the server's chain against the
  * system's trust store and checks its name, and always sends that name as
  * SNI. Only tw_tls_context_set_insecure_no_verify() turns verification off.
- * A server resumes sessions through tickets (TLS 1.3 and 1.2; OpenSSL's,
- * their keys made with the context and kept for its life, so processes
- * forked after it share them) and, for TLS 1.2 clients that take no
- * ticket, through the context's session cache.
+ * A server resumes sessions through tickets (TLS 1.3 and 1.2), sealed
+ * with keys that turn every hour (tw_tls_context_set_ticket_key_period()),
+ * and, for TLS 1.2 clients that take no ticket, through the context's
+ * session cache.
  *
  * The TLS transport is layered on a stream transport: the stream moves the
  * ciphertext, and the protocol above sees plaintext through the ordinary
@@ -82,6 +82,9 @@ typedef enum tw_tls_side {
 
 /** The default handshake timeout, in seconds. */
 #define TW_TLS_HANDSHAKE_TIMEOUT 10.0
+
+/** Seconds a server's session ticket key is used for (an hour). */
+#define TW_TLS_TICKET_KEY_PERIOD 3600.0
 
 /** Room for a one-sentence error from the calls below, with its NUL. */
 #define TW_TLS_ERRLEN 256
@@ -186,6 +189,22 @@ TW_API int tw_tls_context_set_sni_callback(tw_tls_context *ctx, tw_tls_sni_fn fn
  * @return 0, or -EINVAL for a negative or non-finite value.
  */
 TW_API int tw_tls_context_set_handshake_timeout(tw_tls_context *ctx, double seconds);
+
+/**
+ * Servers: how long each session ticket key seals tickets (default
+ * TW_TLS_TICKET_KEY_PERIOD). Keys turn at multiples of @p seconds on the
+ * wall clock; a ticket is accepted under its own period's key and the
+ * next period's (and then replaced), so it resumes for between one and
+ * two periods, within OpenSSL's session timeout (two hours unless the
+ * SSL_CTX says otherwise). Each key is derived one way from the one
+ * before, so a key read from a process's memory opens no older ticket;
+ * processes forked after the context was made turn the same keys at the
+ * same moments. Calling this starts a new series (tickets sealed before
+ * are no longer opened): call it before forking.
+ * @return 0, -EINVAL for a client context or fewer than 1 second,
+ *         -ENOMEM.
+ */
+TW_API int tw_tls_context_set_ticket_key_period(tw_tls_context *ctx, double seconds);
 
 /**
  * The OpenSSL SSL_CTX behind @p ctx (an `SSL_CTX *`), for settings twine

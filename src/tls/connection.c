@@ -932,7 +932,7 @@ int tw__tls_conn_new(tw_tls_context *ctx, tw__tls_factory *tf, tw_protocol *inne
         return -ENOMEM;
     c->ssl = SSL_new(ctx->ssl_ctx);
     BIO *bio = BIO_new(m);
-    if (c->ssl == NULL || bio == NULL) {
+    if (c->ssl == NULL || bio == NULL || tw__tls_tickets_attach(ctx, c->ssl) < 0) {
         SSL_free(c->ssl);
         BIO_free(bio);
         free(c);

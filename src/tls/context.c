@@ -119,6 +119,12 @@ TW_API tw_tls_context *tw_tls_context_new(tw_tls_side side, char *err, size_t er
         SSL_CTX_set_tlsext_servername_callback(s, server_name_cb);
         SSL_CTX_set_tlsext_servername_arg(s, ctx);
         SSL_CTX_set_alpn_select_cb(s, alpn_select_cb, ctx);
+        if (tw__tls_tickets_init(ctx) < 0) {
+            say(err, errlen, "cannot make a TLS context: out of memory");
+            SSL_CTX_free(s);
+            free(ctx);
+            return NULL;
+        }
     }
     return ctx;
 }
@@ -134,6 +140,7 @@ TW_API void tw_tls_context_unref(tw_tls_context *ctx)
     if (ctx == NULL || --ctx->refs > 0)
         return;
     SSL_CTX_free(ctx->ssl_ctx);
+    tw__tls_tickets_free(ctx->tickets);
     free(ctx->hostname);
     free(ctx->alpn);
     free(ctx);

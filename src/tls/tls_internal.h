@@ -12,6 +12,9 @@
 #include <twine/deferred.h>
 #include <twine/tls.h>
 
+/* A server context's session ticket keys (tickets.c). */
+typedef struct tw__tls_tickets tw__tls_tickets;
+
 struct tw_tls_context {
     SSL_CTX *ssl_ctx;
     unsigned refs;
@@ -23,6 +26,7 @@ struct tw_tls_context {
     size_t alpn_len;
     tw_tls_sni_fn sni;
     void *sni_arg;
+    tw__tls_tickets *tickets;   /* servers: the keys that seal session tickets */
 };
 
 /* The wrapping factory (factory.c). */
@@ -52,6 +56,16 @@ int tw__tls_conn_new(tw_tls_context *ctx, tw__tls_factory *tf, tw_protocol *inne
 /* connection.c: the protocol a TLS connection's base carries, or NULL when
  * @p p is no TLS connection's base. */
 tw_protocol *tw__tls_conn_inner(tw_protocol *p);
+
+/* tickets.c: give the server context @p ctx its turning ticket keys.
+ * @return 0 or -ENOMEM. */
+int tw__tls_tickets_init(tw_tls_context *ctx);
+void tw__tls_tickets_free(tw__tls_tickets *t);
+
+/* tickets.c: @p ssl, made from @p ctx, seals and opens its tickets with
+ * @p ctx's keys whatever context an SNI callback moves it to.
+ * @return 0 or -ENOMEM. */
+int tw__tls_tickets_attach(tw_tls_context *ctx, SSL *ssl);
 
 /* context.c: one sentence for the error OpenSSL queued (emptying the
  * queue), with the certificate verification's reason when @p ssl has one. */
