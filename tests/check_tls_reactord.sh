@@ -136,6 +136,39 @@ if start workers -p echo --workers 2 -l "$ssl"; then
     stop
 fi
 
+# ---- --workers: a session resumes whichever worker the client comes back
+# to (the workers turn the same ticket keys). One connection takes a
+# ticket, eight more offer it; the workers' totals show whether both
+# served, which proves a resumption on a worker that did not seal it.
+resumed_everywhere=""
+for round in 1 2 3; do
+    start resume -p echo --workers 2 -l "$ssl" || break
+    s_opts="-connect 127.0.0.1:$port -tls1_3 -CAfile $c/ca.pem -servername localhost -verify_return_error -no_ign_eof"
+    (printf 'first\n'; sleep 0.5) | timeout 10 openssl s_client $s_opts \
+        -sess_out "$tmp/sess.pem" >"$tmp/s_first.out" 2>&1
+    reused=0
+    for i in 1 2 3 4 5 6 7 8; do
+        (printf 'again\n'; sleep 0.3) | timeout 10 openssl s_client $s_opts \
+            -sess_in "$tmp/sess.pem" >"$tmp/s_again.out" 2>&1
+        grep -q '^Reused, TLSv1.3' "$tmp/s_again.out" && reused=$((reused + 1))
+    done
+    stop
+    if [ $reused -ne 8 ]; then
+        fail "--workers 2: $reused of 8 connections resumed the session: $(cat "$tmp/s_again.out")"
+        resumed_everywhere=failed
+        break
+    fi
+    served=$(grep -c 'worker [12]: totals for .* [1-9][0-9]* accepted' "$tmp/resume.log")
+    if [ "$served" -eq 2 ]; then
+        resumed_everywhere=yes
+        break
+    fi
+done
+case $resumed_everywhere in
+yes) ok "--workers 2: a session sealed by one worker resumes on the other" ;;
+"") ok "--workers 2: sessions resumed, but every connection went to one worker (not checked across workers)" ;;
+esac
+
 # ---- SIGHUP: new connections get the new certificate, the open one goes on
 if start reload -p echo -l "$ssl"; then
     mkfifo "$tmp/in"
