@@ -5,9 +5,9 @@
  * OpenSSL makes one ticket key with each SSL_CTX and keeps it as long as
  * the context lives: a key taken from a server that ran for a month opens
  * every ticket of that month, and so the sessions they resumed. Here the
- * key changes every period (an hour by default, as nginx turns its keys):
- * a ticket is sealed with this period's key and still accepted under the
- * last period's, then renewed; an older one gets a full handshake.
+ * key changes every period (an hour by default): a ticket is sealed with
+ * this period's key and still accepted under the last period's, then
+ * renewed; an older one gets a full handshake.
  *
  * The keys come from a hash ratchet. A 32-byte secret is drawn when the
  * context is made; at each new period the next secret is
