@@ -1227,8 +1227,7 @@ static SSL_SESSION *session_round(int port, int version, int tickets, SSL_SESSIO
 
 /* A client that comes back with the session of its last connection
  * resumes it: through a TLS 1.3 ticket, or, under TLS 1.2, the ticket or
- * the server's session cache (the client below takes no ticket). No
- * certificate is sent the second time. */
+ * the server's session cache (the client below takes no ticket). */
 static void resumes(int version, int tickets)
 {
     tw_tls_context *sctx = server_ctx("server.pem", "server.key");
