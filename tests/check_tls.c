@@ -993,6 +993,14 @@ static void raw_send(raw *c, const char *text)
     raw_pump(c);
 }
 
+/* Run the loop and the raw client until @p n bytes of plaintext came
+ * (the caller asserts how many did). */
+static void raw_wait_plain(raw *c, size_t n)
+{
+    for (int i = 0; i < 200 && c->plain_len < n; i++)
+        raw_spin(c, 5);
+}
+
 static void raw_stop(raw *c)
 {
     SSL_free(c->ssl);
@@ -1013,8 +1021,7 @@ static void thousand_writes_make_few_records(int version)
     raw_handshake(&c);
     c.records = 0;
     raw_send(&c, "go");
-    for (int i = 0; i < 200 && c.plain_len < 1000; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 1000);
     ck_assert_int_eq(c.plain_len, 1000);
     ck_assert_msg(c.records <= 2, "1000 one-byte writes made %zu records", c.records);
     raw_stop(&c);
@@ -1095,8 +1102,7 @@ START_TEST(test_close_without_close_notify_is_a_truncation)
     raw_start(&c, sctx, M_ECHO, TLS1_3_VERSION, &sf, &w);
     raw_handshake(&c);
     raw_send(&c, "hi");
-    for (int i = 0; i < 200 && c.plain_len < 2; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 2);
     ck_assert_int_eq(c.plain_len, 2);
     shutdown(c.fd, SHUT_WR); /* FIN, no close_notify */
     for (int i = 0; i < 300 && !srv.lost; i++)
@@ -1209,8 +1215,7 @@ static SSL_SESSION *session_round(int port, int version, int tickets, SSL_SESSIO
         ck_assert_int_eq(SSL_set_session(c.ssl, sess), 1);
     raw_handshake(&c);
     raw_send(&c, "ping");
-    for (int i = 0; i < 200 && c.plain_len < 4; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 4);
     ck_assert_int_eq(c.plain_len, 4);
     ck_assert_int_eq(SSL_version(c.ssl), version);
     *reused = SSL_session_reused(c.ssl);
@@ -1383,8 +1388,7 @@ START_TEST(test_input_budget_over_tls_sends_close_notify_then_fin)
     raw_connect(&c, port, TLS1_3_VERSION);
     raw_handshake(&c);
     raw_send(&c, "first");
-    for (int i = 0; i < 200 && c.plain_len < 3; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 3);
     /* The protocol holds all it is given: past the budget, it is closed. */
     static char big[40000];
     memset(big, 'b', sizeof big);
@@ -1491,8 +1495,7 @@ START_TEST(test_graceful_stop_after_start_tls_through_the_policy_wrapper_sends_c
     raw_init(&c, sv[1], TLS1_3_VERSION);
     raw_handshake(&c);
     raw_send(&c, "secret");
-    for (int i = 0; i < 200 && c.plain_len < 6; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 6);
     ck_assert_uint_eq(c.plain_len, 6);
     tw_reactor_stop(r);
     raw_wait_eof(&c, 5000);
@@ -1515,8 +1518,7 @@ START_TEST(test_a_reason_named_over_tls_is_the_one_counted)
     raw_connect(&c, port, TLS1_3_VERSION);
     raw_handshake(&c);
     raw_send(&c, "short\r\n");
-    for (int i = 0; i < 200 && c.plain_len < 7; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 7);
     /* Longer than the receiver's 8 bytes: it names too_long and closes. */
     raw_send(&c, "much-too-long\r\n");
     raw_wait_eof(&c, 5000);
@@ -1541,8 +1543,7 @@ START_TEST(test_a_peers_orderly_close_over_tls_counts_as_the_peers)
     raw_connect(&c, port, TLS1_3_VERSION);
     raw_handshake(&c);
     raw_send(&c, "hi");
-    for (int i = 0; i < 200 && c.plain_len < 2; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 2);
     ck_assert_int_ge(SSL_shutdown(c.ssl), 0);
     raw_pump(&c);
     shutdown(c.fd, SHUT_WR);
@@ -2488,8 +2489,7 @@ START_TEST(test_an_idle_connection_keeps_no_buffers_after_an_echo)
     memset(big, 'b', sizeof big);
     ck_assert_int_eq(SSL_write(c.ssl, big, (int)sizeof big), (int)sizeof big);
     raw_pump(&c);
-    for (int i = 0; i < 200 && c.plain_len < 5 + sizeof big; i++)
-        raw_spin(&c, 5);
+    raw_wait_plain(&c, 5 + sizeof big);
     ck_assert_uint_eq(c.plain_len, 5 + sizeof big);
     raw_spin(&c, 20);
     size_t after = heap_in_use();
